@@ -1,0 +1,1 @@
+"""Activities: every side effect of a run (LLM turns, shell tools, connectors) lives here."""

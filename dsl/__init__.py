@@ -1,0 +1,81 @@
+"""The `.iter` language: parse, compile, validate, format and draw workflows.
+
+This package is pure: it imports nothing from the rest of iterloop, no Temporal and no LLM SDK,
+so `iterloop validate` starts fast and the interpreter can depend on it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ast import File
+from .compiler import CompileOptions, SourceMap, compile_ast
+from .diagnostics import CODES, Diagnostic, has_errors
+from .ir import IR_FORMAT_VERSION, Workflow
+from .lexer import decode_source
+from .parser import parse
+
+__all__ = [
+    "CODES",
+    "CheckResult",
+    "CompileOptions",
+    "Diagnostic",
+    "File",
+    "IR_FORMAT_VERSION",
+    "Workflow",
+    "check_bytes",
+    "check_file",
+    "check_source",
+    "parse",
+]
+
+
+@dataclass
+class CheckResult:
+    """Everything known about one source: its AST, its IR (if a workflow was found) and findings."""
+
+    source: str
+    file: str | None
+    ast: File
+    workflow: Workflow | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    source_map: SourceMap | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is an error (warnings are fine) and a workflow was compiled."""
+        return self.workflow is not None and not has_errors(self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+
+def check_source(source: str, *, file: str | None = None, options: CompileOptions | None = None) -> CheckResult:
+    """Parse, compile and validate text. Never raises on bad input."""
+    tree, diags = parse(source)
+    workflow, compile_diags, source_map = compile_ast(tree, options)
+    diagnostics = sorted(diags + compile_diags, key=lambda d: (d.line, d.column))
+    if file is not None:
+        diagnostics = [d.model_copy(update={"file": file}) for d in diagnostics]
+    return CheckResult(source, file, tree, workflow, diagnostics, source_map)
+
+
+def check_bytes(data: bytes, *, file: str | None = None, options: CompileOptions | None = None) -> CheckResult:
+    """Like check_source, for raw bytes (a non-UTF-8 file is a diagnostic, not an exception)."""
+    text, problem = decode_source(data)
+    if text is None:
+        assert problem is not None
+        return CheckResult("", file, File(), None, [problem.model_copy(update={"file": file})])
+    return check_source(text, file=file, options=options)
+
+
+def check_file(path: str | Path, *, options: CompileOptions | None = None) -> CheckResult:
+    """Read and check a file. OSError propagates: a missing file is a usage error, not a diagnostic."""
+    p = Path(path)
+    return check_bytes(p.read_bytes(), file=str(path), options=options)

@@ -1,0 +1,276 @@
+"""The syntax tree of a `.iter` file, as written.
+
+The AST keeps what the user wrote, including spelling choices (`delegate:` vs `backend:`, human
+`mode:` vs `interaction:`) and which properties were set at all, so the formatter can print a file
+that means exactly the same thing. Every declaration records the position of each property it
+set (``props``) so compile-time diagnostics can point at the offending line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LiteralKind = Literal["string", "int", "float", "bool", "json"]
+FIELD_TYPES = ("string", "bool", "int", "float", "json", "string[]")
+
+
+@dataclass(slots=True)
+class Pos:
+    line: int = 1
+    column: int = 1
+
+
+@dataclass(slots=True)
+class Comment:
+    """A `## …` comment. ``inline`` comments follow other tokens on their line."""
+
+    text: str
+    pos: Pos
+    inline: bool = False
+
+
+@dataclass(slots=True)
+class Literal_:
+    """A var default. ``value`` is the Python value; ``raw`` the source text (for the formatter)."""
+
+    kind: LiteralKind
+    value: Any
+    raw: str
+
+
+@dataclass(slots=True)
+class VarField:
+    name: str
+    type: str
+    default: Literal_ | None
+    pos: Pos
+
+
+@dataclass(slots=True)
+class VarsBlock:
+    fields: list[VarField]
+    pos: Pos
+
+
+@dataclass(slots=True)
+class MCPServerDecl:
+    name: str
+    pos: Pos
+    transport: str = ""  # "" = unknown / not set
+    command: str = ""
+    args: list[str] = field(default_factory=list)
+    url: str = ""
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PromptDecl:
+    name: str
+    body: str
+    pos: Pos
+    body_pos: Pos | None = None  # first body line
+
+
+@dataclass(slots=True)
+class SchemaField:
+    name: str
+    type: str
+    enum_values: list[str] | None
+    pos: Pos
+
+
+@dataclass(slots=True)
+class SchemaDecl:
+    name: str
+    fields: list[SchemaField]
+    pos: Pos
+
+
+@dataclass(slots=True)
+class MCPBlock:
+    pos: Pos
+    autoload_project: bool | None = None
+    inherit: bool | None = None
+    servers: list[str] = field(default_factory=list)
+    disable: list[str] = field(default_factory=list)
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AgentDecl:
+    """An `agent` or a `judge` (identical properties; ``kind`` tells which)."""
+
+    kind: Literal["agent", "judge"]
+    name: str
+    pos: Pos
+    model: str = ""
+    backend: str = ""
+    mcp: MCPBlock | None = None
+    input: str = ""
+    output: str = ""
+    publish: str = ""
+    system: str = ""
+    user: str = ""
+    session: str = "fresh"
+    tools: list[str] = field(default_factory=list)
+    tool_policy: list[str] | None = None
+    tool_max_steps: int = 0
+    reasoning_effort: str = ""
+    readonly: bool = False
+    interaction: str = "none"
+    interaction_prompt: str = ""
+    interaction_model: str = ""
+    await_mode: str = "none"
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RouterDecl:
+    name: str
+    pos: Pos
+    mode: str = "fan_out_all"
+    model: str = ""
+    backend: str = ""
+    system: str = ""
+    user: str = ""
+    multi: bool = False
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class JoinDecl:
+    """README-style convergence node: `join NAME:` with strategy, require, output."""
+
+    name: str
+    pos: Pos
+    strategy: str = "wait_all"
+    require: list[str] = field(default_factory=list)
+    output: str = ""
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class HumanDecl:
+    name: str
+    pos: Pos
+    input: str = ""
+    output: str = ""
+    publish: str = ""
+    instructions: str = ""
+    interaction: str = "none"  # resolved to human / workflow default at compile
+    interaction_prompt: str = ""
+    interaction_model: str = ""
+    min_answers: int = 0
+    model: str = ""
+    system: str = ""
+    timeout: str = ""
+    await_mode: str = "none"
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ToolDecl:
+    name: str
+    pos: Pos
+    command: str = ""
+    call: str = ""
+    input: str = ""
+    output: str = ""
+    await_mode: str = "none"
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WaitDecl:
+    """iterloop extension: a durable timer node (`wait NAME:` with `duration:`)."""
+
+    name: str
+    pos: Pos
+    duration: str = ""
+    await_mode: str = "none"
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BudgetBlock:
+    pos: Pos
+    max_parallel_branches: int = 0
+    max_duration: str = ""
+    max_cost_usd: float = 0.0
+    max_tokens: int = 0
+    max_iterations: int = 0
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WithEntry:
+    key: str
+    value: str
+    pos: Pos
+    value_pos: Pos
+
+
+@dataclass(slots=True)
+class Condition:
+    field: str  # "" = missing (E002 was reported; the edge is unconditional)
+    negated: bool
+    pos: Pos
+
+
+@dataclass(slots=True)
+class LoopClause:
+    name: str
+    max_iterations: int
+    pos: Pos
+
+
+@dataclass(slots=True)
+class Edge:
+    source: str
+    target: str
+    pos: Pos
+    target_pos: Pos
+    when: Condition | None = None
+    loop: LoopClause | None = None
+    with_: list[WithEntry] | None = None
+
+
+@dataclass(slots=True)
+class WorkflowDecl:
+    name: str
+    pos: Pos
+    vars: VarsBlock | None = None
+    entry: str = ""
+    entry_pos: Pos | None = None
+    budget: BudgetBlock | None = None
+    mcp: MCPBlock | None = None
+    default_backend: str = ""
+    tool_policy: list[str] | None = None
+    interaction: str | None = None
+    edges: list[Edge] = field(default_factory=list)
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+NodeDecl = AgentDecl | RouterDecl | JoinDecl | HumanDecl | ToolDecl | WaitDecl
+
+Declaration = VarsBlock | MCPServerDecl | PromptDecl | SchemaDecl | NodeDecl | WorkflowDecl
+
+
+@dataclass(slots=True)
+class File:
+    """A parsed file: declarations in source order, plus every comment with its position."""
+
+    declarations: list[Declaration] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+
+    def of_type(self, cls: type) -> list[Any]:
+        return [d for d in self.declarations if isinstance(d, cls)]
+
+    @property
+    def workflows(self) -> list[WorkflowDecl]:
+        return self.of_type(WorkflowDecl)
+
+    @property
+    def nodes(self) -> list[NodeDecl]:
+        return [d for d in self.declarations if isinstance(d, NodeDecl)]  # type: ignore[arg-type]

@@ -1,0 +1,512 @@
+"""AST → IR, then static validation.
+
+Follows Iterion's compile order (which decides diagnostic order and which duplicate wins):
+MCP servers, schemas, prompts, agents, judges, routers, humans, tools, then iterloop's joins and
+waits, terminals, entry, vars, edges, workflow settings. Positions never enter the IR; they live in
+a ``SourceMap`` that the validator uses to point diagnostics at the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import ast as A
+from . import ir
+from .diagnostics import Diagnostic, Severity, make
+from .durations import parse_duration
+from .templates import TemplateError, extract_refs, ref_offsets
+
+
+@dataclass(frozen=True, slots=True)
+class CompileOptions:
+    """Inputs to compilation that come from outside the file (read at the edge, passed down).
+
+    ``default_model`` replaces an empty `model:` on agents, judges and llm routers (Iterion reads it
+    from ITERION_DEFAULT_SUPERVISOR_MODEL). ``known_tools``, when given, enables C105.
+    """
+
+    default_model: str = ""
+    known_tools: frozenset[str] | None = None
+
+
+@dataclass
+class SourceMap:
+    """Where things are in the source, for diagnostics about the IR."""
+
+    workflow: A.Pos = field(default_factory=A.Pos)
+    entry: A.Pos | None = None
+    nodes: dict[str, A.Pos] = field(default_factory=dict)
+    node_props: dict[str, dict[str, A.Pos]] = field(default_factory=dict)
+    edges: list[A.Edge] = field(default_factory=list)
+    prompt_refs: dict[str, list[A.Pos]] = field(default_factory=dict)
+    prompts: dict[str, A.Pos] = field(default_factory=dict)
+    command_refs: dict[str, list[A.Pos]] = field(default_factory=dict)
+    loops: dict[str, A.Pos] = field(default_factory=dict)
+
+    def node(self, node_id: str) -> A.Pos:
+        return self.nodes.get(node_id, self.workflow)
+
+    def prop(self, node_id: str, name: str) -> A.Pos:
+        return self.node_props.get(node_id, {}).get(name) or self.node(node_id)
+
+    def edge(self, index: int) -> A.Edge | None:
+        return self.edges[index] if 0 <= index < len(self.edges) else None
+
+
+def _type_matches(vtype: str, lit: A.Literal_) -> bool:
+    value = lit.value
+    if vtype == "string":
+        return lit.kind == "string"
+    if vtype == "bool":
+        return lit.kind == "bool"
+    if vtype == "int":
+        return lit.kind == "int"
+    if vtype == "float":
+        return lit.kind in ("int", "float")
+    if vtype == "string[]":
+        return lit.kind == "json" and isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return True  # json accepts anything
+
+
+def _offset_pos(base: A.Pos, text: str, offset: int, *, indent_col: int | None = None) -> A.Pos:
+    """Position of ``offset`` inside a (possibly multi-line) text that starts at ``base``."""
+    line_no = text.count("\n", 0, offset)
+    if line_no == 0:
+        return A.Pos(base.line, base.column + offset)
+    line_start = text.rfind("\n", 0, offset) + 1
+    return A.Pos(base.line + line_no, (indent_col or 1) + offset - line_start)
+
+
+class _Compiler:
+    def __init__(self, file: A.File, options: CompileOptions) -> None:
+        self.file = file
+        self.opts = options
+        self.diags: list[Diagnostic] = []
+        self.src = SourceMap()
+
+    def diag(self, code: str, message: str, pos: A.Pos, *, length: int = 1, severity: Severity | None = None,
+             hint: str | None = None) -> None:
+        self.diags.append(make(code, message, pos.line, pos.column, length=length, severity=severity, hint=hint))
+
+    # -- templates -----------------------------------------------------------------------------
+    def refs_of(self, text: str, where: str, base: A.Pos, *, indent_col: int | None = None) -> tuple[list[ir.Ref] | None, list[A.Pos]]:
+        try:
+            refs = extract_refs(text)
+        except TemplateError as exc:
+            pos = _offset_pos(base, text, exc.offset, indent_col=indent_col)
+            self.diag("C004", f"malformed template in {where}: {exc.message}", pos, length=2)
+            return None, []
+        positions = [_offset_pos(base, text, off, indent_col=indent_col) for off in ref_offsets(text)]
+        return refs, positions
+
+    # -- main ----------------------------------------------------------------------------------
+    def compile(self) -> ir.Workflow | None:
+        workflows = self.file.workflows
+        if not workflows:
+            self.diag("C006", "no workflow declaration found in the file", A.Pos(1, 1))
+            return None
+        for extra in workflows[1:]:
+            self.diag("C007", f"found {len(workflows)} workflow declarations; only the first, "
+                      f"'{workflows[0].name}', is compiled ('{extra.name}' is ignored)", extra.pos, length=8)
+        wf_decl = workflows[0]
+        self.src.workflow = wf_decl.pos
+
+        mcp_servers = self.compile_mcp_servers()
+        schemas = self.compile_schemas()
+        prompts = self.compile_prompts()
+        self.warn_duplicate_nodes()
+
+        wf_interaction = wf_decl.interaction or "none"
+        nodes: dict[str, ir.Node] = {}
+        decls = self.file.nodes
+        ordered = (
+            [d for d in decls if isinstance(d, A.AgentDecl) and d.kind == "agent"]
+            + [d for d in decls if isinstance(d, A.AgentDecl) and d.kind == "judge"]
+            + [d for d in decls if isinstance(d, A.RouterDecl)]
+            + [d for d in decls if isinstance(d, A.HumanDecl)]
+            + [d for d in decls if isinstance(d, A.ToolDecl)]
+            + [d for d in decls if isinstance(d, A.JoinDecl)]
+            + [d for d in decls if isinstance(d, A.WaitDecl)]
+        )
+        workflow_mcp = wf_decl.mcp
+        for decl in ordered:
+            self.src.nodes[decl.name] = decl.pos
+            self.src.node_props[decl.name] = decl.props
+            if isinstance(decl, A.AgentDecl):
+                node: ir.Node = self.compile_agent(decl, schemas, prompts, wf_interaction, mcp_servers, workflow_mcp)
+            elif isinstance(decl, A.RouterDecl):
+                node = self.compile_router(decl, prompts)
+            elif isinstance(decl, A.HumanDecl):
+                node = self.compile_human(decl, schemas, prompts, wf_interaction)
+            elif isinstance(decl, A.ToolDecl):
+                node = self.compile_tool(decl, schemas)
+            elif isinstance(decl, A.JoinDecl):
+                node = self.compile_join(decl, schemas)
+            else:
+                node = self.compile_wait(decl)
+            nodes[decl.name] = node
+        for terminal in ("done", "fail"):
+            nodes[terminal] = ir.TerminalNode(id=terminal, kind=terminal)  # type: ignore[arg-type]
+
+        entry = wf_decl.entry
+        self.src.entry = wf_decl.entry_pos
+        if entry not in nodes:
+            pos = wf_decl.entry_pos or wf_decl.pos
+            if entry:
+                self.diag("C008", f"entry node '{entry}' is not declared", pos, length=len(entry))
+            else:
+                self.diag("C008", f"workflow '{wf_decl.name}' has no 'entry:'", pos, length=8)
+
+        variables = self.compile_vars(wf_decl)
+        edges, loops = self.compile_edges(wf_decl, nodes)
+        budget = self.compile_budget(wf_decl.budget)
+
+        workflow = ir.Workflow(
+            name=wf_decl.name,
+            entry=entry,
+            nodes=nodes,
+            edges=edges,
+            schemas=schemas,
+            prompts=prompts,
+            vars=variables,
+            loops=loops,
+            budget=budget,
+            mcp=_mcp_config(workflow_mcp),
+            default_backend=wf_decl.default_backend,
+            tool_policy=list(wf_decl.tool_policy) if wf_decl.tool_policy is not None else None,
+            interaction=wf_decl.interaction,  # type: ignore[arg-type]
+            mcp_servers=mcp_servers,
+        )
+        return workflow
+
+    # -- declarations --------------------------------------------------------------------------
+    def warn_duplicate_nodes(self) -> None:
+        seen: dict[str, A.NodeDecl] = {}
+        for decl in self.file.nodes:
+            if decl.name in ("done", "fail"):
+                self.diag("C108", f"node '{decl.name}' is replaced by the built-in terminal node '{decl.name}'",
+                          decl.pos, hint="Rename the node; 'done' and 'fail' are built in.")
+                continue
+            first = seen.get(decl.name)
+            if first is not None:
+                self.diag("C108", f"node '{decl.name}' is declared twice (first at line {first.pos.line}); "
+                          "the later declaration wins", decl.pos)
+            else:
+                seen[decl.name] = decl
+
+    def compile_mcp_servers(self) -> dict[str, ir.MCPServer]:
+        servers: dict[str, ir.MCPServer] = {}
+        for decl in self.file.of_type(A.MCPServerDecl):
+            if decl.name in servers:
+                self.diag("C024", f"mcp_server '{decl.name}' is declared more than once; the first declaration is kept",
+                          decl.pos, hint="Give each mcp_server a unique name.")
+                continue
+            where = f"mcp_server '{decl.name}'"
+            t = decl.transport or "unknown"
+            tpos = decl.props.get("transport", decl.pos)
+            if t == "stdio":
+                if not decl.command:
+                    self.diag("C025", f"{where} uses transport stdio but has no 'command'", tpos)
+                if decl.url:
+                    self.diag("C025", f"{where} uses transport stdio and must not set 'url'", decl.props.get("url", tpos))
+            elif t == "http":
+                if not decl.url:
+                    self.diag("C025", f"{where} uses transport http but has no 'url'", tpos)
+                if decl.command:
+                    self.diag("C025", f"{where} uses transport http and must not set 'command'", decl.props.get("command", tpos))
+                if decl.args:
+                    self.diag("C025", f"{where} uses transport http and must not set 'args'", decl.props.get("args", tpos))
+            elif t == "sse":
+                self.diag("C025", f"{where} uses transport sse, which is not supported", tpos,
+                          hint="Use transport http (streamable HTTP) or stdio.")
+            else:
+                self.diag("C025", f"{where} has no valid 'transport' (stdio or http)", decl.pos)
+            servers[decl.name] = ir.MCPServer(name=decl.name, transport=t, command=decl.command,  # type: ignore[arg-type]
+                                              args=list(decl.args), url=decl.url)
+        return servers
+
+    def compile_schemas(self) -> dict[str, ir.Schema]:
+        schemas: dict[str, ir.Schema] = {}
+        first: dict[str, A.SchemaDecl] = {}
+        for decl in self.file.of_type(A.SchemaDecl):
+            if decl.name in first:
+                self.diag("C108", f"schema '{decl.name}' is declared twice (first at line {first[decl.name].pos.line}); "
+                          "the later declaration wins", decl.pos)
+            first.setdefault(decl.name, decl)
+            schemas[decl.name] = ir.Schema(
+                name=decl.name,
+                fields=[ir.SchemaField(name=f.name, type=f.type, enum_values=f.enum_values)  # type: ignore[arg-type]
+                        for f in decl.fields],
+            )
+        return schemas
+
+    def compile_prompts(self) -> dict[str, ir.Prompt]:
+        prompts: dict[str, ir.Prompt] = {}
+        first: dict[str, A.PromptDecl] = {}
+        for decl in self.file.of_type(A.PromptDecl):
+            if decl.name in first:
+                self.diag("C108", f"prompt '{decl.name}' is declared twice (first at line {first[decl.name].pos.line}); "
+                          "the later declaration wins", decl.pos)
+            first.setdefault(decl.name, decl)
+            base = decl.body_pos or decl.pos
+            refs, positions = self.refs_of(decl.body, f"prompt '{decl.name}'", base, indent_col=base.column)
+            prompts[decl.name] = ir.Prompt(name=decl.name, body=decl.body, template_refs=refs)
+            self.src.prompts[decl.name] = decl.pos
+            self.src.prompt_refs[decl.name] = positions
+        return prompts
+
+    def check_schema(self, decl: A.NodeDecl, prop: str, name: str, schemas: dict[str, ir.Schema]) -> None:
+        if name and name not in schemas:
+            self.diag("C002", f"{_kind(decl)} '{decl.name}' {prop} schema '{name}' is not declared",
+                      decl.props.get(prop, decl.pos), length=len(name), hint=_did_you_mean(name, schemas, "schema"))
+
+    def check_prompt(self, decl: A.NodeDecl, prop: str, name: str, prompts: dict[str, ir.Prompt]) -> None:
+        if name and name not in prompts:
+            self.diag("C003", f"{_kind(decl)} '{decl.name}' {prop} prompt '{name}' is not declared",
+                      decl.props.get(prop, decl.pos), length=len(name), hint=_did_you_mean(name, prompts, "prompt"))
+
+    def check_mcp_block(self, block: A.MCPBlock | None, owner: str, servers: dict[str, ir.MCPServer],
+                        workflow_mcp: A.MCPBlock | None) -> None:
+        if block is None or (workflow_mcp is not None and workflow_mcp.autoload_project):
+            return
+        for prop in ("servers", "disable"):
+            for name in getattr(block, prop):
+                if name not in servers:
+                    self.diag("C110", f"{owner} mcp {prop} names '{name}', which no mcp_server in this file declares",
+                              block.props.get(prop, block.pos), length=len(name))
+
+    def compile_agent(self, decl: A.AgentDecl, schemas: dict[str, ir.Schema], prompts: dict[str, ir.Prompt],
+                      wf_interaction: str, servers: dict[str, ir.MCPServer],
+                      workflow_mcp: A.MCPBlock | None) -> ir.AgentNode:
+        self.check_schema(decl, "input", decl.input, schemas)
+        self.check_schema(decl, "output", decl.output, schemas)
+        self.check_prompt(decl, "system", decl.system, prompts)
+        self.check_prompt(decl, "user", decl.user, prompts)
+        if decl.interaction_prompt and decl.interaction_prompt not in prompts:
+            self.diag("C109", f"{decl.kind} '{decl.name}' interaction_prompt '{decl.interaction_prompt}' is not declared",
+                      decl.props.get("interaction_prompt", decl.pos), length=len(decl.interaction_prompt))
+        self.check_mcp_block(decl.mcp, f"{decl.kind} '{decl.name}'", servers, workflow_mcp)
+        model = decl.model or self.opts.default_model
+        if not model and not decl.backend:
+            self.diag("C018", f"{decl.kind} '{decl.name}' has neither 'model' nor 'backend'", decl.pos,
+                      length=len(decl.kind))
+        interaction = decl.interaction
+        if interaction == "none" and wf_interaction != "none":
+            interaction = wf_interaction
+        if interaction != "none" and not decl.backend:
+            self.diag("C029", f"{decl.kind} '{decl.name}' has interaction '{interaction}' but no 'backend'; "
+                      "interaction requests only work with a delegation backend",
+                      decl.props.get("interaction", decl.pos))
+        return ir.AgentNode(
+            id=decl.name, kind=decl.kind, model=model, backend=decl.backend, system_prompt=decl.system,
+            user_prompt=decl.user, reasoning_effort=decl.reasoning_effort, readonly=decl.readonly,
+            input_schema=decl.input, output_schema=decl.output, interaction=interaction,  # type: ignore[arg-type]
+            interaction_prompt=decl.interaction_prompt, interaction_model=decl.interaction_model,
+            mcp=_mcp_config(decl.mcp), publish=decl.publish, session=decl.session,  # type: ignore[arg-type]
+            tools=list(decl.tools), tool_policy=list(decl.tool_policy) if decl.tool_policy is not None else None,
+            tool_max_steps=decl.tool_max_steps, await_mode=decl.await_mode,  # type: ignore[arg-type]
+        )
+
+    def compile_router(self, decl: A.RouterDecl, prompts: dict[str, ir.Prompt]) -> ir.RouterNode:
+        node = ir.RouterNode(id=decl.name, router_mode=decl.mode)  # type: ignore[arg-type]
+        if decl.mode != "llm":
+            backend_prop = "delegate" if "delegate" in decl.props else "backend"
+            for prop, value in (("model", decl.model), (backend_prop, decl.backend), ("system", decl.system),
+                                ("user", decl.user), ("multi", decl.multi)):
+                if value:
+                    self.diag("C023", f"router '{decl.name}' sets '{prop}', which only applies to mode llm "
+                              f"(its mode is {decl.mode})", decl.props.get(prop, decl.pos))
+            return node
+        node.model = decl.model or self.opts.default_model
+        if not node.model and not decl.backend:
+            self.diag("C018", f"llm router '{decl.name}' has neither 'model' nor 'backend'; the default model "
+                      "will be used", decl.pos, severity="warning",
+                      hint="Set 'model:' on the router to choose the routing model explicitly.")
+        node.backend = decl.backend
+        if decl.system:
+            self.check_prompt(decl, "system", decl.system, prompts)
+            node.system_prompt = decl.system
+        if decl.user:
+            self.check_prompt(decl, "user", decl.user, prompts)
+            node.user_prompt = decl.user
+        node.router_multi = decl.multi
+        return node
+
+    def compile_human(self, decl: A.HumanDecl, schemas: dict[str, ir.Schema], prompts: dict[str, ir.Prompt],
+                      wf_interaction: str) -> ir.HumanNode:
+        self.check_schema(decl, "input", decl.input, schemas)
+        self.check_schema(decl, "output", decl.output, schemas)
+        self.check_prompt(decl, "instructions", decl.instructions, prompts)
+        if decl.interaction_prompt and decl.interaction_prompt not in prompts:
+            self.diag("C109", f"human '{decl.name}' interaction_prompt '{decl.interaction_prompt}' is not declared",
+                      decl.props.get("interaction_prompt", decl.pos), length=len(decl.interaction_prompt))
+        interaction = decl.interaction
+        if interaction == "none":
+            interaction = wf_interaction if wf_interaction != "none" else "human"
+        node = ir.HumanNode(
+            id=decl.name, input_schema=decl.input, output_schema=decl.output, interaction=interaction,  # type: ignore[arg-type]
+            interaction_prompt=decl.interaction_prompt, interaction_model=decl.interaction_model,
+            publish=decl.publish, min_answers=decl.min_answers, instructions=decl.instructions,
+            await_mode=decl.await_mode, timeout=decl.timeout,  # type: ignore[arg-type]
+        )
+        if interaction in ("llm", "llm_or_human"):
+            if not (decl.interaction_model or decl.model):
+                self.diag("C018", f"human '{decl.name}' is answered by an LLM (interaction {interaction}) but has "
+                          "no 'model' or 'interaction_model'", decl.pos, length=5)
+            if not decl.output:
+                self.diag("C018", f"human '{decl.name}' is answered by an LLM (interaction {interaction}) but has "
+                          "no 'output' schema", decl.pos, length=5,
+                          hint="Add 'output: SCHEMA' so the LLM's answer has a shape.")
+            node.model = decl.model
+            if decl.system:
+                self.check_prompt(decl, "system", decl.system, prompts)
+                node.system_prompt = decl.system
+        if decl.timeout:
+            seconds = parse_duration(decl.timeout)
+            if seconds is None or seconds <= 0:
+                self.diag("C100", f"human '{decl.name}' timeout {decl.timeout!r} is not a positive duration",
+                          decl.props.get("timeout", decl.pos), length=len(decl.timeout) + 2)
+            else:
+                node.timeout_seconds = seconds
+        return node
+
+    def compile_tool(self, decl: A.ToolDecl, schemas: dict[str, ir.Schema]) -> ir.ToolNode:
+        self.check_schema(decl, "output", decl.output, schemas)
+        self.check_schema(decl, "input", decl.input, schemas)
+        node = ir.ToolNode(id=decl.name, command=decl.command, call=decl.call, input_schema=decl.input,
+                           output_schema=decl.output, await_mode=decl.await_mode)  # type: ignore[arg-type]
+        if decl.command:
+            base = decl.props.get("command", decl.pos)
+            refs, positions = self.refs_of(decl.command, f"the command of tool '{decl.name}'",
+                                           A.Pos(base.line, base.column + 1))
+            node.command_refs = refs
+            self.src.command_refs[decl.name] = positions
+        if decl.command and decl.call:
+            self.diag("C104", f"tool '{decl.name}' sets both 'command' and 'call'", decl.props.get("call", decl.pos))
+        elif not decl.command and not decl.call:
+            self.diag("C103", f"tool '{decl.name}' has neither 'command' nor 'call'", decl.pos, length=4)
+        elif decl.call and self.opts.known_tools is not None and decl.call not in self.opts.known_tools:
+            self.diag("C105", f"tool '{decl.name}' calls '{decl.call}', which is not a builtin tool",
+                      decl.props.get("call", decl.pos), length=len(decl.call),
+                      hint=_did_you_mean(decl.call, self.opts.known_tools, "builtin tool")
+                      or "Run 'iterloop tools' to list the builtin tools.")
+        return node
+
+    def compile_join(self, decl: A.JoinDecl, schemas: dict[str, ir.Schema]) -> ir.JoinNode:
+        self.check_schema(decl, "output", decl.output, schemas)
+        return ir.JoinNode(id=decl.name, await_mode=decl.strategy, require=list(decl.require),  # type: ignore[arg-type]
+                           output_schema=decl.output)
+
+    def compile_wait(self, decl: A.WaitDecl) -> ir.WaitNode:
+        node = ir.WaitNode(id=decl.name, duration=decl.duration, await_mode=decl.await_mode)  # type: ignore[arg-type]
+        if not decl.duration:
+            if "duration" not in decl.props:
+                self.diag("C102", f"wait '{decl.name}' has no 'duration'", decl.pos, length=4)
+            else:
+                self.diag("C100", f"wait '{decl.name}' has an empty duration", decl.props["duration"])
+            return node
+        seconds = parse_duration(decl.duration)
+        if seconds is None:
+            self.diag("C100", f"wait '{decl.name}' duration {decl.duration!r} is not a duration",
+                      decl.props.get("duration", decl.pos), length=len(decl.duration) + 2)
+        else:
+            node.duration_seconds = seconds
+        return node
+
+    # -- workflow parts ------------------------------------------------------------------------
+    def compile_vars(self, wf_decl: A.WorkflowDecl) -> dict[str, ir.Var]:
+        blocks = self.file.of_type(A.VarsBlock)
+        fields: list[A.VarField] = list(blocks[-1].fields) if blocks else []
+        if wf_decl.vars is not None:
+            fields += wf_decl.vars.fields
+        variables: dict[str, ir.Var] = {}
+        for f in fields:
+            var = ir.Var(name=f.name, type=f.type)  # type: ignore[arg-type]
+            if f.default is not None:
+                var.has_default = True
+                var.default = float(f.default.value) if f.type == "float" and f.default.kind == "int" else f.default.value
+                if not _type_matches(f.type, f.default):
+                    self.diag("C107", f"variable '{f.name}' is declared {f.type} but its default {f.default.raw} is "
+                              f"a {f.default.kind}", f.pos, length=len(f.name))
+            variables[f.name] = var
+        return variables
+
+    def compile_edges(self, wf_decl: A.WorkflowDecl, nodes: dict[str, ir.Node]) -> tuple[list[ir.Edge], dict[str, ir.Loop]]:
+        edges: list[ir.Edge] = []
+        loops: dict[str, ir.Loop] = {}
+        for e in wf_decl.edges:
+            self.src.edges.append(e)
+            for name, pos, role in ((e.source, e.pos, "source"), (e.target, e.target_pos, "target")):
+                if name not in nodes:
+                    self.diag("C001", f"edge {role} '{name}' is not a declared node", pos, length=len(name),
+                              hint=_did_you_mean(name, nodes, "node") or "Declare the node, or use done / fail.")
+            edge = ir.Edge(source=e.source, target=e.target)
+            if e.when is not None and e.when.field:
+                edge.condition = e.when.field
+                edge.negated = e.when.negated
+            if e.loop is not None:
+                edge.loop_name = e.loop.name
+                existing = loops.get(e.loop.name)
+                if existing is None:
+                    loops[e.loop.name] = ir.Loop(name=e.loop.name, max_iterations=e.loop.max_iterations)
+                    self.src.loops[e.loop.name] = e.loop.pos
+                elif existing.max_iterations != e.loop.max_iterations:
+                    self.diag("C005", f"loop '{e.loop.name}' is declared with bound {e.loop.max_iterations} here but "
+                              f"{existing.max_iterations} before; the first bound is kept", e.loop.pos,
+                              length=len(e.loop.name))
+            for w in e.with_ or []:
+                refs, _ = self.refs_of(w.value, f"with-key '{w.key}' of edge '{e.source} -> {e.target}'",
+                                       A.Pos(w.value_pos.line, w.value_pos.column + 1))
+                edge.with_.append(ir.DataMapping(key=w.key, raw=w.value, refs=refs))
+            edges.append(edge)
+        return edges, loops
+
+    def compile_budget(self, block: A.BudgetBlock | None) -> ir.Budget | None:
+        if block is None:
+            return None
+        budget = ir.Budget(
+            max_parallel_branches=block.max_parallel_branches, max_duration=block.max_duration,
+            max_cost_usd=float(block.max_cost_usd), max_tokens=block.max_tokens, max_iterations=block.max_iterations,
+        )
+        if block.max_duration:
+            seconds = parse_duration(block.max_duration)
+            if seconds is None:
+                self.diag("C101", f"budget max_duration {block.max_duration!r} is not a duration; no time limit "
+                          "will apply", block.props.get("max_duration", block.pos), length=len(block.max_duration) + 2)
+            else:
+                budget.max_duration_seconds = seconds
+        return budget
+
+
+def _mcp_config(block: A.MCPBlock | None) -> ir.MCPConfig | None:
+    if block is None:
+        return None
+    return ir.MCPConfig(autoload_project=block.autoload_project, inherit=block.inherit,
+                        servers=list(block.servers), disable=list(block.disable))
+
+
+def _kind(decl: A.NodeDecl) -> str:
+    if isinstance(decl, A.AgentDecl):
+        return decl.kind
+    return type(decl).__name__.removesuffix("Decl").lower()
+
+
+def _did_you_mean(name: str, known: Iterable[str], what: str) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"Did you mean {what} '{close[0]}'?" if close else None
+
+
+def compile_ast(file: A.File, options: CompileOptions | None = None) -> tuple[ir.Workflow | None, list[Diagnostic], SourceMap]:
+    """Compile and validate. The IR is returned even when errors were found (check them)."""
+    from .validator import validate
+
+    compiler = _Compiler(file, options or CompileOptions())
+    workflow = compiler.compile()
+    diags = compiler.diags
+    if workflow is not None:
+        diags = diags + validate(workflow, compiler.src)
+        workflow.with_hash()
+    return workflow, diags, compiler.src

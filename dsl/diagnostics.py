@@ -1,0 +1,208 @@
+"""Diagnostics are data: a code, a severity, a position, a message and a fix hint.
+
+They are produced by the lexer, parser, compiler and validator and rendered only at the edge
+(the CLI, the API). Codes E001–E021 and C001–C036 keep the meaning they have in Iterion so users
+can look them up; codes from E100/C100 on are iterloop's own checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Severity = Literal["error", "warning"]
+
+
+class Phase(str, Enum):
+    PARSE = "parse"
+    COMPILE = "compile"
+    VALIDATE = "validate"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """What a code means, for the docs and for the default hint."""
+
+    code: str
+    severity: Severity
+    phase: Phase
+    title: str
+    hint: str
+
+
+def _c(code: str, severity: Severity, phase: Phase, title: str, hint: str) -> CodeInfo:
+    return CodeInfo(code, severity, phase, title, hint)
+
+
+P, C, V = Phase.PARSE, Phase.COMPILE, Phase.VALIDATE
+
+#: Every code iterloop can emit. Severity here is the usual one; C018 is a warning for llm routers.
+CODES: dict[str, CodeInfo] = {
+    info.code: info
+    for info in (
+        _c("E001", "error", P, "unexpected token",
+           "Start the line with a declaration keyword (agent, judge, router, join, human, tool, wait, "
+           "prompt, schema, vars, mcp_server, workflow) or fix the indentation."),
+        _c("E002", "error", P, "expected token",
+           "Write the missing token or value of the expected kind at this position."),
+        _c("E003", "error", P, "bad indentation",
+           "Indent with spaces only (2 per level by convention) and dedent back to an enclosing level."),
+        _c("E004", "error", P, "unterminated string",
+           "Close the string with a double quote on the same line."),
+        _c("E011", "error", P, "reserved name",
+           "'done' and 'fail' are the built-in terminal nodes; choose another name."),
+        _c("E012", "error", P, "unknown property",
+           "Check the spelling; the docs list every property of each block (docs/language.md)."),
+        _c("E020", "error", P, "invalid value",
+           "Use one of the values listed in the message."),
+        _c("E021", "error", P, "invalid type",
+           "Use one of: string, bool, int, float, json, string[]."),
+        _c("E100", "error", P, "invalid encoding",
+           "Save the file as UTF-8."),
+        _c("C001", "error", C, "unknown node in edge",
+           "Declare the node, or fix the name; 'done' and 'fail' are always available."),
+        _c("C002", "error", C, "unknown schema",
+           "Declare the schema with 'schema NAME:' or fix the reference."),
+        _c("C003", "error", C, "unknown prompt",
+           "Declare the prompt with 'prompt NAME:' or fix the reference."),
+        _c("C004", "error", C, "malformed template",
+           "Write references as {{vars.X}}, {{input.X}}, {{outputs.NODE[.FIELD]}} or {{artifacts.X}}, "
+           "each closed with }}."),
+        _c("C005", "error", C, "conflicting loop bounds",
+           "Give every edge of the loop the same bound, e.g. 'as fix_loop(3)' everywhere."),
+        _c("C006", "error", C, "no workflow",
+           "Add a 'workflow NAME:' block with an 'entry:' and edges."),
+        _c("C007", "error", C, "multiple workflows",
+           "Keep one workflow per file; only the first one is compiled."),
+        _c("C008", "error", C, "unknown entry",
+           "Set 'entry:' to a declared node."),
+        _c("C009", "error", V, "inherit/fork session at a convergence point",
+           "Use 'session: fresh' or 'artifacts_only' on nodes that wait for several branches."),
+        _c("C010", "error", V, "multiple unconditional edges",
+           "Keep one unconditional edge, add 'when' conditions, or use a fan_out_all router."),
+        _c("C011", "error", V, "ambiguous conditions",
+           "Each condition (field and polarity) may appear once per source node."),
+        _c("C012", "error", V, "missing fallback",
+           "Add an unconditional edge, or cover both 'when X' and 'when not X'."),
+        _c("C013", "error", V, "condition field not boolean",
+           "Conditions must name a bool field of the source node's output schema."),
+        _c("C014", "error", V, "condition field missing",
+           "Add the bool field to the source node's output schema, or fix the name."),
+        _c("C016", "error", V, "unreachable node",
+           "Add an edge leading to the node, or remove it."),
+        _c("C017", "error", V, ".history outside a loop",
+           "Use .history only for nodes that are an endpoint of an 'as NAME(N)' edge."),
+        _c("C018", "error", C, "missing model or backend",
+           "Set 'model:' (or 'backend:'/'delegate:'); LLM-answered humans also need 'output:'."),
+        _c("C019", "error", V, "undeclared cycle",
+           "Mark one edge of the cycle as a bounded loop: 'a -> b as retry(3)'."),
+        _c("C020", "error", V, "round_robin router with fewer than 2 targets",
+           "Give the round_robin router at least two unconditional edges."),
+        _c("C021", "error", V, "llm router with fewer than 2 edges",
+           "Give the llm router at least two outgoing edges to choose from."),
+        _c("C022", "error", V, "conditional edge on llm router",
+           "Remove the 'when' clause: an llm router chooses its targets itself."),
+        _c("C023", "error", C, "llm-only router property",
+           "Set 'mode: llm', or remove model/backend/system/user/multi from the router."),
+        _c("C024", "error", C, "duplicate mcp_server / invalid reasoning_effort",
+           "Give each mcp_server a unique name; reasoning_effort is low, medium, high or extra_high."),
+        _c("C025", "error", C, "invalid MCP server",
+           "stdio needs 'command' (no 'url'); http needs 'url' (no 'command'/'args'); sse is unsupported."),
+        _c("C026", "error", V, "loop bound below 1",
+           "Use a loop bound of at least 1, e.g. 'as retry(3)'."),
+        _c("C028", "error", V, "duplicate with-key into a convergence node",
+           "Give each branch its own key (e.g. review_a, review_b) so no branch overwrites another."),
+        _c("C029", "warning", C, "interaction without backend",
+           "Interaction requests need a delegation backend; set 'backend:' or drop 'interaction:'."),
+        _c("C030", "error", V, "outputs reference to unknown node",
+           "Reference a declared node: {{outputs.NODE}}."),
+        _c("C031", "error", V, "outputs field not in schema",
+           "Reference a field of the node's output schema, or add the field."),
+        _c("C032", "warning", V, "outputs field on schemaless node",
+           "Give the node an 'output:' schema so the field can be checked."),
+        _c("C033", "error", V, "undeclared variable",
+           "Declare the variable in a 'vars:' block."),
+        _c("C034", "error", V, "input field not in input schema",
+           "Add the field to the consumer's input schema, or fix the name."),
+        _c("C035", "error", V, "unknown artifact",
+           "Add 'publish: NAME' to the node that produces it."),
+        _c("C036", "error", V, "producer not upstream",
+           "Only reference outputs of nodes that run before this one (or use a loop edge)."),
+        _c("C100", "error", C, "invalid duration",
+           "Write a duration such as \"90s\", \"30m\", \"1h30m\" or \"7d\"."),
+        _c("C101", "warning", C, "unparsable budget duration",
+           "Write max_duration as \"30m\", \"1h30m\" …; an unparsable value sets no limit."),
+        _c("C102", "error", C, "wait without duration",
+           "Add 'duration: \"1h\"' to the wait node."),
+        _c("C103", "error", C, "tool without command or call",
+           "Give the tool node 'command: \"…\"' (shell) or 'call: TOOL_NAME' (builtin)."),
+        _c("C104", "error", C, "tool with both command and call",
+           "Keep either 'command:' (shell) or 'call:' (builtin tool), not both."),
+        _c("C105", "error", C, "unknown builtin tool",
+           "Use a builtin tool name listed by 'iterloop tools', or a shell 'command:'."),
+        _c("C106", "error", V, "join requires a node that does not lead into it",
+           "List in 'require:' only nodes with an edge into the join."),
+        _c("C107", "warning", C, "var default does not match its type",
+           "Make the default a literal of the declared type."),
+        _c("C108", "warning", C, "duplicate declaration",
+           "Rename or remove one of them; the later declaration wins."),
+        _c("C109", "warning", C, "unknown interaction prompt",
+           "Declare the prompt or fix 'interaction_prompt:'."),
+        _c("C110", "warning", C, "undeclared MCP server",
+           "Declare it with 'mcp_server NAME:' (or rely on project .mcp.json autoload)."),
+    )
+}
+
+
+class Diagnostic(BaseModel):
+    """One finding. Positions are 1-based; ``length`` is how many columns the caret covers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    message: str
+    hint: str = ""
+    file: str | None = None
+    line: int = 1
+    column: int = 1
+    length: int = 1
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def render(self) -> str:
+        """One-line form `FILE:LINE:COL: SEVERITY [CODE]: MESSAGE` as Iterion prints it."""
+        where = f"{self.file or '<input>'}:{self.line}:{self.column}"
+        return f"{where}: {self.severity} [{self.code}]: {self.message}"
+
+
+def make(
+    code: str,
+    message: str,
+    line: int = 1,
+    column: int = 1,
+    *,
+    length: int = 1,
+    severity: Severity | None = None,
+    hint: str | None = None,
+) -> Diagnostic:
+    """Build a diagnostic with the catalogue's severity and hint unless overridden."""
+    info = CODES[code]
+    return Diagnostic(
+        code=code,
+        severity=severity or info.severity,
+        message=message,
+        hint=info.hint if hint is None else hint,
+        line=max(1, line),
+        column=max(1, column),
+        length=max(1, length),
+    )
+
+
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)

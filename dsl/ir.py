@@ -1,0 +1,261 @@
+"""The compiled workflow: what a run executes.
+
+The IR travels inside the run input, so it is plain pydantic data that serialises to JSON and
+back without loss, carries a format version the interpreter checks, and a content hash that
+identifies exactly which graph a run executed. It holds no source positions: formatting a file
+must not change its IR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+#: Bump when a change to the IR would make an older interpreter misread it.
+IR_FORMAT_VERSION = 1
+
+SessionMode = Literal["fresh", "inherit", "artifacts_only", "fork"]
+RouterMode = Literal["fan_out_all", "condition", "round_robin", "llm"]
+AwaitMode = Literal["none", "wait_all", "best_effort"]
+InteractionMode = Literal["none", "human", "llm", "llm_or_human"]
+FieldType = Literal["string", "bool", "int", "float", "json", "string[]"]
+Transport = Literal["unknown", "stdio", "http", "sse"]
+RefKind = Literal["vars", "input", "outputs", "artifacts"]
+NodeKind = Literal["agent", "judge", "router", "join", "human", "tool", "wait", "done", "fail"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Ref(_Model):
+    """One `{{namespace.path}}` reference found in a template."""
+
+    kind: RefKind
+    path: list[str]
+    raw: str
+
+
+class DataMapping(_Model):
+    """A `with { key: "value" }` entry; ``refs`` is None when the value's template is malformed."""
+
+    key: str
+    raw: str
+    refs: list[Ref] | None = None
+
+
+class SchemaField(_Model):
+    name: str
+    type: FieldType
+    enum_values: list[str] | None = None
+
+
+class Schema(_Model):
+    name: str
+    fields: list[SchemaField] = []
+
+    def field(self, name: str) -> SchemaField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+class Prompt(_Model):
+    name: str
+    body: str
+    template_refs: list[Ref] | None = None
+
+
+class Var(_Model):
+    name: str
+    type: FieldType
+    has_default: bool = False
+    default: JsonValue = None
+
+
+class Loop(_Model):
+    name: str
+    max_iterations: int
+
+
+class Budget(_Model):
+    """0 / "" mean "not set"."""
+
+    max_parallel_branches: int = 0
+    max_duration: str = ""
+    max_duration_seconds: float | None = None  # parsed at compile; None if unset or unparsable
+    max_cost_usd: float = 0.0
+    max_tokens: int = 0
+    max_iterations: int = 0
+
+
+class MCPServer(_Model):
+    name: str
+    transport: Transport = "unknown"
+    command: str = ""
+    args: list[str] = []
+    url: str = ""
+
+
+class MCPConfig(_Model):
+    autoload_project: bool | None = None
+    inherit: bool | None = None
+    servers: list[str] = []
+    disable: list[str] = []
+
+
+class _NodeBase(_Model):
+    id: str
+    await_mode: AwaitMode = "none"
+
+
+class AgentNode(_NodeBase):
+    """Agents and judges behave identically; ``kind`` only names the intent."""
+
+    kind: Literal["agent", "judge"]
+    model: str = ""
+    backend: str = ""
+    system_prompt: str = ""
+    user_prompt: str = ""
+    reasoning_effort: str = ""
+    readonly: bool = False
+    input_schema: str = ""
+    output_schema: str = ""
+    interaction: InteractionMode = "none"
+    interaction_prompt: str = ""
+    interaction_model: str = ""
+    mcp: MCPConfig | None = None
+    publish: str = ""
+    session: SessionMode = "fresh"
+    tools: list[str] = []
+    tool_policy: list[str] | None = None
+    tool_max_steps: int = 0
+
+
+class RouterNode(_NodeBase):
+    kind: Literal["router"] = "router"
+    router_mode: RouterMode = "fan_out_all"
+    router_multi: bool = False
+    model: str = ""
+    backend: str = ""
+    system_prompt: str = ""
+    user_prompt: str = ""
+    reasoning_effort: str = ""
+
+
+class JoinNode(_NodeBase):
+    """Explicit convergence: waits for its branches (``await_mode`` is its strategy)."""
+
+    kind: Literal["join"] = "join"
+    require: list[str] = []
+    output_schema: str = ""
+
+
+class HumanNode(_NodeBase):
+    kind: Literal["human"] = "human"
+    input_schema: str = ""
+    output_schema: str = ""
+    interaction: InteractionMode = "human"
+    interaction_prompt: str = ""
+    interaction_model: str = ""
+    publish: str = ""
+    min_answers: int = 0
+    instructions: str = ""
+    model: str = ""
+    system_prompt: str = ""
+    timeout: str = ""
+    timeout_seconds: float | None = None
+
+
+class ToolNode(_NodeBase):
+    """Either a shell ``command`` or a builtin tool ``call`` (arguments from incoming `with`)."""
+
+    kind: Literal["tool"] = "tool"
+    command: str = ""
+    command_refs: list[Ref] | None = None
+    call: str = ""
+    input_schema: str = ""
+    output_schema: str = ""
+
+
+class WaitNode(_NodeBase):
+    """A durable timer; costs nothing while it waits."""
+
+    kind: Literal["wait"] = "wait"
+    duration: str = ""
+    duration_seconds: float = 0.0
+
+
+class TerminalNode(_NodeBase):
+    kind: Literal["done", "fail"]
+
+
+Node = Annotated[
+    Union[AgentNode, RouterNode, JoinNode, HumanNode, ToolNode, WaitNode, TerminalNode],
+    Field(discriminator="kind"),
+]
+
+
+class Edge(_Model):
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    condition: str = ""
+    negated: bool = False
+    loop_name: str = ""
+    with_: list[DataMapping] = Field(default_factory=list, alias="with")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Workflow(_Model):
+    format_version: int = IR_FORMAT_VERSION
+    name: str
+    entry: str
+    nodes: dict[str, Node]
+    edges: list[Edge] = []
+    schemas: dict[str, Schema] = {}
+    prompts: dict[str, Prompt] = {}
+    vars: dict[str, Var] = {}
+    loops: dict[str, Loop] = {}
+    budget: Budget | None = None
+    mcp: MCPConfig | None = None
+    default_backend: str = ""
+    tool_policy: list[str] | None = None
+    interaction: InteractionMode | None = None
+    mcp_servers: dict[str, MCPServer] = {}
+    content_hash: str = ""
+
+    # -- accessors used by the validator and the runtime -------------------------------------
+    def output_schema_of(self, node_id: str) -> str:
+        return getattr(self.nodes.get(node_id), "output_schema", "") or ""
+
+    def input_schema_of(self, node_id: str) -> str:
+        return getattr(self.nodes.get(node_id), "input_schema", "") or ""
+
+    def publish_of(self, node_id: str) -> str:
+        return getattr(self.nodes.get(node_id), "publish", "") or ""
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.source == node_id]
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.target == node_id]
+
+    # -- serialisation -----------------------------------------------------------------------
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return self.model_dump_json(by_alias=True, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Workflow:
+        return cls.model_validate_json(text)
+
+    def compute_hash(self) -> str:
+        """sha256 over the canonical JSON of everything but the hash itself."""
+        data = self.model_dump(mode="json", by_alias=True, exclude={"content_hash"})
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def with_hash(self) -> Workflow:
+        self.content_hash = self.compute_hash()
+        return self

@@ -1,0 +1,320 @@
+"""Line-oriented lexer for `.iter` source.
+
+Why line-oriented: indentation, comments and prompt bodies are all decided per line, and one
+compiled regex over the rest of a line is what makes lexing fast in Python. Differences from
+Iterion's lexer are deliberate and listed in docs/language.md: CRLF is accepted, tabs in
+indentation are a clear error (E003), blank lines inside prompt bodies are kept, a prompt body
+may start with `##` and prompt names may be keywords, and negative numbers exist (var defaults).
+
+Comments never reach the token stream; they are collected (with positions) for the formatter.
+Lexical errors become diagnostics right here, and the offending character is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .ast import Comment, Pos
+from .diagnostics import Diagnostic, make
+
+MAX_SOURCE_BYTES = 10 * 1024 * 1024
+MAX_NESTING = 100
+
+# Token kinds.
+IDENT = "IDENT"
+STRING = "STRING"
+INT = "INT"
+FLOAT = "FLOAT"
+PUNCT = "PUNCT"  # value is the character, or "->"
+NEWLINE = "NEWLINE"
+INDENT = "INDENT"
+DEDENT = "DEDENT"
+PROMPTLINE = "PROMPTLINE"
+EOF = "EOF"
+
+#: Every word with a meaning somewhere in the language. Words are lexed as IDENT; the parser
+#: decides by text, so most keywords double as names (Iterion does the same).
+KEYWORDS = frozenset(
+    """vars mcp_server prompt schema agent judge router join human tool workflow entry mcp budget
+    transport servers disable autoload_project model input output publish system user session tools
+    tool_policy tool_max_steps reasoning_effort mode strategy require instructions command args url
+    readonly backend default_backend interaction interaction_prompt interaction_model await when not
+    as with enum fresh inherit artifacts_only fork fan_out_all condition round_robin llm multi
+    wait_all best_effort true false string bool int float json max_parallel_branches max_duration
+    max_cost_usd max_tokens max_iterations done fail""".split()
+)
+
+#: Keywords that cannot be used as names (Iterion's rule, kept so its files keep their meaning).
+NOT_NAMES = frozenset(
+    "join readonly default_backend interaction interaction_prompt interaction_model fork "
+    "round_robin llm multi".split()
+)
+
+
+@dataclass(slots=True)
+class Token:
+    kind: str
+    value: str
+    line: int
+    column: int
+    first: bool = False  # first token on its line
+
+    @property
+    def pos(self) -> Pos:
+        return Pos(self.line, self.column)
+
+    def describe(self) -> str:
+        """How messages name this token: its text, or its kind for virtual tokens."""
+        if self.kind == STRING:
+            return f'"{self.value}"'
+        if self.kind in (IDENT, INT, FLOAT, PUNCT):
+            return f"'{self.value}'"
+        return {
+            NEWLINE: "end of line",
+            INDENT: "an indented block",
+            DEDENT: "end of block",
+            EOF: "end of file",
+            PROMPTLINE: "prompt text",
+        }.get(self.kind, self.kind)
+
+
+@dataclass(slots=True)
+class LexResult:
+    tokens: list[Token]
+    comments: list[Comment] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>[ \t]+)
+    |(?P<comment>\#\#.*)
+    |(?P<arrow>->)
+    |(?P<num>-?\d+(?:\.\d+)?)
+    |(?P<strlist>string\[\])
+    |(?P<ident>[^\W\d]\w*)
+    |(?P<str>"(?:\\.|[^"\\])*")
+    |(?P<unterminated>"(?:\\.|[^"\\])*)
+    |(?P<punct>[:=,\[\]{}().*])
+    |(?P<bad>.)
+    """,
+    re.VERBOSE,
+)
+
+
+def decode_source(data: bytes) -> tuple[str | None, Diagnostic | None]:
+    """Decode UTF-8 (a BOM is allowed); on failure, say where the first bad byte is."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        return None, make(
+            "E100",
+            f"the file is not valid UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded",
+            line,
+            column,
+        )
+
+
+def _leading_spaces(line: str) -> int:
+    n = 0
+    for ch in line:
+        if ch != " ":
+            break
+        n += 1
+    return n
+
+
+class _Lexer:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.tokens: list[Token] = []
+        self.comments: list[Comment] = []
+        self.diags: list[Diagnostic] = []
+        self.stack = [0]
+        self.prompt_header_indent: int | None = None  # set right after a `prompt NAME:` line
+        self.prompt_level: int | None = None  # body indentation while inside a prompt body
+        self.pending_blank: list[int] = []  # blank lines inside a prompt body, kept if more text follows
+
+    def error(self, code: str, message: str, line: int, column: int, length: int = 1) -> None:
+        self.diags.append(make(code, message, line, column, length=length))
+
+    def run(self) -> LexResult:
+        lines = self.source.split("\n")
+        lineno = 0
+        for lineno, text in enumerate(lines, start=1):
+            if text.endswith("\r"):
+                text = text[:-1]  # CRLF line ending
+            self.line(lineno, text)
+        end_line = max(1, lineno)
+        end_col = len(lines[-1]) + 1 if lines else 1
+        while len(self.stack) > 1:
+            self.stack.pop()
+            self.tokens.append(Token(DEDENT, "", end_line, end_col))
+        self.tokens.append(Token(EOF, "", end_line, end_col))
+        return LexResult(self.tokens, self.comments, self.diags)
+
+    # -- one physical line ---------------------------------------------------------------------
+    def line(self, lineno: int, text: str) -> None:
+        n = _leading_spaces(text)
+        rest = text[n:]
+        blank = rest.strip(" \t") == ""
+
+        if self.prompt_level is not None:
+            if blank:
+                self.pending_blank.append(lineno)
+                return
+            if n >= self.prompt_level:
+                self.flush_blank_prompt_lines()
+                self.tokens.append(Token(PROMPTLINE, text[self.prompt_level :], lineno, self.prompt_level + 1, True))
+                return
+            self.end_prompt()
+
+        if blank:
+            return
+
+        if self.prompt_header_indent is not None:
+            header_indent, self.prompt_header_indent = self.prompt_header_indent, None
+            if n > header_indent and not rest.startswith("\t"):
+                self.push_indent(n, lineno)
+                self.prompt_level = n
+                self.tokens.append(Token(PROMPTLINE, text[n:], lineno, n + 1, True))
+                return
+
+        if rest.startswith("##"):
+            self.comments.append(Comment(rest[2:].strip(), Pos(lineno, n + 1)))
+            return
+
+        if rest.startswith("\t"):
+            self.error(
+                "E003",
+                "tab character in indentation; .iter files indent with spaces",
+                lineno,
+                n + 1,
+            )
+            rest = rest.lstrip(" \t")
+            n = self.stack[-1]  # recover: treat the line as continuing the current block
+
+        self.indent_to(n, lineno)
+        self.scan(lineno, n, rest)
+
+    def push_indent(self, n: int, lineno: int) -> None:
+        if len(self.stack) >= MAX_NESTING:
+            self.error("E003", f"nesting deeper than {MAX_NESTING} levels", lineno, 1)
+            return
+        self.stack.append(n)
+        self.tokens.append(Token(INDENT, "", lineno, 1))
+
+    def indent_to(self, n: int, lineno: int) -> None:
+        top = self.stack[-1]
+        if n > top:
+            self.push_indent(n, lineno)
+        elif n < top:
+            while self.stack[-1] > n and len(self.stack) > 1:
+                self.stack.pop()
+                self.tokens.append(Token(DEDENT, "", lineno, 1))
+            if self.stack[-1] != n:
+                self.error(
+                    "E003",
+                    f"indentation of {n} spaces matches no enclosing block "
+                    f"(expected {self.stack[-1]})",
+                    lineno,
+                    1,
+                    length=max(1, n),
+                )
+                # recover: treat as a new level so the line still parses
+                self.push_indent(n, lineno)
+
+    def flush_blank_prompt_lines(self) -> None:
+        for blank_line in self.pending_blank:
+            self.tokens.append(Token(PROMPTLINE, "", blank_line, (self.prompt_level or 0) + 1, True))
+        self.pending_blank.clear()
+
+    def end_prompt(self) -> None:
+        assert self.prompt_level is not None
+        if self.stack[-1] >= self.prompt_level and len(self.stack) > 1:
+            self.stack.pop()
+            self.tokens.append(Token(DEDENT, "", self.tokens[-1].line, 1))
+        self.prompt_level = None
+        self.pending_blank.clear()
+
+    # -- tokens of one line --------------------------------------------------------------------
+    def scan(self, lineno: int, offset: int, rest: str) -> None:
+        emitted_start = len(self.tokens)
+        first = True
+        for m in _TOKEN_RE.finditer(rest):
+            kind = m.lastgroup
+            col = offset + m.start() + 1
+            value = m.group()
+            if kind == "ws":
+                continue
+            if kind == "comment":
+                self.comments.append(Comment(value[2:].strip(), Pos(lineno, col), inline=True))
+                break
+            if kind == "ident":
+                tok = Token(IDENT, value, lineno, col, first)
+            elif kind == "str":
+                tok = Token(STRING, value[1:-1], lineno, col, first)
+            elif kind == "num":
+                tok = Token(FLOAT if "." in value else INT, value, lineno, col, first)
+            elif kind in ("punct", "arrow"):
+                tok = Token(PUNCT, value, lineno, col, first)
+            elif kind == "strlist":
+                tok = Token(IDENT, "string[]", lineno, col, first)
+            elif kind == "unterminated":
+                self.error("E004", "unterminated string literal", lineno, col, len(value))
+                tok = Token(STRING, value[1:], lineno, col, first)
+            else:  # bad character
+                self.report_bad_char(value, lineno, col)
+                continue
+            self.tokens.append(tok)
+            first = False
+        line_tokens = self.tokens[emitted_start:]
+        if line_tokens:
+            self.tokens.append(Token(NEWLINE, "", lineno, offset + len(rest) + 1))
+            if (
+                offset == 0
+                and len(line_tokens) == 3
+                and line_tokens[0].value == "prompt"
+                and line_tokens[0].kind == IDENT
+                and line_tokens[1].kind == IDENT
+                and line_tokens[2].value == ":"
+            ):
+                self.prompt_header_indent = offset
+
+    def report_bad_char(self, ch: str, lineno: int, col: int) -> None:
+        if ch == "#":
+            msg, hint = "a single '#' is not a comment", "Comments start with '##'."
+        elif ch == "'":
+            msg, hint = "single quotes are not strings", 'Use double quotes: "text".'
+        elif ch == "-":
+            msg, hint = "unexpected '-'", "Names use letters, digits and '_' (no '-'); edges use '->'."
+        elif ch == "\r":
+            msg, hint = "stray carriage return", "Save the file with LF or CRLF line endings."
+        else:
+            msg, hint = f"unexpected character {ch!r}", None
+        self.diags.append(make("E001", msg, lineno, col, hint=hint))
+
+
+def lex(source: str) -> LexResult:
+    """Tokenise ``source``. Never raises; problems come back as diagnostics."""
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        return LexResult(
+            [Token(EOF, "", 1, 1)],
+            [],
+            [
+                make(
+                    "E001",
+                    f"source is larger than the {MAX_SOURCE_BYTES // (1024 * 1024)} MiB limit",
+                    1,
+                    1,
+                    hint="Split the workflow into smaller files.",
+                )
+            ],
+        )
+    return _Lexer(source).run()

@@ -1,0 +1,1075 @@
+"""Recursive-descent parser: tokens → AST, never stopping at the first error.
+
+The parser accepts the union of Iterion's SEED syntax and its README syntax (see
+docs/language.md): `await:` and `join` nodes, `backend:` and `delegate:`, human `interaction:` and
+`mode:`, JSON / list / negative var defaults; plus iterloop's `wait` nodes, tool `call:` and human
+`timeout:`. Each property handler records where the property was written so later phases can point
+at it. Recovery is line-based: a bad line is reported once and skipped, a bad declaration is
+skipped up to the next line that starts a declaration at column 1.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import ast as A
+from .diagnostics import Diagnostic, make
+from .lexer import DEDENT, EOF, FLOAT, IDENT, INDENT, INT, NEWLINE, NOT_NAMES, PROMPTLINE, PUNCT, STRING, Token, lex
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+DECL_KEYWORDS = frozenset(
+    "vars mcp_server prompt schema agent judge router join human tool wait workflow".split()
+)
+SESSION_MODES = ("fresh", "inherit", "artifacts_only", "fork")
+ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm")
+AWAIT_MODES = ("wait_all", "best_effort")
+INTERACTIONS = ("none", "human", "llm", "llm_or_human")
+HUMAN_MODES = {"pause_until_answers": "human", "auto_answer": "llm", "auto_or_pause": "llm_or_human"}
+REASONING_EFFORTS = ("low", "medium", "high", "extra_high")
+TRANSPORTS = ("stdio", "http", "sse")
+RESERVED_NAMES = ("done", "fail")
+
+_LINE_END = (NEWLINE, DEDENT, EOF)
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token]) -> None:
+        self.toks = tokens
+        self.i = 0
+        self.diags: list[Diagnostic] = []
+
+    # -- token helpers -------------------------------------------------------------------------
+    def peek(self, offset: int = 0) -> Token:
+        j = min(self.i + offset, len(self.toks) - 1)
+        return self.toks[j]
+
+    def advance(self) -> Token:
+        tok = self.toks[self.i]
+        if tok.kind != EOF:
+            self.i += 1
+        return tok
+
+    def is_punct(self, ch: str, offset: int = 0) -> bool:
+        tok = self.peek(offset)
+        return tok.kind == PUNCT and tok.value == ch
+
+    def is_name(self, tok: Token) -> bool:
+        return tok.kind == IDENT and tok.value not in NOT_NAMES
+
+    def error(self, code: str, message: str, tok: Token, *, hint: str | None = None, length: int | None = None) -> None:
+        if length is None:
+            length = len(tok.value) + (2 if tok.kind == STRING else 0) if tok.value else 1
+        self.diags.append(make(code, message, tok.line, tok.column, length=length, hint=hint))
+
+    def skip_newlines(self) -> None:
+        while self.peek().kind == NEWLINE:
+            self.advance()
+
+    def skip_line(self) -> None:
+        """Skip the rest of the current line, and a block indented under it."""
+        while self.peek().kind not in _LINE_END:
+            self.advance()
+        if self.peek().kind == NEWLINE:
+            self.advance()
+        if self.peek().kind == INDENT:
+            self.skip_block()
+
+    def skip_block(self) -> None:
+        depth = 0
+        while self.peek().kind != EOF:
+            tok = self.advance()
+            if tok.kind == INDENT:
+                depth += 1
+            elif tok.kind == DEDENT:
+                depth -= 1
+                if depth == 0:
+                    return
+
+    def skip_to_declaration(self) -> None:
+        while True:
+            tok = self.peek()
+            if tok.kind == EOF:
+                return
+            if tok.kind == IDENT and tok.first and tok.column == 1 and tok.value in DECL_KEYWORDS:
+                return
+            self.advance()
+
+    def expect_punct(self, ch: str, context: str) -> bool:
+        if self.is_punct(ch):
+            self.advance()
+            return True
+        tok = self.peek()
+        self.error("E002", f"expected '{ch}' {context}, got {tok.describe()}", tok)
+        return False
+
+    def end_of_line(self, context: str) -> None:
+        tok = self.peek()
+        if tok.kind in _LINE_END:
+            if tok.kind == NEWLINE:
+                self.advance()
+            return
+        self.error("E002", f"unexpected {tok.describe()} after {context}; expected end of line", tok,
+                   hint="Put one property or edge per line.")
+        self.skip_line()
+
+    # -- value readers -------------------------------------------------------------------------
+    def read_name(self, what: str) -> str:
+        tok = self.peek()
+        if self.is_name(tok):
+            self.advance()
+            return tok.value
+        if tok.kind in _LINE_END:
+            self.error("E002", f"expected {what}, got {tok.describe()}", tok)
+            return ""
+        self.advance()
+        if tok.kind == IDENT:
+            self.error("E002", f"'{tok.value}' is a reserved word and cannot be used as {what}", tok,
+                       hint="Choose another name.")
+        else:
+            self.error("E002", f"expected {what}, got {tok.describe()}", tok)
+        return tok.value
+
+    def read_string(self, what: str) -> str:
+        tok = self.peek()
+        if tok.kind == STRING:
+            self.advance()
+            return tok.value
+        if tok.kind in _LINE_END:
+            self.error("E002", f"expected a string for {what}, got {tok.describe()}", tok)
+            return ""
+        self.advance()
+        self.error("E002", f"expected a string in double quotes for {what}, got {tok.describe()}", tok,
+                   hint=f'Write it quoted: "{tok.value}".')
+        return tok.value
+
+    def read_int(self, what: str, *, allow_negative: bool = False) -> int:
+        tok = self.peek()
+        if tok.kind != INT:
+            if tok.kind not in _LINE_END:
+                self.advance()
+            self.error("E002", f"expected an integer for {what}, got {tok.describe()}", tok)
+            return 0
+        self.advance()
+        value = int(tok.value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            self.error("E002", f"integer {tok.value} is out of range for {what}", tok)
+            return 0
+        if value < 0 and not allow_negative:
+            self.error("E020", f"{what} must not be negative, got {value}", tok)
+            return 0
+        return value
+
+    def read_number(self, what: str) -> float:
+        tok = self.peek()
+        if tok.kind not in (INT, FLOAT):
+            if tok.kind not in _LINE_END:
+                self.advance()
+            self.error("E002", f"expected a number for {what}, got {tok.describe()}", tok)
+            return 0.0
+        self.advance()
+        value = float(tok.value)
+        if value < 0:
+            self.error("E020", f"{what} must not be negative, got {tok.value}", tok)
+            return 0.0
+        return value
+
+    def read_bool(self, what: str) -> bool | None:
+        tok = self.peek()
+        if tok.kind == IDENT and tok.value in ("true", "false"):
+            self.advance()
+            return tok.value == "true"
+        if tok.kind not in _LINE_END:
+            self.advance()
+        self.error("E020", f"expected true or false for {what}, got {tok.describe()}", tok)
+        return None
+
+    def read_choice(self, what: str, choices: tuple[str, ...] | dict[str, str]) -> str | None:
+        """An enumerated value, written bare or quoted. None after an E020."""
+        tok = self.peek()
+        if tok.kind in (IDENT, STRING) and tok.value in choices:
+            self.advance()
+            return tok.value
+        if tok.kind not in _LINE_END:
+            self.advance()
+        listed = ", ".join(choices)
+        close = difflib.get_close_matches(tok.value, list(choices), n=1) if tok.value else []
+        hint = f"Did you mean '{close[0]}'? Valid values: {listed}." if close else f"Valid values: {listed}."
+        self.error("E020", f"invalid {what} {tok.describe()}; expected one of {listed}", tok, hint=hint)
+        return None
+
+    def read_list(self, what: str, item: Callable[[], str | None]) -> list[str]:
+        """`[a, b, c]`; may span lines; empty and trailing-comma lists are fine."""
+        items: list[str] = []
+        if not self.expect_punct("[", f"to start the list of {what}"):
+            self.skip_line_rest()
+            return items
+        while True:
+            self.skip_layout()
+            if self.is_punct("]"):
+                self.advance()
+                return items
+            tok = self.peek()
+            if tok.kind == EOF:
+                self.error("E002", f"unclosed list of {what}: expected ']'", tok)
+                return items
+            value = item()
+            if value is None:
+                self.skip_list_rest()
+                return items
+            items.append(value)
+            self.skip_layout()
+            if self.is_punct(","):
+                self.advance()
+                continue
+            if self.is_punct("]"):
+                continue
+            tok = self.peek()
+            self.error("E002", f"expected ',' or ']' in the list of {what}, got {tok.describe()}", tok)
+            self.skip_list_rest()
+            return items
+
+    def skip_layout(self) -> None:
+        while self.peek().kind in (NEWLINE, INDENT, DEDENT):
+            self.advance()
+
+    def skip_line_rest(self) -> None:
+        while self.peek().kind not in _LINE_END:
+            self.advance()
+
+    def skip_list_rest(self) -> None:
+        while self.peek().kind not in (EOF, NEWLINE) and not self.is_punct("]"):
+            self.advance()
+        if self.is_punct("]"):
+            self.advance()
+
+    def tool_ref(self) -> str | None:
+        """`name`, `ns.name`, `ns.sub.*`, `*` or a quoted string."""
+        tok = self.peek()
+        if tok.kind == STRING:
+            self.advance()
+            return tok.value
+        if self.is_punct("*"):
+            self.advance()
+            return "*"
+        if tok.kind != IDENT:
+            self.error("E002", f"expected a tool name, got {tok.describe()}", tok)
+            return None
+        parts = [self.advance().value]
+        while self.is_punct("."):
+            self.advance()
+            nxt = self.peek()
+            if nxt.kind == IDENT:
+                parts.append(self.advance().value)
+            elif self.is_punct("*"):
+                self.advance()
+                parts.append("*")
+                break
+            else:
+                self.error("E002", f"expected a name or '*' after '.' in a tool name, got {nxt.describe()}", nxt)
+                return None
+        return ".".join(parts)
+
+    def ident_item(self) -> str | None:
+        tok = self.peek()
+        if tok.kind == STRING or self.is_name(tok):
+            self.advance()
+            return tok.value
+        self.error("E002", f"expected a name, got {tok.describe()}", tok)
+        return None
+
+    def string_item(self) -> str | None:
+        tok = self.peek()
+        if tok.kind == STRING:
+            self.advance()
+            return tok.value
+        self.error("E002", f"expected a string in double quotes, got {tok.describe()}", tok)
+        return None
+
+    # -- blocks --------------------------------------------------------------------------------
+    def open_block(self, header: str) -> bool:
+        """After `KIND NAME`: expect ':' and an indented body. False drops the declaration."""
+        if self.is_punct(":"):
+            self.advance()
+        else:
+            tok = self.peek()
+            self.error("E002", f"expected ':' after {header}, got {tok.describe()}", tok)
+            if tok.kind not in _LINE_END:
+                self.skip_line_rest()
+        self.skip_newlines()
+        tok = self.peek()
+        if tok.kind == INDENT:
+            self.advance()
+            return True
+        self.error("E002", f"expected an indented block after {header}, got {tok.describe()}", tok,
+                   hint="Indent the properties of the block by two spaces.")
+        return False
+
+    def block_body(self, owner: str, on_property: Callable[[Token], None]) -> None:
+        """Loop over `prop: value` lines until the block's DEDENT.
+
+        ``on_property`` receives the property-name token (already consumed, and the ':' too).
+        """
+        extra_depth = 0
+        while True:
+            tok = self.peek()
+            if tok.kind == NEWLINE:
+                self.advance()
+                continue
+            if tok.kind == EOF:
+                return
+            if tok.kind == DEDENT:
+                self.advance()
+                if extra_depth == 0:
+                    return
+                extra_depth -= 1
+                continue
+            if tok.kind == INDENT:
+                self.advance()
+                self.error("E003", f"line is indented deeper than the other properties of {owner}", self.peek(),
+                           hint="Align the property with the ones above it.")
+                extra_depth += 1
+                continue
+            if tok.kind != IDENT:
+                self.advance()
+                self.error("E012", f"expected a property of {owner}, got {tok.describe()}", tok)
+                self.skip_line()
+                continue
+            self.advance()
+            if not self.is_punct(":"):
+                nxt = self.peek()
+                self.error("E002", f"expected ':' after property '{tok.value}' of {owner}, got {nxt.describe()}", nxt)
+                self.skip_line()
+                continue
+            self.advance()
+            on_property(tok)
+
+    def _suggest(self, word: str, known: tuple[str, ...]) -> str | None:
+        close = difflib.get_close_matches(word, known, n=1) if known else []
+        return f"Did you mean '{close[0]}'?" if close else None
+
+    def props(self, owner: str, target: Any, handlers: dict[str, Callable[[], Any]]) -> Callable[[Token], None]:
+        """Build an ``on_property`` callback from a name → value-reader table.
+
+        ``target.props`` records where each property's value starts, for later diagnostics.
+        """
+        known = tuple(handlers)
+
+        def on_property(tok: Token) -> None:
+            reader = handlers.get(tok.value)
+            if reader is None:
+                self.error("E012", f"unknown property '{tok.value}' in {owner}", tok, hint=self._suggest(tok.value, known))
+                self.skip_line()
+                return
+            value_tok = self.peek()
+            target.props[tok.value] = value_tok.pos if value_tok.kind not in _LINE_END else tok.pos
+            reader()
+            if tok.value not in _BLOCK_PROPS:  # nested blocks consume their own line ends
+                self.end_of_line(f"'{tok.value}'")
+
+        return on_property
+
+    # -- file ----------------------------------------------------------------------------------
+    def parse_file(self) -> list[A.Declaration]:
+        decls: list[A.Declaration] = []
+        while True:
+            tok = self.peek()
+            if tok.kind == EOF:
+                return decls
+            if tok.kind in (NEWLINE, DEDENT):
+                self.advance()
+                continue
+            if tok.kind == IDENT and tok.value in DECL_KEYWORDS:
+                decl = self.declaration()
+                if decl is not None:
+                    decls.append(decl)
+                continue
+            self.advance()
+            if tok.kind == INDENT:
+                self.error("E001", "unexpected indentation at top level", self.peek(),
+                           hint="Top-level declarations start at column 1; indent only their bodies.")
+            else:
+                close = difflib.get_close_matches(tok.value, list(DECL_KEYWORDS), n=1)
+                hint = f"Did you mean '{close[0]}'?" if close and tok.kind == IDENT else None
+                self.error("E001", f"unexpected {tok.describe()} at top level", tok, hint=hint)
+            self.skip_to_declaration()
+
+    def declaration(self) -> A.Declaration | None:
+        kw = self.advance()
+        kind = kw.value
+        if kind == "vars":
+            return self.vars_block(kw)
+        name_tok = self.peek()
+        if not self.is_name(name_tok):
+            self.error("E002", f"expected a name after '{kind}', got {name_tok.describe()}", name_tok)
+            self.skip_to_declaration()
+            return None
+        self.advance()
+        name = name_tok.value
+        pos = kw.pos
+        if name in RESERVED_NAMES and kind in ("prompt", "schema", "agent", "judge", "join", "wait"):
+            self.error("E011", f"'{name}' is reserved and cannot name a {kind}", kw)
+        header = f"'{kind} {name}'"
+        if kind == "prompt":
+            return self.prompt(name, pos, header)
+        if not self.open_block(header):
+            return None
+        if kind == "schema":
+            return self.schema(name, pos, header)
+        if kind == "workflow":
+            return self.workflow(name, pos, header)
+        builders = {
+            "mcp_server": self.mcp_server,
+            "agent": self.agent,
+            "judge": self.agent,
+            "router": self.router,
+            "join": self.join,
+            "human": self.human,
+            "tool": self.tool,
+            "wait": self.wait,
+        }
+        return builders[kind](kind, name, pos, header)
+
+    # -- vars, literals ------------------------------------------------------------------------
+    def vars_block(self, kw: Token) -> A.VarsBlock | None:
+        if not self.open_block("'vars'"):
+            return None
+        block = A.VarsBlock([], kw.pos)
+        while True:
+            tok = self.peek()
+            if tok.kind == NEWLINE:
+                self.advance()
+                continue
+            if tok.kind in (DEDENT, EOF):
+                if tok.kind == DEDENT:
+                    self.advance()
+                return block
+            if not self.is_name(tok):
+                self.advance()
+                self.error("E002", f"expected a variable name, got {tok.describe()}", tok)
+                self.skip_line()
+                continue
+            self.advance()
+            if not self.expect_punct(":", f"after variable '{tok.value}'"):
+                self.skip_line()
+                continue
+            vtype = self.read_type(f"variable '{tok.value}'")
+            default = None
+            if self.is_punct("="):
+                self.advance()
+                default = self.literal(f"the default of '{tok.value}'")
+            block.fields.append(A.VarField(tok.value, vtype, default, tok.pos))
+            self.end_of_line(f"variable '{tok.value}'")
+
+    def read_type(self, what: str) -> str:
+        tok = self.peek()
+        if tok.kind == IDENT and tok.value in A.FIELD_TYPES:
+            self.advance()
+            return tok.value
+        if tok.kind not in _LINE_END:
+            self.advance()
+        close = difflib.get_close_matches(tok.value, list(A.FIELD_TYPES), n=1)
+        self.error("E021", f"invalid type {tok.describe()} for {what}; expected one of "
+                   + ", ".join(A.FIELD_TYPES), tok, hint=f"Did you mean '{close[0]}'?" if close else None)
+        return "string"
+
+    def literal(self, what: str) -> A.Literal_ | None:
+        tok = self.peek()
+        if tok.kind == STRING:
+            self.advance()
+            return A.Literal_("string", tok.value, f'"{tok.value}"')
+        if tok.kind == INT:
+            self.advance()
+            value = max(INT64_MIN, min(INT64_MAX, int(tok.value)))
+            return A.Literal_("int", value, str(value))
+        if tok.kind == FLOAT:
+            self.advance()
+            return A.Literal_("float", float(tok.value), tok.value)
+        if tok.kind == IDENT and tok.value in ("true", "false"):
+            self.advance()
+            return A.Literal_("bool", tok.value == "true", tok.value)
+        if tok.kind == IDENT and tok.value == "null" or self.is_punct("{") or self.is_punct("["):
+            start = self.i
+            value = self.json_value()
+            if value is _BAD:
+                self.i = max(self.i, start + 1)
+                self.skip_line_rest()
+                return None
+            return A.Literal_("json", value, json.dumps(value, ensure_ascii=False))
+        if tok.kind not in _LINE_END:
+            self.advance()
+        self.error("E002", f"expected a literal value for {what}, got {tok.describe()}", tok,
+                   hint='Use a string ("x"), a number, true/false, or JSON ({…} / […]).')
+        return None
+
+    def json_value(self) -> Any:
+        """A JSON value written inline (may span lines inside brackets)."""
+        self.skip_layout()
+        tok = self.peek()
+        if tok.kind == STRING:
+            self.advance()
+            return _json_string(tok.value)
+        if tok.kind == INT:
+            self.advance()
+            return int(tok.value)
+        if tok.kind == FLOAT:
+            self.advance()
+            return float(tok.value)
+        if tok.kind == IDENT and tok.value in ("true", "false", "null"):
+            self.advance()
+            return {"true": True, "false": False, "null": None}[tok.value]
+        if self.is_punct("["):
+            self.advance()
+            items: list[Any] = []
+            while True:
+                self.skip_layout()
+                if self.is_punct("]"):
+                    self.advance()
+                    return items
+                value = self.json_value()
+                if value is _BAD:
+                    return _BAD
+                items.append(value)
+                self.skip_layout()
+                if self.is_punct(","):
+                    self.advance()
+                elif not self.is_punct("]"):
+                    bad = self.peek()
+                    self.error("E002", f"expected ',' or ']' in JSON array, got {bad.describe()}", bad)
+                    return _BAD
+        if self.is_punct("{"):
+            self.advance()
+            obj: dict[str, Any] = {}
+            while True:
+                self.skip_layout()
+                if self.is_punct("}"):
+                    self.advance()
+                    return obj
+                key_tok = self.peek()
+                if key_tok.kind == STRING:
+                    key = _json_string(key_tok.value)
+                elif key_tok.kind == IDENT:
+                    key = key_tok.value
+                else:
+                    self.error("E002", f"expected a JSON object key, got {key_tok.describe()}", key_tok)
+                    return _BAD
+                self.advance()
+                if not self.expect_punct(":", "after a JSON object key"):
+                    return _BAD
+                value = self.json_value()
+                if value is _BAD:
+                    return _BAD
+                obj[str(key)] = value
+                self.skip_layout()
+                if self.is_punct(","):
+                    self.advance()
+                elif not self.is_punct("}"):
+                    bad = self.peek()
+                    self.error("E002", f"expected ',' or '}}' in JSON object, got {bad.describe()}", bad)
+                    return _BAD
+        self.error("E002", f"expected a JSON value, got {tok.describe()}", tok)
+        return _BAD
+
+    # -- declarations --------------------------------------------------------------------------
+    def prompt(self, name: str, pos: A.Pos, header: str) -> A.PromptDecl | None:
+        if not self.open_block(header):
+            return None
+        lines: list[str] = []
+        body_pos: A.Pos | None = None
+        while True:
+            tok = self.peek()
+            if tok.kind == PROMPTLINE:
+                self.advance()
+                if body_pos is None:
+                    body_pos = tok.pos
+                lines.append(tok.value)
+                continue
+            if tok.kind == DEDENT:
+                self.advance()
+                break
+            if tok.kind == EOF:
+                break
+            # Only reachable when the body did not start as prompt text (e.g. an INDENT oddity).
+            self.advance()
+        return A.PromptDecl(name, "\n".join(lines), pos, body_pos)
+
+    def schema(self, name: str, pos: A.Pos, header: str) -> A.SchemaDecl:
+        decl = A.SchemaDecl(name, [], pos)
+        while True:
+            tok = self.peek()
+            if tok.kind == NEWLINE:
+                self.advance()
+                continue
+            if tok.kind in (DEDENT, EOF):
+                if tok.kind == DEDENT:
+                    self.advance()
+                return decl
+            if not self.is_name(tok):
+                self.advance()
+                self.error("E002", f"expected a field name in {header}, got {tok.describe()}", tok)
+                self.skip_line()
+                continue
+            self.advance()
+            if not self.expect_punct(":", f"after field '{tok.value}'"):
+                self.skip_line()
+                continue
+            ftype = self.read_type(f"field '{tok.value}'")
+            enum: list[str] | None = None
+            if self.is_punct("["):
+                enum = self.enum_clause()
+            decl.fields.append(A.SchemaField(tok.value, ftype, enum, tok.pos))
+            self.end_of_line(f"field '{tok.value}'")
+
+    def enum_clause(self) -> list[str] | None:
+        self.advance()  # [
+        tok = self.peek()
+        if not (tok.kind == IDENT and tok.value == "enum"):
+            self.error("E002", f"expected 'enum' after '[', got {tok.describe()}", tok,
+                       hint='Write [enum: "a", "b"].')
+            self.skip_list_rest()
+            return None
+        self.advance()
+        if not self.expect_punct(":", "after 'enum'"):
+            self.skip_list_rest()
+            return None
+        values: list[str] = []
+        while True:
+            tok = self.peek()
+            if tok.kind in (STRING, IDENT, INT, FLOAT):
+                self.advance()
+                values.append(tok.value)
+            else:
+                self.error("E002", f"expected an enum value, got {tok.describe()}", tok)
+                self.skip_list_rest()
+                return values or None
+            if self.is_punct(","):
+                self.advance()
+                if self.is_punct("]"):
+                    self.advance()
+                    return values
+                continue
+            if self.is_punct("]"):
+                self.advance()
+                return values
+            bad = self.peek()
+            self.error("E002", f"expected ',' or ']' in enum, got {bad.describe()}", bad)
+            self.skip_list_rest()
+            return values
+
+    def mcp_server(self, kind: str, name: str, pos: A.Pos, header: str) -> A.MCPServerDecl:
+        decl = A.MCPServerDecl(name, pos)
+
+        def transport() -> None:
+            value = self.read_choice("transport", TRANSPORTS)
+            decl.transport = value or ""
+
+        def command() -> None:
+            decl.command = self.read_string("'command'")
+
+        def args() -> None:
+            decl.args = self.read_list("args", self.string_item)
+
+        def url() -> None:
+            decl.url = self.read_string("'url'")
+
+        self.block_body(header, self.props(header, decl, {"transport": transport, "command": command, "args": args, "url": url}))
+        return decl
+
+    def mcp_block(self, owner: str) -> A.MCPBlock:
+        tok = self.toks[self.i - 2]  # the 'mcp' keyword (followed by ':')
+        block = A.MCPBlock(tok.pos)
+        header = f"the mcp block of {owner}"
+        if self.peek().kind != NEWLINE:
+            bad = self.peek()
+            self.error("E002", f"expected an indented block after 'mcp:', got {bad.describe()}", bad)
+            self.skip_line()
+            return block
+        self.advance()
+        self.skip_newlines()
+        if self.peek().kind != INDENT:
+            bad = self.peek()
+            self.error("E002", f"expected an indented block after 'mcp:', got {bad.describe()}", bad)
+            return block
+        self.advance()
+
+        def setter(attr: str, reader: Callable[[], Any]) -> Callable[[], None]:
+            def run() -> None:
+                value = reader()
+                if value is not None:
+                    setattr(block, attr, value)
+            return run
+
+        self.block_body(header, self.props(header, block, {
+            "autoload_project": setter("autoload_project", lambda: self.read_bool("'autoload_project'")),
+            "inherit": setter("inherit", lambda: self.read_bool("'inherit'")),
+            "servers": setter("servers", lambda: self.read_list("servers", self.ident_item)),
+            "disable": setter("disable", lambda: self.read_list("disabled servers", self.ident_item)),
+        }))
+        return block
+
+    def _common(self, decl: Any, owner: str) -> dict[str, Callable[[], None]]:
+        """Readers shared by several node kinds, keyed by property name."""
+
+        def set_str(attr: str) -> Callable[[], None]:
+            return lambda: setattr(decl, attr, self.read_string(f"'{attr}' of {owner}"))
+
+        def set_name(attr: str, what: str) -> Callable[[], None]:
+            return lambda: setattr(decl, attr, self.read_name(f"{what} for '{attr}' of {owner}"))
+
+        def set_await() -> None:
+            value = self.read_choice("await mode", AWAIT_MODES)
+            decl.await_mode = value or "wait_all"  # Iterion's fallback: still a convergence point
+
+        def set_interaction() -> None:
+            decl.interaction = self.read_choice("interaction", INTERACTIONS) or "none"
+
+        def set_backend() -> None:
+            decl.backend = self.read_string(f"'backend' of {owner}")
+
+        return {
+            "model": set_str("model"),
+            "backend": set_backend,
+            "delegate": set_backend,
+            "input": set_name("input", "a schema name"),
+            "output": set_name("output", "a schema name"),
+            "publish": set_name("publish", "an artifact name"),
+            "system": set_name("system", "a prompt name"),
+            "user": set_name("user", "a prompt name"),
+            "instructions": set_name("instructions", "a prompt name"),
+            "interaction": set_interaction,
+            "interaction_prompt": set_name("interaction_prompt", "a prompt name"),
+            "interaction_model": set_str("interaction_model"),
+            "await": set_await,
+        }
+
+    def _pick(self, table: dict[str, Callable[[], None]], names: str) -> dict[str, Callable[[], None]]:
+        return {n: table[n] for n in names.split()}
+
+    def agent(self, kind: str, name: str, pos: A.Pos, header: str) -> A.AgentDecl:
+        decl = A.AgentDecl(kind, name, pos)  # type: ignore[arg-type]
+        common = self._common(decl, header)
+        handlers = self._pick(
+            common,
+            "model backend delegate input output publish system user interaction "
+            "interaction_prompt interaction_model await",
+        )
+
+        def session() -> None:
+            decl.session = self.read_choice("session mode", SESSION_MODES) or "fresh"
+
+        def tools() -> None:
+            decl.tools = self.read_list("tools", self.tool_ref)
+
+        def tool_policy() -> None:
+            decl.tool_policy = self.read_list("tool_policy", self.tool_ref)
+
+        def tool_max_steps() -> None:
+            decl.tool_max_steps = self.read_int("'tool_max_steps'")
+
+        def reasoning_effort() -> None:
+            decl.reasoning_effort = self.read_choice("reasoning effort", REASONING_EFFORTS) or ""
+
+        def readonly() -> None:
+            value = self.read_bool("'readonly'")
+            decl.readonly = bool(value)
+
+        def mcp() -> None:
+            decl.mcp = self.mcp_block(header)
+
+        handlers.update(session=session, tools=tools, tool_policy=tool_policy, tool_max_steps=tool_max_steps,
+                        reasoning_effort=reasoning_effort, readonly=readonly, mcp=mcp)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    def router(self, kind: str, name: str, pos: A.Pos, header: str) -> A.RouterDecl:
+        decl = A.RouterDecl(name, pos)
+        handlers = self._pick(self._common(decl, header), "model backend delegate system user")
+
+        def mode() -> None:
+            decl.mode = self.read_choice("router mode", ROUTER_MODES) or "fan_out_all"
+
+        def multi() -> None:
+            decl.multi = bool(self.read_bool("'multi'"))
+
+        handlers.update(mode=mode, multi=multi)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    def join(self, kind: str, name: str, pos: A.Pos, header: str) -> A.JoinDecl:
+        decl = A.JoinDecl(name, pos)
+
+        def strategy() -> None:
+            decl.strategy = self.read_choice("join strategy", AWAIT_MODES) or "wait_all"
+
+        def require() -> None:
+            decl.require = self.read_list("required branches", self.ident_item)
+
+        def output() -> None:
+            decl.output = self.read_name(f"a schema name for 'output' of {header}")
+
+        self.block_body(header, self.props(header, decl, {"strategy": strategy, "await": strategy,
+                                                          "require": require, "output": output}))
+        return decl
+
+    def human(self, kind: str, name: str, pos: A.Pos, header: str) -> A.HumanDecl:
+        decl = A.HumanDecl(name, pos)
+        handlers = self._pick(
+            self._common(decl, header),
+            "input output publish instructions interaction interaction_prompt interaction_model model system await",
+        )
+
+        def mode() -> None:
+            value = self.read_choice("human mode", HUMAN_MODES)
+            if value is not None:
+                decl.interaction = HUMAN_MODES[value]
+
+        def min_answers() -> None:
+            decl.min_answers = self.read_int("'min_answers'")
+
+        def timeout() -> None:
+            decl.timeout = self.read_string(f"'timeout' of {header}")
+
+        handlers.update(mode=mode, min_answers=min_answers, timeout=timeout)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    def tool(self, kind: str, name: str, pos: A.Pos, header: str) -> A.ToolDecl:
+        decl = A.ToolDecl(name, pos)
+        handlers = self._pick(self._common(decl, header), "input output await")
+
+        def command() -> None:
+            decl.command = self.read_string(f"'command' of {header}")
+
+        def call() -> None:
+            decl.call = self.tool_ref() or ""
+
+        handlers.update(command=command, call=call)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    def wait(self, kind: str, name: str, pos: A.Pos, header: str) -> A.WaitDecl:
+        decl = A.WaitDecl(name, pos)
+        handlers = self._pick(self._common(decl, header), "await")
+
+        def duration() -> None:
+            decl.duration = self.read_string(f"'duration' of {header}")
+
+        handlers.update(duration=duration)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    # -- workflow ------------------------------------------------------------------------------
+    def workflow(self, name: str, pos: A.Pos, header: str) -> A.WorkflowDecl:
+        wf = A.WorkflowDecl(name, pos)
+        extra_depth = 0
+        while True:
+            tok = self.peek()
+            if tok.kind == NEWLINE:
+                self.advance()
+                continue
+            if tok.kind == EOF:
+                return wf
+            if tok.kind == DEDENT:
+                self.advance()
+                if extra_depth == 0:
+                    return wf
+                extra_depth -= 1
+                continue
+            if tok.kind == INDENT:
+                self.advance()
+                self.error("E003", f"line is indented deeper than the other lines of {header}", self.peek(),
+                           hint="Align edges and properties of the workflow at the same indentation.")
+                extra_depth += 1
+                continue
+            is_edge = self.is_name(tok) and self.is_punct("->", 1)
+            if tok.kind == IDENT and not is_edge and self.is_punct(":", 1) and tok.value in _WORKFLOW_PROPS:
+                self.workflow_property(wf, header)
+                continue
+            if self.is_name(tok):
+                edge = self.edge()
+                if edge is not None:
+                    wf.edges.append(edge)
+                continue
+            self.advance()
+            self.error("E001", f"unexpected {tok.describe()} in {header}; expected an edge 'a -> b' or a "
+                       "workflow property", tok)
+            self.skip_line()
+
+    def workflow_property(self, wf: A.WorkflowDecl, header: str) -> None:
+        tok = self.advance()
+        self.advance()  # ':'
+        prop = tok.value
+        wf.props[prop] = tok.pos
+        if prop == "vars":
+            self.i -= 2
+            vars_kw = self.advance()
+            block = self.vars_block(vars_kw)
+            if block is not None:
+                wf.vars = block
+            return
+        if prop == "budget":
+            self.i -= 1
+            wf.budget = self.budget(tok) or wf.budget
+            return
+        if prop == "mcp":
+            wf.mcp = self.mcp_block(header)
+            return
+        if prop == "entry":
+            wf.entry = self.read_name("the entry node name")
+            wf.entry_pos = self.toks[self.i - 1].pos
+        elif prop == "default_backend":
+            wf.default_backend = self.read_string("'default_backend'")
+        elif prop == "tool_policy":
+            wf.tool_policy = self.read_list("tool_policy", self.tool_ref)
+        elif prop == "interaction":
+            wf.interaction = self.read_choice("interaction", INTERACTIONS) or "none"
+        self.end_of_line(f"'{prop}'")
+
+    def budget(self, kw: Token) -> A.BudgetBlock | None:
+        if not self.open_block("'budget'"):
+            return None
+        block = A.BudgetBlock(kw.pos)
+
+        def int_prop(attr: str) -> Callable[[], None]:
+            return lambda: setattr(block, attr, self.read_int(f"'{attr}'"))
+
+        def duration() -> None:
+            block.max_duration = self.read_string("'max_duration'")
+
+        def cost() -> None:
+            block.max_cost_usd = self.read_number("'max_cost_usd'")
+
+        handlers = {
+            "max_parallel_branches": int_prop("max_parallel_branches"),
+            "max_duration": duration,
+            "max_cost_usd": cost,
+            "max_tokens": int_prop("max_tokens"),
+            "max_iterations": int_prop("max_iterations"),
+        }
+        self.block_body("the budget", self.props("the budget", block, handlers))
+        return block
+
+    def edge(self) -> A.Edge | None:
+        src = self.advance()
+        if not self.is_punct("->"):
+            tok = self.peek()
+            self.error("E002", f"expected '->' after '{src.value}', got {tok.describe()}", tok,
+                       hint="Edges read 'source -> target'.")
+            self.skip_line()
+            return None
+        self.advance()
+        tgt = self.peek()
+        if not self.is_name(tgt):
+            self.error("E002", f"expected a target node name after '->', got {tgt.describe()}", tgt)
+            self.skip_line()
+            return None
+        self.advance()
+        edge = A.Edge(src.value, tgt.value, src.pos, tgt.pos)
+        while True:
+            tok = self.peek()
+            if tok.kind != IDENT or tok.value not in ("when", "as", "with"):
+                break
+            self.advance()
+            if tok.value == "when":
+                negated = False
+                if self.peek().kind == IDENT and self.peek().value == "not" and self.is_name(self.peek(1)):
+                    self.advance()
+                    negated = True
+                cond_tok = self.peek()
+                if self.is_name(cond_tok):
+                    self.advance()
+                    edge.when = A.Condition(cond_tok.value, negated, cond_tok.pos)
+                else:
+                    self.error("E002", f"expected a condition field after 'when', got {cond_tok.describe()}",
+                               cond_tok, hint="Write 'when approved' or 'when not approved'.")
+                    if cond_tok.kind not in _LINE_END:
+                        self.advance()
+                    edge.when = A.Condition("", negated, cond_tok.pos)
+            elif tok.value == "as":
+                name_tok = self.peek()
+                loop_name = self.read_name("a loop name after 'as'")
+                count = 0
+                if self.expect_punct("(", f"after loop name '{loop_name}'"):
+                    count = self.read_int(f"the bound of loop '{loop_name}'", allow_negative=True)
+                    self.expect_punct(")", f"after the bound of loop '{loop_name}'")
+                edge.loop = A.LoopClause(loop_name, count, name_tok.pos)
+            else:
+                edge.with_ = self.with_block()
+        self.end_of_line(f"the edge '{src.value} -> {tgt.value}'")
+        return edge
+
+    def with_block(self) -> list[A.WithEntry]:
+        entries: list[A.WithEntry] = []
+        if not self.expect_punct("{", "after 'with'"):
+            return entries
+        while True:
+            self.skip_layout()
+            if self.is_punct("}"):
+                self.advance()
+                return entries
+            key = self.peek()
+            if key.kind == EOF:
+                self.error("E002", "unclosed 'with' block: expected '}'", key)
+                return entries
+            if not (self.is_name(key) or key.kind == STRING):
+                self.advance()
+                self.error("E002", f"expected a key in the 'with' block, got {key.describe()}", key)
+                self._skip_with_entry()
+                continue
+            self.advance()
+            if not self.expect_punct(":", f"after with-key '{key.value}'"):
+                self._skip_with_entry()
+                continue
+            val = self.peek()
+            if val.kind != STRING:
+                self.error("E002", f"the value of with-key '{key.value}' must be a string, got {val.describe()}", val,
+                           hint='Quote it: key: "{{outputs.node}}".')
+                self._skip_with_entry()
+                continue
+            self.advance()
+            entries.append(A.WithEntry(key.value, val.value, key.pos, val.pos))
+            if self.is_punct(","):
+                self.advance()
+
+    def _skip_with_entry(self) -> None:
+        while self.peek().kind not in (EOF, NEWLINE) and not self.is_punct("}") and not self.is_punct(","):
+            self.advance()
+        if self.is_punct(","):
+            self.advance()
+
+
+_BLOCK_PROPS = frozenset({"mcp"})
+_WORKFLOW_PROPS = frozenset("vars entry budget mcp default_backend tool_policy interaction".split())
+
+
+class _Bad:
+    pass
+
+
+_BAD: Any = _Bad()
+
+
+def _json_string(raw: str) -> str:
+    """JSON strings inside var defaults are decoded with JSON escapes; fall back to raw text."""
+    try:
+        value = json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+    return value if isinstance(value, str) else raw
+
+
+def parse(source: str) -> tuple[A.File, list[Diagnostic]]:
+    """Parse ``source``; always returns a (possibly partial) AST and the diagnostics."""
+    lexed = lex(source)
+    parser = _Parser(lexed.tokens)
+    try:
+        decls = parser.parse_file()
+    except RecursionError:  # pathologically nested JSON defaults
+        decls = []
+        parser.diags.append(make("E003", "nesting too deep to parse", 1, 1))
+    diags = sorted(lexed.diagnostics + parser.diags, key=lambda d: (d.line, d.column))
+    return A.File(decls, lexed.comments), diags

@@ -1,0 +1,1 @@
+"""Temporal workflows: the interpreter that runs a compiled .iter graph (next issue)."""
