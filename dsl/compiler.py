@@ -42,6 +42,7 @@ class SourceMap:
     prompt_refs: dict[str, list[A.Pos]] = field(default_factory=dict)
     prompts: dict[str, A.Pos] = field(default_factory=dict)
     command_refs: dict[str, list[A.Pos]] = field(default_factory=dict)
+    with_refs: dict[tuple[int, int], list[A.Pos]] = field(default_factory=dict)  # (edge, entry) → ref positions
     loops: dict[str, A.Pos] = field(default_factory=dict)
 
     def node(self, node_id: str) -> A.Pos:
@@ -185,6 +186,8 @@ class _Compiler:
         seen: dict[str, A.NodeDecl] = {}
         for decl in self.file.nodes:
             if decl.name in ("done", "fail"):
+                if isinstance(decl, (A.AgentDecl, A.JoinDecl, A.WaitDecl)):
+                    continue  # already E011
                 self.diag("C108", f"node '{decl.name}' is replaced by the built-in terminal node '{decl.name}'",
                           decl.pos, hint="Rename the node; 'done' and 'fail' are built in.")
                 continue
@@ -455,10 +458,11 @@ class _Compiler:
                     self.diag("C005", f"loop '{e.loop.name}' is declared with bound {e.loop.max_iterations} here but "
                               f"{existing.max_iterations} before; the first bound is kept", e.loop.pos,
                               length=len(e.loop.name))
-            for w in e.with_ or []:
-                refs, _ = self.refs_of(w.value, f"with-key '{w.key}' of edge '{e.source} -> {e.target}'",
+            for j, w in enumerate(e.with_ or []):
+                refs, positions = self.refs_of(w.value, f"with-key '{w.key}' of edge '{e.source} -> {e.target}'",
                                        A.Pos(w.value_pos.line, w.value_pos.column + 1))
                 edge.with_.append(ir.DataMapping(key=w.key, raw=w.value, refs=refs))
+                self.src.with_refs[(len(edges), j)] = positions
             edges.append(edge)
         return edges, loops
 

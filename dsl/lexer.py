@@ -140,9 +140,10 @@ class _Lexer:
         self.prompt_header_indent: int | None = None  # set right after a `prompt NAME:` line
         self.prompt_level: int | None = None  # body indentation while inside a prompt body
         self.pending_blank: list[int] = []  # blank lines inside a prompt body, kept if more text follows
+        self.tab_reported = False
 
-    def error(self, code: str, message: str, line: int, column: int, length: int = 1) -> None:
-        self.diags.append(make(code, message, line, column, length=length))
+    def error(self, code: str, message: str, line: int, column: int, length: int = 1, hint: str | None = None) -> None:
+        self.diags.append(make(code, message, line, column, length=length, hint=hint))
 
     def run(self) -> LexResult:
         lines = self.source.split("\n")
@@ -191,14 +192,19 @@ class _Lexer:
             return
 
         if rest.startswith("\t"):
-            self.error(
-                "E003",
-                "tab character in indentation; .iter files indent with spaces",
-                lineno,
-                n + 1,
-            )
-            rest = rest.lstrip(" \t")
-            n = self.stack[-1]  # recover: treat the line as continuing the current block
+            if not self.tab_reported:  # once per file: a tab-indented file would repeat it per line
+                self.tab_reported = True
+                self.error(
+                    "E003",
+                    "tab character in indentation; .iter files indent with spaces",
+                    lineno,
+                    n + 1,
+                    hint="Replace tabs with spaces (2 per level); `iterloop fmt` cannot fix a file it cannot parse.",
+                )
+            # recover: read a tab as two spaces so a consistently tab-indented file still parses
+            lead = len(rest) - len(rest.lstrip(" \t"))
+            n += rest[:lead].count(" ") + 2 * rest[:lead].count("\t")
+            rest = rest[lead:]
 
         self.indent_to(n, lineno)
         self.scan(lineno, n, rest)

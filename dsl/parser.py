@@ -412,7 +412,8 @@ class _Parser:
         name = name_tok.value
         pos = kw.pos
         if name in RESERVED_NAMES and kind in ("prompt", "schema", "agent", "judge", "join", "wait"):
-            self.error("E011", f"'{name}' is reserved and cannot name a {kind}", kw)
+            article = "an" if kind[0] in "aeiou" else "a"
+            self.error("E011", f"'{name}' is reserved and cannot name {article} {kind}", kw)
         header = f"'{kind} {name}'"
         if kind == "prompt":
             return self.prompt(name, pos, header)

@@ -195,13 +195,13 @@ class _Validator:
                       f"prompt '{name}'")
         for i, e in enumerate(self.wf.edges):
             for j, m in enumerate(e.with_):
-                for ref in m.refs or []:
-                    check(ref, self.with_pos(i, j), f"edge '{e.source} -> {e.target}'")
+                for k, ref in enumerate(m.refs or []):
+                    check(ref, self.with_ref_pos(i, j, k), f"edge '{e.source} -> {e.target}'")
 
-    def with_pos(self, edge_index: int, entry_index: int) -> Pos:
-        e = self.src.edge(edge_index)
-        if e is not None and e.with_ and entry_index < len(e.with_):
-            return e.with_[entry_index].value_pos
+    def with_ref_pos(self, edge_index: int, entry_index: int, ref_index: int) -> Pos:
+        positions = self.src.with_refs.get((edge_index, entry_index), [])
+        if ref_index < len(positions):
+            return positions[ref_index]
         return self.edge_pos(edge_index)
 
     # -- C019 ----------------------------------------------------------------------------------
@@ -284,8 +284,8 @@ class _Validator:
             if e.source not in self.wf.nodes:
                 continue
             for j, m in enumerate(e.with_):
-                for ref in m.refs or []:
-                    uses.append(_RefUse(e.source, ref, self.with_pos(i, j),
+                for k, ref in enumerate(m.refs or []):
+                    uses.append(_RefUse(e.source, ref, self.with_ref_pos(i, j, k),
                                         f"with-key '{m.key}' of edge '{e.source} -> {e.target}'", True))
         for node in self.wf.nodes.values():
             if isinstance(node, ir.ToolNode):
