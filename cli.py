@@ -304,12 +304,12 @@ def diagram(
     chosen = diagram_view(view, detailed=detailed, full=full, known=mermaid.VIEWS)
     result = check_or_exit(ctx, file)
     assert result.workflow is not None
-    text = mermaid.to_mermaid(result.workflow, view=chosen)
+    text = mermaid.to_mermaid(result.workflow, view=chosen).rstrip("\n") + "\n"
     if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(text)
         return
     try:
-        write_atomically(output, text if text.endswith("\n") else text + "\n")
+        write_atomically(output, text)
     except OSError as exc:
         usage_error(f"cannot write '{output}': {exc.strerror or exc}")
     print(f"wrote {output}", file=sys.stderr)
@@ -415,9 +415,10 @@ def write_atomically(path: Path, text: str) -> None:
     """Write to a temp file in the same directory, then rename over the target.
 
     A crash or a full disk leaves either the old file or the new one, never half of each; the
-    original's permission bits are kept.
+    original's permission bits are kept, and a symlink keeps pointing at the file it names.
     """
-    directory = path.parent if str(path.parent) else Path(".")
+    path = path.resolve()
+    directory = path.parent
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
@@ -460,10 +461,7 @@ def compile_(ctx: typer.Context, file: FileArg) -> None:
 HELLO_ITER = """\
 ## hello.iter: the smallest useful loop. A writer drafts a paragraph, a reviewer judges it,
 ## and the draft goes back for revision (at most 3 times) until it is approved.
-##
-##   iterloop validate hello.iter
-##   iterloop diagram hello.iter --view detailed
-
+## Check it with `iterloop validate hello.iter`, draw it with `iterloop diagram hello.iter`.
 vars:
   topic: string = "durable AI workflows"
 
@@ -506,8 +504,8 @@ workflow hello:
   entry: writer
 
   budget:
-    max_iterations: 10
     max_cost_usd: 1
+    max_iterations: 10
 
   writer -> reviewer
   reviewer -> done when approved
