@@ -85,6 +85,7 @@ class _Compiler:
         self.opts = options
         self.diags: list[Diagnostic] = []
         self.src = SourceMap()
+        self.default_backend = ""
 
     def diag(self, code: str, message: str, pos: A.Pos, *, length: int = 1, severity: Severity | None = None,
              hint: str | None = None) -> None:
@@ -118,7 +119,10 @@ class _Compiler:
         prompts = self.compile_prompts()
         self.warn_duplicate_nodes()
 
+        self.check_mcp_block(wf_decl.mcp, f"workflow '{wf_decl.name}'", mcp_servers, wf_decl.mcp)
+        self.warn_duplicate_vars(wf_decl)
         wf_interaction = wf_decl.interaction or "none"
+        self.default_backend = wf_decl.default_backend
         nodes: dict[str, ir.Node] = {}
         decls = self.file.nodes
         ordered = (
@@ -237,6 +241,12 @@ class _Compiler:
                 self.diag("C108", f"schema '{decl.name}' is declared twice (first at line {first[decl.name].pos.line}); "
                           "the later declaration wins", decl.pos)
             first.setdefault(decl.name, decl)
+            field_lines: dict[str, int] = {}
+            for f in decl.fields:
+                if f.name in field_lines:
+                    self.diag("C108", f"schema '{decl.name}' declares field '{f.name}' twice (first at line "
+                              f"{field_lines[f.name]})", f.pos, length=len(f.name))
+                field_lines.setdefault(f.name, f.pos.line)
             schemas[decl.name] = ir.Schema(
                 name=decl.name,
                 fields=[ir.SchemaField(name=f.name, type=f.type, enum_values=f.enum_values)  # type: ignore[arg-type]
@@ -269,6 +279,19 @@ class _Compiler:
             self.diag("C003", f"{_kind(decl)} '{decl.name}' {prop} prompt '{name}' is not declared",
                       decl.props.get(prop, decl.pos), length=len(name), hint=_did_you_mean(name, prompts, "prompt"))
 
+    def warn_duplicate_vars(self, wf_decl: A.WorkflowDecl) -> None:
+        blocks = self.file.of_type(A.VarsBlock)
+        for extra in blocks[1:]:
+            self.diag("C108", f"a second top-level 'vars:' block (first at line {blocks[0].pos.line}) replaces the "
+                      "first one entirely", extra.pos, length=4, hint="Merge the two vars blocks into one.")
+        for block in ([blocks[-1]] if blocks else []) + ([wf_decl.vars] if wf_decl.vars else []):
+            seen: dict[str, A.VarField] = {}
+            for f in block.fields:
+                if f.name in seen:
+                    self.diag("C108", f"variable '{f.name}' is declared twice in the same block (first at line "
+                              f"{seen[f.name].pos.line}); the later one wins", f.pos, length=len(f.name))
+                seen[f.name] = f
+
     def check_mcp_block(self, block: A.MCPBlock | None, owner: str, servers: dict[str, ir.MCPServer],
                         workflow_mcp: A.MCPBlock | None) -> None:
         if block is None or (workflow_mcp is not None and workflow_mcp.autoload_project):
@@ -291,13 +314,14 @@ class _Compiler:
                       decl.props.get("interaction_prompt", decl.pos), length=len(decl.interaction_prompt))
         self.check_mcp_block(decl.mcp, f"{decl.kind} '{decl.name}'", servers, workflow_mcp)
         model = decl.model or self.opts.default_model
-        if not model and not decl.backend:
-            self.diag("C018", f"{decl.kind} '{decl.name}' has neither 'model' nor 'backend'", decl.pos,
-                      length=len(decl.kind))
+        backend = decl.backend or self.default_backend
+        if not model and not backend:
+            self.diag("C018", f"{decl.kind} '{decl.name}' has neither 'model' nor 'backend' (and the workflow sets "
+                      "no default_backend)", decl.pos, length=len(decl.kind))
         interaction = decl.interaction
         if interaction == "none" and wf_interaction != "none":
             interaction = wf_interaction
-        if interaction != "none" and not decl.backend:
+        if interaction != "none" and not backend:
             self.diag("C029", f"{decl.kind} '{decl.name}' has interaction '{interaction}' but no 'backend'; "
                       "interaction requests only work with a delegation backend",
                       decl.props.get("interaction", decl.pos))
@@ -410,8 +434,8 @@ class _Compiler:
                 self.diag("C100", f"wait '{decl.name}' has an empty duration", decl.props["duration"])
             return node
         seconds = parse_duration(decl.duration)
-        if seconds is None:
-            self.diag("C100", f"wait '{decl.name}' duration {decl.duration!r} is not a duration",
+        if seconds is None or seconds <= 0:
+            self.diag("C100", f"wait '{decl.name}' duration {decl.duration!r} is not a positive duration",
                       decl.props.get("duration", decl.pos), length=len(decl.duration) + 2)
         else:
             node.duration_seconds = seconds
@@ -430,8 +454,9 @@ class _Compiler:
                 var.has_default = True
                 var.default = float(f.default.value) if f.type == "float" and f.default.kind == "int" else f.default.value
                 if not _type_matches(f.type, f.default):
+                    kind = {"int": "an int", "json": "a JSON value"}.get(f.default.kind, f"a {f.default.kind}")
                     self.diag("C107", f"variable '{f.name}' is declared {f.type} but its default {f.default.raw} is "
-                              f"a {f.default.kind}", f.pos, length=len(f.name))
+                              f"{kind}", f.pos, length=len(f.name))
             variables[f.name] = var
         return variables
 

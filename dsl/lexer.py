@@ -93,6 +93,7 @@ _TOKEN_RE = re.compile(
     |(?P<arrow>->)
     |(?P<num>-?\d+(?:\.\d+)?)
     |(?P<strlist>string\[\])
+    |(?P<dashed>[^\W\d]\w*(?:-(?!>)\w+)+)
     |(?P<ident>[^\W\d]\w*)
     |(?P<str>"(?:\\.|[^"\\])*")
     |(?P<unterminated>"(?:\\.|[^"\\])*)
@@ -101,6 +102,9 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE,
 )
+
+
+_DECL_START = re.compile(r"(vars|mcp_server|prompt|schema|agent|judge|router|join|human|tool|wait|workflow)\b")
 
 
 def decode_source(data: bytes) -> tuple[str | None, Diagnostic | None]:
@@ -141,6 +145,7 @@ class _Lexer:
         self.prompt_level: int | None = None  # body indentation while inside a prompt body
         self.pending_blank: list[int] = []  # blank lines inside a prompt body, kept if more text follows
         self.tab_reported = False
+        self.paren_depth = 0  # inside [ ], { } or ( ) lines join: no NEWLINE/INDENT/DEDENT
 
     def error(self, code: str, message: str, line: int, column: int, length: int = 1, hint: str | None = None) -> None:
         self.diags.append(make(code, message, line, column, length=length, hint=hint))
@@ -178,6 +183,20 @@ class _Lexer:
 
         if blank:
             return
+
+        if self.paren_depth > 0:
+            if n == 0 and _DECL_START.match(rest):
+                self.paren_depth = 0  # recover from an unclosed bracket; the parser reports it
+            else:
+                if not rest.startswith("##"):
+                    self.scan(lineno, n, rest)
+                else:
+                    self.comments.append(Comment(rest[2:].strip(), Pos(lineno, n + 1)))
+                return
+
+        if self.prompt_header_indent is not None and rest.startswith("##") and n <= self.prompt_header_indent:
+            self.comments.append(Comment(rest[2:].strip(), Pos(lineno, n + 1)))
+            return  # a comment between `prompt NAME:` and its body keeps the body
 
         if self.prompt_header_indent is not None:
             header_indent, self.prompt_header_indent = self.prompt_header_indent, None
@@ -221,20 +240,21 @@ class _Lexer:
         if n > top:
             self.push_indent(n, lineno)
         elif n < top:
-            while self.stack[-1] > n and len(self.stack) > 1:
+            levels = ", ".join(str(level) for level in self.stack)
+            # Pop the levels the line is clearly out of; a line between two levels stays in the
+            # deeper block (the one the user was writing), which is the most useful recovery.
+            while len(self.stack) > 1 and self.stack[-2] >= n:
                 self.stack.pop()
                 self.tokens.append(Token(DEDENT, "", lineno, 1))
             if self.stack[-1] != n:
                 self.error(
                     "E003",
-                    f"indentation of {n} spaces matches no enclosing block "
-                    f"(expected {self.stack[-1]})",
+                    f"indentation of {n} spaces matches no enclosing block (open levels: {levels} spaces)",
                     lineno,
                     1,
                     length=max(1, n),
+                    hint="Indent the line exactly like the lines of the block it belongs to.",
                 )
-                # recover: treat as a new level so the line still parses
-                self.push_indent(n, lineno)
 
     def flush_blank_prompt_lines(self) -> None:
         for blank_line in self.pending_blank:
@@ -270,6 +290,15 @@ class _Lexer:
                 tok = Token(FLOAT if "." in value else INT, value, lineno, col, first)
             elif kind in ("punct", "arrow"):
                 tok = Token(PUNCT, value, lineno, col, first)
+                if value in "[{(":
+                    self.paren_depth += 1
+                elif value in "]})" and self.paren_depth > 0:
+                    self.paren_depth -= 1
+            elif kind == "dashed":
+                fixed = value.replace("-", "_")
+                self.diags.append(make("E001", f"'{value}' is not a valid name: names cannot contain '-'", lineno,
+                                       col, length=len(value), hint=f"Use '_' instead: {fixed}."))
+                tok = Token(IDENT, fixed, lineno, col, first)
             elif kind == "strlist":
                 tok = Token(IDENT, "string[]", lineno, col, first)
             elif kind == "unterminated":
@@ -281,7 +310,7 @@ class _Lexer:
             self.tokens.append(tok)
             first = False
         line_tokens = self.tokens[emitted_start:]
-        if line_tokens:
+        if line_tokens and self.paren_depth == 0:
             self.tokens.append(Token(NEWLINE, "", lineno, offset + len(rest) + 1))
             if (
                 offset == 0

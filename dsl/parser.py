@@ -160,7 +160,7 @@ class _Parser:
             self.error("E002", f"integer {tok.value} is out of range for {what}", tok)
             return 0
         if value < 0 and not allow_negative:
-            self.error("E020", f"{what} must not be negative, got {value}", tok)
+            self.error("E020", f"{what} must not be negative, got {value}", tok, hint="Use 0 or a positive number.")
             return 0
         return value
 
@@ -174,7 +174,7 @@ class _Parser:
         self.advance()
         value = float(tok.value)
         if value < 0:
-            self.error("E020", f"{what} must not be negative, got {tok.value}", tok)
+            self.error("E020", f"{what} must not be negative, got {tok.value}", tok, hint="Use 0 or a positive number.")
             return 0.0
         return value
 
@@ -458,7 +458,7 @@ class _Parser:
             if not self.expect_punct(":", f"after variable '{tok.value}'"):
                 self.skip_line()
                 continue
-            vtype = self.read_type(f"variable '{tok.value}'")
+            vtype = self.read_type(f"variable '{tok.value}'", fallback="json")
             default = None
             if self.is_punct("="):
                 self.advance()
@@ -466,7 +466,7 @@ class _Parser:
             block.fields.append(A.VarField(tok.value, vtype, default, tok.pos))
             self.end_of_line(f"variable '{tok.value}'")
 
-    def read_type(self, what: str) -> str:
+    def read_type(self, what: str, fallback: str = "string") -> str:
         tok = self.peek()
         if tok.kind == IDENT and tok.value in A.FIELD_TYPES:
             self.advance()
@@ -476,7 +476,7 @@ class _Parser:
         close = difflib.get_close_matches(tok.value, list(A.FIELD_TYPES), n=1)
         self.error("E021", f"invalid type {tok.describe()} for {what}; expected one of "
                    + ", ".join(A.FIELD_TYPES), tok, hint=f"Did you mean '{close[0]}'?" if close else None)
-        return "string"
+        return fallback
 
     def literal(self, what: str) -> A.Literal_ | None:
         tok = self.peek()
@@ -596,6 +596,19 @@ class _Parser:
                 break
             # Only reachable when the body did not start as prompt text (e.g. an INDENT oddity).
             self.advance()
+            if tok.kind not in (NEWLINE, INDENT):
+                self.error("E002", f"expected prompt text in {header}, got {tok.describe()}", tok,
+                           hint="Indent the prompt body under 'prompt NAME:'.")
+                depth = 0
+                while self.peek().kind != EOF:
+                    t = self.advance()
+                    if t.kind == INDENT:
+                        depth += 1
+                    elif t.kind == DEDENT:
+                        if depth == 0:
+                            break
+                        depth -= 1
+                break
         return A.PromptDecl(name, "\n".join(lines), pos, body_pos)
 
     def schema(self, name: str, pos: A.Pos, header: str) -> A.SchemaDecl:
@@ -897,7 +910,9 @@ class _Parser:
                 continue
             self.advance()
             self.error("E001", f"unexpected {tok.describe()} in {header}; expected an edge 'a -> b' or a "
-                       "workflow property", tok)
+                       "workflow property", tok,
+                       hint="Workflow lines are edges (a -> b …) or vars:, entry:, budget:, mcp:, default_backend:, "
+                       "tool_policy:, interaction:.")
             self.skip_line()
 
     def workflow_property(self, wf: A.WorkflowDecl, header: str) -> None:
@@ -993,9 +1008,12 @@ class _Parser:
             elif tok.value == "as":
                 name_tok = self.peek()
                 loop_name = self.read_name("a loop name after 'as'")
-                count = 0
+                count = 1  # after a syntax error, a neutral bound avoids a follow-on C026
                 if self.expect_punct("(", f"after loop name '{loop_name}'"):
-                    count = self.read_int(f"the bound of loop '{loop_name}'", allow_negative=True)
+                    if self.peek().kind == INT:
+                        count = self.read_int(f"the bound of loop '{loop_name}'", allow_negative=True)
+                    else:
+                        self.read_int(f"the bound of loop '{loop_name}'")
                     self.expect_punct(")", f"after the bound of loop '{loop_name}'")
                 edge.loop = A.LoopClause(loop_name, count, name_tok.pos)
             else:

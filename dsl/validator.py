@@ -309,6 +309,10 @@ class _Validator:
                 if head not in self.wf.vars:
                     self.diag("C033", f"{ref.raw} in {use.where}: variable '{head}' is not declared", pos, length=n)
             elif ref.kind == "input":
+                if use.self_ok:
+                    # In a `with` value, `input` reads the edge source's output over the run
+                    # inputs, so the source's input schema says nothing about it.
+                    continue
                 schema = self.wf.schemas.get(self.wf.input_schema_of(use.consumer))
                 if schema is not None and schema.field(head) is None:
                     self.diag("C034", f"{ref.raw} in {use.where}: '{head}' is not a field of '{use.consumer}' input "
@@ -317,7 +321,8 @@ class _Validator:
                 if head not in self.wf.nodes:
                     self.diag("C030", f"{ref.raw} in {use.where}: node '{head}' does not exist", pos, length=n)
                     continue
-                if not self.is_upstream(head, use, upstream):
+                own_history = head == use.consumer and ref.path[-1] == "history"
+                if not own_history and not self.is_upstream(head, use, upstream):
                     self.diag("C036", f"{ref.raw} in {use.where}: '{head}' does not run before '{use.consumer}'", pos,
                               length=n)
                     continue

@@ -70,7 +70,19 @@ def test_tab_indentation_is_e003_once() -> None:
 def test_bad_characters_are_e001_with_a_hint() -> None:
     result = lex("my-node # x 'y'\n")
     codes = [(d.code, d.column) for d in result.diagnostics]
-    assert codes == [("E001", 3), ("E001", 9), ("E001", 13), ("E001", 15)]
+    assert codes == [("E001", 1), ("E001", 9), ("E001", 13), ("E001", 15)]
+    assert "my_node" in result.diagnostics[0].hint
+    assert [t.value for t in result.tokens if t.kind == IDENT] == ["my_node", "x", "y"]
+
+
+def test_lines_inside_brackets_join_without_layout_tokens() -> None:
+    toks = [k for k, _ in kinds("a:\n  tools: [\n    x,\n    y]\n  b: 1\n")]
+    assert toks.count(INDENT) == 1 and toks.count(DEDENT) == 1
+
+
+def test_lone_dash_is_reported_with_arrow_hint() -> None:
+    result = lex("a - b\n")
+    assert [(d.code, d.column) for d in result.diagnostics] == [("E001", 3)]
     assert "'->'" in result.diagnostics[0].hint
 
 
