@@ -1,10 +1,14 @@
 # iterloop: the few commands a contributor needs. `make test` and `make demo` set everything up.
 #
-#   make setup   create .venv (Python 3.11+) and install iterloop editable with test extras
+#   make setup   create .venv (Python 3.11+), install iterloop editable with test extras, and
+#                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing
 #   make test    run the whole test suite
 #   make demo    validate the examples and draw the growth loop as a Mermaid diagram
 #   make bench   DSL throughput and cold `iterloop validate` time
-#   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN) (needs Go)
+#   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN): built with Go, or
+#                downloaded through the Temporal SDK when Go is absent (skipped if ITERLOOP_TEMPORAL_BIN is set)
+#   make server  start the local Temporal dev server in the background (Web UI: http://localhost:8233)
+#   make stop    stop it (its data stays in .iterloop/temporal.db)
 #   make clean   remove the virtualenv and caches
 
 SHELL := /bin/bash
@@ -19,15 +23,16 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-# The Temporal CLI (its `server start-dev` is the dev server the runtime tests will use).
+# The Temporal CLI (its `server start-dev` is the dev server `iterloop server` and the tests use).
+# runtime/devserver.py looks for it in ITERLOOP_TEMPORAL_BIN, then here, then on PATH.
 TEMPORAL_VERSION ?= v1.5.1
 TEMPORAL_BIN ?= $(HOME)/.cache/iterloop/bin/temporal
 
 DEMO_WORKFLOW := examples/growth_loop.iter
 
-.PHONY: setup test demo bench temporal clean
+.PHONY: setup test demo bench temporal server stop clean
 
-setup: $(STAMP)
+setup: $(STAMP) temporal
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -59,16 +64,33 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_dsl.py
 
-# Not a dependency of test/demo yet: the Temporal runtime arrives with the next milestone.
+# Idempotent: nothing happens once the binary exists (or ITERLOOP_TEMPORAL_BIN names one).
+ifeq ($(strip $(ITERLOOP_TEMPORAL_BIN)),)
 temporal: $(TEMPORAL_BIN)
+else
+temporal:
+	@test -x "$(ITERLOOP_TEMPORAL_BIN)" || { \
+		echo "make temporal: ITERLOOP_TEMPORAL_BIN=$(ITERLOOP_TEMPORAL_BIN) is not an executable file." >&2; exit 1; }
+endif
 
-$(TEMPORAL_BIN):
-	@command -v go >/dev/null 2>&1 || { \
-		echo "make temporal: Go is required to build the Temporal CLI (https://go.dev/dl/)," >&2; \
-		echo "               or download a release binary to $(TEMPORAL_BIN)." >&2; exit 1; }
+# With Go: build the pinned release. Without: the SDK downloads it (needs the venv and network).
+$(TEMPORAL_BIN): | $(STAMP)
 	@mkdir -p $(dir $(TEMPORAL_BIN))
-	GOBIN=$(abspath $(dir $(TEMPORAL_BIN))) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
-	@test -x $(TEMPORAL_BIN) || { echo "make temporal: go install did not produce $(TEMPORAL_BIN)" >&2; exit 1; }
+	@if command -v go >/dev/null 2>&1; then \
+		echo "make temporal: building the Temporal CLI $(TEMPORAL_VERSION) with Go (a few minutes the first time)"; \
+		GOBIN=$(abspath $(dir $(TEMPORAL_BIN))) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION); \
+	else \
+		echo "make temporal: Go not found (https://go.dev/dl/); downloading the Temporal CLI through the Temporal SDK"; \
+		$(BIN)/python -m runtime.devserver download $(abspath $(dir $(TEMPORAL_BIN))) $(TEMPORAL_VERSION); \
+	fi
+	@test -x $(TEMPORAL_BIN) || { echo "make temporal: could not obtain $(TEMPORAL_BIN);" \
+		"install Go and retry, or set ITERLOOP_TEMPORAL_BIN to an existing temporal binary" >&2; exit 1; }
+
+server: setup
+	$(BIN)/iterloop server start
+
+stop: | $(STAMP)
+	$(BIN)/iterloop server stop
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -26,12 +26,16 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 
 from dsl import IR_FORMAT_VERSION, CheckResult, CompileOptions, Diagnostic, check_file, parse
 from dsl.lexer import decode_source
+
+if TYPE_CHECKING:  # the runtime is imported lazily, inside the commands that use it
+    from runtime.devserver import ServerInfo
+    from runtime.settings import Settings as RuntimeSettings
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -583,6 +587,104 @@ def write_new_file(path: Path, content: str) -> None:
     """Create ``path`` exclusively, so a file appearing meanwhile is not clobbered either."""
     with open(path, "x", encoding="utf-8", newline="") as handle:
         handle.write(content)
+
+
+# -- server: the local Temporal dev server ---------------------------------------------------------
+
+server_app = typer.Typer(
+    help="Run the local Temporal dev server (data in .iterloop/temporal.db, Web UI on port 8233).",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _runtime_settings() -> RuntimeSettings:
+    from runtime.settings import Settings as RuntimeSettings
+
+    return RuntimeSettings.from_env(os.environ)
+
+
+def _display_path(path: str) -> str:
+    """Relative to the working directory when inside it (`.iterloop/temporal.db`), else absolute."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def print_server(info: ServerInfo, *, headline: str) -> None:
+    print(headline)
+    print(f"  address:  {info.address}  (namespace {info.namespace})")
+    print(f"  Web UI:   {info.ui_url or 'off (started with --headless)'}")
+    print(f"  data:     {_display_path(info.db_path)}  (closed runs kept 30 days)")
+    print(f"  log:      {_display_path(info.log_path)}")
+    print(f"Point the worker at it: TEMPORAL_ADDRESS={info.address} iterloop worker")
+    print("Stop it with: iterloop server stop")
+
+
+@server_app.command("start")
+def server_start(
+    headless: Annotated[bool, typer.Option("--headless", help="Do not serve the Web UI.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the dev server in the background, or report the one already running.
+
+    The address comes from TEMPORAL_ADDRESS (default localhost:7233), the UI port from
+    ITERLOOP_UI_PORT (default 8233), the state directory from ITERLOOP_HOME (default .iterloop).
+    """
+    from runtime import devserver
+
+    try:
+        info = devserver.start(_runtime_settings(), headless=headless)
+    except devserver.DevServerError as exc:
+        usage_error(str(exc))
+    if as_json:
+        print(json.dumps({"state": "running", "reused": info.reused, **info.model_dump(mode="json")}))
+        return
+    if info.reused:
+        uptime = devserver.format_uptime(info.uptime_seconds())
+        headline = f"Temporal dev server already running (pid {info.pid}, up {uptime})"
+    else:
+        headline = f"Temporal dev server started (pid {info.pid})"
+    print_server(info, headline=headline)
+
+
+@server_app.command("stop")
+def server_stop(as_json: JsonOpt = False) -> None:
+    """Stop the dev server started from this directory (its data stays in .iterloop/temporal.db)."""
+    from runtime import devserver
+
+    try:
+        info = devserver.stop(_runtime_settings())
+    except devserver.DevServerError as exc:
+        usage_error(str(exc))
+    if as_json:
+        print(json.dumps({"stopped": info is not None, "server": info.model_dump(mode="json") if info else None}))
+    elif info is None:
+        print("no dev server was running")
+    else:
+        print(f"stopped the Temporal dev server (pid {info.pid}); data kept in {_display_path(info.db_path)}")
+
+
+@server_app.command("status")
+def server_status(as_json: JsonOpt = False) -> None:
+    """Say whether the dev server is running, where, and for how long (exit 1 when stopped)."""
+    from runtime import devserver
+
+    current = devserver.status(_runtime_settings())
+    if as_json:
+        print(json.dumps(current.model_dump(mode="json")))
+    elif current.state == "running" and current.server is not None:
+        uptime = devserver.format_uptime(current.uptime_seconds or 0)
+        answering = "" if current.reachable else "; its port does not answer yet"
+        headline = f"Temporal dev server running (pid {current.server.pid}, up {uptime}{answering})"
+        print_server(current.server, headline=headline)
+    else:
+        print(f"Temporal dev server stopped ({current.detail})")
+        print("Start it with: iterloop server start")
+    raise typer.Exit(EXIT_OK if current.state == "running" else EXIT_PROBLEMS)
 
 
 # -- version ---------------------------------------------------------------------------------------

@@ -1,0 +1,249 @@
+"""The offline model provider: outputs come from a script, or are generated from the schema.
+
+It lets the demo and the tests run every workflow with no API key. Its results are labelled by
+``usage.provider == "scripted"`` (outputs stay clean so downstream templates see the same keys a
+real model would produce).
+
+The script is a mapping (usually YAML, see `load_script`), carried in the run options:
+
+    defaults:                 # optional: field name → value used when generating an output
+      needs_human_input: false
+    analyst:                  # one output object, used on every visit
+      summary: "Checkout conversion dropped 12% on mobile"
+    critic:                   # a list: visit k uses item k-1; past the end the last item repeats
+      - {verdict: revise}
+      - {verdict: ship}
+    planner:                  # the same, spelled out
+      outputs: [{hypothesis: "Shorter form"}, {hypothesis: "Trust badges"}]
+    triage: bug_fix           # an LLM router: the target to select
+    fanout: [web, mobile]     # a multi-route LLM router: the targets to select (every visit)
+
+A node with no entry gets a generated output: for each schema field, the `defaults:` value if
+any, else string → "<node>.<field>" (or the first enum value), bool → true, int → 1,
+float → 1.0, json → {}, string[] → []; a node with no output schema gets {"text": "<node>.text"}
+(what a real model's free text looks like). A router with no entry picks its first candidate
+(all candidates when multi). A human gate in `llm_or_human` mode therefore pauses for a human by
+default (generated `needs_human_input: true`); script it or set a default to let it auto-answer.
+
+Scripted outputs are checked against the node's output schema (every field required, types,
+enums; extra keys allowed): a mismatch is a permanent `ScriptError` naming node, field, what
+was expected and what was found. `defaults` is a reserved key, not a node id.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.exceptions import ApplicationError
+
+from activities.llm.output_validation import describe_value, find_violation
+from activities.llm.provider import SCRIPTED
+from dsl.ir import SchemaField
+from workflows.messages import ERR_SCRIPT, LLMTurnRequest, LLMTurnResult, Usage
+
+DEFAULTS_KEY = "defaults"
+NEEDS_HUMAN_INPUT = "needs_human_input"
+
+
+class ScriptLoadError(ValueError):
+    """A script file that cannot be read, is not YAML, or does not have the script's shape."""
+
+
+def load_script(path: str | Path) -> dict[str, Any]:
+    """Read and check a YAML script file; an empty file is an empty script."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScriptLoadError(f"script file '{p}' does not exist; check the path given with --script") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScriptLoadError(f"cannot read script file '{p}': {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ScriptLoadError(f"script file '{p}{where}' is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    problem = script_shape_problem(data)
+    if problem is not None:
+        raise ScriptLoadError(f"script file '{p}': {problem}")
+    return data
+
+
+def script_shape_problem(script: Any) -> str | None:
+    """What is wrong with the script's overall shape, or None. Entries' contents are checked per
+    visit, against the node's schema, when the node runs."""
+    if not isinstance(script, dict):
+        return f"expected a mapping of node id → scripted output, found {describe_value(script)}"
+    for key, entry in script.items():
+        if not isinstance(key, str):
+            return f"key {key!r} is not a node id (a string); quote it"
+        if key == DEFAULTS_KEY and not isinstance(entry, dict):
+            return f"'{DEFAULTS_KEY}' must map field names to values, found {describe_value(entry)}"
+        if isinstance(entry, list) and not entry:
+            return f"entry '{key}' is an empty list; give at least one output"
+        if isinstance(entry, dict) and _is_outputs_wrapper(entry) and not entry["outputs"]:
+            return f"entry '{key}' has an empty 'outputs' list; give at least one output"
+        bad = _first_non_json(entry, key)
+        if bad is not None:
+            return (f"'{bad[0]}' holds {describe_value(bad[1])}, which JSON cannot carry (the script travels "
+                    "in the run input); quote it")
+    return None
+
+
+class ScriptedProvider:
+    """`ModelProvider` for offline runs; reads the script carried by each request."""
+
+    async def complete(self, req: LLMTurnRequest) -> LLMTurnResult:
+        output = scripted_output(req)
+        return LLMTurnResult(output=output, usage=scripted_usage(req, output))
+
+
+def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
+    """The output for one node visit: from the script entry if any, else generated."""
+    script = req.script or {}
+    problem = script_shape_problem(script)
+    if problem is not None:
+        raise _script_error(f"the run's script is malformed: {problem}")
+    entry = script.get(req.node_id) if req.node_id != DEFAULTS_KEY else None
+    if req.purpose == "route":
+        return _route_output(req, entry)
+    if entry is None:
+        return _generated_output(req, script.get(DEFAULTS_KEY) or {})
+    item = _visit_item(entry, req.visit)
+    where = _where(req)
+    if not isinstance(item, dict):
+        raise _script_error(f"script entry for {where}: expected an output object (field: value), found "
+                            f"{describe_value(item)}; write it as a mapping of the output schema's fields")
+    output = copy.deepcopy(item)
+    optional: set[str] = set()
+    if req.purpose == "auto_or_pause":
+        optional.add(NEEDS_HUMAN_INPUT)  # absent means "no human needed"
+        if output.get(NEEDS_HUMAN_INPUT) is True and req.output_schema:  # the human will answer
+            optional.update(f.name for f in req.output_schema.fields)
+    violation = find_violation(req.output_schema, output, optional=optional)
+    if violation is not None:
+        schema = f" '{req.output_schema.name}'" if req.output_schema else ""
+        raise _script_error(f"scripted output for {where}: {violation.describe()}; fix the script entry "
+                            f"'{req.node_id}' to match the output schema{schema}")
+    return output
+
+
+def scripted_usage(req: LLMTurnRequest, output: dict[str, Any]) -> Usage:
+    """Deterministic token counts (about 4 characters per token) and no cost."""
+    return Usage(
+        model=req.model or SCRIPTED,
+        provider=SCRIPTED,
+        input_tokens=len(req.system + req.user) // 4 + 1,
+        output_tokens=len(json.dumps(output, sort_keys=True, ensure_ascii=False)) // 4 + 1,
+        cost_usd=0.0,
+    )
+
+
+# -- generation ----------------------------------------------------------------------------------
+
+def _generated_output(req: LLMTurnRequest, defaults: dict[str, Any]) -> dict[str, Any]:
+    if req.output_schema is None:
+        return {"text": f"{req.node_id}.text"}
+    output = {f.name: copy.deepcopy(defaults[f.name]) if f.name in defaults else _placeholder(req.node_id, f)
+              for f in req.output_schema.fields}
+    violation = find_violation(req.output_schema, output)
+    if violation is not None:
+        raise _script_error(f"generated output for {_where(req)} uses the script's defaults: "
+                            f"{violation.describe()}; fix '{DEFAULTS_KEY}.{violation.field}' in the script")
+    return output
+
+
+def _placeholder(node_id: str, f: SchemaField) -> Any:
+    if f.type == "string":
+        return f.enum_values[0] if f.enum_values else f"{node_id}.{f.name}"
+    return {"bool": True, "int": 1, "float": 1.0, "json": {}, "string[]": []}[f.type]
+
+
+# -- routers -------------------------------------------------------------------------------------
+
+def _route_output(req: LLMTurnRequest, entry: Any) -> dict[str, Any]:
+    candidates = req.route_candidates
+    where = _where(req)
+    if not candidates:
+        raise _script_error(f"router {where} has no route candidates to choose from")
+    key = "selected_routes" if req.multi_route else "selected_route"
+    if entry is None:
+        return {key: list(candidates) if req.multi_route else candidates[0], "reasoning": SCRIPTED}
+    if req.multi_route and isinstance(entry, list) and all(isinstance(x, str) for x in entry):
+        item: Any = entry  # a list of names is the selection itself, on every visit
+    else:
+        item = _visit_item(entry, req.visit)
+    output = copy.deepcopy(item) if isinstance(item, dict) else {key: item}
+    chosen = output.get(key)
+    if req.multi_route:
+        if isinstance(chosen, str):
+            chosen = [chosen]
+        if not (isinstance(chosen, list) and chosen and all(isinstance(c, str) for c in chosen)):
+            raise _script_error(f"script entry for multi-route router {where}: expected a target name or a "
+                                f"non-empty list of target names from {candidates}, found {describe_value(chosen)}")
+        unknown = [c for c in chosen if c not in candidates]
+    else:
+        if not isinstance(chosen, str):
+            raise _script_error(f"script entry for router {where}: expected one target name from {candidates}, "
+                                f"found {describe_value(chosen)}")
+        unknown = [] if chosen in candidates else [chosen]
+    if unknown:
+        raise _script_error(f"script entry for router {where} selects {unknown[0]!r}, which is not one of its "
+                            f"routes {candidates}; use one of those target names")
+    output[key] = chosen
+    output.setdefault("reasoning", SCRIPTED)
+    return output
+
+
+# -- shared --------------------------------------------------------------------------------------
+
+def _visit_item(entry: Any, visit: int) -> Any:
+    """Visit k (1-based) uses item k-1 of a list entry; past the end the last item repeats."""
+    if isinstance(entry, dict) and _is_outputs_wrapper(entry):
+        entry = entry["outputs"]
+    if not isinstance(entry, list):
+        return entry
+    return entry[min(max(visit, 1), len(entry)) - 1]
+
+
+def _is_outputs_wrapper(entry: dict[str, Any]) -> bool:
+    return set(entry) == {"outputs"} and isinstance(entry["outputs"], list)
+
+
+def _where(req: LLMTurnRequest) -> str:
+    return f"node '{req.node_id}' (visit {req.visit})"
+
+
+def _script_error(message: str) -> ApplicationError:
+    return ApplicationError(message, type=ERR_SCRIPT, non_retryable=True)
+
+
+def _first_non_json(value: Any, path: str) -> tuple[str, Any] | None:
+    """The dotted path and value of the first thing JSON cannot carry (YAML dates, non-string
+    keys, NaN…), or None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = (f"{path}.{k}", k) if not isinstance(k, str) else _first_non_json(v, f"{path}.{k}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _first_non_json(v, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float) and math.isfinite(value):
+        return None
+    return path, value

@@ -1,0 +1,236 @@
+"""The `iterloop.shell_exec` activity: run a tool node's shell command on the worker.
+
+How it behaves, and why:
+
+- **No raw splicing here.** The command arrives rendered: the workflow shell-quoted every
+  template value before building the request. This activity only expands `$VAR` / `${VAR}`
+  environment references (`activities.env.expand_env_in_command`), so history holds the
+  unexpanded command and secrets stay on the worker.
+- **`/bin/sh -c` in its own process group** (`start_new_session=True`). Commands start children
+  (pipelines, `&`, `make`); killing only `sh` would leave them running after a cancel or a
+  timeout. We signal the whole group: SIGTERM, up to `KILL_GRACE_SECONDS` for it to exit, then
+  SIGKILL.
+- **Heartbeats** every `req.heartbeat_seconds` with the elapsed time and the last output line.
+  Temporal delivers cancellation to an activity only through heartbeats, and the details show
+  progress in the UI. A cancel (or heartbeat timeout, or worker shutdown) arrives as
+  `asyncio.CancelledError`: we kill the group, then re-raise.
+- **Bounded output.** stdout and stderr are captured separately and only the last
+  `OUTPUT_LIMIT_BYTES` of each is kept, with a marker saying how much was dropped.
+- **Failures are permanent** (non-retryable): a non-zero exit (`CommandFailed`), a timeout
+  (`CommandFailed`: re-running a hung command blindly rarely helps and doubles the wait; the
+  user can `iterloop retry` the node once the cause is fixed), a command that cannot be started,
+  e.g. a missing working directory (`BadRequest`). Messages name the node and never contain the
+  expanded command.
+- **Output shape** is Iterion's: the JSON object printed on stdout, else `{"result": stdout}`
+  (trimmed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import time
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.env import expand_env_in_command
+from workflows.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, SHELL_EXEC, ShellRequest, ShellResult
+
+SHELL = "/bin/sh"
+#: Per stream. Note the result holds stdout twice (as `stdout` and in `output`) and Temporal
+#: rejects payloads over 2 MiB (PayloadSizeError, non-retryable in the workflow).
+OUTPUT_LIMIT_BYTES = 256 * 1024  # two copies of stdout + stderr stay well under the 2 MiB payload limit
+#: Time between SIGTERM and SIGKILL for the command's process group.
+KILL_GRACE_SECONDS = 3.0
+#: How much of each stream goes into a failure's details, and how many stderr lines into its message.
+FAILURE_TAIL_BYTES = 8 * 1024
+FAILURE_MESSAGE_LINES = 10
+_HEARTBEAT_LINE_CHARS = 200
+_READ_CHUNK = 64 * 1024
+
+_write_order = itertools.count()
+
+
+@activity.defn(name=SHELL_EXEC)
+async def shell_exec(req: ShellRequest) -> ShellResult:
+    """Run ``req.command`` with `sh -c` in ``req.cwd`` and return its output (see module doc)."""
+    if req.timeout_seconds <= 0 or req.heartbeat_seconds <= 0:
+        raise ApplicationError(
+            f"shell node '{req.node_id}': timeout_seconds and heartbeat_seconds must be positive, "
+            f"got {req.timeout_seconds} and {req.heartbeat_seconds}",
+            type=ERR_BAD_REQUEST, non_retryable=True)
+    command = expand_env_in_command(req.command)
+    started = time.monotonic()
+    proc = await _spawn(req, command)
+    stdout, stderr = _Tail(OUTPUT_LIMIT_BYTES, "stdout"), _Tail(OUTPUT_LIMIT_BYTES, "stderr")
+    assert proc.stdout is not None and proc.stderr is not None
+    finished = asyncio.ensure_future(
+        asyncio.gather(proc.wait(), stdout.read_all(proc.stdout), stderr.read_all(proc.stderr)))
+    try:
+        completed = await _wait_heartbeating(finished, req, started, stdout, stderr)
+    except BaseException:  # cancellation (cancel, heartbeat timeout, worker shutdown) or a bug
+        await _stop_process_group(proc, finished)
+        raise
+    if not completed:
+        await _stop_process_group(proc, finished)
+        raise _failure(req, f"timed out after {req.timeout_seconds:g} s and was killed "
+                            "(raise the run's shell timeout if the command needs longer)",
+                       proc.returncode, stdout, stderr, timed_out=True)
+
+    duration_ms = int((time.monotonic() - started) * 1000)
+    exit_code = proc.returncode
+    assert exit_code is not None
+    if exit_code != 0:
+        what = (f"was killed by signal {_signal_name(-exit_code)}" if exit_code < 0
+                else f"exited with code {exit_code}")
+        raise _failure(req, what, exit_code, stdout, stderr, timed_out=False)
+    out = stdout.text()
+    return ShellResult(exit_code=0, stdout=out, stderr=stderr.text(), duration_ms=duration_ms,
+                       output=node_output(out))
+
+
+def node_output(stdout: str) -> dict[str, Any]:
+    """Iterion's tool-node output: the JSON object on stdout, else ``{"result": trimmed stdout}``."""
+    text = stdout.strip()
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"result": text}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: not JSON, and not storable in history
+
+
+async def _spawn(req: ShellRequest, command: str) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            SHELL, "-c", command, cwd=req.cwd, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    except OSError as e:
+        where = f"in working directory {req.cwd!r}" if req.cwd else "in the worker's working directory"
+        raise ApplicationError(
+            f"shell node '{req.node_id}': cannot start {SHELL} {where}: {e.strerror or e}. "
+            "Check that the directory exists on the worker (the run's shell cwd option).",
+            type=ERR_BAD_REQUEST, non_retryable=True) from None
+
+
+async def _wait_heartbeating(finished: asyncio.Future[Any], req: ShellRequest, started: float,
+                             stdout: _Tail, stderr: _Tail) -> bool:
+    """Wait for the command to exit and close its output; heartbeat meanwhile.
+
+    Returns False when ``req.timeout_seconds`` ran out first. Waiting never cancels ``finished``.
+    """
+    deadline = started + req.timeout_seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        done, _ = await asyncio.wait({finished}, timeout=min(req.heartbeat_seconds, remaining))
+        if done:
+            return True
+        latest = max(stdout, stderr, key=lambda t: t.written_at)
+        activity.heartbeat({
+            "elapsed_seconds": round(time.monotonic() - started, 1),
+            "last_line": latest.last_line(),
+            "stdout_bytes": stdout.total,
+            "stderr_bytes": stderr.total,
+        })
+
+
+async def _stop_process_group(proc: asyncio.subprocess.Process, finished: asyncio.Future[Any]) -> None:
+    """SIGTERM the command's process group, give it `KILL_GRACE_SECONDS`, then SIGKILL it.
+
+    "Exited" means `sh` has exited *and* its output pipes are closed, i.e. the children that
+    share them have exited too; so a child that traps SIGTERM still gets its grace period.
+    """
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait({finished}, timeout=KILL_GRACE_SECONDS)
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)  # even if a second cancel interrupts the wait
+    # Reap. A process that left the group (setsid) could hold the pipes open forever: stop reading.
+    await asyncio.wait({finished}, timeout=KILL_GRACE_SECONDS)
+    if not finished.done():
+        finished.cancel()
+    elif not finished.cancelled():
+        finished.exception()  # retrieved, so asyncio does not log it
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+def _failure(req: ShellRequest, what: str, exit_code: int | None, stdout: _Tail, stderr: _Tail, *,
+             timed_out: bool) -> ApplicationError:
+    err_text, out_text = stderr.text(), stdout.text()
+    shown, label = (err_text, "stderr") if err_text.strip() else (out_text, "stdout")
+    lines = shown.rstrip().splitlines()[-FAILURE_MESSAGE_LINES:]
+    message = f"shell node '{req.node_id}': command {what}"
+    if lines:
+        message += f"; last lines of {label}:\n" + "\n".join(lines)[-FAILURE_TAIL_BYTES:]
+    details = {
+        "exit_code": exit_code,
+        "timed_out": timed_out,
+        "stdout_tail": out_text[-FAILURE_TAIL_BYTES:],
+        "stderr_tail": err_text[-FAILURE_TAIL_BYTES:],
+    }
+    return ApplicationError(message, details, type=ERR_COMMAND_FAILED, non_retryable=True)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+class _Tail:
+    """The last ``limit`` bytes written to one stream, and how many were written in all."""
+
+    def __init__(self, limit: int, name: str) -> None:
+        self.limit = limit
+        self.name = name
+        self.total = 0
+        self.written_at = -1  # position in the global write order, to find the latest line
+        self._buf = bytearray()
+
+    async def read_all(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(_READ_CHUNK):
+            self.total += len(chunk)
+            self.written_at = next(_write_order)
+            self._buf += chunk
+            if len(self._buf) > 2 * self.limit:  # trim in batches: O(total), not O(total * limit)
+                del self._buf[: len(self._buf) - self.limit]
+
+    def _kept(self) -> bytes:
+        data = bytes(self._buf[-self.limit:])
+        if self.total > len(data):
+            # Don't start in the middle of a UTF-8 sequence.
+            start = 0
+            while start < min(len(data), 3) and data[start] & 0xC0 == 0x80:
+                start += 1
+            data = data[start:]
+        return data
+
+    def text(self) -> str:
+        data = self._kept()
+        kept = data.decode("utf-8", errors="replace")
+        dropped = self.total - len(data)
+        if dropped > 0:
+            return f"[iterloop: {dropped} earlier bytes of {self.name} dropped; last {len(data)} kept]\n{kept}"
+        return kept
+
+    def last_line(self) -> str:
+        tail = bytes(self._buf[-4096:]).decode("utf-8", errors="replace").rstrip()
+        line = tail.rsplit("\n", 1)[-1].strip()
+        return line[-_HEARTBEAT_LINE_CHARS:]

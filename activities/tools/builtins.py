@@ -1,0 +1,36 @@
+"""General-purpose builtin tools. The growth-experimentation tools live in their own modules."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from activities.tools.registry import tool
+
+
+class EchoInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class EchoOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+@tool("echo")
+async def echo(args: EchoInput) -> EchoOutput:
+    """Return the arguments unchanged (wiring checks and tests)."""
+    return EchoOutput(**(args.model_extra or {}))
+
+
+class SumInput(BaseModel):
+    values: list[float] = Field(description="Numbers to add up")
+
+
+class SumOutput(BaseModel):
+    total: float
+    count: int
+
+
+@tool("sum_values")
+async def sum_values(args: SumInput) -> SumOutput:
+    """Add up a list of numbers."""
+    return SumOutput(total=sum(args.values), count=len(args.values))

@@ -1,0 +1,361 @@
+"""The interpreter on a real Temporal dev server, with real activities (scripted model, real shell)."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+import dsl
+from workflows.state import WORKFLOW_TYPE, Answer, RunInput, RunOptions, RunResult, RunView
+
+pytestmark = pytest.mark.asyncio
+
+
+def compile_ok(src: str) -> dsl.Workflow:
+    result = dsl.check_source(textwrap.dedent(src).lstrip("\n"))
+    assert result.ok, [d.render() for d in result.diagnostics]
+    assert result.workflow is not None
+    return result.workflow
+
+
+@asynccontextmanager
+async def running_worker(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[None]:
+    from worker import build_worker
+
+    async with build_worker(env.client, task_queue, offline=True):
+        yield
+
+
+async def start(env: WorkflowEnvironment, task_queue: str, src: str, *, inputs: dict[str, Any] | None = None,
+                **options: Any) -> WorkflowHandle[Any, RunResult]:
+    wf = compile_ok(src)
+    started = await env.client.start_workflow(
+        WORKFLOW_TYPE, RunInput(workflow=wf, run_inputs=inputs or {}, options=RunOptions(**options)),
+        id=f"test-{uuid.uuid4().hex[:10]}", task_queue=task_queue, result_type=RunResult)
+    # A handle without a run id follows continue-as-new: queries reach the latest run.
+    return env.client.get_workflow_handle(started.id, result_type=RunResult)
+
+
+async def finish(handle: WorkflowHandle[Any, RunResult], timeout: float = 60) -> RunResult:
+    """The run's result; on a hang, fail with the workflow task error instead of waiting forever."""
+    try:
+        return await asyncio.wait_for(handle.result(), timeout)
+    except asyncio.TimeoutError:
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_task_failed_event_attributes"):
+                raise AssertionError(event.workflow_task_failed_event_attributes.failure.message) from None
+        raise
+
+
+async def state(handle: WorkflowHandle[Any, RunResult]) -> RunView:
+    return await handle.query("state", result_type=RunView)
+
+
+async def wait_for(handle: WorkflowHandle[Any, RunResult], predicate: Any, timeout: float = 30) -> RunView:
+    """Poll the state query until ``predicate(view)`` holds (no fixed sleeps)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        view = await state(handle)
+        if predicate(view):
+            return view
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached; status={view.status} failures={view.failures}")
+        await asyncio.sleep(0.1)
+
+
+REVIEW = """
+schema verdict:
+  approved: bool
+  summary: string
+agent writer:
+  model: "scripted"
+  output: verdict
+judge reviewer:
+  model: "scripted"
+  output: verdict
+workflow review:
+  entry: writer
+  writer -> reviewer with { draft: "{{outputs.writer.summary}}" }
+  reviewer -> done when approved
+  reviewer -> writer when not approved as revise(2)
+  reviewer -> fail
+"""
+
+
+async def test_linear_loop_with_judge_finishes(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    script = {"reviewer": [{"approved": False, "summary": "too short"}, {"approved": True, "summary": "good"}],
+              "writer": [{"approved": True, "summary": "v1"}, {"approved": True, "summary": "v2"}]}
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, REVIEW, script=script)
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished"
+    assert result.outputs["reviewer"]["summary"] == "good"
+    assert view.nodes["writer"].visits == 2 and view.loop_counters == {"revise": 1}
+    assert result.usage.provider == "scripted" and result.usage.input_tokens > 0
+
+
+async def test_loop_exhaustion_takes_the_fallback(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    script = {"reviewer": {"approved": False, "summary": "no"}}
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, REVIEW, script=script)
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "failed" and "fail node" in result.reason
+    assert view.nodes["reviewer"].visits == 3 and view.loop_counters == {"revise": 2}
+
+
+SHELL = """
+vars:
+  name: string
+tool greet:
+  command: "printf '%s' {{vars.name}}"
+tool fails:
+  command: "test -f {{vars.marker}} || { echo 'marker missing' >&2; exit 3; }"
+tool sums:
+  call: sum_values
+workflow shell:
+  vars:
+    marker: string = "/nonexistent"
+  entry: greet
+  greet -> sums with { values: "{{vars.values}}" }
+  sums -> fails
+  fails -> done
+"""
+
+
+async def test_shell_values_are_quoted_and_builtin_calls_get_with_arguments(
+        temporal_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    marker.write_text("x")
+    src = SHELL.replace("vars:\n  name: string", "vars:\n  name: string\n  values: json")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src,
+                             inputs={"name": "a'; touch /tmp/pwned; echo '", "values": [1, 2.5], "marker": str(marker)})
+        result = await finish(handle)
+    assert result.status == "finished"
+    assert result.outputs["greet"] == {"result": "a'; touch /tmp/pwned; echo '"}
+    assert result.outputs["sums"] == {"total": 3.5, "count": 2}
+
+
+async def test_failed_node_parks_and_retry_reruns_it(temporal_env: WorkflowEnvironment, task_queue: str,
+                                                     tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    src = SHELL.replace("vars:\n  name: string", "vars:\n  name: string\n  values: json")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src,
+                             inputs={"name": "x", "values": [1], "marker": str(marker)})
+        view = await wait_for(handle, lambda v: v.status == "failed_resumable")
+        assert [f.node for f in view.failures] == ["fails"]
+        assert "exit" in view.failures[0].error and "marker missing" in view.failures[0].error
+        marker.write_text("now it exists")
+        await handle.signal("retry", "")
+        result = await finish(handle)
+    assert result.status == "finished"
+
+
+FAN = """
+schema r:
+  score: int
+agent a:
+  model: "scripted"
+  output: r
+agent b:
+  model: "scripted"
+  output: r
+tool broken:
+  command: "exit 7"
+router split:
+  mode: fan_out_all
+join merge:
+  strategy: STRATEGY
+  require: [a, b]
+agent summary:
+  model: "scripted"
+workflow fan:
+  entry: split
+  split -> a
+  split -> b
+  split -> broken
+  a -> merge with { ra: "{{outputs.a.score}}" }
+  b -> merge with { rb: "{{outputs.b.score}}" }
+  broken -> merge
+  merge -> summary with { all: "{{outputs.merge}}" }
+  summary -> done
+"""
+
+
+async def test_best_effort_join_tolerates_a_failed_branch(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, FAN.replace("STRATEGY", "best_effort"),
+                             script={"a": {"score": 1}, "b": {"score": 2}})
+        result = await finish(handle)
+    assert result.status == "finished"
+    merged = result.outputs["merge"]
+    assert (merged["ra"], merged["rb"]) == (1, 2)
+    assert [f["branch"] for f in merged["_failed_branches"]] == ["broken"]
+
+
+async def test_wait_all_join_parks_on_a_failed_branch(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, FAN.replace("STRATEGY", "wait_all"),
+                             script={"a": {"score": 1}, "b": {"score": 2}}, max_attempts=1)
+        view = await wait_for(handle, lambda v: v.status == "failed_resumable")
+        assert [f.node for f in view.failures] == ["broken"]
+        assert view.nodes["a"].status == "succeeded" and view.nodes["summary"].visits == 0
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        assert isinstance(err.value.cause, CancelledError)
+        view = await state(handle)
+    assert view.status == "cancelled"
+
+
+GATE = """
+schema decision:
+  approved: bool
+  level: string [enum: "low", "high"]
+prompt ask:
+  Approve {{input.plan}}?
+agent planner:
+  model: "scripted"
+human approval:
+  instructions: ask
+  output: decision
+workflow gated:
+  entry: planner
+  planner -> approval with { plan: "{{outputs.planner.text}}" }
+  approval -> done when approved
+  approval -> fail when not approved
+"""
+
+
+async def test_gate_update_validates_and_answer_resumes(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, GATE, script={"planner": {"text": "ship v2"}})
+        view = await wait_for(handle, lambda v: v.status == "waiting_human")
+        [gate] = view.open_gates
+        assert gate.gate == "approval" and gate.instructions == "Approve ship v2?"
+        assert gate.schema_ is not None and [f.name for f in gate.schema_.fields] == ["approved", "level"]
+        for bad, message in ((Answer(gate="nope", answers={}), "not a human gate"),
+                             (Answer(gate="approval", answers={"approved": "maybe", "level": "low"}), "expects bool"),
+                             (Answer(gate="approval", answers={"approved": True, "level": "mid"}), "one of low, high"),
+                             (Answer(gate="approval", answers={"approved": True}), "needs field 'level'")):
+            with pytest.raises(WorkflowUpdateFailedError) as err:
+                await handle.execute_update("answer", bad)
+            assert message in str(err.value.cause)
+        record = await handle.execute_update("answer", Answer(gate="approval", answers={"approved": "true", "level": "high"},
+                                                              answered_by="ada"))
+        assert record["answers"] == {"approved": True, "level": "high"} if isinstance(record, dict) else True
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished"
+    assert [(a.gate, a.answered_by, a.answers["approved"]) for a in view.answers] == [("approval", "ada", True)]
+
+
+async def test_answer_before_the_gate_opens_is_kept(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    src = GATE.replace("agent planner:\n  model: \"scripted\"", "wait planner:\n  duration: \"2s\"").replace(
+        'planner -> approval with { plan: "{{outputs.planner.text}}" }', "planner -> approval")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src)
+        await handle.signal("answer", Answer(gate="approval", answers={"approved": False, "level": "low"},
+                                             answered_by="slack:U1"))
+        result = await finish(handle)
+    assert result.status == "failed" and result.outputs["approval"] == {"approved": False, "level": "low"}
+
+
+async def test_budget_iterations_stop_the_run_cleanly(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    src = REVIEW.replace("workflow review:\n  entry: writer", "workflow review:\n  entry: writer\n  budget:\n"
+                         "    max_iterations: 3")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, script={"reviewer": {"approved": False, "summary": "no"}})
+        result = await finish(handle)
+        events = await handle.query("events", 0)
+    assert result.status == "budget_exceeded" and "iterations" in result.reason
+    kinds = [e["type"] if isinstance(e, dict) else e.type for e in events]
+    assert "budget_warning" in kinds and "budget_exceeded" in kinds
+
+
+ROUTERS = """
+schema pick:
+  ok: bool
+agent a:
+  model: "scripted"
+agent b:
+  model: "scripted"
+agent c:
+  model: "scripted"
+router rr:
+  mode: round_robin
+router smart:
+  mode: llm
+  model: "scripted"
+  multi: MULTI
+agent gather:
+  model: "scripted"
+  await: wait_all
+workflow routes:
+  entry: smart
+  smart -> a
+  smart -> b
+  a -> gather
+  b -> gather
+  gather -> rr
+  rr -> c
+  rr -> done
+  c -> rr as again(3)
+"""
+
+
+async def test_llm_router_multi_fans_out_and_round_robin_alternates(temporal_env: WorkflowEnvironment,
+                                                                   task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, ROUTERS.replace("MULTI", "true"),
+                             script={"smart": [["a", "b"]]})
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished"
+    assert view.nodes["a"].visits == 1 and view.nodes["b"].visits == 1 and view.nodes["gather"].visits == 1
+    assert view.nodes["c"].visits == 1 and view.nodes["rr"].visits == 2
+
+
+async def test_llm_router_single_choice(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    src = ROUTERS.replace("MULTI", "false").replace("  await: wait_all\n", "")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, script={"smart": "b"})
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished"
+    assert view.nodes["a"].visits == 0 and view.nodes["b"].visits == 1
+
+
+async def test_long_loop_continues_as_new_with_state_intact(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    src = """
+schema tick:
+  more: bool
+agent step:
+  model: "scripted"
+  output: tick
+workflow long:
+  entry: step
+  step -> step when more as spin(120)
+  step -> done
+"""
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, continue_as_new_after_events=150,
+                             script={"step": {"more": True}})
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished"
+    assert view.loop_counters == {"spin": 120} and view.nodes["step"].visits == 121
+    assert view.executions > 1

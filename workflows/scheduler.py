@@ -1,0 +1,390 @@
+"""Graph semantics of a run, as plain functions over plain data.
+
+The Temporal workflow (graph_run.py) is a thin shell around this module: it asks which edge to
+take, what a node's input is, how a prompt or command renders, where branches converge, whether
+the budget allows another step. Nothing here does I/O, reads the clock or iterates a set, so unit
+tests drive it without a server and replays always decide the same way.
+
+Behaviour follows Iterion's runtime (docs/runtime.md lists where iterloop deliberately differs):
+conditions read boolean fields of the source's output, a matching conditional edge beats the
+unconditional fallback, exhausted loop edges become invisible, `with` values holding exactly one
+reference keep their type while anything else is interpolated text.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsl import ir
+from dsl.templates import MISSING, TemplateError, evaluate_mapping, render
+
+#: Tools that only read the workspace; an agent using only these is not "mutating".
+READ_ONLY_TOOLS = frozenset({"git_diff", "git_status", "read_file", "list_files", "search_codebase", "tree"})
+
+
+@dataclass
+class DataContext:
+    """What templates can see: latest outputs, their history, artifacts, vars and run inputs."""
+
+    vars: dict[str, Any] = field(default_factory=dict)
+    run_inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def lookup(self, node_input: dict[str, Any] | None = None):  # noqa: ANN201 - returns a Lookup
+        """A resolver for `{{…}}` references; ``node_input`` backs the `input` namespace."""
+
+        def resolve(ref: ir.Ref) -> Any:
+            head, rest = ref.path[0], ref.path[1:]
+            if ref.kind == "vars":
+                value = self.vars.get(head, MISSING)
+            elif ref.kind == "input":
+                value = (node_input or {}).get(head, MISSING)
+            elif ref.kind == "artifacts":
+                value = self.artifacts.get(head, MISSING)
+            else:
+                if rest and rest[-1] == "history":
+                    return list(self.history.get(head, []))
+                value = self.outputs.get(head, MISSING)
+            for key in rest:
+                if isinstance(value, dict):
+                    value = value.get(key, MISSING)
+                else:
+                    return MISSING
+            return value
+
+        return resolve
+
+
+def initial_vars(wf: ir.Workflow, run_inputs: dict[str, Any]) -> dict[str, Any]:
+    """Declared defaults, overridden by run inputs of the same name (others do not become vars)."""
+    values = {name: var.default for name, var in wf.vars.items() if var.has_default}
+    for name in wf.vars:
+        if name in run_inputs:
+            values[name] = run_inputs[name]
+    return values
+
+
+def missing_required_vars(wf: ir.Workflow, run_inputs: dict[str, Any]) -> list[str]:
+    return [name for name, var in wf.vars.items() if not var.has_default and name not in run_inputs]
+
+
+# -- edges -------------------------------------------------------------------------------------
+
+
+def select_edge(wf: ir.Workflow, node_id: str, output: dict[str, Any], loop_counters: dict[str, int]) -> ir.Edge | None:
+    """The edge to follow after ``node_id`` produced ``output``; None when nothing matches.
+
+    A matching conditional edge wins over the first unconditional one regardless of order; a
+    condition field that is missing or not a real boolean matches neither `when x` nor `when not x`.
+    """
+    fallback: ir.Edge | None = None
+    for e in wf.edges:
+        if e.source != node_id:
+            continue
+        if e.loop_name and loop_exhausted(wf, e.loop_name, loop_counters):
+            continue
+        if not e.condition:
+            fallback = fallback or e
+            continue
+        value = output.get(e.condition)
+        if isinstance(value, bool) and value != e.negated:
+            return e
+    return fallback
+
+
+def loop_exhausted(wf: ir.Workflow, loop_name: str, loop_counters: dict[str, int]) -> bool:
+    loop = wf.loops.get(loop_name)
+    return loop is not None and loop_counters.get(loop_name, 0) >= loop.max_iterations
+
+
+def unconditional_targets(wf: ir.Workflow, node_id: str) -> list[ir.Edge]:
+    return [e for e in wf.edges if e.source == node_id and not e.condition]
+
+
+# -- inputs and templates ----------------------------------------------------------------------
+
+
+def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_run_inputs: bool = True) -> dict[str, Any]:
+    """A node's input: the `with` mappings of incoming edges whose source has produced output.
+
+    Mappings are applied in edge order (later edges overwrite keys). In a mapping, `input.X` reads
+    the edge source's output over the run inputs. With no mapping at all, the entry node receives
+    the run inputs merged over the var values.
+    """
+    result: dict[str, Any] = {}
+    for e in wf.edges:
+        if e.target != node_id or not e.with_ or e.source not in ctx.outputs:
+            continue
+        edge_input = {**ctx.run_inputs, **ctx.outputs[e.source]}
+        lookup = ctx.lookup(edge_input)
+        for mapping in e.with_:
+            try:
+                value = evaluate_mapping(mapping.raw, lookup)
+            except TemplateError:
+                value = mapping.raw
+            if value is not None and value is not MISSING:
+                result[mapping.key] = value
+    if not result and node_id == wf.entry and entry_gets_run_inputs:
+        return {**ctx.vars, **ctx.run_inputs}
+    return result
+
+
+def render_text(text: str, ctx: DataContext, node_input: dict[str, Any]) -> str:
+    """Render a prompt body; unresolvable references stay as written (visible, not silently empty)."""
+    try:
+        return render(text, ctx.lookup(node_input))
+    except TemplateError:
+        return text
+
+
+def render_command(command: str, ctx: DataContext, node_input: dict[str, Any]) -> str:
+    """Render a shell command: every substituted value is shell-quoted, never spliced raw."""
+    lookup = ctx.lookup(node_input)
+
+    def quoted(ref: ir.Ref) -> Any:
+        value = lookup(ref)
+        if value is MISSING or value is None:
+            return MISSING
+        text = value if isinstance(value, str) else _json(value)
+        return shlex.quote(text)
+
+    try:
+        return render(command, quoted)
+    except TemplateError:
+        return command
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def prompt_body(wf: ir.Workflow, name: str) -> str:
+    prompt = wf.prompts.get(name)
+    return prompt.body if prompt else ""
+
+
+# -- parallel branches -------------------------------------------------------------------------
+
+
+def find_convergence(wf: ir.Workflow, fan_targets: list[str]) -> str | None:
+    """Where branches started at ``fan_targets`` meet again.
+
+    The first node found breadth-first from the targets' successors that is a join, has an explicit
+    `await`, or is entered from two or more distinct sources. Unlike Iterion, a fan target itself is
+    never the convergence point (a branch always runs at least its first node).
+    """
+    sources: dict[str, list[str]] = {}
+    for e in wf.edges:
+        lst = sources.setdefault(e.target, [])
+        if e.source not in lst:
+            lst.append(e.source)
+    targets = set(fan_targets)
+    for start in fan_targets:
+        seen = {start}
+        queue = deque(e.target for e in wf.edges if e.source == start)
+        while queue:
+            n = queue.popleft()
+            if n in seen:
+                continue
+            seen.add(n)
+            node = wf.nodes.get(n)
+            if node is None:
+                continue
+            if n not in targets and (
+                isinstance(node, ir.JoinNode) or node.await_mode != "none" or len(sources.get(n, [])) >= 2
+            ):
+                return n
+            queue.extend(e.target for e in wf.edges if e.source == n)
+    return None
+
+
+def convergence_strategy(wf: ir.Workflow, node_id: str) -> str:
+    node = wf.nodes.get(node_id)
+    mode = node.await_mode if node is not None else "none"
+    return "wait_all" if mode == "none" else mode
+
+
+def is_mutating(node: ir.Node) -> bool:
+    """Whether a node may change the workspace (only one such branch may run at a time)."""
+    if isinstance(node, ir.ToolNode):
+        return not node.call  # builtin calls go through the tool registry, not the workspace
+    if isinstance(node, ir.AgentNode):
+        if node.readonly:
+            return False
+        return any(t not in READ_ONLY_TOOLS for t in node.tools) or bool(node.backend)
+    return False
+
+
+def mutating_branches(wf: ir.Workflow, fan_targets: list[str], convergence: str | None) -> list[str]:
+    """Fan targets whose branch (up to the convergence point) contains a mutating node."""
+    result = []
+    for start in fan_targets:
+        seen: set[str] = set()
+        queue = deque([start])
+        mutating = False
+        while queue:
+            n = queue.popleft()
+            if n in seen or n == convergence:
+                continue
+            seen.add(n)
+            node = wf.nodes.get(n)
+            if node is None or node.kind in ("done", "fail"):
+                continue
+            if is_mutating(node):
+                mutating = True
+                break
+            queue.extend(e.target for e in wf.edges if e.source == n)
+        if mutating:
+            result.append(start)
+    return result
+
+
+# -- gates -------------------------------------------------------------------------------------
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit the gate; the message says what to send instead."""
+
+
+def coerce_answers(schema: ir.Schema | None, answers: dict[str, Any], *, gate: str) -> dict[str, Any]:
+    """Check and convert answers against the gate's output schema.
+
+    CLI answers arrive as strings (`--answer approved=true`); they are converted to the field's
+    type so edge conditions see real booleans. Every schema field is required; extra keys are an
+    error (a typo must not silently pass).
+    """
+    if schema is None:
+        return dict(answers)
+    known = {f.name: f for f in schema.fields}
+    unknown = sorted(k for k in answers if k not in known)
+    if unknown:
+        raise AnswerError(f"gate '{gate}' has no field {', '.join(map(repr, unknown))}; expected fields: "
+                          f"{', '.join(known) or '(none)'}")
+    out: dict[str, Any] = {}
+    for f in schema.fields:
+        if f.name not in answers:
+            raise AnswerError(f"gate '{gate}' needs field '{f.name}' ({_describe_field(f)})")
+        out[f.name] = _coerce(f, answers[f.name], gate)
+    return out
+
+
+def _describe_field(f: ir.SchemaField) -> str:
+    if f.enum_values:
+        return f"{f.type}, one of {', '.join(f.enum_values)}"
+    return f.type
+
+
+def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
+    def bad() -> AnswerError:
+        return AnswerError(f"gate '{gate}' field '{f.name}' expects {_describe_field(f)}, got {value!r}")
+
+    t = f.type
+    if t == "bool":
+        if isinstance(value, bool):
+            result: Any = value
+        elif isinstance(value, str) and value.strip().lower() in ("true", "yes", "y", "1", "false", "no", "n", "0"):
+            result = value.strip().lower() in ("true", "yes", "y", "1")
+        else:
+            raise bad()
+    elif t == "int":
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            result = value
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            result = int(value.strip())
+        else:
+            raise bad()
+    elif t == "float":
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+    elif t == "string":
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad()
+        result = str(value)
+    elif t == "string[]":
+        if isinstance(value, str):
+            result = [s.strip() for s in value.split(",") if s.strip()]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            result = list(value)
+        else:
+            raise bad()
+    else:  # json
+        if isinstance(value, str):
+            import json
+
+            try:
+                result = json.loads(value)
+            except ValueError:
+                result = value
+        else:
+            result = value
+    if f.enum_values and t in ("string", "string[]"):
+        values = result if isinstance(result, list) else [result]
+        for v in values:
+            if v not in f.enum_values:
+                raise bad()
+    return result
+
+
+def answer_schema(wf: ir.Workflow, node: ir.HumanNode) -> ir.Schema | None:
+    return wf.schemas.get(node.output_schema) if node.output_schema else None
+
+
+def interaction_id(run_id: str, node_id: str, visit: int) -> str:
+    """Stable id of one gate opening: the same gate in a later loop iteration gets a new id."""
+    return f"{run_id}:{node_id}:{visit}"
+
+
+# -- budget ------------------------------------------------------------------------------------
+
+
+@dataclass
+class BudgetCheck:
+    dimension: str
+    used: float
+    limit: float
+
+    @property
+    def ratio(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+
+def budget_dimensions(budget: ir.Budget | None, used: dict[str, float]) -> list[BudgetCheck]:
+    """(dimension, used, limit) for every limit that is set, in a fixed order."""
+    if budget is None:
+        return []
+    limits = (
+        ("iterations", float(budget.max_iterations)),
+        ("tokens", float(budget.max_tokens)),
+        ("cost_usd", float(budget.max_cost_usd)),
+        ("duration_s", float(budget.max_duration_seconds or 0.0)),
+    )
+    return [BudgetCheck(dim, used.get(dim, 0.0), limit) for dim, limit in limits if limit > 0]
+
+
+def budget_exceeded(budget: ir.Budget | None, used: dict[str, float], *, before_step: bool) -> BudgetCheck | None:
+    """The first exhausted dimension. Before a step, a step that would overrun iterations counts."""
+    for check in budget_dimensions(budget, used):
+        if before_step and check.dimension == "iterations":
+            if check.used + 1 > check.limit:
+                return check
+        elif check.used >= check.limit:
+            return check
+    return None
+
+
+def new_budget_warnings(budget: ir.Budget | None, used: dict[str, float], warned: list[str]) -> list[BudgetCheck]:
+    """Dimensions that crossed 80% for the first time (the caller records them as warned)."""
+    return [c for c in budget_dimensions(budget, used) if c.ratio >= 0.8 and c.dimension not in warned]

@@ -1,0 +1,158 @@
+"""The run's input, its visible state, and what continue-as-new carries.
+
+Everything here is pydantic so the one data converter (pydantic) moves it through Temporal, and
+the `state` query returns exactly this shape to the CLI and the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dsl.ir import Schema, Workflow
+from workflows.messages import Usage
+
+WORKFLOW_TYPE = "iterloop.GraphRun"
+
+RunStatus = Literal[
+    "running", "waiting_human", "failed_resumable", "finished", "failed", "cancelled", "budget_exceeded"
+]
+NodeStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped"]
+
+#: Search attributes registered on the dev server (and documented for clusters).
+SA_WORKFLOW = "IterloopWorkflow"
+SA_STATUS = "IterloopStatus"
+SA_OPEN_GATES = "IterloopOpenGates"
+SA_COST = "IterloopCostUsd"
+SEARCH_ATTRIBUTES = {SA_WORKFLOW: "Keyword", SA_STATUS: "Keyword", SA_OPEN_GATES: "KeywordList", SA_COST: "Double"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunOptions(_Model):
+    """Per-run settings chosen by whoever starts the run."""
+
+    script: dict[str, Any] | None = None  # scripted model outputs (offline demo/tests), clearly labelled
+    shell_cwd: str | None = None
+    shell_timeout_seconds: float = 600.0
+    llm_timeout_seconds: float = 300.0
+    max_attempts: int = 3  # activity attempts before a node parks as failed_resumable
+    continue_as_new_after_events: int = 0  # 0 = only when the server suggests it
+    max_events_kept: int = 2000
+
+
+class Event(_Model):
+    seq: int
+    time: str
+    type: str
+    node: str = ""
+    branch: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeState(_Model):
+    status: NodeStatus = "pending"
+    visits: int = 0
+    attempts: int = 0
+    error: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Gate(_Model):
+    """An open human gate: what the CLI, the API and Slack show and validate answers against."""
+
+    gate: str
+    interaction_id: str
+    instructions: str = ""
+    questions: dict[str, Any] = Field(default_factory=dict)
+    schema_: Schema | None = Field(default=None, alias="schema")
+    opened_at: str = ""
+    timeout_seconds: float | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Answer(_Model):
+    gate: str
+    answers: dict[str, Any]
+    answered_by: str = "cli"
+    interaction_id: str = ""  # empty = the gate's current opening (or the next one)
+
+
+class AnswerRecord(_Model):
+    gate: str
+    interaction_id: str
+    answers: dict[str, Any]
+    answered_by: str
+    answered_at: str
+
+
+class Failure(_Model):
+    node: str
+    branch: str = ""
+    error: str
+    error_type: str = ""
+    at: str = ""
+
+
+class CarriedState(_Model):
+    """Compact state handed to the next execution on continue-as-new."""
+
+    next_node: str
+    vars: dict[str, Any]
+    outputs: dict[str, dict[str, Any]]
+    history: dict[str, list[dict[str, Any]]]
+    artifacts: dict[str, dict[str, Any]]
+    artifact_versions: dict[str, int]
+    loop_counters: dict[str, int]
+    rr_counters: dict[str, int]
+    budget_used: dict[str, float]
+    budget_warned: list[str]
+    nodes: dict[str, NodeState]
+    answers: list[AnswerRecord]
+    early_answers: dict[str, Answer]
+    events: list[Event]
+    seq: int
+    started_at: str
+    executions: int
+
+
+class RunInput(_Model):
+    workflow: Workflow
+    run_inputs: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+    options: RunOptions = Field(default_factory=RunOptions)
+    carried: CarriedState | None = None
+
+
+class RunView(_Model):
+    """The answer to the `state` query."""
+
+    workflow: str
+    source: str
+    status: RunStatus
+    current_nodes: list[str]
+    nodes: dict[str, NodeState]
+    outputs: dict[str, dict[str, Any]]
+    artifacts: dict[str, dict[str, Any]]
+    vars: dict[str, Any]
+    loop_counters: dict[str, int]
+    budget_used: dict[str, float]
+    usage: Usage
+    open_gates: list[Gate]
+    failures: list[Failure]
+    answers: list[AnswerRecord]
+    last_seq: int
+    reason: str = ""
+    executions: int = 1
+
+
+class RunResult(_Model):
+    status: RunStatus
+    reason: str = ""
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    last_node: str = ""
