@@ -1,4 +1,4 @@
-"""The `iterloop` command: check, draw, format and compile `.iter` workflows.
+"""The `iterloop` command: check, draw, format, compile and run `.iter` workflows.
 
 This module sits on top of `dsl/` and wires it to the terminal. It renders diagnostics (which the
 DSL produces as plain data) for humans or as JSON, maps outcomes to exit codes, and reads the
@@ -7,13 +7,18 @@ environment once, at the edge, into a `Settings` object.
 Exit codes, for every command:
     0  success (warnings alone do not fail)
     1  the input has problems: diagnostics with errors, files that `fmt --check` would change
-    2  usage or I/O error: unknown option, missing or unreadable file
+    2  usage or I/O error: unknown option, missing or unreadable file, unknown run id
+Run commands add (see runtime/run_commands.py and docs/runtime.md):
+    3  the run waits for a human answer (non-interactive `run`)
+    4  the run is parked as failed_resumable (fix the cause, then `iterloop retry`)
+    5  the run stopped because a budget was exceeded
+  130  the run was cancelled
 
 Start-up time matters (`iterloop validate` runs in editors and pre-commit hooks), so the imports
 at module level are limited to the standard library, typer and `dsl` (which is pure and never
 imports temporalio or an LLM SDK). Commands that need anything heavier import it inside their
-function: `dsl.mermaid` and `dsl.unparse` today, and the Temporal client, worker and LLM
-providers when the runtime commands (`run`, `resume`, `inspect`, ...) arrive. Keep it that way:
+function: `dsl.mermaid`, `dsl.unparse`, and the Temporal client, worker and LLM providers used by
+the runtime commands registered from runtime/run_commands.py. Keep it that way:
 tests/test_cli.py asserts that `import cli` loads neither temporalio nor anthropic nor openai.
 """
 
@@ -715,6 +720,12 @@ def version_(
     print(f"iterloop {package_version()}")
     print(f"Python {python} ({sys.executable})")
     print(f"IR format {IR_FORMAT_VERSION}")
+
+
+# The runtime commands (run, answer, inspect, list, events, report, retry, cancel) load temporalio lazily.
+from runtime.run_commands import register as _register_run  # noqa: E402
+
+_register_run(app)
 
 
 def main() -> None:

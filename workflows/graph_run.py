@@ -479,9 +479,10 @@ class GraphRun:
             raise ValueError(f"'{answer.gate}' is not a human gate of workflow '{self.wf.name}'; gates: "
                              f"{', '.join(humans) or '(none)'}")
         gate = self.open_gates.get(answer.gate)
-        if answer.interaction_id and gate is not None and answer.interaction_id != gate.interaction_id:
-            raise ValueError(f"answer is for {answer.interaction_id} but gate '{answer.gate}' is now open as "
-                             f"{gate.interaction_id}")
+        if answer.interaction_id and (gate is None or answer.interaction_id != gate.interaction_id):
+            now = f"is now open as {gate.interaction_id}" if gate else "is not open"
+            raise ValueError(f"answer is for {answer.interaction_id} but gate '{answer.gate}' {now}; "
+                             "inspect the run and answer the current question")
         try:
             S.coerce_answers(S.answer_schema(self.wf, node), answer.answers, gate=answer.gate)
         except S.AnswerError as exc:
@@ -498,12 +499,12 @@ class GraphRun:
     @workflow.signal(name="answer")
     def answer_signal(self, answer: Answer) -> None:
         """The same as the update, for senders that cannot wait (Slack); duplicates are ignored."""
+        if answer.interaction_id and any(r.interaction_id == answer.interaction_id for r in self.answers):
+            return  # a redelivered or repeated signal
         try:
             self.check_answer(answer)
         except ValueError as exc:
             self.emit("answer_rejected", answer.gate, data={"error": str(exc), "by": answer.answered_by})
-            return
-        if answer.interaction_id and any(r.interaction_id == answer.interaction_id for r in self.answers):
             return
         self.accept_answer(answer)
 
@@ -658,9 +659,10 @@ class GraphRun:
         except ActivityError as err:
             cause = err.cause
             state.attempts += 1
+            # The failure record names the node; the message is the cause as the activity said it.
             if isinstance(cause, ApplicationError):
-                raise NodeFailed(f"{node_id}: {cause.message}", cause.type or "") from None
-            raise NodeFailed(f"{node_id}: {cause or err}", type(cause).__name__ if cause else "") from None
+                raise NodeFailed(cause.message, cause.type or "") from None
+            raise NodeFailed(str(cause or err), type(cause).__name__ if cause else "") from None
 
     # -- continue-as-new -----------------------------------------------------------------------
     async def maybe_continue_as_new(self, next_node: str) -> None:
