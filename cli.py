@@ -661,12 +661,19 @@ def server_stop(as_json: JsonOpt = False) -> None:
     """Stop the dev server started from this directory (its data stays in .iterloop/temporal.db)."""
     from runtime import devserver
 
+    from runtime.run_commands import stop_background_workers
+
+    settings = _runtime_settings()
+    workers = stop_background_workers(settings)
     try:
-        info = devserver.stop(_runtime_settings())
+        info = devserver.stop(settings)
     except devserver.DevServerError as exc:
         usage_error(str(exc))
+    if workers and not as_json:
+        print(f"stopped {len(workers)} background worker(s): pid {', '.join(map(str, workers))}")
     if as_json:
-        print(json.dumps({"stopped": info is not None, "server": info.model_dump(mode="json") if info else None}))
+        print(json.dumps({"stopped": info is not None, "server": info.model_dump(mode="json") if info else None,
+                          "workers_stopped": workers}))
     elif info is None:
         print("no dev server was running")
     else:

@@ -27,6 +27,7 @@ import getpass
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -447,6 +448,25 @@ def read_worker_records(settings: Settings) -> list[WorkerRecord]:
     except (OSError, ValueError, TypeError, AttributeError):
         return []
     return [r for r in records if _pid_alive(r.pid)]
+
+
+def stop_background_workers(settings: Settings) -> list[int]:
+    """Stop the workers `iterloop run` started in the background; returns their pids.
+
+    Called by `iterloop server stop`: a worker left polling a stopped server would only retry.
+    SIGTERM lets each one finish its running activities (the worker's graceful shutdown).
+    """
+    stopped = []
+    for record in read_worker_records(settings):
+        try:
+            os.kill(record.pid, signal.SIGTERM)
+            stopped.append(record.pid)
+        except ProcessLookupError:
+            pass
+    path = _worker_state_path(settings)
+    if path.exists():
+        _write_worker_records(settings, [])
+    return stopped
 
 
 def _write_worker_records(settings: Settings, records: list[WorkerRecord]) -> None:
