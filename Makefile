@@ -3,7 +3,8 @@
 #   make setup   create .venv (Python 3.11+), install iterloop editable with test extras, and
 #                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing
 #   make test    run the whole test suite
-#   make demo    validate the examples and draw the growth loop as a Mermaid diagram
+#   make demo    validate the examples, draw the growth loop, and run a judge loop offline on a
+#                local Temporal dev server (scripted model; the dev server is stopped afterwards)
 #   make bench   DSL throughput and cold `iterloop validate` time
 #   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN): built with Go, or
 #                downloaded through the Temporal SDK when Go is absent (skipped if ITERLOOP_TEMPORAL_BIN is set)
@@ -29,6 +30,8 @@ TEMPORAL_VERSION ?= v1.5.1
 TEMPORAL_BIN ?= $(HOME)/.cache/iterloop/bin/temporal
 
 DEMO_WORKFLOW := examples/growth_loop.iter
+DEMO_RUN := examples/iterion/loop_with_judge.iter
+DEMO_SCRIPT := examples/iterion/loop_with_judge.script.yaml
 
 .PHONY: setup test demo bench temporal server stop clean
 
@@ -60,9 +63,13 @@ demo: setup
 	else \
 		echo "make demo: $(DEMO_WORKFLOW) does not exist yet; nothing to draw." >&2; \
 	fi
+	@echo; echo "Running $(DEMO_RUN) offline on a local Temporal dev server (scripted model, no API key):"; echo
+	@status=0; $(BIN)/iterloop run $(DEMO_RUN) --offline --script $(DEMO_SCRIPT) --run-id demo-$$(date +%s) </dev/null || status=$$?; \
+		$(BIN)/iterloop server stop >/dev/null; exit $$status
 
 bench: setup
 	$(BIN)/python benchmarks/bench_dsl.py
+	$(BIN)/python benchmarks/bench_runtime.py $(BENCH_ARGS)
 
 # Idempotent: nothing happens once the binary exists (or ITERLOOP_TEMPORAL_BIN names one).
 ifeq ($(strip $(ITERLOOP_TEMPORAL_BIN)),)
