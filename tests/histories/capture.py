@@ -1,0 +1,262 @@
+"""Record the replay corpus: run representative workflows to the end and save their histories.
+
+    .venv/bin/python tests/histories/capture.py            # every scenario
+    .venv/bin/python tests/histories/capture.py gate_update # only some
+
+It starts its own dev server and an in-process worker (offline, scripted model), runs each
+scenario under the workflow id `corpus-<name>`, and writes `tests/histories/<name>.json` (a
+continued-as-new chain is written as `<name>.1.json`, `<name>.2.json`, …). `test_replay.py`
+replays every file with the current GraphRun code. See README.md for when to re-run this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "workflows")]
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory  # noqa: E402
+
+from runs import all_runs_history, finish, running_worker, start, start_local_env, wait_for  # noqa: E402
+from workflows.state import Answer  # noqa: E402
+
+#: Workflow ids are `corpus-<scenario>`; test_replay.py derives them from the file names.
+ID_PREFIX = "corpus-"
+
+REVIEW = """
+schema verdict:
+  approved: bool
+  summary: string
+agent writer:
+  model: "scripted"
+  output: verdict
+judge reviewer:
+  model: "scripted"
+  output: verdict
+workflow review:
+  entry: writer
+  writer -> reviewer with { draft: "{{outputs.writer.summary}}" }
+  reviewer -> done when approved
+  reviewer -> writer when not approved as revise(2)
+  reviewer -> fail
+"""
+
+FAN = """
+vars:
+  marker: string
+schema r:
+  score: int
+agent a:
+  model: "scripted"
+  output: r
+agent b:
+  model: "scripted"
+  output: r
+tool broken:
+  command: "test -f {{vars.marker}}"
+router split:
+  mode: fan_out_all
+join merge:
+  strategy: STRATEGY
+  require: [a, b]
+workflow fan:
+  entry: split
+  split -> a
+  split -> b
+  split -> broken
+  a -> merge with { ra: "{{outputs.a.score}}" }
+  b -> merge with { rb: "{{outputs.b.score}}" }
+  broken -> merge
+  merge -> done
+"""
+
+GATE = """
+schema decision:
+  approved: bool
+  level: string [enum: "low", "high"]
+prompt ask:
+  Approve {{input.plan}}?
+agent planner:
+  model: "scripted"
+human approval:
+  instructions: ask
+  output: decision
+workflow gated:
+  entry: planner
+  planner -> approval with { plan: "{{outputs.planner.text}}" }
+  approval -> done when approved
+  approval -> fail when not approved
+"""
+
+EARLY_GATE = GATE.replace('agent planner:\n  model: "scripted"', 'wait planner:\n  duration: "1s"').replace(
+    'planner -> approval with { plan: "{{outputs.planner.text}}" }', "planner -> approval")
+
+ROUTERS = """
+agent a:
+  model: "scripted"
+agent b:
+  model: "scripted"
+agent c:
+  model: "scripted"
+router rr:
+  mode: round_robin
+router smart:
+  mode: llm
+  model: "scripted"
+  multi: true
+agent gather:
+  model: "scripted"
+  await: wait_all
+workflow routes:
+  entry: smart
+  smart -> a
+  smart -> b
+  a -> gather
+  b -> gather
+  gather -> rr
+  rr -> c
+  rr -> done
+  c -> rr as again(3)
+"""
+
+LOOP = """
+schema tick:
+  more: bool
+agent step:
+  model: "scripted"
+  output: tick
+workflow long:
+  entry: step
+  step -> step when more as spin(12)
+  step -> done
+"""
+
+APPROVE = Answer(gate="approval", answers={"approved": True, "level": "high"}, answered_by="ada")
+
+
+async def linear_loop_judge(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, REVIEW, workflow_id=wid, script={
+        "reviewer": [{"approved": False, "summary": "too short"}, {"approved": True, "summary": "good"}]})
+    assert (await finish(handle)).status == "finished"
+
+
+async def fan_out_best_effort(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, FAN.replace("STRATEGY", "best_effort"), workflow_id=wid, max_attempts=1,
+                         inputs={"marker": str(tmp / "missing")}, script={"a": {"score": 1}, "b": {"score": 2}})
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["merge"]["_failed_branches"], result
+
+
+async def wait_all_parked_then_retried(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    marker = tmp / "marker"
+    handle = await start(client, tq, FAN.replace("STRATEGY", "wait_all"), workflow_id=wid, max_attempts=1,
+                         inputs={"marker": str(marker)}, script={"a": {"score": 1}, "b": {"score": 2}})
+    await wait_for(handle, lambda v: v.status == "failed_resumable")
+    marker.write_text("fixed")
+    await handle.signal("retry", "")
+    assert (await finish(handle)).status == "finished"
+
+
+async def gate_answered_by_update(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, GATE, workflow_id=wid, script={"planner": {"text": "ship v2"}})
+    await wait_for(handle, lambda v: v.status == "waiting_human")
+    await handle.execute_update("answer", APPROVE)
+    assert (await finish(handle)).status == "finished"
+
+
+async def gate_answered_by_early_signal(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, EARLY_GATE, workflow_id=wid)
+    await handle.signal("answer", APPROVE.model_copy(update={"answered_by": "slack:U1"}))
+    assert (await finish(handle)).status == "finished"
+    events = await handle.query("events", 0)
+    assert "answer_queued" in [e["type"] for e in events], "the answer should arrive before the gate opens"
+
+
+async def llm_router_multi_round_robin(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, ROUTERS, workflow_id=wid, script={"smart": [["a", "b"]]})
+    assert (await finish(handle)).status == "finished"
+
+
+async def budget_stop(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    src = REVIEW.replace("  entry: writer", "  entry: writer\n  budget:\n    max_iterations: 3")
+    handle = await start(client, tq, src, workflow_id=wid, script={"reviewer": {"approved": False, "summary": "no"}})
+    assert (await finish(handle)).status == "budget_exceeded"
+
+
+async def cancelled_at_gate(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, GATE, workflow_id=wid, script={"planner": {"text": "ship v2"}})
+    await wait_for(handle, lambda v: v.status == "waiting_human")
+    await handle.cancel()
+    try:
+        await finish(handle)
+    except WorkflowFailureError:
+        return
+    raise AssertionError("the cancelled run finished")
+
+
+async def continue_as_new(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, LOOP, workflow_id=wid, continue_as_new_after_events=30,
+                         script={"step": {"more": True}})
+    assert (await finish(handle)).status == "finished"
+
+
+Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
+SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
+    linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
+    gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new)}
+
+
+def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:
+    for old in [*HERE.glob(f"{name}.json"), *HERE.glob(f"{name}.*.json")]:
+        old.unlink()
+    if len(chain) == 1:
+        paths = [HERE / f"{name}.json"]
+    else:
+        paths = [HERE / f"{name}.{i}.json" for i in range(1, len(chain) + 1)]
+    for path, history in zip(paths, chain):
+        path.write_text(history.to_json() + "\n")
+    return paths
+
+
+async def capture(names: list[str]) -> None:
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)  # the failing branches are on purpose
+    env = await start_local_env()
+    task_queue = f"capture-{uuid.uuid4().hex[:8]}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with running_worker(env.client, task_queue):
+                for name in names:
+                    wid = ID_PREFIX + name
+                    await SCENARIOS[name](env.client, task_queue, wid, Path(tmp))
+                    chain = await all_runs_history(env.client, wid)
+                    for path in write_histories(name, chain):
+                        print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
+    finally:
+        await env.shutdown()
+
+
+def main(argv: list[str]) -> int:
+    unknown = [n for n in argv if n not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    asyncio.run(capture(argv or list(SCENARIOS)))
+    return 0
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    # Skip interpreter shutdown: the SDK's Rust threads can abort it ("Fatal Python error:
+    # PyGILState_Release", temporalio/sdk-python#300) and turn success into exit code 134.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,225 @@
+"""Starting, watching and finishing GraphRun runs on a real server: shared by the workflow tests
+and the history capture script (`tests/histories/capture.py`).
+
+Everything takes a `Client` rather than a test environment so the same helpers work against the
+session dev server, a dedicated one (restart and continue-as-new tests) or the capture server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey
+from temporalio.testing import WorkflowEnvironment
+
+import dsl
+from conftest import temporal_binary
+from runtime.connect import DATA_CONVERTER
+from workflows.state import SEARCH_ATTRIBUTES, WORKFLOW_TYPE, RunInput, RunOptions, RunResult, RunView
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_KEY_MAKERS = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list,
+               "Double": SearchAttributeKey.for_float}
+#: iterloop's search attributes, as `WorkflowEnvironment.start_local` wants them.
+SEARCH_ATTRIBUTE_KEYS = [_KEY_MAKERS[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
+#: The same for `temporal server start-dev` flags.
+SEARCH_ATTRIBUTE_FLAGS = [arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")]
+
+
+def compile_ok(src: str) -> dsl.Workflow:
+    result = dsl.check_source(textwrap.dedent(src).lstrip("\n"))
+    assert result.ok, [d.render() for d in result.diagnostics]
+    assert result.workflow is not None
+    return result.workflow
+
+
+@asynccontextmanager
+async def running_worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+    """An in-process worker (offline: scripted model) for the duration of the block."""
+    from worker import build_worker
+
+    async with build_worker(client, task_queue, offline=True):
+        yield
+
+
+async def start(client: Client, task_queue: str, src: str, *, inputs: dict[str, Any] | None = None,
+                workflow_id: str | None = None, **options: Any) -> WorkflowHandle[Any, RunResult]:
+    wf = compile_ok(src)
+    started = await client.start_workflow(
+        WORKFLOW_TYPE, RunInput(workflow=wf, run_inputs=inputs or {}, options=RunOptions(**options)),
+        id=workflow_id or f"test-{uuid.uuid4().hex[:10]}", task_queue=task_queue, result_type=RunResult)
+    # A handle without a run id follows continue-as-new: queries reach the latest run.
+    return client.get_workflow_handle(started.id, result_type=RunResult)
+
+
+async def finish(handle: WorkflowHandle[Any, RunResult], timeout: float = 60) -> RunResult:
+    """The run's result; on a hang, fail with the workflow task error instead of waiting forever."""
+    try:
+        return await asyncio.wait_for(handle.result(), timeout)
+    except asyncio.TimeoutError:
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_task_failed_event_attributes"):
+                raise AssertionError(event.workflow_task_failed_event_attributes.failure.message) from None
+        raise
+
+
+async def state(handle: WorkflowHandle[Any, RunResult]) -> RunView:
+    return await handle.query("state", result_type=RunView)
+
+
+async def poll(check: Callable[[], Any], what: str, timeout: float = 30, interval: float = 0.1) -> Any:
+    """Call ``check`` (sync or async) until it returns something truthy; fail after ``timeout`` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for(handle: WorkflowHandle[Any, RunResult], predicate: Callable[[RunView], bool],
+                   timeout: float = 30) -> RunView:
+    """Poll the state query until ``predicate(view)`` holds (no fixed sleeps)."""
+    last: list[RunView] = []
+
+    async def check() -> RunView | None:
+        view = await state(handle)
+        last[:] = [view]
+        return view if predicate(view) else None
+
+    try:
+        return await poll(check, "the run's state", timeout)
+    except AssertionError:
+        view = last[0] if last else None
+        raise AssertionError(f"condition not reached; status={view and view.status} "
+                             f"failures={view and view.failures}") from None
+
+
+async def all_runs_history(client: Client, workflow_id: str) -> list[Any]:
+    """Every run's history of a workflow id, oldest first, following continue-as-new."""
+    first = await client.get_workflow_handle(workflow_id).describe()
+    run_id = first.run_id
+    # `describe` on a bare id gives the latest run; walk back to the first one.
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        start = history.events[0].workflow_execution_started_event_attributes
+        if not start.continued_execution_run_id:
+            break
+        run_id = start.continued_execution_run_id
+    chain = []
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain.append(history)
+        last = history.events[-1]
+        if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
+            return chain
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+
+
+# -- servers and worker processes ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_local_env(*extra_args: str) -> WorkflowEnvironment:
+    """A dedicated in-memory dev server with iterloop's search attributes (and ``extra_args``)."""
+    return await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=SEARCH_ATTRIBUTE_KEYS,
+        dev_server_log_level="error",
+        dev_server_startup_timeout=timedelta(seconds=60),
+        dev_server_extra_args=["--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true",
+                               *extra_args],
+    )
+
+
+class DevServerProcess:
+    """`temporal server start-dev` on a fixed port and a database file, so it can be restarted."""
+
+    def __init__(self, db_file: Path, log_file: Path) -> None:
+        self.db_file = db_file
+        self.log_file = log_file
+        self.port = free_port()
+        self.http_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 60) -> Client:
+        """Start the server and return a client once it answers."""
+        args = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(self.db_file),
+                "--ip", "127.0.0.1", "--port", str(self.port), "--http-port", str(self.http_port),
+                *SEARCH_ATTRIBUTE_FLAGS, "--log-level", "error",
+                "--dynamic-config-value", "frontend.enableServerVersionCheck=false",
+                "--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true"]
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+        async def connected() -> Client | None:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dev server exited with {self.proc.returncode}; see {self.log_file}")
+            try:
+                return await Client.connect(self.address, data_converter=DATA_CONVERTER)
+            except RuntimeError:  # connection refused while it starts
+                return None
+
+        return await poll(connected, f"the dev server on {self.address}", timeout, interval=0.2)
+
+    async def stop(self, timeout: float = 30) -> None:
+        """SIGTERM and wait (SIGKILL if it does not exit in time)."""
+        if self.proc is not None and self.proc.poll() is None:
+            await stop_process(self.proc, timeout)
+        self.proc = None
+
+
+def start_worker_process(address: str, task_queue: str, log_file: Path) -> subprocess.Popen[bytes]:
+    """`python -m worker` as its own process (offline), configured through the environment."""
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default",
+           "ITERLOOP_TASK_QUEUE": task_queue, "ITERLOOP_OFFLINE": "1"}
+    with log_file.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+async def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30,
+                       sig: signal.Signals = signal.SIGTERM) -> int:
+    """Send ``sig`` and wait for the process to exit; SIGKILL it after ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            await asyncio.to_thread(proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
+    return proc.returncode
+
+
+def events_with(history: Any, attribute: str) -> Sequence[Any]:
+    """The ``<attribute>`` of every history event that has it (e.g. activity_task_scheduled_event_attributes)."""
+    return [getattr(e, attribute) for e in history.events if e.HasField(attribute)]
