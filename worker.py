@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -33,8 +34,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
 
 
-def build_worker(client: Client, task_queue: str, *, offline: bool = False) -> Worker:
-    """A worker with the interpreter workflow and all activities registered."""
+def build_worker(client: Client, task_queue: str, *, offline: bool = False,
+                 extra_workflows: Sequence[type] = ()) -> Worker:
+    """A worker with the interpreter workflow and all activities registered.
+
+    ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
+    the same task queue with exactly the same configuration.
+    """
     from activities.llm.activity import configure, llm_turn
     from activities.shell import shell_exec
     from activities.tools.registry import tool_call
@@ -44,7 +50,7 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False) -> W
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[GraphRun],
+        workflows=[GraphRun, *extra_workflows],
         activities=[llm_turn, shell_exec, tool_call],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

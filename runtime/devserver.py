@@ -391,6 +391,17 @@ def _short_type(indexed: str) -> str:
 # -- start / stop / status ----------------------------------------------------------------------------
 
 
+#: Dev-server defaults tuned for a laptop running one workflow at a time. Stock settings read a
+#: history shard's transfer queue at most 20 times a second (~100 ms per sequential node) and
+#: spread each task queue over 4 partitions (occasional 2 s pickup stalls with a single worker).
+#: benchmarks/bench_runtime.py measures both; tests and `iterloop server` use these values.
+FAST_DISPATCH_ARGS = (
+    "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+    "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+)
+
+
 def dev_server_command(binary: Path, settings: Settings, *, port: int, db_path: Path, headless: bool) -> list[str]:
     cmd = [str(binary), "server", "start-dev", "--db-filename", str(db_path), "--ip", "127.0.0.1",
            "--port", str(port)]
@@ -399,7 +410,7 @@ def dev_server_command(binary: Path, settings: Settings, *, port: int, db_path: 
     cmd += ["--headless"] if headless else ["--ui-port", str(settings.ui_port)]
     for name, type_ in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={type_}"]
-    return cmd + ["--log-level", "warn"]
+    return cmd + [*FAST_DISPATCH_ARGS, "--log-level", "warn"]
 
 
 def start(

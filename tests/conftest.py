@@ -31,6 +31,7 @@ async def temporal_env() -> AsyncIterator[object]:
     from temporalio.testing import WorkflowEnvironment
 
     from runtime.connect import DATA_CONVERTER
+    from runtime.devserver import FAST_DISPATCH_ARGS
     from workflows.state import SEARCH_ATTRIBUTES
 
     makers = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list,
@@ -42,7 +43,8 @@ async def temporal_env() -> AsyncIterator[object]:
         search_attributes=keys,
         dev_server_log_level="error",
         dev_server_startup_timeout=timedelta(seconds=60),
-        dev_server_extra_args=["--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true"],
+        dev_server_extra_args=["--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true",
+                               *FAST_DISPATCH_ARGS],
     )
     try:
         yield env

@@ -309,8 +309,9 @@ class GraphRun:
                                       self.inp.options.shell_timeout_seconds)
             return res.output, M.Usage()
         command = S.render_command(node.command, self.ctx, node_input)
+        beat = max(0.5, min(5.0, self.inp.options.shell_heartbeat_timeout_seconds / 3))
         sreq = M.ShellRequest(run_id=run_id, node_id=node.id, command=command, cwd=self.inp.options.shell_cwd,
-                              timeout_seconds=self.inp.options.shell_timeout_seconds)
+                              timeout_seconds=self.inp.options.shell_timeout_seconds, heartbeat_seconds=beat)
         sres = await self.activity(M.SHELL_EXEC, sreq, M.ShellResult, node.id, f"{node.id} · shell",
                                    self.inp.options.shell_timeout_seconds + 30, heartbeat=True)
         return sres.output, M.Usage()
@@ -650,7 +651,8 @@ class GraphRun:
             return await workflow.execute_activity(
                 name, arg, result_type=result_type,
                 start_to_close_timeout=timedelta(seconds=timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=30) if heartbeat else None,
+                heartbeat_timeout=(timedelta(seconds=self.inp.options.shell_heartbeat_timeout_seconds)
+                                   if heartbeat else None),
                 retry_policy=RetryPolicy(maximum_attempts=self.inp.options.max_attempts,
                                          initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                                          non_retryable_error_types=_NON_RETRYABLE),

@@ -38,6 +38,8 @@ class RunOptions(_Model):
     script: dict[str, Any] | None = None  # scripted model outputs (offline demo/tests), clearly labelled
     shell_cwd: str | None = None
     shell_timeout_seconds: float = 600.0
+    # How soon a shell command on a worker that died is noticed and retried on another one.
+    shell_heartbeat_timeout_seconds: float = 30.0
     llm_timeout_seconds: float = 300.0
     max_attempts: int = 3  # activity attempts before a node parks as failed_resumable
     continue_as_new_after_events: int = 0  # 0 = only when the server suggests it

@@ -81,6 +81,7 @@ async def test_killed_worker_is_replaced_and_completed_steps_do_not_rerun(
     second = None
     try:
         handle = await start(temporal_env.client, task_queue, STEPS, inputs={"log": str(log)},
+                             shell_heartbeat_timeout_seconds=4,
                              script={"plan": {"text": "go"}})
         await poll(lambda: "slow" in log_lines(log), "the slow node to start", timeout=30, interval=0.05)
         assert log_lines(log) == ["step1", "slow"]
