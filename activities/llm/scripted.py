@@ -47,6 +47,7 @@ from dsl.ir import SchemaField
 from workflows.messages import ERR_SCRIPT, LLMTurnRequest, LLMTurnResult, Usage
 
 DEFAULTS_KEY = "defaults"
+COST_KEY = "cost_per_call_usd"  # reserved: USD charged per scripted call
 NEEDS_HUMAN_INPUT = "needs_human_input"
 
 
@@ -86,6 +87,10 @@ def script_shape_problem(script: Any) -> str | None:
     for key, entry in script.items():
         if not isinstance(key, str):
             return f"key {key!r} is not a node id (a string); quote it"
+        if key == COST_KEY:
+            if isinstance(entry, bool) or not isinstance(entry, (int, float)) or entry < 0:
+                return f"'{COST_KEY}' must be a non-negative number of USD, found {describe_value(entry)}"
+            continue
         if key == DEFAULTS_KEY and not isinstance(entry, dict):
             return f"'{DEFAULTS_KEY}' must map field names to values, found {describe_value(entry)}"
         if isinstance(entry, list) and not entry:
@@ -113,7 +118,7 @@ def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
     problem = script_shape_problem(script)
     if problem is not None:
         raise _script_error(f"the run's script is malformed: {problem}")
-    entry = script.get(req.node_id) if req.node_id != DEFAULTS_KEY else None
+    entry = script.get(req.node_id) if req.node_id not in (DEFAULTS_KEY, COST_KEY) else None
     if req.purpose == "route":
         return _route_output(req, entry)
     if entry is None:
@@ -138,13 +143,14 @@ def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
 
 
 def scripted_usage(req: LLMTurnRequest, output: dict[str, Any]) -> Usage:
-    """Deterministic token counts (about 4 characters per token) and no cost."""
+    """Deterministic token counts (about 4 characters per token); cost only if the script sets
+    `cost_per_call_usd` (so cost budgets can be exercised offline)."""
     return Usage(
         model=req.model or SCRIPTED,
         provider=SCRIPTED,
         input_tokens=len(req.system + req.user) // 4 + 1,
         output_tokens=len(json.dumps(output, sort_keys=True, ensure_ascii=False)) // 4 + 1,
-        cost_usd=0.0,
+        cost_usd=float((req.script or {}).get(COST_KEY, 0.0)),
     )
 
 

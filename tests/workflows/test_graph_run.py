@@ -16,7 +16,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 import dsl
-from workflows.state import WORKFLOW_TYPE, Answer, RunInput, RunOptions, RunResult, RunView
+from workflows.state import WORKFLOW_TYPE, Answer, Event, RunInput, RunOptions, RunResult, RunView
 
 pytestmark = pytest.mark.asyncio
 
@@ -359,3 +359,135 @@ workflow long:
     assert result.status == "finished"
     assert view.loop_counters == {"spin": 120} and view.nodes["step"].visits == 121
     assert view.executions > 1
+
+
+CONDITION = """
+schema verdict:
+  ok: bool
+judge check:
+  model: "scripted"
+  output: verdict
+router decide:
+  mode: condition
+agent good:
+  model: "scripted"
+agent bad:
+  model: "scripted"
+workflow cond:
+  entry: check
+  check -> decide with { ok: "{{outputs.check.ok}}" }
+  decide -> good when ok
+  decide -> bad when not ok
+  good -> done
+  bad -> done
+"""
+
+
+@pytest.mark.parametrize(("ok", "taken"), [(True, "good"), (False, "bad")])
+async def test_condition_router_reads_its_mapped_input(temporal_env: WorkflowEnvironment, task_queue: str,
+                                                      ok: bool, taken: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, CONDITION, script={"check": {"ok": ok}})
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished" and result.outputs["decide"] == {"ok": ok}
+    assert view.nodes[taken].visits == 1 and view.nodes["bad" if ok else "good"].visits == 0
+
+
+AUTO = """
+schema decision:
+  approved: bool
+prompt guidance:
+  Approve small changes.
+human auto:
+  mode: MODE
+  model: "scripted"
+  system: guidance
+  output: decision
+workflow autogate:
+  entry: auto
+  auto -> done when approved
+  auto -> fail when not approved
+"""
+
+
+async def test_auto_answer_gate_is_answered_by_the_model(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, AUTO.replace("MODE", "auto_answer"),
+                             script={"auto": {"approved": True}})
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "finished" and view.answers == [] and view.nodes["auto"].usage.output_tokens > 0
+
+
+async def test_auto_or_pause_answers_itself_or_asks_a_human(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    src = AUTO.replace("MODE", "auto_or_pause")
+    async with running_worker(temporal_env, task_queue):
+        confident = await start(temporal_env, task_queue, src, script={"auto": {"approved": True,
+                                                                                  "needs_human_input": False}})
+        assert (await finish(confident)).status == "finished"
+        unsure = await start(temporal_env, task_queue, src, script={"auto": {"needs_human_input": True}})
+        view = await wait_for(unsure, lambda v: v.status == "waiting_human")
+        assert [g.gate for g in view.open_gates] == ["auto"]
+        await unsure.execute_update("answer", Answer(gate="auto", answers={"approved": False}))
+        result = await finish(unsure)
+    assert result.status == "failed" and result.outputs["auto"] == {"approved": False}
+
+
+@pytest.mark.parametrize(("budget", "script_extra", "dimension"), [
+    ("max_tokens: 60", {}, "tokens"),
+    ("max_cost_usd: 0.5", {"cost_per_call_usd": 0.3}, "cost_usd"),
+    ("max_duration: \"1s\"", {}, "duration_s"),
+])
+async def test_each_budget_dimension_stops_the_run(temporal_env: WorkflowEnvironment, task_queue: str,
+                                                   budget: str, script_extra: dict[str, Any], dimension: str) -> None:
+    src = REVIEW.replace("workflow review:\n  entry: writer",
+                         f"wait pause:\n  duration: \"1s\"\nworkflow review:\n  entry: writer\n  budget:\n    {budget}")
+    src = src.replace("reviewer -> writer when not approved as revise(2)",
+                      "reviewer -> pause when not approved as revise(5)\n  pause -> writer")
+    script = {"reviewer": {"approved": False, "summary": "no"}, **script_extra}
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, script=script)
+        result = await finish(handle)
+        view = await state(handle)
+    assert result.status == "budget_exceeded", result.reason
+    assert dimension in result.reason
+    assert view.budget_used.get("iterations", 0) < 12
+
+
+@pytest.mark.parametrize(("limit", "expected"), [
+    ("max_parallel_branches: 1", ["started", "finished"] * 3),
+    ("max_iterations: 100", ["started"] * 3 + ["finished"] * 3),
+])
+async def test_max_parallel_branches_bounds_concurrency(temporal_env: WorkflowEnvironment, task_queue: str,
+                                                        limit: str, expected: list[str]) -> None:
+    # wait nodes are not "mutating", so only the branch limit can serialise them
+    src = f"""
+wait w1:
+  duration: "1s"
+wait w2:
+  duration: "1s"
+wait w3:
+  duration: "1s"
+router split:
+  mode: fan_out_all
+join j:
+  strategy: wait_all
+workflow par:
+  budget:
+    {limit}
+  entry: split
+  split -> w1
+  split -> w2
+  split -> w3
+  w1 -> j
+  w2 -> j
+  w3 -> j
+  j -> done
+"""
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src)
+        result = await finish(handle)
+        events = await handle.query("events", 0, result_type=list[Event])
+    assert result.status == "finished"
+    assert [e.type.removeprefix("branch_") for e in events if e.type.startswith("branch_")] == expected
