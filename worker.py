@@ -12,6 +12,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -35,18 +36,20 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def build_worker(client: Client, task_queue: str, *, offline: bool = False,
-                 extra_workflows: Sequence[type] = ()) -> Worker:
+                 extra_workflows: Sequence[type] = (), artifact_dir: Path | None = None) -> Worker:
     """A worker with the interpreter workflow and all activities registered.
 
     ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
     the same task queue with exactly the same configuration.
     """
+    from activities import artifacts
     from activities.llm.activity import configure, llm_turn
     from activities.shell import shell_exec
     from activities.tools.registry import tool_call
     from workflows.graph_run import GraphRun
 
     configure(offline=offline)
+    artifacts.configure(artifact_dir or Settings.from_env().artifact_dir)
     return Worker(
         client,
         task_queue=task_queue,
@@ -60,7 +63,7 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
 async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
     client = await connect(settings)
-    worker = build_worker(client, settings.task_queue, offline=settings.offline)
+    worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

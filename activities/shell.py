@@ -31,6 +31,7 @@ import asyncio
 import itertools
 import json
 import os
+import shlex
 import signal
 import time
 from typing import Any
@@ -38,12 +39,15 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import artifacts
 from activities.env import expand_env_in_command
 from workflows.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, SHELL_EXEC, ShellRequest, ShellResult
+from workflows.scheduler import ARTIFACT_KEY
 
 SHELL = "/bin/sh"
 #: Per stream. Note the result holds stdout twice (as `stdout` and in `output`) and Temporal
 #: rejects payloads over 2 MiB (PayloadSizeError, non-retryable in the workflow).
+PREVIEW_CHARS = 2000
 OUTPUT_LIMIT_BYTES = 256 * 1024  # two copies of stdout + stderr stay well under the 2 MiB payload limit
 #: Time between SIGTERM and SIGKILL for the command's process group.
 KILL_GRACE_SECONDS = 3.0
@@ -64,7 +68,8 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
             f"shell node '{req.node_id}': timeout_seconds and heartbeat_seconds must be positive, "
             f"got {req.timeout_seconds} and {req.heartbeat_seconds}",
             type=ERR_BAD_REQUEST, non_retryable=True)
-    command = expand_env_in_command(req.command)
+    # Stored (large) template values arrive as tokens; expand them quoted, then the environment.
+    command = expand_env_in_command(artifacts.expand_tokens(req.command, quote=shlex.quote))
     started = time.monotonic()
     proc = await _spawn(req, command)
     stdout, stderr = _Tail(OUTPUT_LIMIT_BYTES, "stdout"), _Tail(OUTPUT_LIMIT_BYTES, "stderr")
@@ -90,8 +95,13 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
                 else f"exited with code {exit_code}")
         raise _failure(req, what, exit_code, stdout, stderr, timed_out=False)
     out = stdout.text()
-    return ShellResult(exit_code=0, stdout=out, stderr=stderr.text(), duration_ms=duration_ms,
-                       output=node_output(out))
+    output = artifacts.offload(node_output(out), run_id=req.run_id, node_id=req.node_id,
+                               threshold=req.offload_threshold_bytes)
+    err = stderr.text()
+    if ARTIFACT_KEY in output:  # the full stdout is in the store; keep history small
+        out = out[:PREVIEW_CHARS] + f"\n… ({len(out)} characters, stored as {output[ARTIFACT_KEY]['uri']})"
+        err = err[-PREVIEW_CHARS:]
+    return ShellResult(exit_code=0, stdout=out, stderr=err, duration_ms=duration_ms, output=output)
 
 
 def node_output(stdout: str) -> dict[str, Any]:

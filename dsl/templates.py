@@ -77,20 +77,23 @@ def to_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def render(text: str, lookup: Lookup) -> str:
-    """Interpolate every reference; a reference the lookup cannot resolve stays as written."""
+def render(text: str, lookup: Lookup, *, as_text: Callable[[Any], str] = to_text) -> str:
+    """Interpolate every reference; a reference the lookup cannot resolve stays as written.
+
+    ``as_text`` turns a value into text (the runtime passes one that knows artifact references).
+    """
     out: list[str] = []
     pos = 0
     for start, end, ref in _scan(text):
         value = lookup(ref)
         out.append(text[pos:start])
-        out.append(ref.raw if value is MISSING else to_text(value))
+        out.append(ref.raw if value is MISSING else as_text(value))
         pos = end
     out.append(text[pos:])
     return "".join(out)
 
 
-def evaluate_mapping(raw: str, lookup: Lookup) -> Any:
+def evaluate_mapping(raw: str, lookup: Lookup, *, as_text: Callable[[Any], str] = to_text) -> Any:
     """A `with` value: one reference and nothing else keeps its type; anything else is text."""
     spans = _scan(raw)
     if len(spans) == 1:
@@ -98,4 +101,4 @@ def evaluate_mapping(raw: str, lookup: Lookup) -> Any:
         if raw[:start].strip() == "" and raw[end:].strip() == "":
             value = lookup(ref)
             return ref.raw if value is MISSING else value
-    return render(raw, lookup)
+    return render(raw, lookup, as_text=as_text)

@@ -32,6 +32,12 @@ class Settings:
     temporal_bin: str | None = None
     offline: bool = False
     ui_port: int = 8233
+    artifact_dir_override: Path | None = None
+
+    @property
+    def artifact_dir(self) -> Path:
+        """Where workers store large node outputs (shared by all workers of a deployment)."""
+        return self.artifact_dir_override or (self.home / "artifacts").resolve()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +52,7 @@ class Settings:
             temporal_bin=e.get("ITERLOOP_TEMPORAL_BIN") or None,
             offline=_truthy(e.get("ITERLOOP_OFFLINE")),
             ui_port=int(e.get("ITERLOOP_UI_PORT") or 8233),
+            artifact_dir_override=Path(e["ITERLOOP_ARTIFACT_DIR"]) if e.get("ITERLOOP_ARTIFACT_DIR") else None,
         )
 
     def with_overrides(self, *, address: str | None = None, namespace: str | None = None,

@@ -296,6 +296,7 @@ class GraphRun:
             reasoning_effort=getattr(node, "reasoning_effort", ""), tools=list(getattr(node, "tools", [])),
             tool_max_steps=getattr(node, "tool_max_steps", 0), route_candidates=candidates or [],
             multi_route=bool(getattr(node, "router_multi", False)), script=self.inp.options.script,
+            offload_threshold_bytes=self.inp.options.offload_threshold_bytes,
         )
         result = await self.activity(M.LLM_TURN, req, M.LLMTurnResult, node.id, f"{node.id} · llm {purpose}",
                                      self.inp.options.llm_timeout_seconds)
@@ -304,14 +305,16 @@ class GraphRun:
     async def tool(self, node: ir.ToolNode, branch: str, node_input: dict[str, Any]) -> tuple[dict[str, Any], M.Usage]:
         run_id = workflow.info().workflow_id
         if node.call:
-            req = M.ToolCallRequest(run_id=run_id, node_id=node.id, tool=node.call, arguments=node_input)
+            req = M.ToolCallRequest(run_id=run_id, node_id=node.id, tool=node.call, arguments=node_input,
+                                    offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
             res = await self.activity(M.TOOL_CALL, req, M.ToolCallResult, node.id, f"{node.id} · call {node.call}",
                                       self.inp.options.shell_timeout_seconds)
             return res.output, M.Usage()
         command = S.render_command(node.command, self.ctx, node_input)
         beat = max(0.5, min(5.0, self.inp.options.shell_heartbeat_timeout_seconds / 3))
         sreq = M.ShellRequest(run_id=run_id, node_id=node.id, command=command, cwd=self.inp.options.shell_cwd,
-                              timeout_seconds=self.inp.options.shell_timeout_seconds, heartbeat_seconds=beat)
+                              timeout_seconds=self.inp.options.shell_timeout_seconds, heartbeat_seconds=beat,
+                              offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
         sres = await self.activity(M.SHELL_EXEC, sreq, M.ShellResult, node.id, f"{node.id} · shell",
                                    self.inp.options.shell_timeout_seconds + 30, heartbeat=True)
         return sres.output, M.Usage()

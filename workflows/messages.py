@@ -88,6 +88,7 @@ class LLMTurnRequest(_Msg):
     route_candidates: list[str] = Field(default_factory=list)
     multi_route: bool = False
     script: dict[str, Any] | None = None
+    offload_threshold_bytes: int = 0  # outputs larger than this go to the artifact store (0 = never)
 
 
 class LLMTurnResult(_Msg):
@@ -105,6 +106,7 @@ class ShellRequest(_Msg):
     cwd: str | None = None
     timeout_seconds: float = 600.0
     heartbeat_seconds: float = 5.0
+    offload_threshold_bytes: int = 0  # outputs larger than this go to the artifact store (0 = never)
 
 
 class ShellResult(_Msg):
@@ -122,6 +124,7 @@ class ToolCallRequest(_Msg):
     node_id: str
     tool: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    offload_threshold_bytes: int = 0  # outputs larger than this go to the artifact store (0 = never)
 
 
 class ToolCallResult(_Msg):

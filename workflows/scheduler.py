@@ -13,6 +13,8 @@ reference keep their type while anything else is interpolated text.
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +22,12 @@ from typing import Any
 
 from dsl import ir
 from dsl.templates import MISSING, TemplateError, evaluate_mapping, render
+
+#: Large outputs are stored by activities (activities/artifacts.py); the workflow keeps a stub
+#: `{…small fields, "$artifact": {"uri", "bytes", "fields"}}` and hands references onwards.
+ARTIFACT_KEY = "$artifact"
+ARTIFACT_REF_KEY = "$artifact_ref"
+ARTIFACT_TOKEN_RE = re.compile(r"⟦artifact:([^⟧]+)⟧")
 
 #: Tools that only read the workspace; an agent using only these is not "mutating".
 READ_ONLY_TOOLS = frozenset({"git_diff", "git_status", "read_file", "list_files", "search_codebase", "tree"})
@@ -50,11 +58,13 @@ class DataContext:
                 if rest and rest[-1] == "history":
                     return list(self.history.get(head, []))
                 value = self.outputs.get(head, MISSING)
-            for key in rest:
-                if isinstance(value, dict):
-                    value = value.get(key, MISSING)
-                else:
+            for i, key in enumerate(rest):
+                if not isinstance(value, dict):
                     return MISSING
+                stub = value.get(ARTIFACT_KEY)
+                if isinstance(stub, dict) and key in stub.get("fields", []):
+                    return {ARTIFACT_REF_KEY: stub["uri"], "path": list(rest[i:])}
+                value = value.get(key, MISSING)
             return value
 
         return resolve
@@ -124,7 +134,7 @@ def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_r
         lookup = ctx.lookup(edge_input)
         for mapping in e.with_:
             try:
-                value = evaluate_mapping(mapping.raw, lookup)
+                value = evaluate_mapping(mapping.raw, lookup, as_text=as_text)
             except TemplateError:
                 value = mapping.raw
             if value is not None and value is not MISSING:
@@ -134,34 +144,65 @@ def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_r
     return result
 
 
+def artifact_token(value: Any) -> str | None:
+    """The text token standing for a stored value, if ``value`` is a stub or a reference."""
+    if isinstance(value, dict):
+        if ARTIFACT_REF_KEY in value:
+            return f"⟦artifact:{value[ARTIFACT_REF_KEY]}#{'.'.join(value.get('path', []))}⟧"
+        stub = value.get(ARTIFACT_KEY)
+        if isinstance(stub, dict) and "uri" in stub:
+            return f"⟦artifact:{stub['uri']}#⟧"
+    return None
+
+
+def _tokenised(value: Any) -> Any:
+    token = artifact_token(value)
+    if token is not None:
+        return token
+    if isinstance(value, dict):
+        return {k: _tokenised(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tokenised(v) for v in value]
+    return value
+
+
+def as_text(value: Any) -> str:
+    """Text of a value inside a prompt: stored values become tokens the activity expands."""
+    value = _tokenised(value)
+    return value if isinstance(value, str) else _json(value)
+
+
 def render_text(text: str, ctx: DataContext, node_input: dict[str, Any]) -> str:
     """Render a prompt body; unresolvable references stay as written (visible, not silently empty)."""
     try:
-        return render(text, ctx.lookup(node_input))
+        return render(text, ctx.lookup(node_input), as_text=as_text)
     except TemplateError:
         return text
 
 
 def render_command(command: str, ctx: DataContext, node_input: dict[str, Any]) -> str:
-    """Render a shell command: every substituted value is shell-quoted, never spliced raw."""
+    """Render a shell command: every substituted value is shell-quoted, never spliced raw.
+
+    A stored (large) value is left as a bare token; the shell activity quotes it when it expands it.
+    """
     lookup = ctx.lookup(node_input)
 
     def quoted(ref: ir.Ref) -> Any:
         value = lookup(ref)
         if value is MISSING or value is None:
             return MISSING
-        text = value if isinstance(value, str) else _json(value)
-        return shlex.quote(text)
+        token = artifact_token(value)
+        if token is not None:
+            return token
+        return shlex.quote(as_text(value))
 
     try:
-        return render(command, quoted)
+        return render(command, quoted, as_text=str)
     except TemplateError:
         return command
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 

@@ -42,6 +42,7 @@ class RunOptions(_Model):
     shell_heartbeat_timeout_seconds: float = 30.0
     llm_timeout_seconds: float = 300.0
     max_attempts: int = 3  # activity attempts before a node parks as failed_resumable
+    offload_threshold_bytes: int = 64 * 1024  # larger node outputs go to the artifact store
     continue_as_new_after_events: int = 0  # 0 = only when the server suggests it
     max_events_kept: int = 2000
 

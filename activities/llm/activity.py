@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import artifacts
 from activities.env import expand_env
 from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelProvider, resolve_provider
 from activities.llm.scripted import ScriptedProvider
@@ -63,4 +64,12 @@ async def complete_turn(req: LLMTurnRequest, *, offline: bool,
 
 @activity.defn(name=LLM_TURN)
 async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
-    return await complete_turn(req, offline=_settings.offline)
+    # Large values reach us as artifact references; the model sees the real content.
+    cache: dict[str, object] = {}
+    resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache),
+                                      "user": artifacts.resolve(req.user, cache),
+                                      "input": artifacts.resolve(req.input, cache)})
+    result = await complete_turn(resolved, offline=_settings.offline)
+    output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
+                               threshold=req.offload_threshold_bytes)
+    return result if output is result.output else result.model_copy(update={"output": output})

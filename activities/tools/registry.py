@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import artifacts
 from workflows.messages import ERR_BAD_REQUEST, ERR_UNKNOWN_TOOL, TOOL_CALL, ToolCallRequest, ToolCallResult
 
 In = TypeVar("In", bound=BaseModel)
@@ -84,4 +85,6 @@ async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
 @activity.defn(name=TOOL_CALL)
 async def tool_call(req: ToolCallRequest) -> ToolCallResult:
     """Run a builtin tool for a node; arguments are validated against the tool's input model."""
-    return ToolCallResult(output=await call_tool(req.tool, req.arguments))
+    output = await call_tool(req.tool, artifacts.resolve(req.arguments))
+    return ToolCallResult(output=artifacts.offload(output, run_id=req.run_id, node_id=req.node_id,
+                                                   threshold=req.offload_threshold_bytes))

@@ -491,3 +491,41 @@ workflow par:
         events = await handle.query("events", 0, result_type=list[Event])
     assert result.status == "finished"
     assert [e.type.removeprefix("branch_") for e in events if e.type.startswith("branch_")] == expected
+
+
+BIG = """
+schema report:
+  ok: bool
+  body: string
+tool produce:
+  command: "python3 -c 'import json; print(json.dumps(dict(ok=True, body=100000 * chr(120))))'"
+  output: report
+tool measure:
+  command: "printf %s {{outputs.produce.body}} | wc -c"
+agent read:
+  model: "scripted"
+  user: show
+prompt show:
+  Body starts: {{outputs.produce.body}}
+workflow big:
+  entry: produce
+  produce -> measure when ok
+  produce -> fail
+  measure -> read
+  read -> done
+"""
+
+
+async def test_large_outputs_go_to_the_artifact_store_not_history(temporal_env: WorkflowEnvironment,
+                                                                  task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, BIG, offload_threshold_bytes=16 * 1024)
+        result = await finish(handle)
+        history = await handle.fetch_history()
+        view = await state(handle)
+    assert result.status == "finished"  # the `when ok` condition still saw the inline boolean
+    assert view.nodes["read"].usage.input_tokens > 20_000  # the model's prompt held the real body
+    stub = result.outputs["produce"]
+    assert stub["ok"] is True and "body" not in stub and stub["$artifact"]["fields"] == ["body"]
+    assert result.outputs["measure"] == {"result": "100000"}  # the shell saw the full stored value
+    assert len(history.to_json()) < 60_000  # the 100 KB body never entered history

@@ -1,0 +1,151 @@
+"""Large outputs live in an artifact store; Temporal history only carries references.
+
+Why: every activity result is written into the workflow's history, which Temporal caps (2 MiB per
+payload, 50 MiB per history) and replays on every worker restart. So when a node's output is
+larger than the run's threshold, the activity writes the whole output here and returns a *stub*:
+the output's small top-level fields (the booleans conditions read, short strings) plus an
+`$artifact` entry naming the stored object and the fields left out.
+
+Workflow code never reads the store (that would be I/O). When a template needs an offloaded
+value, the workflow passes a reference (`{"$artifact_ref": uri, "path": [...]}`, or the token
+`⟦artifact:uri#path⟧` inside text, see workflows/scheduler.py) and the next activity resolves it
+here, on the worker, just before use.
+
+The default store is a local directory (`.iterloop/artifacts`); objects are content-addressed,
+so retries and replays that store the same output again write nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.exceptions import ApplicationError
+
+from workflows.messages import ERR_BAD_REQUEST
+from workflows.scheduler import ARTIFACT_KEY, ARTIFACT_REF_KEY, ARTIFACT_TOKEN_RE
+
+#: Fields at most this large (as JSON) stay inline in a stub.
+INLINE_FIELD_BYTES = 1024
+URI_PREFIX = "artifact://"
+
+
+class LocalArtifactStore:
+    """Content-addressed JSON objects under ``root/<run>/<node>/<sha256>.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, run_id: str, node_id: str, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        rel = Path(_safe(run_id)) / _safe(node_id) / f"{digest}.json"
+        path = self.root / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return URI_PREFIX + rel.as_posix()
+
+    def get(self, uri: str) -> bytes:
+        if not uri.startswith(URI_PREFIX):
+            raise ApplicationError(f"not an artifact reference: {uri!r}", type=ERR_BAD_REQUEST, non_retryable=True)
+        rel = Path(uri[len(URI_PREFIX):])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ApplicationError(f"artifact reference escapes the store: {uri!r}", type=ERR_BAD_REQUEST,
+                                   non_retryable=True)
+        path = self.root / rel
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ApplicationError(
+                f"artifact {uri} is missing from the store at {self.root}; the run's outputs must stay available "
+                "for as long as the run (and its history) exists", type=ERR_BAD_REQUEST, non_retryable=True) from None
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", part)[:200] or "_"
+
+
+_store = LocalArtifactStore(Path(".iterloop/artifacts"))
+
+
+def configure(root: Path) -> None:
+    """Set by the worker before it starts polling."""
+    global _store
+    _store = LocalArtifactStore(root)
+
+
+def store() -> LocalArtifactStore:
+    return _store
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def offload(output: dict[str, Any], *, run_id: str, node_id: str, threshold: int) -> dict[str, Any]:
+    """``output`` unchanged when small (or threshold is 0), else a stub referencing the stored whole."""
+    if threshold <= 0:
+        return output
+    data = _json_bytes(output)
+    if len(data) <= threshold:
+        return output
+    uri = _store.put(run_id, node_id, data)
+    stub: dict[str, Any] = {}
+    left_out: list[str] = []
+    for key, value in output.items():
+        if len(_json_bytes(value)) <= INLINE_FIELD_BYTES:
+            stub[key] = value
+        else:
+            left_out.append(key)
+    stub[ARTIFACT_KEY] = {"uri": uri, "bytes": len(data), "fields": left_out}
+    return stub
+
+
+def _load(uri: str, cache: dict[str, Any]) -> Any:
+    if uri not in cache:
+        cache[uri] = json.loads(_store.get(uri))
+    return cache[uri]
+
+
+def _follow(value: Any, path: list[str]) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def resolve(value: Any, cache: dict[str, Any] | None = None) -> Any:
+    """Replace every stub and reference inside ``value`` by the stored data (recursively)."""
+    cache = {} if cache is None else cache
+    if isinstance(value, dict):
+        if ARTIFACT_REF_KEY in value:
+            return resolve(_follow(_load(value[ARTIFACT_REF_KEY], cache), list(value.get("path", []))), cache)
+        if ARTIFACT_KEY in value and isinstance(value[ARTIFACT_KEY], dict):
+            return resolve(_load(value[ARTIFACT_KEY]["uri"], cache), cache)
+        return {k: resolve(v, cache) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, cache) for v in value]
+    if isinstance(value, str) and "⟦artifact:" in value:
+        return expand_tokens(value, cache=cache)
+    return value
+
+
+def expand_tokens(text: str, *, quote: Callable[[str], str] | None = None, cache: dict[str, Any] | None = None) -> str:
+    """Replace `⟦artifact:uri#a.b⟧` tokens in text by the referenced value (as text, optionally quoted)."""
+    cache = {} if cache is None else cache
+
+    def replace(match: re.Match[str]) -> str:
+        uri, _, path = match.group(1).partition("#")
+        value = resolve(_follow(_load(uri, cache), [p for p in path.split(".") if p]), cache)
+        rendered = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return quote(rendered) if quote else rendered
+
+    return ARTIFACT_TOKEN_RE.sub(replace, text)
