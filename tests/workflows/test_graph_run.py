@@ -529,3 +529,51 @@ async def test_large_outputs_go_to_the_artifact_store_not_history(temporal_env: 
     assert stub["ok"] is True and "body" not in stub and stub["$artifact"]["fields"] == ["body"]
     assert result.outputs["measure"] == {"result": "100000"}  # the shell saw the full stored value
     assert len(history.to_json()) < 60_000  # the 100 KB body never entered history
+
+
+async def test_gate_timeout_parks_and_a_queued_answer_is_used_on_retry(temporal_env: WorkflowEnvironment,
+                                                                       task_queue: str) -> None:
+    src = GATE.replace("  output: decision\nworkflow", "  output: decision\n  timeout: \"1s\"\nworkflow")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, script={"planner": {"text": "ship"}})
+        view = await wait_for(handle, lambda v: v.status == "failed_resumable")
+        assert [(f.node, f.error_type) for f in view.failures] == [("approval", "GateTimeout")]
+        await handle.execute_update("answer", Answer(gate="approval", answers={"approved": True, "level": "low"}))
+        await handle.signal("retry", "approval")
+        result = await finish(handle)
+    assert result.status == "finished" and result.outputs["approval"]["level"] == "low"
+
+
+async def test_mutating_branches_never_overlap(temporal_env: WorkflowEnvironment, task_queue: str,
+                                               tmp_path: Path) -> None:
+    step = 'command: "echo start >> {{vars.log}}; sleep 0.3; echo end >> {{vars.log}}"'
+    src = f"""
+tool t1:
+  {step}
+tool t2:
+  {step}
+agent reader:
+  model: "scripted"
+  readonly: true
+router split:
+  mode: fan_out_all
+join j:
+  strategy: wait_all
+workflow ws:
+  vars:
+    log: string
+  entry: split
+  split -> t1
+  split -> t2
+  split -> reader
+  t1 -> j
+  t2 -> j
+  reader -> j
+  j -> done
+"""
+    log = tmp_path / "log"
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, inputs={"log": str(log)})
+        result = await finish(handle)
+    assert result.status == "finished"
+    assert log.read_text().split() == ["start", "end", "start", "end"]  # one mutating node at a time
