@@ -113,6 +113,7 @@ class GraphRun:
         self.retry_requested: set[str] = set()
         self.current: list[str] = []
         self.final_status: RunStatus | None = None
+        self.last_node = ""
         self.reason = ""
         self.workspace_lock = asyncio.Lock()
         self._last_status: str = ""
@@ -141,10 +142,10 @@ class GraphRun:
         self.publish_status()
         try:
             end = await self.walk(start, branch="", stop_at=None, tolerate=False)
-            self.final_status, self.reason = "finished", f"reached {end.node}"
+            self.final_status, self.reason, self.last_node = "finished", f"reached {end.node}", end.node
             self.emit("run_finished", end.node)
         except StopRun as stop:
-            self.final_status, self.reason = stop.status, stop.reason
+            self.final_status, self.reason, self.last_node = stop.status, stop.reason, stop.node
             self.emit("run_" + ("failed" if stop.status == "failed" else stop.status), stop.node,
                       data={"reason": stop.reason})
         except (asyncio.CancelledError, CancelledError):
@@ -155,7 +156,7 @@ class GraphRun:
         self.publish_status()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RunResult(status=self.final_status, reason=self.reason, outputs=self.ctx.outputs,
-                         usage=self.total_usage(), last_node=self.current[0] if self.current else "")
+                         usage=self.total_usage(), last_node=self.last_node)
 
     # -- the walk ------------------------------------------------------------------------------
     async def walk(self, start: str, *, branch: str, stop_at: str | None, tolerate: bool) -> _WalkEnd:
@@ -288,7 +289,10 @@ class GraphRun:
                 else json.dumps(clean_input, ensure_ascii=False, sort_keys=True))
         if schema is None and getattr(node, "output_schema", ""):
             schema = self.wf.schemas.get(node.output_schema)  # type: ignore[union-attr]
-        model = getattr(node, "model", "") or getattr(node, "interaction_model", "")
+        if isinstance(node, ir.HumanNode):  # the gate's own model for answering wins over the node's
+            model = node.interaction_model or node.model
+        else:
+            model = node.model
         req = M.LLMTurnRequest(
             run_id=workflow.info().workflow_id, node_id=node.id, node_kind=node.kind, purpose=purpose,
             visit=self.nodes[node.id].visits, model=model, backend=getattr(node, "backend", "") or self.wf.default_backend,
@@ -443,6 +447,11 @@ class GraphRun:
                 t.cancel()
             raise
         failed = [{"branch": t, "node": e.node, "error": e.error} for t, e in zip(targets, ends) if e.kind == "failed"]
+        if failed and strategy == "wait_all":
+            # Node failures park (and are retried) inside their branch; what ends a branch as failed
+            # under wait_all is reaching `fail`, which fails the whole fan-out.
+            raise StopRun("failed", f"branch {failed[0]['branch']} of '{router.id}' failed: {failed[0]['error']}",
+                          failed[0]["node"])
         if convergence is None:
             return None
         if failed:

@@ -577,3 +577,32 @@ workflow ws:
         result = await finish(handle)
     assert result.status == "finished"
     assert log.read_text().split() == ["start", "end", "start", "end"]  # one mutating node at a time
+
+
+async def test_a_branch_reaching_fail_fails_a_wait_all_fan_out(temporal_env: WorkflowEnvironment,
+                                                              task_queue: str) -> None:
+    src = """
+schema v:
+  ok: bool
+agent a:
+  model: "scripted"
+  output: v
+agent b:
+  model: "scripted"
+router split:
+  mode: fan_out_all
+join j:
+  strategy: wait_all
+workflow f:
+  entry: split
+  split -> a
+  split -> b
+  a -> j when ok
+  a -> fail
+  b -> j
+  j -> done
+"""
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src, script={"a": {"ok": False}})
+        result = await finish(handle)
+    assert result.status == "failed" and "branch a of 'split'" in result.reason and result.last_node == "fail"
