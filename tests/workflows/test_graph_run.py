@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import textwrap
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,62 +10,20 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-import dsl
-from workflows.state import WORKFLOW_TYPE, Answer, Event, RunInput, RunOptions, RunResult, RunView
+import runs
+from runs import finish, state, wait_for
+from workflows.state import Answer, Event, RunResult
 
 pytestmark = pytest.mark.asyncio
 
 
-def compile_ok(src: str) -> dsl.Workflow:
-    result = dsl.check_source(textwrap.dedent(src).lstrip("\n"))
-    assert result.ok, [d.render() for d in result.diagnostics]
-    assert result.workflow is not None
-    return result.workflow
-
-
-@asynccontextmanager
-async def running_worker(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[None]:
-    from worker import build_worker
-
-    async with build_worker(env.client, task_queue, offline=True):
-        yield
-
-
 async def start(env: WorkflowEnvironment, task_queue: str, src: str, *, inputs: dict[str, Any] | None = None,
                 **options: Any) -> WorkflowHandle[Any, RunResult]:
-    wf = compile_ok(src)
-    started = await env.client.start_workflow(
-        WORKFLOW_TYPE, RunInput(workflow=wf, run_inputs=inputs or {}, options=RunOptions(**options)),
-        id=f"test-{uuid.uuid4().hex[:10]}", task_queue=task_queue, result_type=RunResult)
-    # A handle without a run id follows continue-as-new: queries reach the latest run.
-    return env.client.get_workflow_handle(started.id, result_type=RunResult)
+    return await runs.start(env.client, task_queue, src, inputs=inputs, **options)
 
 
-async def finish(handle: WorkflowHandle[Any, RunResult], timeout: float = 60) -> RunResult:
-    """The run's result; on a hang, fail with the workflow task error instead of waiting forever."""
-    try:
-        return await asyncio.wait_for(handle.result(), timeout)
-    except asyncio.TimeoutError:
-        async for event in handle.fetch_history_events():
-            if event.HasField("workflow_task_failed_event_attributes"):
-                raise AssertionError(event.workflow_task_failed_event_attributes.failure.message) from None
-        raise
-
-
-async def state(handle: WorkflowHandle[Any, RunResult]) -> RunView:
-    return await handle.query("state", result_type=RunView)
-
-
-async def wait_for(handle: WorkflowHandle[Any, RunResult], predicate: Any, timeout: float = 30) -> RunView:
-    """Poll the state query until ``predicate(view)`` holds (no fixed sleeps)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        view = await state(handle)
-        if predicate(view):
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not reached; status={view.status} failures={view.failures}")
-        await asyncio.sleep(0.1)
+def running_worker(env: WorkflowEnvironment, task_queue: str) -> Any:
+    return runs.running_worker(env.client, task_queue)
 
 
 REVIEW = """
