@@ -8,7 +8,7 @@ Exit codes, for every command:
     0  success (warnings alone do not fail)
     1  the input has problems: diagnostics with errors, files that `fmt --check` would change
     2  usage or I/O error: unknown option, missing or unreadable file, unknown run id
-Run commands add (see runtime/run_commands.py and docs/runtime.md):
+Run commands add (see runtime/command_errors.py and docs/runtime.md):
     3  the run waits for a human answer (non-interactive `run`)
     4  the run is parked as failed_resumable (fix the cause, then `iterloop retry`)
     5  the run stopped because a budget was exceeded
@@ -661,7 +661,7 @@ def server_stop(as_json: JsonOpt = False) -> None:
     """Stop the dev server started from this directory (its data stays in .iterloop/temporal.db)."""
     from runtime import devserver
 
-    from runtime.run_commands import stop_background_workers
+    from runtime.background_workers import stop_background_workers
 
     settings = _runtime_settings()
     workers = stop_background_workers(settings)

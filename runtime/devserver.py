@@ -39,6 +39,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from runtime.processes import pid_alive
 from runtime.settings import TEMPORAL_CLI_VERSION, Settings
 from workflows.state import SEARCH_ATTRIBUTES
 
@@ -284,16 +285,7 @@ def _pid_alive(pid: int) -> bool:
     child = _CHILDREN.get(pid)
     if child is not None:
         return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie still answers kill(0)
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)
 
 
 def _command_line(pid: int) -> str:

@@ -23,13 +23,9 @@ import pytest
 import pytest_asyncio
 
 import dsl
+from runtime.command_errors import UsageError
 from runtime.report import describe_event, format_event_line, render_report
-from runtime.run_commands import (
-    UsageError,
-    parse_answer_assignments,
-    parse_var_assignments,
-    resolve_env_defaults,
-)
+from runtime.run_inputs import parse_answer_assignments, parse_var_assignments, resolve_env_defaults
 from workflows.messages import Usage
 from workflows.state import AnswerRecord, Event, Failure, NodeState, RunView
 

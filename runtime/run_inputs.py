@@ -1,0 +1,159 @@
+"""What the command line gives a run or a gate: `--var`, `--input`, `${ENV}` defaults, answers, `--script`.
+
+Pure parsing and checking (no Temporal): each problem is a `UsageError` that names the option,
+what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dsl.ir import SchemaField, Var, Workflow
+from runtime.command_errors import UsageError
+
+_JSON_TYPED = ("int", "float", "bool", "json", "string[]")
+_ENV_REF = re.compile(r"\$\{([^}]+)\}")
+
+
+def _type_problem(var: Var, value: Any) -> str | None:
+    """Why ``value`` is not a ``var.type``, or None."""
+    t = var.type
+    if t == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return "an integer, e.g. 28"
+    if t == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return "a number, e.g. 0.05"
+    if t == "bool" and not isinstance(value, bool):
+        return "true or false"
+    if t == "string[]" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return 'a JSON array of strings, e.g. ["a","b"]'
+    if t == "string" and not isinstance(value, str):
+        return "a string"
+    return None
+
+
+def parse_var_assignments(assignments: list[str], wf: Workflow) -> dict[str, Any]:
+    """`--var NAME=VALUE` values, typed by the var's declaration.
+
+    int, float, bool, json and string[] vars take a JSON value (`--var days=28`,
+    `--var metrics='["a","b"]'`); string vars take the text as it is.
+    """
+    values: dict[str, Any] = {}
+    declared = ", ".join(wf.vars) or "(none)"
+    for item in assignments:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--var '{item}' is not NAME=VALUE (e.g. --var topic=checkout)")
+        var = wf.vars.get(name)
+        if var is None:
+            raise UsageError(f"--var {name}: workflow '{wf.name}' declares no var '{name}'; declared vars: {declared}")
+        if var.type not in _JSON_TYPED:
+            values[name] = text
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise UsageError(f"--var {name}: '{text}' is not valid JSON; var '{name}' is {var.type}, so give "
+                             f"{_type_problem(var, object()) or 'a JSON value'}") from None
+        problem = _type_problem(var, value)
+        if problem:
+            raise UsageError(f"--var {name}: var '{name}' is {var.type}, so give {problem}; got {text}")
+        values[name] = float(value) if var.type == "float" else value
+    return values
+
+
+def parse_input_json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--input is not valid JSON ({exc}); give an object, "
+                         "e.g. --input '{\"plan\": \"v2\"}'") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--input must be a JSON object of run inputs, got {type(value).__name__}")
+    return value
+
+
+def resolve_env_defaults(wf: Workflow, given: Mapping[str, Any],
+                         env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """`${NAME}` in string var defaults, resolved now, by the client (so visible in history).
+
+    Returns the resolved values of vars not given on the command line, and warnings for
+    references to environment variables that are not set (they resolve to "").
+    """
+    from activities.env import expand_env  # pure: the same expansion the worker uses
+
+    resolved: dict[str, str] = {}
+    warnings: list[str] = []
+    for name, var in wf.vars.items():
+        if name in given or not var.has_default or not isinstance(var.default, str) or "${" not in var.default:
+            continue
+        for ref in _ENV_REF.findall(var.default):
+            if ref not in env:
+                warnings.append(f"var {name}: environment variable {ref} is not set; ${{{ref}}} becomes \"\"")
+        resolved[name] = expand_env(var.default, env)
+    return resolved, warnings
+
+
+def parse_answer_assignments(assignments: list[str]) -> dict[str, str]:
+    """`--answer FIELD=VALUE` pairs; values stay text (the gate converts them to the field's type)."""
+    answers: dict[str, str] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--answer '{item}' is not FIELD=VALUE (e.g. --answer approved=true)")
+        if name in answers:
+            raise UsageError(f"--answer {name} is given twice")
+        answers[name] = value
+    return answers
+
+
+def load_answers_file(path: Path) -> dict[str, Any]:
+    """A JSON or YAML mapping of field → value."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise UsageError(f"'{path}' is neither JSON nor YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"'{path}' must hold a mapping of field → value, e.g. {{\"approved\": true}}")
+    return {str(k): v for k, v in data.items()}
+
+
+def field_hint(field: SchemaField) -> str:
+    """What a gate field expects, as the prompt and the inspect output show it."""
+    if field.enum_values:
+        return f"{field.type}, one of {', '.join(field.enum_values)}"
+    return {"bool": "bool: true/false", "int": "int", "float": "number", "string": "text",
+            "string[]": "list: comma-separated", "json": "JSON value"}.get(field.type, field.type)
+
+
+def default_answerer() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in containers without /etc/passwd entries
+        return "cli"
+
+
+def load_script_option(path: Path | None) -> dict[str, Any] | None:
+    """The `--script` file of scripted model outputs, loaded; None without the option."""
+    if path is None:
+        return None
+    from activities.llm.scripted import ScriptLoadError, load_script
+
+    try:
+        return load_script(path)
+    except ScriptLoadError as exc:
+        raise UsageError(str(exc)) from None

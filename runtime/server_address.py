@@ -1,0 +1,68 @@
+"""Which Temporal server a runtime command talks to, and where its Web UI is.
+
+With no address configured (no --address, no TEMPORAL_ADDRESS) the commands use the dev server
+this directory started (`runtime.devserver`); `iterloop run` starts it when it is not running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from runtime.command_errors import UsageError
+from runtime.settings import Settings
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def is_local_address(address: str) -> bool:
+    host = address.rpartition(":")[0] if ":" in address else address
+    return host in LOCAL_HOSTS
+
+
+def settings_for_existing_runs(settings: Settings) -> Settings:
+    """With no address configured, the dev server this directory started (if it runs) is the one to ask."""
+    if settings.address_configured:
+        return settings
+    from runtime import devserver
+
+    current = devserver.status(settings)
+    if current.state == "running" and current.server is not None:
+        return settings.with_overrides(address=current.server.address)
+    return settings
+
+
+def web_ui_base(settings: Settings) -> str:
+    """Where the Temporal Web UI is: the dev server's UI, else the same host on ``settings.ui_port``."""
+    if not settings.address_configured or is_local_address(settings.address):
+        from runtime import devserver
+
+        current = devserver.status(settings)
+        server = current.server
+        same_port = server is not None and server.address.rpartition(":")[2] == settings.address.rpartition(":")[2]
+        if server is not None and server.ui_url and (same_port or not settings.address_configured):
+            return server.ui_url.rstrip("/")
+        return f"http://localhost:{settings.ui_port}"
+    host = settings.address.rpartition(":")[0] or settings.address
+    return f"http://{host}:{settings.ui_port}"
+
+
+def web_ui_link(settings: Settings, run_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"{web_ui_base(settings)}/namespaces/{quote(settings.namespace)}/workflows/{quote(run_id, safe='')}"
+
+
+async def server_for_run(settings: Settings) -> Settings:
+    """With no address configured, the local dev server (started here if it is not running)."""
+    if settings.address_configured:
+        return settings
+    from runtime import devserver
+
+    try:
+        info = await asyncio.to_thread(devserver.ensure_running, settings)
+    except devserver.DevServerError as exc:
+        raise UsageError(f"cannot start the local Temporal dev server: {exc}") from None
+    print(f"iterloop: using the local Temporal dev server at {info.address}"
+          + (f" (Web UI {info.ui_url})" if info.ui_url else ""), file=sys.stderr)
+    return settings.with_overrides(address=info.address)
