@@ -1,0 +1,53 @@
+"""Multiple-comparison corrections over the family of metrics x variations being judged.
+
+Testing ten metrics at 5% each finds a "winner" by chance about 40% of the time. Holm-Bonferroni
+controls the family-wise error rate (the chance of any false positive) and is uniformly more
+powerful than plain Bonferroni; Benjamini-Hochberg controls the false discovery rate (the share
+of false positives among the calls made), which is less conservative when many metrics are read,
+and is what Optimizely's engine does. Guardrails are not part of the family: they answer a
+different, one-sided safety question and correcting them would make regressions harder to catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel
+from statsmodels.stats.multitest import multipletests
+
+from activities.stats import defaults
+from activities.stats.effects import check_alpha
+from activities.stats.errors import StatsInputError
+
+CorrectionMethod = Literal["none", "holm", "bh"]
+
+_STATSMODELS_METHOD = {"holm": "holm", "bh": "fdr_bh"}
+
+
+class CorrectionResult(BaseModel):
+    method: CorrectionMethod
+    alpha: float
+    p_values: list[float]
+    adjusted_p_values: list[float]
+    rejected: list[bool]
+
+
+def adjust_p_values(
+    p_values: Sequence[float], method: CorrectionMethod = "holm", *, alpha: float = defaults.ALPHA
+) -> CorrectionResult:
+    """Adjusted p-values and reject decisions; compare adjusted values with the unadjusted alpha."""
+    check_alpha(alpha)
+    ps = [float(p) for p in p_values]
+    if any(not 0 <= p <= 1 for p in ps):
+        raise StatsInputError(f"p-values must be in [0, 1], got {ps}")
+    if method not in ("none", "holm", "bh"):
+        raise StatsInputError(f"correction must be one of none, holm, bh; got {method!r}")
+    if method == "none" or len(ps) <= 1:
+        adjusted = ps
+        rejected = [p < alpha for p in ps]
+    else:
+        reject, adj, _, _ = multipletests(ps, alpha=alpha, method=_STATSMODELS_METHOD[method])
+        adjusted = [float(a) for a in adj]
+        rejected = [bool(r) for r in reject]
+    return CorrectionResult(method=method, alpha=alpha, p_values=ps, adjusted_p_values=adjusted, rejected=rejected)
