@@ -28,6 +28,14 @@ ERR_POLICY = "PolicyDenied"
 ERR_UNKNOWN_TOOL = "UnknownTool"
 ERR_SCRIPT = "ScriptError"
 
+# Analytics connector failures (activities/connectors). Auth and unknown names are permanent
+# (non-retryable); rate limits and outages are retried, after the server's Retry-After delay.
+ERR_CONNECTOR_AUTH = "ConnectorAuthFailed"
+ERR_UNKNOWN_METRIC = "UnknownMetric"
+ERR_UNKNOWN_FUNNEL = "UnknownFunnel"
+ERR_RATE_LIMITED = "RateLimited"
+ERR_CONNECTOR_UNAVAILABLE = "ConnectorUnavailable"
+
 
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid")

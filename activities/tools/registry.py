@@ -64,7 +64,7 @@ def tool_names() -> frozenset[str]:
 
 
 def _load_builtins() -> None:
-    from activities.tools import builtins  # noqa: F401  (registers on import)
+    from activities.tools import builtins, growth  # noqa: F401  (they register on import)
 
 
 async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:

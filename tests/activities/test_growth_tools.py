@@ -1,0 +1,66 @@
+"""The growth tools end to end on the mock connector and the local flag store (real files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from activities.tools.registry import call_tool, registry
+
+GROWTH_TOOLS = {"get_funnel_data", "detect_anomalies", "get_historical_experiments", "calculate_sample_size",
+                "create_feature_flag", "get_experiment_results", "calculate_significance", "check_guardrails",
+                "check_srm", "write_learning_doc"}
+
+
+def test_every_growth_tool_is_registered_with_a_schema() -> None:
+    tools = registry()
+    assert GROWTH_TOOLS <= set(tools)
+    for name in GROWTH_TOOLS:
+        schema = tools[name].json_schema()
+        assert schema["type"] == "object" and tools[name].description
+
+
+async def test_detect_anomalies_finds_the_mobile_checkout_drop() -> None:
+    report = await call_tool("detect_anomalies", {})
+    top = report["top"]
+    assert top["segment"] in ("platform=ios", "platform=android")
+    assert top["relative_change"] < -0.15 and top["severity"] in ("high", "critical")
+    assert all(a["segment"] != "platform=web" for a in report["anomalies"])
+
+
+async def test_flag_is_created_disabled_and_idempotently(tmp_path: Path) -> None:
+    provider = {"name": "local", "settings": {"path": str(tmp_path / "flags.json")}}
+    first = await call_tool("create_feature_flag", {"flag_key": "mobile_fix", "provider": provider})
+    again = await call_tool("create_feature_flag", {"flag_key": "mobile_fix", "provider": provider})
+    assert (first["enabled"], first["created"], first["status"]) == (False, True, "created_disabled")
+    assert (again["enabled"], again["created"]) == (False, False)
+
+
+async def test_results_significance_and_srm_agree_on_the_mock_experiment() -> None:
+    results = await call_tool("get_experiment_results", {"experiment_id": "mobile_fix"})
+    verdict = await call_tool("calculate_significance", {"results": results, "days_running": 14})
+    srm = await call_tool("check_srm", {"observed": [v["users"] for v in results["variants"]]})
+    assert srm["srm_detected"] is False
+    assert verdict["decision"] == "SHIP_WINNER"
+    assert "improved" in verdict["reason"]
+
+
+async def test_sample_size_matches_the_textbook_formula() -> None:
+    plan = await call_tool("calculate_sample_size", {"baseline_rate": 0.12, "mde": 0.1, "daily_users": 4000})
+    # n = (z_{0.975} + z_{0.8})^2 * (p1 q1 + p2 q2) / (p2 - p1)^2 with p1 = 0.12, p2 = 0.132
+    assert 11_500 < plan["n_per_arm"] < 12_500 and plan["days_needed"] == -(-plan["total"] // 4000)
+
+
+async def test_learning_doc_is_written(tmp_path: Path) -> None:
+    out = await call_tool("write_learning_doc", {"title": "Mobile checkout fix", "body": "It worked.",
+                                                 "directory": str(tmp_path)})
+    assert Path(out["path"]).read_text() == "# Mobile checkout fix\n\nIt worked.\n"
+
+
+async def test_bad_arguments_are_a_non_retryable_error() -> None:
+    from temporalio.exceptions import ApplicationError
+
+    with pytest.raises(ApplicationError) as err:
+        await call_tool("calculate_sample_size", {"baseline_rate": 2})
+    assert err.value.non_retryable and "baseline_rate" in str(err.value)
