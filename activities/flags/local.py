@@ -130,7 +130,7 @@ class LocalFlagProvider(FlagProvider):
             deadline = time.monotonic() + self.settings.lock_timeout_seconds
             while True:
                 try:
-                    pass
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:

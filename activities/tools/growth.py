@@ -210,8 +210,8 @@ async def create_feature_flag(args: FlagRequest) -> FlagCreated:
     spec = FlagSpec(key=args.flag_key, description=args.description,
                     variants=[{"key": v, "weight": split.get(v, 0)} for v in args.variants],  # type: ignore[misc]
                     targeting=args.targeting, experiment_key=args.experiment_key or args.flag_key)
-    provider = flag_provider_from_config(args.provider.name, args.provider.settings)
-    flag = await provider.create_flag(spec)
+    async with flag_provider_from_config(args.provider.name, args.provider.settings) as provider:
+        flag = await provider.create_flag(spec)
     return FlagCreated(flag_key=flag.key, experiment_id=spec.experiment_key or flag.key,
                        status="enabled" if flag.enabled else "created_disabled", enabled=flag.enabled,
                        created=flag.created, provider=flag.provider, flag=flag)
