@@ -19,6 +19,7 @@ LLM_TURN = "iterloop.llm_turn"
 SHELL_EXEC = "iterloop.shell_exec"
 TOOL_CALL = "iterloop.tool_call"
 ARTIFACT_PUT = "iterloop.artifact_put"
+NOTIFY = "iterloop.notify"
 
 # Non-retryable application error types (also matched by the CLI to explain failures).
 ERR_BAD_REQUEST = "BadRequest"
@@ -27,6 +28,15 @@ ERR_COMMAND_FAILED = "CommandFailed"
 ERR_POLICY = "PolicyDenied"
 ERR_UNKNOWN_TOOL = "UnknownTool"
 ERR_SCRIPT = "ScriptError"
+
+# Model call failures (activities/llm). Rate limits, overload, network errors and 5xx are retried
+# (after the server's Retry-After when it gives one); these are permanent.
+ERR_MODEL_AUTH = "ModelAuthFailed"  # 401: missing or wrong API key
+ERR_MODEL_PERMISSION = "ModelPermissionDenied"  # 403: the key may not use this model
+ERR_MODEL_NOT_FOUND = "ModelNotFound"  # 404: unknown model name
+ERR_CONTEXT_LENGTH = "ContextLengthExceeded"  # the prompt does not fit the model's context window
+ERR_MODEL_RATE_LIMITED = "ModelRateLimited"  # retryable
+ERR_MODEL_UNAVAILABLE = "ModelUnavailable"  # retryable: 5xx, overload, network
 
 # Analytics connector failures (activities/connectors). Auth and unknown names are permanent
 # (non-retryable); rate limits and outages are retried, after the server's Retry-After delay.
@@ -42,7 +52,14 @@ class _Msg(BaseModel):
 
 
 class Usage(_Msg):
-    """Tokens and cost of one model call; summed into the run's budget."""
+    """Tokens and cost of model calls; summed per node and per run into the budget.
+
+    ``input_tokens`` counts every prompt token, however it was billed; ``cached_tokens`` is the
+    part read from the provider's prompt cache and ``cache_write_tokens`` the part written to it
+    (both included in ``input_tokens``). ``reasoning_tokens`` are part of ``output_tokens``.
+    ``cache_savings_usd`` is what the cached tokens would have cost at the full input price,
+    minus what they cost.
+    """
 
     model: str = ""
     provider: str = ""
@@ -51,6 +68,9 @@ class Usage(_Msg):
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
+    cache_write_tokens: int = 0
+    cache_savings_usd: float = 0.0
+    calls: int = 0  # model calls (turns) summed here
 
     @property
     def total_tokens(self) -> int:
@@ -65,10 +85,53 @@ class Usage(_Msg):
             cached_tokens=self.cached_tokens + other.cached_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_savings_usd=self.cache_savings_usd + other.cache_savings_usd,
+            calls=self.calls + other.calls,
         )
 
 
 LLMPurpose = Literal["node", "route", "auto_answer", "auto_or_pause"]
+
+
+class ToolCall(_Msg):
+    """One tool use the model asked for. ``name`` is the registry name (`get_funnel_data`,
+    `mcp.github.create_issue`), never a provider's mangled spelling."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolInfo(_Msg):
+    """What the workflow needs to know about a tool offered to a model: policy is checked
+    against ``name`` and readonly nodes refuse ``mutating`` tools before any call."""
+
+    name: str
+    mutating: bool = False
+
+
+class ChatMessage(_Msg):
+    """One message of a provider-neutral conversation (stored in the artifact store).
+
+    Providers translate these to and from their wire formats. ``native`` keeps the producing
+    provider's own content blocks for an assistant message (e.g. Anthropic thinking blocks and
+    their signatures, which must be sent back verbatim in a tool-use loop); another provider
+    ignores it and uses ``text``/``tool_calls``.
+    """
+
+    role: Literal["user", "assistant", "tool"]
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)  # assistant messages that use tools
+    tool_call_id: str = ""  # tool results: the call they answer
+    tool_name: str = ""
+    is_error: bool = False  # tool results that report a failure or a policy denial
+    # Tool results: the tool's output object as the workflow got it (large values are artifact
+    # stubs, resolved on the worker); the activity serialises it for the model. ``text`` is used
+    # instead when this is None (errors, denials).
+    result: dict[str, Any] | None = None
+    provider: str = ""
+    native: list[dict[str, Any]] | None = None
 
 
 class LLMTurnRequest(_Msg):
@@ -97,11 +160,36 @@ class LLMTurnRequest(_Msg):
     multi_route: bool = False
     script: dict[str, Any] | None = None
     offload_threshold_bytes: int = 0  # outputs larger than this go to the artifact store (0 = never)
+    # -- the conversation (tool-use loops, repairs, sessions) --------------------------------
+    # The conversation so far lives in the artifact store, so history carries a reference and the
+    # few new messages of each turn instead of the whole, growing transcript. Turn 1 appends
+    # ``user`` as a user message (after the messages of ``conversation_ref``, when a session is
+    # inherited); every turn then appends ``new_messages`` (tool results, a repair request).
+    turn: int = 1  # 1-based model turn within this node visit
+    conversation_ref: str = ""  # artifact URI of list[ChatMessage]; "" = a new conversation
+    new_messages: list[ChatMessage] = Field(default_factory=list)
+    tool_policy: list[str] | None = None  # effective allowlist (node's, else workflow's); None = open
+    readonly: bool = False  # offer no mutating tool
+    allow_tools: bool = True  # False: the tool step budget is spent, the model must answer now
+    heartbeat_seconds: float = 0.0  # > 0: heartbeat this often while the provider works
+
+
+LLMTurnStatus = Literal["final", "tool_calls", "invalid"]
 
 
 class LLMTurnResult(_Msg):
+    """One model turn. ``final``: ``output`` is the node's (schema-valid) output. ``tool_calls``:
+    the workflow runs ``tool_calls`` and asks again. ``invalid``: the answer did not match the
+    schema; the workflow asks for a repair quoting ``invalid_reason`` (a bounded number of times)."""
+
     output: dict[str, Any]
     usage: Usage = Field(default_factory=Usage)
+    status: LLMTurnStatus = "final"
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    text: str = ""  # the assistant's text this turn (shown in events; truncated)
+    invalid_reason: str = ""
+    conversation_ref: str = ""  # the conversation including this turn's reply
+    tools: list[ToolInfo] = Field(default_factory=list)  # the tools offered this turn
 
 
 class ShellRequest(_Msg):
@@ -137,3 +225,36 @@ class ToolCallRequest(_Msg):
 
 class ToolCallResult(_Msg):
     output: dict[str, Any]
+
+
+NotifyEvent = Literal["gate_opened", "run_finished", "run_failed"]
+
+
+class NotifyRequest(_Msg):
+    """Tell the outside world (Slack, webhooks) that something happened to a run.
+
+    Scheduled only when the run's options ask for notifications; a notification that cannot be
+    delivered after its retries is logged as an event and never blocks or fails the run. Where to
+    send (channel, webhook URLs) comes from the run options; secrets (bot token, signing keys)
+    stay on the worker.
+    """
+
+    event: NotifyEvent
+    run_id: str
+    workflow: str
+    status: str = ""
+    reason: str = ""
+    gate: str = ""
+    interaction_id: str = ""
+    instructions: str = ""
+    questions: dict[str, Any] = Field(default_factory=dict)
+    answer_schema: Schema | None = None
+    usage: Usage = Field(default_factory=Usage)
+    slack_channel: str = ""
+    webhooks: list[str] = Field(default_factory=list)
+    ui_url: str = ""  # the run in the Temporal Web UI, when known
+
+
+class NotifyResult(_Msg):
+    delivered: list[str] = Field(default_factory=list)  # "slack:#growth", "webhook:https://…"
+    failed: list[str] = Field(default_factory=list)

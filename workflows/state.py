@@ -32,6 +32,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class NotifyOptions(_Model):
+    """Where a run reports gate openings and its end (Slack, signed webhooks).
+
+    Filled by the client that starts the run, from the global configuration and the workflow's
+    own; the bot token and webhook signing secret stay on the worker.
+    """
+
+    slack_channel: str = ""
+    webhooks: list[str] = Field(default_factory=list)  # URLs; `${ENV}` resolved on the worker
+    events: list[str] = Field(default_factory=lambda: ["gate_opened", "run_finished", "run_failed"])
+    ui_base_url: str = ""  # e.g. http://localhost:8233 → links to the run in the Web UI
+
+
 class RunOptions(_Model):
     """Per-run settings chosen by whoever starts the run."""
 
@@ -45,6 +58,13 @@ class RunOptions(_Model):
     offload_threshold_bytes: int = 64 * 1024  # larger node outputs go to the artifact store
     continue_as_new_after_events: int = 0  # 0 = only when the server suggests it
     max_events_kept: int = 2000
+    llm_max_repairs: int = 2  # extra turns asking the model to fix a schema-invalid answer
+    llm_heartbeat_timeout_seconds: float = 60.0  # how soon a model call on a dead worker is retried
+    # End the run (status finished) right after one of these nodes completes (`--stop-after`).
+    stop_after: list[str] = Field(default_factory=list)
+    # Gate id → the answer given automatically every time it opens (`--skip-gates`, presets).
+    gate_answers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    notify: NotifyOptions | None = None
 
 
 class Event(_Model):
@@ -121,6 +141,8 @@ class CarriedState(_Model):
     seq: int
     started_at: str
     executions: int
+    sessions: dict[str, str] = Field(default_factory=dict)  # session id → conversation artifact URI
+    branch_sessions: dict[str, str] = Field(default_factory=dict)  # branch → its latest session id
 
 
 class RunInput(_Model):

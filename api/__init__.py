@@ -1,0 +1,1 @@
+"""The REST API, the dashboard and Slack interactivity (`iterloop api`)."""
