@@ -193,6 +193,8 @@ class GraphRun:
                 return _WalkEnd("failed", node_id, str(failure))
             finally:
                 self.leave(node_id)
+            if node_id in self.inp.options.stop_after:
+                raise StopRun("finished", f"stopped after '{node_id}' as asked (--stop-after)", node_id)
             if nxt is None:
                 return _WalkEnd("done", node_id)
             node_id = nxt
@@ -348,8 +350,15 @@ class GraphRun:
         gate = Gate(gate=node.id, interaction_id=iid, instructions=instructions, questions=questions, schema=schema,
                     opened_at=workflow.now().isoformat(), timeout_seconds=node.timeout_seconds)
         early = self.early_answers.pop(node.id, None)
+        preset = self.inp.options.gate_answers.get(node.id)
+        if early is None and preset is not None:
+            early = Answer(gate=node.id, answers=preset, answered_by="auto (preset)")
         if early is not None:
-            record = self.record_answer(gate, early)
+            try:
+                record = self.record_answer(gate, early)
+            except S.AnswerError as exc:
+                raise NodeFailed(f"the answer given in advance for gate '{node.id}' is not valid: {exc}",
+                                 M.ERR_BAD_REQUEST) from None
             self.emit("gate_answered", node.id, branch, {"interaction_id": iid, "by": record.answered_by, "early": True})
             return record.answers
         self.open_gates[node.id] = gate
