@@ -51,6 +51,26 @@ class TemporalUnavailable(UsageError):
     """The Temporal server cannot be reached, or no worker answers for the run."""
 
 
+class RunAlreadyExists(UsageError):
+    """A run with the requested id exists already (run ids are never reused)."""
+
+
+class NodeNotParked(UsageError):
+    """`retry --node N` names a node that is not parked."""
+
+
+class RunEnded(CommandError):
+    """The run has ended: there is no gate to answer and nothing to retry or cancel."""
+
+
+class NothingToRetry(CommandError):
+    """The run has no parked node."""
+
+
+class AnswerRejected(CommandError):
+    """The run refused a gate answer (unknown gate or field, wrong type); nothing was recorded."""
+
+
 def short_error(exc: BaseException) -> str:
     """The first line of an exception's message (at most 300 characters), to quote in ours."""
     text = str(exc).strip() or type(exc).__name__
