@@ -39,6 +39,7 @@ from runtime.run_inputs import (
     default_answerer,
     load_answers_file,
     load_script_option,
+    missing_vars,
     parse_answer_assignments,
     parse_input_json,
     parse_var_assignments,
@@ -146,7 +147,7 @@ def run_command(
     try:
         inputs = {**parse_input_json(input_json), **parse_var_assignments(var or [], wf)}
         env_values, warnings = resolve_env_defaults(wf, inputs, os.environ)
-        missing = [n for n, v in wf.vars.items() if not v.has_default and n not in inputs]
+        missing = missing_vars(wf, inputs)
         if missing:
             raise UsageError(f"workflow '{wf.name}' needs a value for var(s) {', '.join(missing)}; "
                              + " ".join(f"--var {n}=…" for n in missing))

@@ -22,7 +22,7 @@ from runtime.command_errors import (
     EXIT_WAITING,
     STATUS_EXIT_CODES,
     CommandError,
-    UsageError,
+    RunAlreadyExists,
     short_error,
 )
 from runtime.console import (
@@ -52,7 +52,7 @@ from runtime.temporal_runs import (
 )
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowHandle
+    from temporalio.client import Client, WorkflowHandle
 
     from workflows.state import Event, RunView
 
@@ -73,11 +73,6 @@ class RunRequest:
 
 async def start_and_follow(settings: Settings, req: RunRequest, started: list[str]) -> int:
     """Start the run (with a worker for it), then follow it unless --detach; ``started`` gets its id."""
-    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
-    from workflows.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
-
     settings = await server_for_run(settings)
     client = await connect_or_fail(settings)
     check = await ensure_worker(client, settings, settings.task_queue)
@@ -88,32 +83,9 @@ async def start_and_follow(settings: Settings, req: RunRequest, started: list[st
         print(f"iterloop: warning: no worker polls task queue '{settings.task_queue}' at {settings.address}; the run "
               "waits until one does (start one with `iterloop worker`)", file=sys.stderr)
 
-    run_id = req.run_id or f"{req.wf.name}-{uuid.uuid4().hex[:8]}"
-    run_input = RunInput(workflow=req.wf, run_inputs=req.inputs, source=str(req.file),
-                         options=RunOptions(script=req.script))
-    attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), req.wf.name),
-                                        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
-    async with temporal_errors(settings):
-        try:
-            await client.start_workflow(
-                WORKFLOW_TYPE, run_input, id=run_id, task_queue=settings.task_queue, result_type=RunResult,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=attributes,
-                static_summary=f"{req.wf.name} · {req.file.name}",
-                static_details=f"`iterloop run {req.file}`\n\nworkflow **{req.wf.name}** from `{req.file.resolve()}`"
-                               + (f"\n\ncontent hash `{req.wf.content_hash}`" if req.wf.content_hash else "")
-                               + ("\n\nscripted model (offline run)" if req.script is not None else ""),
-                rpc_timeout=RPC_TIMEOUT)
-        except WorkflowAlreadyStartedError:
-            raise UsageError(f"a run with id '{run_id}' already exists; choose another --run-id "
-                             f"(or look at it: `iterloop inspect {run_id}`)") from None
-        except Exception as exc:
-            if "search attribute" in str(exc).lower():
-                raise CommandError(
-                    f"namespace '{settings.namespace}' lacks iterloop's search attributes ({short_error(exc)}); "
-                    "`iterloop server start` registers them on the dev server; on a cluster run "
-                    "`temporal operator search-attribute create --name IterloopWorkflow --type Keyword` "
-                    "(and IterloopStatus Keyword, IterloopOpenGates KeywordList, IterloopCostUsd Double)") from None
-            raise
+    run_id = await start_run(client, settings, wf=req.wf, inputs=req.inputs, source=str(req.file),
+                             location=str(req.file.resolve()), run_id=req.run_id, script=req.script,
+                             origin=f"`iterloop run {req.file}`")
     started.append(run_id)
     link = web_ui_link(settings, run_id)
     handle = client.get_workflow_handle(run_id)
@@ -135,6 +107,52 @@ async def start_and_follow(settings: Settings, req: RunRequest, started: list[st
     interactive = not req.as_json and is_tty(sys.stdin)
     return await follow_run(handle, settings, run_id, req.wf, as_json=req.as_json, interactive=interactive,
                             by=req.by)
+
+
+def new_run_id(wf: Workflow) -> str:
+    """`<workflow>-<8 hex digits>`: the id of a run started without one."""
+    return f"{wf.name}-{uuid.uuid4().hex[:8]}"
+
+
+async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs: dict[str, Any], source: str,
+                    location: str, run_id: str | None, script: dict[str, Any] | None, origin: str) -> str:
+    """Start a GraphRun for ``wf`` and return its id (the CLI's `run` and the REST API share it).
+
+    ``source`` is kept in the run input (inspect shows it); ``origin`` (how it was started) and
+    ``location`` (where the workflow file is) go into the Web UI's run details. An existing id is
+    `RunAlreadyExists`; a namespace without iterloop's search attributes says how to add them.
+    """
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
+
+    run_id = run_id or new_run_id(wf)
+    run_input = RunInput(workflow=wf, run_inputs=inputs, source=source, options=RunOptions(script=script))
+    attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),
+                                        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
+    async with temporal_errors(settings):
+        try:
+            await client.start_workflow(
+                WORKFLOW_TYPE, run_input, id=run_id, task_queue=settings.task_queue, result_type=RunResult,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=attributes,
+                static_summary=f"{wf.name} · {Path(source).name}",
+                static_details=f"{origin}\n\nworkflow **{wf.name}** from `{location}`"
+                               + (f"\n\ncontent hash `{wf.content_hash}`" if wf.content_hash else "")
+                               + ("\n\nscripted model (offline run)" if script is not None else ""),
+                rpc_timeout=RPC_TIMEOUT)
+        except WorkflowAlreadyStartedError:
+            raise RunAlreadyExists(f"a run with id '{run_id}' already exists; choose another --run-id "
+                                   f"(or look at it: `iterloop inspect {run_id}`)") from None
+        except Exception as exc:
+            if "search attribute" in str(exc).lower():
+                raise CommandError(
+                    f"namespace '{settings.namespace}' lacks iterloop's search attributes ({short_error(exc)}); "
+                    "`iterloop server start` registers them on the dev server; on a cluster run "
+                    "`temporal operator search-attribute create --name IterloopWorkflow --type Keyword` "
+                    "(and IterloopStatus Keyword, IterloopOpenGates KeywordList, IterloopCostUsd Double)") from None
+            raise
+    return run_id
 
 
 async def follow_run(handle: WorkflowHandle[Any, Any], settings: Settings, run_id: str, wf: Workflow, *,

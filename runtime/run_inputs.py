@@ -43,28 +43,59 @@ def parse_var_assignments(assignments: list[str], wf: Workflow) -> dict[str, Any
     `--var metrics='["a","b"]'`); string vars take the text as it is.
     """
     values: dict[str, Any] = {}
-    declared = ", ".join(wf.vars) or "(none)"
     for item in assignments:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name:
             raise UsageError(f"--var '{item}' is not NAME=VALUE (e.g. --var topic=checkout)")
-        var = wf.vars.get(name)
-        if var is None:
-            raise UsageError(f"--var {name}: workflow '{wf.name}' declares no var '{name}'; declared vars: {declared}")
-        if var.type not in _JSON_TYPED:
-            values[name] = text
+        values[name] = var_from_text(_declared_var(wf, name, f"--var {name}"), text, label=f"--var {name}")
+    return values
+
+
+def check_var_values(given: Mapping[str, Any], wf: Workflow, *, label: str = "vars") -> dict[str, Any]:
+    """Var values from JSON (the REST API): typed values are checked against the declaration,
+    and a string given for an int/float/bool/json/string[] var is read as `--var` reads it."""
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        where = f"{label}.{name}"
+        var = _declared_var(wf, name, where)
+        if isinstance(value, str):
+            values[name] = var_from_text(var, value, label=where)
             continue
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise UsageError(f"--var {name}: '{text}' is not valid JSON; var '{name}' is {var.type}, so give "
-                             f"{_type_problem(var, object()) or 'a JSON value'}") from None
         problem = _type_problem(var, value)
         if problem:
-            raise UsageError(f"--var {name}: var '{name}' is {var.type}, so give {problem}; got {text}")
+            raise UsageError(f"{where}: var '{name}' is {var.type}, so give {problem}; "
+                             f"got {json.dumps(value, ensure_ascii=False)}")
         values[name] = float(value) if var.type == "float" else value
     return values
+
+
+def missing_vars(wf: Workflow, given: Mapping[str, Any]) -> list[str]:
+    """Declared vars without a default that ``given`` does not set."""
+    return [n for n, v in wf.vars.items() if not v.has_default and n not in given]
+
+
+def _declared_var(wf: Workflow, name: str, where: str) -> Var:
+    var = wf.vars.get(name)
+    if var is None:
+        declared = ", ".join(wf.vars) or "(none)"
+        raise UsageError(f"{where}: workflow '{wf.name}' declares no var '{name}'; declared vars: {declared}")
+    return var
+
+
+def var_from_text(var: Var, text: str, *, label: str) -> Any:
+    """A var's value from text: as it is for a string var, else JSON checked against the type."""
+    if var.type not in _JSON_TYPED:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise UsageError(f"{label}: '{text}' is not valid JSON; var '{var.name}' is {var.type}, so give "
+                         f"{_type_problem(var, object()) or 'a JSON value'}") from None
+    problem = _type_problem(var, value)
+    if problem:
+        raise UsageError(f"{label}: var '{var.name}' is {var.type}, so give {problem}; got {text}")
+    return float(value) if var.type == "float" else value
 
 
 def parse_input_json(text: str | None) -> dict[str, Any]:

@@ -47,11 +47,18 @@ async def load_run(settings: Settings, run_id: str) -> tuple[Client, WorkflowHan
     client = await connect_or_fail(settings)
     handle, desc = await describe_run(client, settings, run_id)
     await ensure_worker_for_run(client, settings, desc)
+    view = await current_view(handle, desc, settings)
+    return client, handle, desc, view
+
+
+async def current_view(handle: WorkflowHandle[Any, Any], desc: WorkflowExecutionDescription,
+                       settings: Settings) -> RunView:
+    """The run's `state`, with the status corrected when Temporal ended the execution itself."""
     view = await query_state(handle, settings)
     status = effective_status(view.status, desc)
     if status != view.status:
         view = view.model_copy(update={"status": status, "reason": await execution_failure(handle, desc)})
-    return client, handle, desc, view
+    return view
 
 
 # -- inspect -------------------------------------------------------------------------------------
@@ -185,36 +192,53 @@ def print_inspection(doc: dict[str, Any]) -> None:
 # -- list ----------------------------------------------------------------------------------------
 
 
-def visibility_query(status: str | None) -> str:
-    from workflows.state import SA_STATUS, WORKFLOW_TYPE
+def visibility_query(status: str | None, *, workflow: str | None = None, gate: str | None = None) -> str:
+    """The visibility query for iterloop runs, optionally with a status, a workflow name, an open gate."""
+    from workflows.state import SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE
 
     query = f'WorkflowType="{WORKFLOW_TYPE}"'
-    return query + (f' AND {SA_STATUS}="{status}"' if status else "")
+    for attribute, value in ((SA_STATUS, status), (SA_WORKFLOW, workflow), (SA_OPEN_GATES, gate)):
+        if value:
+            query += f' AND {attribute}="{_quoted(value)}"'
+    return query
 
 
-async def list_runs(settings: Settings, *, status: str | None, limit: int, as_json: bool) -> int:
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+async def list_run_rows(client: Client, settings: Settings, query: str, limit: int) -> list[dict[str, Any]]:
+    """The runs matching a visibility ``query`` (at most ``limit``), newest first."""
     from temporalio.common import SearchAttributeKey
 
-    from runtime.report import format_cost
-    from workflows.state import SA_COST, SA_STATUS, SA_WORKFLOW
+    from workflows.state import SA_COST, SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW
 
-    client = await connect_or_fail(settings)
     key_wf, key_status = SearchAttributeKey.for_keyword(SA_WORKFLOW), SearchAttributeKey.for_keyword(SA_STATUS)
-    key_cost = SearchAttributeKey.for_float(SA_COST)
+    key_cost, key_gates = SearchAttributeKey.for_float(SA_COST), SearchAttributeKey.for_keyword_list(SA_OPEN_GATES)
     rows: list[dict[str, Any]] = []
     async with temporal_errors(settings):
-        async for execution in client.list_workflows(visibility_query(status), limit=limit, rpc_timeout=RPC_TIMEOUT):
+        async for execution in client.list_workflows(query, limit=limit, rpc_timeout=RPC_TIMEOUT):
             attrs = execution.typed_search_attributes
             run_status = attrs.get(key_status) or ""
             temporal_status = execution.status.name.lower() if execution.status is not None else ""
             if temporal_status in ("terminated", "timed_out", "failed") and run_status not in TERMINAL_STATUSES:
                 run_status = "failed"
+            closed_run = temporal_status not in ("", "running")
             rows.append({"run_id": execution.id, "workflow": attrs.get(key_wf) or "", "status": run_status or "running",
                          "execution_status": temporal_status,
                          "started_at": execution.start_time.isoformat() if execution.start_time else None,
                          "closed_at": execution.close_time.isoformat() if execution.close_time else None,
-                         "cost_usd": attrs.get(key_cost) or 0.0})
+                         "cost_usd": attrs.get(key_cost) or 0.0,
+                         "open_gates": [] if closed_run else list(attrs.get(key_gates) or [])})
     rows.sort(key=lambda r: r["started_at"] or "", reverse=True)  # visibility lists open runs first
+    return rows
+
+
+async def list_runs(settings: Settings, *, status: str | None, limit: int, as_json: bool) -> int:
+    from runtime.report import format_cost
+
+    client = await connect_or_fail(settings)
+    rows = await list_run_rows(client, settings, visibility_query(status), limit)
     if as_json:
         print_json(rows)
         return EXIT_OK

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from runtime.command_errors import CommandError, RunNotFound, TemporalUnavailable, UsageError, short_error
+from runtime.command_errors import CommandError, RunNotFound, TemporalUnavailable, short_error
 from runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ async def describe_run(client: Client, settings: Settings,
     async with temporal_errors(settings, run_id):
         desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
     if desc.workflow_type != WORKFLOW_TYPE:
-        raise UsageError(f"'{run_id}' is a {desc.workflow_type} workflow, not an iterloop run")
+        raise RunNotFound(f"'{run_id}' is a {desc.workflow_type} workflow, not an iterloop run")
     return handle, desc
 
 
