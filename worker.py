@@ -4,20 +4,31 @@
 background when it manages the local dev server itself. Shutdown on SIGINT/SIGTERM is graceful:
 the worker stops polling and lets running activities finish (up to a grace period), and anything
 cut short is retried by Temporal on the next worker.
+
+Observability is switched on here, from settings (docs/observability.md): Prometheus metrics
+(`ITERLOOP_METRICS_PORT`), OpenTelemetry traces through Temporal's tracing interceptor
+(`OTEL_EXPORTER_OTLP_ENDPOINT` or `ITERLOOP_TRACING=console`) and JSON logs
+(`ITERLOOP_LOG_FORMAT=json`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import signal
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.notify import NotifyConfig, Notifier
 from runtime.connect import connect
 from runtime.settings import Settings
 
@@ -26,7 +37,8 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 #: Pure data and semantics modules shared by workflow code and activities. Passing them through
 #: the sandbox keeps one class identity for the pydantic models on both sides (and saves
 #: re-importing them for every workflow run); they do no I/O, so this is safe.
-PASSTHROUGH_MODULES = ("dsl", "workflows.messages", "workflows.state", "workflows.scheduler")
+PASSTHROUGH_MODULES = ("dsl", "workflows.messages", "workflows.state", "workflows.scheduler", "workflows.sessions",
+                       "workflows.metrics")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -35,12 +47,19 @@ def workflow_runner() -> SandboxedWorkflowRunner:
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
 
 
+def notify_config(settings: Settings) -> NotifyConfig:
+    return NotifyConfig(slack_bot_token=settings.slack_bot_token, slack_api_url=settings.slack_api_url,
+                        webhook_secret=settings.webhook_secret, store_path=settings.notify_store)
+
+
 def build_worker(client: Client, task_queue: str, *, offline: bool = False,
-                 extra_workflows: Sequence[type] = (), artifact_dir: Path | None = None) -> Worker:
+                 extra_workflows: Sequence[type] = (), artifact_dir: Path | None = None,
+                 notify: NotifyConfig | None = None, interceptors: Sequence[Interceptor] = ()) -> Worker:
     """A worker with the interpreter workflow and all activities registered.
 
     ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
-    the same task queue with exactly the same configuration.
+    the same task queue with exactly the same configuration. ``notify`` defaults to the
+    environment's settings; ``interceptors`` add e.g. tracing (`tracing_interceptor`).
     """
     from activities import artifacts
     from activities.llm.activity import configure, llm_turn
@@ -50,28 +69,112 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
 
     configure(offline=offline)
     artifacts.configure(artifact_dir or Settings.from_env().artifact_dir)
+    notifier = Notifier(notify or notify_config(Settings.from_env()))
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[GraphRun, *extra_workflows],
-        activities=[llm_turn, shell_exec, tool_call],
+        activities=[llm_turn, shell_exec, tool_call, notifier.notify],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        interceptors=list(interceptors),
     )
+
+
+# -- observability ---------------------------------------------------------------------------
+
+
+def install_metrics_runtime(settings: Settings) -> bool:
+    """Serve the SDK's metrics and the `iterloop_*` run metrics on `/metrics` (Prometheus).
+
+    The Temporal runtime owns the exporter, so it must be the default runtime before the first
+    client connects; returns False when no metrics port is configured.
+    """
+    if settings.metrics_port is None:
+        return False
+    prometheus = PrometheusConfig(bind_address=f"{settings.metrics_host}:{settings.metrics_port}",
+                                  durations_as_seconds=True)
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=prometheus)), error_if_already_set=True)
+    return True
+
+
+def tracer_provider(settings: Settings) -> TracerProvider | None:
+    """The OpenTelemetry tracer provider for ``settings.tracing`` (None when off)."""
+    if settings.tracing == "off":
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    exporter: SpanExporter
+    if settings.tracing == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # Like the exporter's own reading of OTEL_EXPORTER_OTLP_ENDPOINT: a base URL for all signals.
+        base = settings.otlp_endpoint or "http://localhost:4318"
+        exporter = OTLPSpanExporter(endpoint=f"{base.rstrip('/')}/v1/traces")
+    else:
+        exporter = ConsoleSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def tracing_interceptor(provider: TracerProvider) -> Interceptor:
+    """Temporal's tracing interceptor: spans for workflows, activities, signals and updates; the
+    activity span is current while an activity runs (`activities.telemetry` adds to it)."""
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return TracingInterceptor(provider.get_tracer("iterloop"))
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and Temporal's workflow/activity info."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("temporal_workflow", "temporal_activity"):  # set by workflow.logger / activity.logger
+            if isinstance(getattr(record, key, None), dict):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
 async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
+    configure_logging(settings)
+    install_metrics_runtime(settings)
+    provider = tracer_provider(settings)
     client = await connect(settings)
-    worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir)
+    worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir,
+                          notify=notify_config(settings),
+                          interceptors=[tracing_interceptor(provider)] if provider else [])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+    try:
+        async with worker:
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flush the spans still queued
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -25,7 +25,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from dsl import ir
     from workflows import messages as M
+    from workflows import metrics
     from workflows import scheduler as S
+    from workflows import sessions as Sessions
     from workflows.state import (
         SA_COST,
         SA_OPEN_GATES,
@@ -53,7 +55,18 @@ _KEY_COST = SearchAttributeKey.for_float(SA_COST)
 _HISTORY_KEPT = 200  # {{outputs.X.history}} keeps the latest outputs; bounds carried state
 
 _NON_RETRYABLE = [M.ERR_BAD_REQUEST, M.ERR_SCHEMA, M.ERR_COMMAND_FAILED, M.ERR_POLICY, M.ERR_UNKNOWN_TOOL,
-                  M.ERR_SCRIPT, "PayloadSizeError"]
+                  M.ERR_SCRIPT, M.ERR_MODEL_AUTH, M.ERR_MODEL_PERMISSION, M.ERR_MODEL_NOT_FOUND,
+                  M.ERR_CONTEXT_LENGTH, "PayloadSizeError"]
+_EFFORTS = ("low", "medium", "high", "extra_high")  # accepted from an input's `_reasoning_effort`
+
+
+def _heartbeat_interval(timeout_seconds: float) -> float:
+    """How often an activity heartbeats so that a dead worker is noticed within ``timeout_seconds``."""
+    return max(0.5, min(5.0, timeout_seconds / 3))
+
+
+def _shorten(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 class StopRun(Exception):
@@ -107,6 +120,8 @@ class GraphRun:
         self.seq = c.seq if c else 0
         self.started_at = c.started_at if c else ""
         self.executions = (c.executions + 1) if c else 1
+        self.sessions: dict[str, str] = dict(c.sessions) if c else {}
+        self.branch_sessions: dict[str, str] = dict(c.branch_sessions) if c else {}
         self.open_gates: dict[str, Gate] = {}
         self.gate_answers: dict[str, AnswerRecord] = {}
         self.failures: dict[str, Failure] = {}
@@ -116,6 +131,7 @@ class GraphRun:
         self.last_node = ""
         self.reason = ""
         self.workspace_lock = asyncio.Lock()
+        self.deliveries: list[asyncio.Task[None]] = []
         self._last_status: str = ""
 
     # -- entry point ---------------------------------------------------------------------------
@@ -136,6 +152,7 @@ class GraphRun:
                     f"missing value for var(s) {', '.join(missing)}; pass --var NAME=VALUE",
                     type=M.ERR_BAD_REQUEST, non_retryable=True)
             self.emit("run_started", data={"workflow": self.wf.name, "entry": start})
+            metrics.run_started(self.wf.name)
         else:
             self.emit("run_continued", data={"next_node": start, "execution": self.executions})
         workflow.upsert_search_attributes([_KEY_WORKFLOW.value_set(self.wf.name)])
@@ -152,8 +169,13 @@ class GraphRun:
             self.final_status, self.reason = "cancelled", "cancelled by request"
             self.emit("run_cancelled")
             self.publish_status()
+            metrics.run_ended(self.wf.name, self.final_status)
             raise
         self.publish_status()
+        metrics.run_ended(self.wf.name, self.final_status)
+        self.notify("run_finished" if self.final_status == "finished" else "run_failed",
+                    status=self.final_status, reason=self.reason)
+        await self.notifications_delivered()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RunResult(status=self.final_status, reason=self.reason, outputs=self.ctx.outputs,
                          usage=self.total_usage(), last_node=self.last_node)
@@ -227,7 +249,13 @@ class GraphRun:
             isinstance(node, ir.HumanNode) and node.interaction == "human")
         if counted:
             self.check_budget(node.id, before_step=True)
-        output, usage = await self.execute(node, branch, node_input)
+        began = workflow.now()
+        try:
+            output, usage = await self.execute(node, branch, node_input)
+        except NodeFailed:
+            metrics.node_finished(self.wf.name, node.id, node.kind, (workflow.now() - began).total_seconds(), "failed")
+            raise
+        metrics.node_finished(self.wf.name, node.id, node.kind, (workflow.now() - began).total_seconds(), "succeeded")
         self.store_output(node, branch, output)
         if counted:
             self.record_usage(node.id, usage, count_iteration=True)
@@ -283,6 +311,12 @@ class GraphRun:
     async def llm(self, node: ir.AgentNode | ir.HumanNode | ir.RouterNode, branch: str, node_input: dict[str, Any],
                   *, purpose: M.LLMPurpose, schema: ir.Schema | None = None,
                   candidates: list[str] | None = None) -> tuple[dict[str, Any], M.Usage]:
+        """Run one LLM node visit: model turns and tool calls until a schema-valid answer.
+
+        Each model turn and each tool call is its own activity, so a crash repeats at most the one
+        in flight. Usage is recorded per turn (budgets can stop a long tool loop); the returned
+        usage is therefore empty. Agents get a session: their output carries `_session_id`.
+        """
         system_name = getattr(node, "system_prompt", "")
         user_name = getattr(node, "user_prompt", "") or getattr(node, "instructions", "")
         clean_input = {k: v for k, v in node_input.items() if not k.startswith("_")}
@@ -295,18 +329,99 @@ class GraphRun:
             model = node.interaction_model or node.model
         else:
             model = node.model
-        req = M.LLMTurnRequest(
+        visit = self.nodes[node.id].visits
+        agent = node if isinstance(node, ir.AgentNode) else None
+        plan = Sessions.plan_session(agent.session if agent else "fresh", node_id=node.id, visit=visit,
+                                     node_input=node_input, branch=branch, sessions=self.sessions,
+                                     branch_sessions=self.branch_sessions)
+        if plan.warning:
+            self.emit("session_not_found", node.id, branch, {"warning": plan.warning})
+        if agent and agent.session == "artifacts_only" and self.ctx.artifacts:
+            user += "\n\nPublished artifacts of this run:\n" + S.as_text(self.ctx.artifacts)
+        policy = S.effective_tool_policy(self.wf, node)
+        max_steps = (agent.tool_max_steps if agent else 0) or S.DEFAULT_TOOL_MAX_STEPS
+        effort = node_input.get("_reasoning_effort")
+        base = M.LLMTurnRequest(
             run_id=workflow.info().workflow_id, node_id=node.id, node_kind=node.kind, purpose=purpose,
-            visit=self.nodes[node.id].visits, model=model, backend=getattr(node, "backend", "") or self.wf.default_backend,
+            visit=visit, model=model, backend=getattr(node, "backend", "") or self.wf.default_backend,
             system=system, user=user, input=clean_input, output_schema=schema,
-            reasoning_effort=getattr(node, "reasoning_effort", ""), tools=list(getattr(node, "tools", [])),
-            tool_max_steps=getattr(node, "tool_max_steps", 0), route_candidates=candidates or [],
-            multi_route=bool(getattr(node, "router_multi", False)), script=self.inp.options.script,
-            offload_threshold_bytes=self.inp.options.offload_threshold_bytes,
+            reasoning_effort=effort if effort in _EFFORTS else getattr(node, "reasoning_effort", ""),
+            tools=list(agent.tools) if agent else [], tool_max_steps=max_steps,
+            route_candidates=candidates or [], multi_route=bool(getattr(node, "router_multi", False)),
+            script=self.inp.options.script, offload_threshold_bytes=self.inp.options.offload_threshold_bytes,
+            tool_policy=policy, readonly=bool(agent and agent.readonly),
+            heartbeat_seconds=_heartbeat_interval(self.inp.options.llm_heartbeat_timeout_seconds),
         )
-        result = await self.activity(M.LLM_TURN, req, M.LLMTurnResult, node.id, f"{node.id} · llm {purpose}",
-                                     self.inp.options.llm_timeout_seconds)
-        return result.output, result.usage
+        conversation = plan.conversation_ref
+        new_messages: list[M.ChatMessage] = []
+        steps = repairs = 0
+        turn = 0
+        while True:
+            turn += 1
+            req = base.model_copy(update={"turn": turn, "conversation_ref": conversation,
+                                          "new_messages": new_messages, "allow_tools": steps < max_steps})
+            result: M.LLMTurnResult = await self.activity(
+                M.LLM_TURN, req, M.LLMTurnResult, node.id, f"{node.id} · llm {purpose} turn {turn}",
+                self.inp.options.llm_timeout_seconds, heartbeat_timeout=self.inp.options.llm_heartbeat_timeout_seconds)
+            conversation = result.conversation_ref or conversation
+            self.emit("llm_step_finished", node.id, branch, {
+                "turn": turn, "status": result.status, "input_tokens": result.usage.input_tokens,
+                "output_tokens": result.usage.output_tokens, "cost_usd": result.usage.cost_usd,
+                "tool_calls": [c.name for c in result.tool_calls]})
+            metrics.llm_usage(self.wf.name, node.id, result.usage)
+            self.record_usage(node.id, result.usage.model_copy(update={"calls": max(result.usage.calls, 1)}),
+                              count_iteration=False)
+            if result.status == "final":
+                break
+            if result.status == "invalid":
+                repairs += 1
+                if repairs > self.inp.options.llm_max_repairs:
+                    raise NodeFailed(
+                        f"'{node.id}' gave {repairs} answers that do not match schema "
+                        f"'{schema.name if schema else '(none)'}': {result.invalid_reason}; last answer: "
+                        f"{_shorten(result.text)}", M.ERR_SCHEMA)
+                self.emit("llm_repair_requested", node.id, branch, {"turn": turn, "reason": result.invalid_reason})
+                new_messages = [M.ChatMessage(role="user", text=Sessions.repair_request(
+                    result.invalid_reason, schema.name if schema else "(none)"))]
+                continue
+            steps += 1
+            offered = {t.name: t for t in result.tools}
+            new_messages = [await self.model_tool_call(node, branch, call, offered, policy, base.readonly)
+                            for call in result.tool_calls]
+        output = dict(result.output)
+        if agent is not None:
+            Sessions.remember(self.sessions, self.branch_sessions, session_id=plan.session_id,
+                              conversation_ref=conversation, branch=branch)
+            output[Sessions.SESSION_KEY] = plan.session_id
+        return output, M.Usage()
+
+    async def model_tool_call(self, node: ir.Node, branch: str, call: M.ToolCall, offered: dict[str, M.ToolInfo],
+                              policy: list[str] | None, readonly: bool) -> M.ChatMessage:
+        """Run one tool the model asked for; a denial or a failure goes back to the model as the result."""
+        info = offered.get(call.name)
+        denial = ""
+        if not S.tool_allowed(call.name, policy):
+            denial = S.policy_denial(call.name, policy)
+        elif info is None:
+            denial = (f"tool '{call.name}' is not offered to node '{node.id}'; "
+                      f"use one of: {', '.join(sorted(offered)) or '(none)'}")
+        elif readonly and info.mutating:
+            denial = f"node '{node.id}' is readonly and tool '{call.name}' changes things"
+        if denial:
+            self.emit("tool_denied", node.id, branch, {"tool": call.name, "error": denial})
+            return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {denial}",
+                                 is_error=True)
+        req = M.ToolCallRequest(run_id=workflow.info().workflow_id, node_id=node.id, tool=call.name,
+                                arguments=call.arguments, offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
+        try:
+            res = await self.activity(M.TOOL_CALL, req, M.ToolCallResult, node.id, f"{node.id} · tool {call.name}",
+                                      self.inp.options.shell_timeout_seconds)
+        except NodeFailed as failure:
+            self.emit("tool_error", node.id, branch, {"tool": call.name, "error": str(failure)})
+            return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {failure}",
+                                 is_error=True)
+        self.emit("tool_called", node.id, branch, {"tool": call.name})
+        return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, result=res.output)
 
     async def tool(self, node: ir.ToolNode, branch: str, node_input: dict[str, Any]) -> tuple[dict[str, Any], M.Usage]:
         run_id = workflow.info().workflow_id
@@ -317,12 +432,13 @@ class GraphRun:
                                       self.inp.options.shell_timeout_seconds)
             return res.output, M.Usage()
         command = S.render_command(node.command, self.ctx, node_input)
-        beat = max(0.5, min(5.0, self.inp.options.shell_heartbeat_timeout_seconds / 3))
+        beat = _heartbeat_interval(self.inp.options.shell_heartbeat_timeout_seconds)
         sreq = M.ShellRequest(run_id=run_id, node_id=node.id, command=command, cwd=self.inp.options.shell_cwd,
                               timeout_seconds=self.inp.options.shell_timeout_seconds, heartbeat_seconds=beat,
                               offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
         sres = await self.activity(M.SHELL_EXEC, sreq, M.ShellResult, node.id, f"{node.id} · shell",
-                                   self.inp.options.shell_timeout_seconds + 30, heartbeat=True)
+                                   self.inp.options.shell_timeout_seconds + 30,
+                                   heartbeat_timeout=self.inp.options.shell_heartbeat_timeout_seconds)
         return sres.output, M.Usage()
 
     async def human(self, node: ir.HumanNode, branch: str, node_input: dict[str, Any]) -> tuple[dict[str, Any], M.Usage]:
@@ -364,6 +480,8 @@ class GraphRun:
         self.open_gates[node.id] = gate
         self.nodes[node.id].status = "waiting"
         self.emit("human_input_requested", node.id, branch, {"interaction_id": iid, "questions": questions})
+        self.notify("gate_opened", gate=node.id, interaction_id=iid, instructions=instructions, questions=questions,
+                    answer_schema=schema)
         self.set_details(f"**{node.id}** waiting for a human answer (`iterloop answer {workflow.info().workflow_id} "
                          f"--gate {node.id} …`)")
         self.publish_status()
@@ -379,6 +497,8 @@ class GraphRun:
         self.open_gates.pop(node.id, None)
         record = self.gate_answers.pop(iid)
         self.emit("gate_answered", node.id, branch, {"interaction_id": iid, "by": record.answered_by})
+        metrics.gate_answered(self.wf.name, node.id,
+                              (workflow.now() - datetime.fromisoformat(gate.opened_at)).total_seconds())
         self.publish_status()
         return record.answers
 
@@ -408,8 +528,8 @@ class GraphRun:
     async def llm_route(self, node: ir.RouterNode, branch: str, node_input: dict[str, Any]) -> str | None:
         candidates = [e.target for e in self.wf.edges if e.source == node.id]
         self.check_budget(node.id, before_step=True)
-        output, usage = await self.llm(node, branch, node_input, purpose="route", candidates=candidates)
-        self.record_usage(node.id, usage, count_iteration=True)
+        output, _ = await self.llm(node, branch, node_input, purpose="route", candidates=candidates)
+        self.record_usage(node.id, M.Usage(), count_iteration=True)
         if node.router_multi:
             chosen = output.get("selected_routes")
             if not (isinstance(chosen, list) and chosen and all(c in candidates for c in chosen)):
@@ -478,6 +598,7 @@ class GraphRun:
         self.set_details(f"**{node_id}** failed: {error}\n\nRun `iterloop retry {workflow.info().workflow_id}` "
                          "after fixing the cause.")
         self.publish_status()
+        self.notify("run_failed", status="failed_resumable", reason=f"node '{node_id}' failed: {error}")
         await workflow.wait_condition(lambda: node_id in self.retry_requested)
         self.retry_requested.discard(node_id)
         self.failures.pop(node_id, None)
@@ -666,14 +787,13 @@ class GraphRun:
 
     # -- activities ----------------------------------------------------------------------------
     async def activity(self, name: str, arg: Any, result_type: type, node_id: str, summary: str,
-                       timeout_seconds: float, *, heartbeat: bool = False) -> Any:
+                       timeout_seconds: float, *, heartbeat_timeout: float | None = None) -> Any:
         state = self.nodes[node_id]
         try:
             return await workflow.execute_activity(
                 name, arg, result_type=result_type,
                 start_to_close_timeout=timedelta(seconds=timeout_seconds),
-                heartbeat_timeout=(timedelta(seconds=self.inp.options.shell_heartbeat_timeout_seconds)
-                                   if heartbeat else None),
+                heartbeat_timeout=timedelta(seconds=heartbeat_timeout) if heartbeat_timeout else None,
                 retry_policy=RetryPolicy(maximum_attempts=self.inp.options.max_attempts,
                                          initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                                          non_retryable_error_types=_NON_RETRYABLE),
@@ -687,12 +807,50 @@ class GraphRun:
                 raise NodeFailed(cause.message, cause.type or "") from None
             raise NodeFailed(str(cause or err), type(cause).__name__ if cause else "") from None
 
+    # -- notifications -------------------------------------------------------------------------
+    def notify(self, event: M.NotifyEvent, **fields: Any) -> None:
+        """Tell Slack/webhooks, when the run asked for it; delivery runs beside the run, never in its way."""
+        opts = self.inp.options.notify
+        if opts is None or event not in opts.events or not (opts.slack_channel or opts.webhooks):
+            return
+        info = workflow.info()
+        ui_url = (f"{opts.ui_base_url.rstrip('/')}/namespaces/{info.namespace}/workflows/{info.workflow_id}"
+                  if opts.ui_base_url else "")
+        req = M.NotifyRequest(event=event, run_id=info.workflow_id, workflow=self.wf.name, usage=self.total_usage(),
+                              slack_channel=opts.slack_channel, webhooks=list(opts.webhooks), ui_url=ui_url, **fields)
+        self.deliveries.append(asyncio.create_task(self.deliver(req)))
+
+    async def deliver(self, req: M.NotifyRequest) -> None:
+        try:
+            result = await workflow.execute_activity(
+                M.NOTIFY, req, result_type=M.NotifyResult, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1),
+                                         maximum_interval=timedelta(seconds=10)),
+                summary=f"notify · {req.event}" + (f" · {req.gate}" if req.gate else ""))
+        except ActivityError as err:
+            self.emit("notify_failed", req.gate, data={"event": req.event, "error": str(err.cause or err)})
+            return
+        if result.failed:
+            self.emit("notify_failed", req.gate, data={"event": req.event, "failed": result.failed})
+        else:
+            self.emit("notified", req.gate, data={"event": req.event, "delivered": result.delivered})
+
+    async def notifications_delivered(self) -> None:
+        """Give pending notifications a bounded time to land before the run ends."""
+        if not self.deliveries:
+            return
+        try:
+            await workflow.wait_condition(lambda: all(t.done() for t in self.deliveries),
+                                          timeout=timedelta(seconds=90), timeout_summary="notifications")
+        except asyncio.TimeoutError:
+            self.emit("notify_failed", data={"error": "notifications still pending when the run ended"})
+
     # -- continue-as-new -----------------------------------------------------------------------
     async def maybe_continue_as_new(self, next_node: str) -> None:
         info = workflow.info()
         threshold = self.inp.options.continue_as_new_after_events
         due = info.is_continue_as_new_suggested() or (threshold > 0 and info.get_current_history_length() >= threshold)
-        if not due or self.open_gates or self.failures or self.current:
+        if not due or self.open_gates or self.failures or self.current or not all(t.done() for t in self.deliveries):
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
         keep = self.inp.options.max_events_kept // 4
@@ -702,7 +860,7 @@ class GraphRun:
             rr_counters=self.rr_counters, budget_used=self.budget_used, budget_warned=self.budget_warned,
             nodes=self.nodes, answers=self.answers[-50:], early_answers=self.early_answers,
             events=self.events[-keep:] if keep else [], seq=self.seq, started_at=self.started_at,
-            executions=self.executions,
+            executions=self.executions, sessions=self.sessions, branch_sessions=self.branch_sessions,
         )
         self.emit("continue_as_new", next_node, data={"history_length": info.get_current_history_length()})
         workflow.continue_as_new(RunInput(workflow=self.wf, run_inputs=self.inp.run_inputs, source=self.inp.source,

@@ -153,7 +153,7 @@ async def test_run_waiting_at_a_gate_survives_a_server_restart(tmp_path: Path) -
         await server.stop()
     assert result.status == "finished"
     assert result.outputs["approval"] == {"approved": True, "note": "go"}
-    assert result.outputs["planner"] == {"text": "ship v2"}
+    assert result.outputs["planner"] == {"text": "ship v2", "_session_id": "planner#1"}
 
 
 LONG_LOOP = """
@@ -187,6 +187,7 @@ async def test_server_suggested_continue_as_new_keeps_counters_and_outputs(tmp_p
     assert view.loop_counters == {"spin": 300} and view.nodes["step"].visits == 301
     assert view.executions > 1
     # Outputs and their (bounded) history crossed every continue-as-new.
-    assert result.outputs["step"] == {"more": True}
-    assert result.outputs["keep"]["seen"] == [{"more": True}] * 200
+    assert result.outputs["step"] == {"more": True, "_session_id": "step#301"}
+    # The latest 200 outputs, each from its own visit (and conversation).
+    assert result.outputs["keep"]["seen"] == [{"more": True, "_session_id": f"step#{v}"} for v in range(102, 302)]
     assert view.nodes["keep"].visits == 1
