@@ -20,17 +20,20 @@ import signal
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.notify import NotifyConfig, Notifier
 from runtime.connect import connect
 from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from activities.notify import NotifyConfig
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
@@ -48,6 +51,8 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def notify_config(settings: Settings) -> NotifyConfig:
+    from activities.notify import NotifyConfig
+
     return NotifyConfig(slack_bot_token=settings.slack_bot_token, slack_api_url=settings.slack_api_url,
                         webhook_secret=settings.webhook_secret, store_path=settings.notify_store)
 
@@ -63,6 +68,7 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
     """
     from activities import artifacts
     from activities.llm.activity import configure, llm_turn
+    from activities.notify import Notifier
     from activities.shell import shell_exec
     from activities.tools.registry import tool_call
     from workflows.graph_run import GraphRun
@@ -103,6 +109,7 @@ def tracer_provider(settings: Settings) -> TracerProvider | None:
     if settings.tracing == "off":
         return None
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))

@@ -10,10 +10,33 @@ from pathlib import Path
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_TASK_QUEUE = "iterloop"
 TEMPORAL_CLI_VERSION = "1.5.1"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value iterloop cannot use; the message names it."""
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(f"{name}={raw!r} is not a TCP port; expected a number from 1 to 65535")
+    return int(raw)
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], *, default: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -33,11 +56,30 @@ class Settings:
     offline: bool = False
     ui_port: int = 8233
     artifact_dir_override: Path | None = None
+    # -- notifications (worker side; see docs/notifications.md) ------------------------------
+    slack_bot_token: str = field(default="", repr=False)  # xoxb-…; none: Slack deliveries fail, saying so
+    slack_api_url: str = DEFAULT_SLACK_API_URL  # tests point it at a local fake of Slack's Web API
+    webhook_secret: str = field(default="", repr=False)  # X-Iterloop-Signature key; empty = unsigned
+    notify_store_override: Path | None = None
+    # -- observability (see docs/observability.md) -------------------------------------------
+    metrics_port: int | None = None  # serve Prometheus /metrics from the worker on this port
+    metrics_host: str = "127.0.0.1"
+    tracing: str = "off"  # off | otlp | console
+    otlp_endpoint: str = ""  # OTEL_EXPORTER_OTLP_ENDPOINT (the exporter reads its other OTEL_* vars)
+    service_name: str = "iterloop-worker"
+    log_format: str = "text"  # text | json
+    log_level: str = "INFO"
 
     @property
     def artifact_dir(self) -> Path:
         """Where workers store large node outputs (shared by all workers of a deployment)."""
         return self.artifact_dir_override or (self.home / "artifacts").resolve()
+
+    @property
+    def notify_store(self) -> Path:
+        """Where workers remember delivered notifications, so a retried activity does not post twice
+        (put it on the volume all workers share, next to the artifacts)."""
+        return self.notify_store_override or (self.home / "notify.sqlite3").resolve()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +95,18 @@ class Settings:
             offline=_truthy(e.get("ITERLOOP_OFFLINE")),
             ui_port=int(e.get("ITERLOOP_UI_PORT") or 8233),
             artifact_dir_override=Path(e["ITERLOOP_ARTIFACT_DIR"]) if e.get("ITERLOOP_ARTIFACT_DIR") else None,
+            slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN", ""),
+            slack_api_url=e.get("ITERLOOP_SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+            webhook_secret=e.get("ITERLOOP_WEBHOOK_SECRET", ""),
+            notify_store_override=Path(e["ITERLOOP_NOTIFY_STORE"]) if e.get("ITERLOOP_NOTIFY_STORE") else None,
+            metrics_port=_port(e, "ITERLOOP_METRICS_PORT"),
+            metrics_host=e.get("ITERLOOP_METRICS_HOST") or "127.0.0.1",
+            tracing=_choice(e, "ITERLOOP_TRACING", ("off", "otlp", "console"),
+                            default="otlp" if e.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "off"),
+            otlp_endpoint=e.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            service_name=e.get("OTEL_SERVICE_NAME") or "iterloop-worker",
+            log_format=_choice(e, "ITERLOOP_LOG_FORMAT", ("text", "json"), default="text"),
+            log_level=(e.get("ITERLOOP_LOG_LEVEL") or "INFO").upper(),
         )
 
     def with_overrides(self, *, address: str | None = None, namespace: str | None = None,

@@ -1,0 +1,80 @@
+"""Why a notification could not be delivered, as data the activity turns into one Temporal error.
+
+A delivery either went through, failed for a reason that may pass (network, 5xx, a rate limit:
+`Transient`), or failed for a reason retrying cannot fix (a wrong token, an unknown channel, a
+4xx from a webhook: `Permanent`). The activity tries every target, remembers each outcome, and
+raises once at the end: retryable if anything may still pass, else non-retryable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+from temporalio.exceptions import ApplicationError
+
+#: Error types of the `iterloop.notify` activity (the workflow lists the non-retryable one).
+ERR_NOTIFY_REJECTED = "NotifyRejected"  # non-retryable: configuration or receiver refused it
+ERR_NOTIFY_UNAVAILABLE = "NotifyUnavailable"  # retryable: Slack or a webhook may answer later
+
+
+class DeliveryError(Exception):
+    """One target's delivery failed; ``target`` is the label used in results (never a secret)."""
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(f"{target}: {message}")
+        self.target = target
+        self.reason = message
+
+
+class Permanent(DeliveryError):
+    """Retrying cannot help: the message says what to fix."""
+
+
+class Transient(DeliveryError):
+    """May pass later; ``retry_after`` is the receiver's own delay when it gave one."""
+
+    def __init__(self, target: str, message: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(target, message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one target, as remembered between attempts."""
+
+    target: str
+    delivered: bool
+    detail: str = ""  # Slack: "channel_id/ts"; failures: the reason
+
+
+def failure_error(transient: list[Transient], permanent: list[Outcome], delivered: list[str]) -> ApplicationError:
+    """The one error an attempt raises when some target did not get the notification."""
+    details = {"delivered": delivered, "failed": [o.target for o in permanent] + [t.target for t in transient]}
+    if transient:
+        waits = [t.retry_after for t in transient if t.retry_after is not None]
+        lines = [str(t) for t in transient] + [f"{o.target}: {o.detail}" for o in permanent]
+        return ApplicationError("notification not delivered yet (will retry): " + "; ".join(lines), details,
+                                type=ERR_NOTIFY_UNAVAILABLE, next_retry_delay=max(waits) if waits else None)
+    lines = [f"{o.target}: {o.detail}" for o in permanent]
+    return ApplicationError("notification refused: " + "; ".join(lines), details,
+                            type=ERR_NOTIFY_REJECTED, non_retryable=True)
+
+
+def retry_after(value: str | None, *, now: datetime | None = None) -> timedelta | None:
+    """A `Retry-After` header (seconds, or an HTTP date) as a delay; None when absent or unreadable."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return timedelta(seconds=max(seconds, 0.0))

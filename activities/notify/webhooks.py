@@ -1,0 +1,139 @@
+"""Signed JSON webhooks: the payload, the signature, and the POST with its failures sorted.
+
+Every webhook is one JSON POST (payload documented in docs/notifications.md) with these headers:
+
+- `X-Iterloop-Event`: `gate_opened`, `run_finished` or `run_failed`;
+- `X-Iterloop-Event-Id` and `Idempotency-Key`: the notification's id, the same on every retry,
+  so a receiver can drop duplicates;
+- `X-Iterloop-Timestamp`: Unix seconds when this attempt was sent;
+- `X-Iterloop-Signature`: `sha256=<hex>`, the HMAC-SHA256 of `<timestamp>.<raw body>` keyed
+  with `ITERLOOP_WEBHOOK_SECRET` (absent when no secret is configured). Receivers recompute it
+  over the raw bytes, compare in constant time and reject old timestamps (`verify_signature`).
+
+2xx is delivered. 408, 425, 429 and 5xx, timeouts and connection errors are retried (after the
+receiver's `Retry-After` when it sends one); any other answer, redirects included, is permanent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from activities.notify.errors import Permanent, Transient, retry_after
+from workflows.messages import NotifyRequest
+
+EVENT_HEADER = "X-Iterloop-Event"
+EVENT_ID_HEADER = "X-Iterloop-Event-Id"
+TIMESTAMP_HEADER = "X-Iterloop-Timestamp"
+SIGNATURE_HEADER = "X-Iterloop-Signature"
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+USER_AGENT = "iterloop-webhooks/1"
+
+
+def webhook_payload(req: NotifyRequest, *, event_id: str, occurred_at: datetime,
+                    sent_at: datetime) -> dict[str, Any]:
+    gate = None
+    if req.event == "gate_opened":
+        schema = req.answer_schema
+        gate = {
+            "id": req.gate,
+            "interaction_id": req.interaction_id,
+            "instructions": req.instructions,
+            "questions": req.questions,
+            "answer_schema": None if schema is None else {
+                "name": schema.name,
+                "fields": [{"name": f.name, "type": f.type, "enum": f.enum_values} for f in schema.fields]},
+        }
+    return {
+        "id": event_id,
+        "event": req.event,
+        "occurred_at": _iso(occurred_at),
+        "sent_at": _iso(sent_at),
+        "run_id": req.run_id,
+        "workflow": req.workflow,
+        "status": req.status or ("waiting_human" if req.event == "gate_opened" else ""),
+        "reason": req.reason,
+        "ui_url": req.ui_url,
+        "gate": gate,
+        "usage": req.usage.model_dump(),
+    }
+
+
+def signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256(secret, `<timestamp>.<body>`)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(secret: str, *, timestamp: str, body: bytes, header: str, now: float | None = None,
+                     tolerance_seconds: float = 300) -> bool:
+    """What a receiver checks: the signature matches (constant time) and the timestamp is recent."""
+    try:
+        age = abs((time.time() if now is None else now) - int(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance_seconds and hmac.compare_digest(signature(secret, timestamp, body), header)
+
+
+class WebhookSender:
+    """POSTs signed payloads; one instance per activity attempt (it holds a connection pool)."""
+
+    def __init__(self, secret: str, *, timeout_seconds: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.secret = secret
+        self.client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False, transport=transport,
+                                        headers={"User-Agent": USER_AGENT})
+
+    async def __aenter__(self) -> WebhookSender:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+    async def send(self, target: str, url: str, payload: dict[str, Any]) -> None:
+        """POST ``payload`` to ``url`` (already `${ENV}`-expanded); ``target`` names it in errors.
+
+        Messages name ``target`` (the URL as configured) and never ``url``, which may hold a secret.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise Permanent(target, "a webhook URL must start with http:// or https:// (after ${ENV} expansion)")
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", EVENT_HEADER: payload["event"],
+                   EVENT_ID_HEADER: payload["id"], "Idempotency-Key": payload["id"], TIMESTAMP_HEADER: timestamp}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = signature(self.secret, timestamp, body)
+        try:
+            response = await self.client.post(url, content=body, headers=headers)
+        except httpx.InvalidURL:
+            raise Permanent(target, "not a valid URL (after ${ENV} expansion)") from None
+        except httpx.TransportError as err:
+            raise Transient(target, f"webhook could not be reached ({type(err).__name__})") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        said = _excerpt(response.text)
+        if status in RETRYABLE_STATUSES or status >= 500:
+            raise Transient(target, f"webhook answered HTTP {status}{said}",
+                            retry_after=retry_after(response.headers.get("retry-after")))
+        if 300 <= status < 400:
+            raise Permanent(target, f"webhook answered HTTP {status} (redirects are not followed): "
+                                    "configure the final URL")
+        raise Permanent(target, f"webhook refused the notification (HTTP {status}){said}")
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return f": {text[:200]}" if text else ""
+
+
+def _iso(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
