@@ -95,8 +95,9 @@ class Settings:
             offline=_truthy(e.get("ITERLOOP_OFFLINE")),
             ui_port=int(e.get("ITERLOOP_UI_PORT") or 8233),
             artifact_dir_override=Path(e["ITERLOOP_ARTIFACT_DIR"]) if e.get("ITERLOOP_ARTIFACT_DIR") else None,
-            slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN", ""),
-            slack_api_url=e.get("ITERLOOP_SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+            # The API reads Slack's usual names; the worker takes those too, or its own.
+            slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN") or e.get("SLACK_BOT_TOKEN", ""),
+            slack_api_url=e.get("ITERLOOP_SLACK_API_URL") or e.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
             webhook_secret=e.get("ITERLOOP_WEBHOOK_SECRET", ""),
             notify_store_override=Path(e["ITERLOOP_NOTIFY_STORE"]) if e.get("ITERLOOP_NOTIFY_STORE") else None,
             metrics_port=_port(e, "ITERLOOP_METRICS_PORT"),
