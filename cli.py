@@ -729,6 +729,45 @@ def version_(
     print(f"IR format {IR_FORMAT_VERSION}")
 
 
+@app.command("api")
+def api_command(
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Address to listen on (env ITERLOOP_API_HOST; default: 127.0.0.1).", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(
+        "--port", help="Port to listen on (env ITERLOOP_API_PORT; default: 8080).", show_default=False)] = None,
+    workflows: Annotated[Path | None, typer.Option(
+        "--workflows", help="Directory of registered .iter workflows (env ITERLOOP_WORKFLOWS_DIR).",
+        show_default=False)] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="No authentication at all (only on a loopback --host, for local use).")] = False,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="Temporal host:port (env TEMPORAL_ADDRESS; default: the local dev server).",
+        show_default=False)] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE; default: default).", show_default=False)] = None,
+    task_queue: Annotated[str | None, typer.Option(
+        "--task-queue", help="Task queue runs are started on (env ITERLOOP_TASK_QUEUE; default: iterloop).",
+        show_default=False)] = None,
+) -> None:
+    """Serve the REST API and the dashboard (bearer tokens from ITERLOOP_API_TOKENS); see docs/api.md."""
+    from api.settings import ApiConfigError, ApiSettings
+
+    try:
+        settings = ApiSettings.from_env().with_overrides(
+            host=host, port=port, auth_disabled=True if no_auth else None, address=address, namespace=namespace,
+            task_queue=task_queue, workflows_dir=workflows)
+        settings.check()
+    except ApiConfigError as exc:
+        usage_error(str(exc))
+    from api.app import serve
+
+    print(f"iterloop: API and dashboard on http://{settings.host}:{settings.port}/ "
+          f"(Temporal {settings.runtime.address if settings.runtime.address_configured else 'local dev server'}, "
+          f"task queue {settings.runtime.task_queue}"
+          + (", NO AUTHENTICATION" if settings.auth_disabled else "") + ")", file=sys.stderr)
+    serve(settings)
+
+
 # The runtime commands (run, answer, inspect, list, events, report, retry, cancel) load temporalio lazily.
 from runtime.run_commands import register as _register_run  # noqa: E402
 

@@ -8,11 +8,13 @@ HTTP errors into that shape with the right status.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime.command_errors import (
@@ -114,14 +116,27 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                503: "temporal_unavailable"}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+#: Renders an error as a page for a browser (the dashboard); None lets the JSON body through.
+HtmlErrorRenderer = Callable[[Request, "ApiError"], Response | None]
+
+
+def install_error_handlers(app: FastAPI, html: HtmlErrorRenderer | None = None) -> None:
+    """JSON errors everywhere; ``html`` renders the dashboard's errors as pages instead."""
+
+    def respond(request: Request, exc: ApiError) -> Response:
+        if html is not None:
+            page = html(request, exc)
+            if page is not None:
+                return page
         return error_response(exc)
 
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return respond(request, exc)
+
     @app.exception_handler(CommandError)
-    async def _command_error(request: Request, exc: CommandError) -> JSONResponse:
-        return error_response(api_error_from_command(exc))
+    async def _command_error(request: Request, exc: CommandError) -> Response:
+        return respond(request, api_error_from_command(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -131,11 +146,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(Unprocessable(message, details=problems))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}; see /openapi.json"
+        if html is not None:
+            page = html(request, ApiError(message, status=exc.status_code, code=code))
+            if page is not None:
+                return page
         return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

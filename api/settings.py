@@ -80,6 +80,9 @@ class ApiSettings:
     slack_signing_secret: str = field(default="", repr=False)
     slack_bot_token: str = field(default="", repr=False)
     slack_api_url: str = DEFAULT_SLACK_API_URL
+    #: The environment `${NAME}` in var defaults is resolved from when the API starts a run (as the
+    #: CLI does from its shell's): the API process's environment, captured by `from_env`.
+    client_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -103,6 +106,7 @@ class ApiSettings:
             slack_signing_secret=e.get("SLACK_SIGNING_SECRET", ""),
             slack_bot_token=e.get("SLACK_BOT_TOKEN", ""),
             slack_api_url=e.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+            client_env=dict(e),
         )
 
     def with_overrides(self, *, host: str | None = None, port: int | None = None,

@@ -1,0 +1,340 @@
+"""The dashboard: server-rendered pages over the same run operations as the REST API.
+
+    /              runs: status, cost, open gates (filter by status, workflow, gate)
+    /runs/RUN      one run: graph coloured by node state, nodes, gates, outputs, artifacts,
+                   budget, timeline (live while the run goes on), Web UI link, cancel/retry
+    /approvals     every open gate, each with a form generated from its output schema
+    /login         exchange an API token for a session cookie (see api.auth)
+
+Jinja2 templates in `api/templates/`, CSS and a small script in `api/static/`: no build step,
+nothing fetched from elsewhere. Forms post back here with a CSRF token and answer gates through
+the run's validated update; a refused answer is shown next to the form that sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api import run_operations as ops
+from api.auth import Principal, check_csrf, clear_session, csrf_token, identify, match_token, set_session
+from api.deps import TemporalConnection, api_settings, temporal_connection
+from api.errors import ApiError, Forbidden, Unauthorized, api_error_from_command
+from api.gate_forms import FormField, answers_from_form, form_fields
+from api.graph_svg import NodeLook, render_graph
+from api.models import AnswerGate, RunSummary
+from api.settings import ApiSettings
+from runtime.command_errors import CommandError
+from runtime.report import describe_event, format_cost, format_duration, preview
+from runtime.temporal_runs import RUN_STATUSES, TERMINAL_STATUSES
+from workflows.state import Gate
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+#: The run page shows this many of the latest events.
+TIMELINE_EVENTS = 500
+#: The approvals page asks at most this many waiting runs for their gates.
+APPROVAL_RUNS = 50
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
+Settings_ = Annotated[ApiSettings, Depends(api_settings)]
+
+
+# -- template helpers ----------------------------------------------------------------------------
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.utcoffset() is not None else "")
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+templates.env.filters.update(cost=format_cost, duration=format_duration, when=_when, pretty=_pretty, preview=preview,
+                             urlquote=lambda s: quote(str(s), safe=""))
+
+
+def _page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    settings: ApiSettings = request.app.state.api_settings
+    principal = getattr(request.state, "principal", None)
+    base = {"principal": principal, "auth_disabled": settings.auth_disabled,
+            "csrf": csrf_token(request, settings), "statuses": RUN_STATUSES}
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+# -- who is looking ------------------------------------------------------------------------------
+
+
+class LoginRequired(Unauthorized):
+    code = "login_required"
+
+
+def wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/slack", "/openapi", "/static/")):
+        return False
+    return request.method == "POST" or "text/html" in request.headers.get("accept", "")
+
+
+def render_error_page(request: Request, exc: ApiError) -> Response | None:
+    """Dashboard errors as pages: a login redirect, or the error with what to do next."""
+    if not wants_html(request):
+        return None
+    if exc.code == "login_required":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+    return _page(request, "error.html", {"error": exc}, status=exc.status)
+
+
+def dashboard_user(request: Request, settings: Settings_) -> Principal:
+    try:
+        principal = identify(request, settings)
+    except Unauthorized:
+        principal = None
+    if principal is None:
+        raise LoginRequired("log in with an API token to use the dashboard")
+    request.state.principal = principal
+    return principal
+
+
+User = Annotated[Principal, Depends(dashboard_user)]
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+@router.get("/login")
+async def login_page(request: Request, settings: Settings_, next: str = "/") -> Response:
+    if settings.auth_disabled:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _page(request, "login.html", {"next": _safe_next(next), "error": ""})
+
+
+@router.post("/login")
+async def login(request: Request, settings: Settings_) -> Response:
+    form = await request.form()
+    target = _safe_next(str(form.get("next") or "/"))
+    token = match_token(settings, str(form.get("token") or "").strip())
+    if token is None:
+        return _page(request, "login.html", {"next": target, "error": "That token is not valid."}, status=401)
+    response = RedirectResponse(target, status_code=303)
+    set_session(response, request, settings, token)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, settings: Settings_, user: User) -> Response:
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    response = RedirectResponse("/login", status_code=303)
+    clear_session(response)
+    return response
+
+
+def _require_write(user: Principal) -> None:
+    if not user.can_write:
+        raise Forbidden(f"token '{user.name}' may only read; answering, retrying and cancelling needs a token "
+                        "from ITERLOOP_API_TOKENS", code="read_only_token")
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def runs_page(request: Request, conn: Conn, user: User, status: str = "", workflow: str = "",
+                    gate: str = "") -> Response:
+    if status and status not in RUN_STATUSES:
+        raise ApiError(f"unknown status '{status}'; choose one of {', '.join(RUN_STATUSES)}", status=422,
+                       code="invalid_request")
+    listing = await ops.list_runs(conn, status=status or None, workflow=workflow.strip() or None,
+                                  gate=gate.strip() or None, limit=200)
+    return _page(request, "runs.html", {"runs": listing.runs, "query": listing.query, "nav": "runs",
+                                        "filters": {"status": status, "workflow": workflow, "gate": gate}})
+
+
+@dataclass
+class GateCard:
+    """An open gate with its form, as the run page and the approvals page show it."""
+
+    run_id: str
+    gate: Gate
+    fields: list[FormField]
+    workflow: str = ""
+    error: str = ""
+    answered_by: str = ""
+
+    @property
+    def questions(self) -> list[tuple[str, Any]]:
+        """What the gate shows the person answering (keys starting with `_` are internal)."""
+        return sorted(((k, v) for k, v in self.gate.questions.items() if not k.startswith("_")), key=lambda kv: kv[0])
+
+
+def gate_card(run_id: str, gate: Gate, user: Principal, *, workflow: str = "",
+              submitted: dict[str, list[str]] | None = None, error: str = "", answered_by: str = "") -> GateCard:
+    return GateCard(run_id, gate, form_fields(gate, submitted), workflow, error, answered_by or user.name)
+
+
+NOTICES = {"cancelled": "Cancellation requested.", "retried": "Retry requested."}
+
+
+async def _run_page(request: Request, conn: TemporalConnection, settings: ApiSettings, user: Principal, run_id: str,
+                    *, failed_card: GateCard | None = None, status: int = 200) -> HTMLResponse:
+    from runtime.temporal_runs import query_events
+
+    page = await ops.run_page(conn, settings, run_id)
+    events = await query_events(page.found.handle, page.found.settings, 0)
+    detail, view = page.detail, page.view
+    graph = ""
+    if page.wf is not None:
+        looks = {name: NodeLook(state.status, state.visits) for name, state in view.nodes.items()}
+        graph = render_graph(page.wf, looks, detail.current_nodes)
+    cards = []
+    for gate in view.open_gates:
+        if failed_card is not None and failed_card.gate.interaction_id == gate.interaction_id:
+            cards.append(failed_card)
+        else:
+            cards.append(gate_card(run_id, gate, user, workflow=detail.workflow))
+    answered = request.query_params.get("answered", "")
+    notice = (f"Recorded the answer for gate '{answered}'." if answered
+              else NOTICES.get(request.query_params.get("notice", ""), ""))
+    return _page(request, "run.html", {
+        "run": detail, "graph": graph, "cards": cards, "nav": "runs", "notice": notice,
+        "events": [(e, describe_event(e)) for e in events[-TIMELINE_EVENTS:]],
+        "events_elided": max(0, len(events) - TIMELINE_EVENTS),
+        "live": detail.status not in TERMINAL_STATUSES, "last_seq": view.last_seq,
+        "stream_url": f"/api/runs/{quote(run_id, safe='')}/events/stream",
+    }, status=status)
+
+
+@router.get("/runs/{run_id}")
+async def run_page(request: Request, run_id: str, conn: Conn, settings: Settings_, user: User) -> Response:
+    return await _run_page(request, conn, settings, user, run_id)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Settings_, user: User) -> Response:
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    _require_write(user)
+    await ops.cancel_run(conn, run_id)
+    return RedirectResponse(f"/runs/{quote(run_id, safe='')}?notice=cancelled", status_code=303)
+
+
+@router.post("/runs/{run_id}/retry")
+async def retry_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Settings_, user: User) -> Response:
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    _require_write(user)
+    await ops.retry_run(conn, run_id, str(form.get("node") or "") or None)
+    return RedirectResponse(f"/runs/{quote(run_id, safe='')}?notice=retried", status_code=303)
+
+
+# -- approvals -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Approvals:
+    cards: list[GateCard] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # runs that could not be asked for their gates
+
+
+async def collect_open_gates(conn: TemporalConnection, user: Principal) -> Approvals:
+    """The open gates of the runs that wait for a human, oldest first."""
+    from runtime.temporal_runs import query_state
+
+    listing = await ops.list_runs(conn, status="waiting_human", workflow=None, gate=None, limit=APPROVAL_RUNS)
+
+    async def gates_of(summary: RunSummary) -> tuple[list[GateCard], str]:
+        try:
+            found = await ops.find_run(conn, summary.run_id)
+            view = await query_state(found.handle, found.settings)
+        except CommandError as exc:
+            return [], f"{summary.run_id}: {exc}"
+        return [gate_card(summary.run_id, g, user, workflow=summary.workflow) for g in view.open_gates], ""
+
+    approvals = Approvals()
+    for cards, problem in await asyncio.gather(*(gates_of(s) for s in listing.runs)):
+        approvals.cards.extend(cards)
+        if problem:
+            approvals.problems.append(problem)
+    approvals.cards.sort(key=lambda c: (c.gate.opened_at, c.run_id, c.gate.gate))
+    return approvals
+
+
+@router.get("/approvals")
+async def approvals_page(request: Request, conn: Conn, user: User) -> Response:
+    approvals = await collect_open_gates(conn, user)
+    return _page(request, "approvals.html", {"approvals": approvals, "nav": "approvals"})
+
+
+@router.post("/approvals/answer")
+async def answer_from_form(request: Request, conn: Conn, settings: Settings_, user: User) -> Response:
+    """Answer one gate from its form; a refusal re-renders the page with the reason beside the form."""
+    from runtime.temporal_runs import query_state
+
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    run_id = str(form.get("run_id") or "")
+    gate_name = str(form.get("gate") or "")
+    interaction_id = str(form.get("interaction_id") or "")
+    answered_by = str(form.get("answered_by") or "").strip()[:200] or user.name
+    back_to_run = form.get("return_to") == "run"
+    submitted: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            submitted.setdefault(key, []).append(value)
+
+    found = await ops.find_run(conn, run_id)
+    view = await query_state(found.handle, found.settings)
+    gate = next((g for g in view.open_gates if g.gate == gate_name and g.interaction_id == interaction_id), None)
+    error = ""
+    if gate is None:
+        error = f"gate '{gate_name}' of run {run_id} is no longer open (answered elsewhere, or the run moved on)"
+    elif not user.can_write:
+        error = f"token '{user.name}' may only read; answering needs a token from ITERLOOP_API_TOKENS"
+    else:
+        answers, problems = answers_from_form(gate, submitted)
+        if problems:
+            error = "; ".join(problems)
+        else:
+            try:
+                await ops.answer_gate(conn, run_id, gate_name, AnswerGate(
+                    answers=answers, answered_by=answered_by, interaction_id=interaction_id), default_by=user.name)
+            except CommandError as exc:
+                error = api_error_from_command(exc).message
+    if not error:
+        return RedirectResponse(f"/runs/{quote(run_id, safe='')}?{urlencode({'answered': gate_name})}",
+                                status_code=303)
+    status = 403 if not user.can_write else 409 if gate is None else 422
+    card = gate_card(run_id, gate, user, workflow=view.workflow, submitted=submitted, error=error,
+                     answered_by=answered_by) if gate is not None else None
+    if back_to_run:
+        return await _run_page(request, conn, settings, user, run_id, failed_card=card, status=status)
+    approvals = await collect_open_gates(conn, user)
+    if card is not None:
+        approvals.cards = [card if c.gate.interaction_id == card.gate.interaction_id else c for c in approvals.cards]
+        if not any(c is card for c in approvals.cards):
+            approvals.cards.insert(0, card)
+    else:
+        approvals.problems.insert(0, error)
+    return _page(request, "approvals.html", {"approvals": approvals, "nav": "approvals"}, status=status)

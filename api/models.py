@@ -1,0 +1,248 @@
+"""The REST API's request and response bodies (they are also the OpenAPI schema).
+
+Run details reuse the shapes the `state` query returns (`workflows.state`) and the document
+`iterloop inspect --json` prints, so the CLI, the API and the dashboard show the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dsl.ir import FieldType, SchemaField
+from workflows.messages import Usage
+from workflows.state import AnswerRecord, Event, RunStatus
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Body):
+    code: str = Field(description="Stable machine-readable code, e.g. `run_not_found`, `answer_rejected`.")
+    message: str = Field(description="What went wrong and how to fix it, for people.")
+    details: Any = Field(default=None, description="Extra data: validation problems, compile diagnostics.")
+
+
+class ErrorResponse(_Body):
+    error: ErrorDetail
+
+
+# -- health ---------------------------------------------------------------------------------------
+
+
+class Health(_Body):
+    status: Literal["ok", "degraded"]
+    temporal: Literal["reachable", "unreachable"]
+    namespace: str
+    task_queue: str
+    message: str = ""
+
+
+# -- workflows --------------------------------------------------------------------------------------
+
+
+class VarInfo(_Body):
+    name: str
+    type: FieldType
+    required: bool
+    default: Any = None
+
+
+class WorkflowInfo(_Body):
+    name: str = Field(description="The registered name: the file's stem; start it with {\"workflow\": name}.")
+    file: str
+    workflow: str = Field(default="", description="The workflow's declared name (`workflow NAME:`).")
+    ok: bool = Field(description="False when the file does not compile; `problems` says why.")
+    problems: list[str] = Field(default_factory=list)
+    vars: list[VarInfo] = Field(default_factory=list)
+    gates: list[str] = Field(default_factory=list, description="Its human nodes.")
+
+
+class WorkflowList(_Body):
+    workflows_dir: str | None
+    workflows: list[WorkflowInfo]
+
+
+# -- starting runs -------------------------------------------------------------------------------
+
+
+class StartRun(_Body):
+    """Exactly one of `workflow` (registered), `file` (a path on the API's host) or `source` (the text)."""
+
+    workflow: str | None = Field(default=None, description="A registered workflow (see GET /api/workflows).")
+    file: str | None = Field(default=None, description="Path of a .iter file on the API's host.")
+    source: str | None = Field(default=None, description="The .iter text itself.", max_length=512 * 1024)
+    vars: dict[str, Any] = Field(default_factory=dict, description=(
+        "Values of declared vars, as JSON values of the declared type (`28`, `true`, `[\"a\"]`), or as the "
+        "text `iterloop run --var` takes (`\"28\"`)."))
+    inputs: dict[str, Any] = Field(default_factory=dict, description="Run inputs (`{{input.…}}`); vars win.")
+    run_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN,
+                               description="The run's workflow id [default: <workflow>-<8 hex digits>].")
+    offline: bool = Field(default=False, description="Use the offline scripted model for every model call.")
+    script: dict[str, Any] | None = Field(default=None, description=(
+        "Scripted model outputs (node id → output or list of outputs), as `iterloop run --script`; implies offline."))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StartRun:
+        given = [k for k in ("workflow", "file", "source") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'workflow' (a registered workflow), 'file' (a .iter path on the "
+                             f"API's host) or 'source' (the .iter text); got {', '.join(given) or 'none'}")
+        return self
+
+
+class RunLinks(_Body):
+    self: str
+    events: str
+    stream: str
+    report: str
+    dashboard: str
+    temporal_ui: str
+
+
+class RunStarted(_Body):
+    run_id: str
+    workflow: str
+    source: str
+    status: RunStatus
+    task_queue: str
+    ui_url: str
+    links: RunLinks
+    warnings: list[str] = Field(default_factory=list)
+
+
+# -- listing runs --------------------------------------------------------------------------------
+
+
+class RunSummary(_Body):
+    run_id: str
+    workflow: str
+    status: str
+    execution_status: str
+    started_at: str | None
+    closed_at: str | None
+    cost_usd: float
+    open_gates: list[str]
+
+
+class RunList(_Body):
+    runs: list[RunSummary]
+    query: str = Field(description="The Temporal visibility query used (works in the Web UI too).")
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+class NodeDetail(_Body):
+    kind: str
+    visits: int
+    status: str
+    attempts: int
+    tokens: int
+    cost_usd: float
+    model: str
+    error: str
+
+
+class GateDetail(_Body):
+    gate: str
+    interaction_id: str
+    instructions: str
+    questions: dict[str, Any]
+    opened_at: str
+    timeout_seconds: float | None
+    fields: list[SchemaField] = Field(description="The answer's fields; every one is required.")
+    answer_command: str
+
+
+class FailureDetail(_Body):
+    node: str
+    branch: str = ""
+    error: str
+    error_type: str = ""
+    at: str = ""
+    retry_command: str
+
+
+class BudgetRow(_Body):
+    dimension: str
+    used: float | None
+    limit: float | None
+
+
+class RunDetail(_Body):
+    """The `state` query, completed with Temporal's view of the execution (as `iterloop inspect --json`)."""
+
+    run_id: str
+    workflow: str
+    source: str
+    status: RunStatus
+    reason: str
+    execution_status: str
+    task_queue: str
+    started_at: str | None
+    closed_at: str | None
+    current_nodes: list[str]
+    nodes: dict[str, NodeDetail]
+    open_gates: list[GateDetail]
+    failures: list[FailureDetail]
+    answers: list[AnswerRecord]
+    usage: Usage
+    budget: list[BudgetRow]
+    loop_counters: dict[str, int]
+    outputs: dict[str, dict[str, Any]]
+    artifacts: dict[str, dict[str, Any]]
+    vars: dict[str, Any]
+    executions: int
+    ui_url: str
+
+
+class EventList(_Body):
+    run_id: str
+    events: list[Event]
+    last_seq: int = Field(description="Pass it as `after_seq` to get only newer events.")
+
+
+# -- acting on runs --------------------------------------------------------------------------------
+
+
+class AnswerGate(_Body):
+    answers: dict[str, Any] = Field(description=(
+        "Every field of the gate's output schema: typed JSON values, or text as `iterloop answer` takes it."))
+    answered_by: str | None = Field(default=None, max_length=200,
+                                    description="Who answers [default: the token's name].")
+    interaction_id: str | None = Field(default=None, description=(
+        "Pin the gate opening you answer (from the run's open_gates); a stale one is refused."))
+
+
+class GateAnswered(_Body):
+    run_id: str
+    gate: str
+    interaction_id: str
+    answers: dict[str, Any]
+    answered_by: str
+    answered_at: str
+    gate_open: bool = Field(description="False: the gate was not open; the answer is kept for when it opens.")
+
+
+class RetryNodes(_Body):
+    node: str | None = Field(default=None, description="The parked node to re-run [default: every parked node].")
+
+
+class RetryRequested(_Body):
+    run_id: str
+    retried: list[str]
+
+
+class CancelRequested(_Body):
+    run_id: str
+    cancel_requested: bool
+    ended: bool = Field(description="True once the run has ended (within a few seconds when a worker is up).")
+    execution_status: str

@@ -1,0 +1,161 @@
+"""The REST API under `/api`: start, list, inspect, answer, retry, cancel, report and stream runs.
+
+`docs/api.md` documents every endpoint with curl examples; `/openapi.json` is the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from api import run_operations as ops
+from api.auth import Principal, reader, writer
+from api.deps import TemporalConnection, api_settings, temporal_connection
+from api.models import (
+    AnswerGate,
+    CancelRequested,
+    ErrorResponse,
+    EventList,
+    GateAnswered,
+    Health,
+    RetryNodes,
+    RetryRequested,
+    RunDetail,
+    RunList,
+    RunStarted,
+    StartRun,
+    WorkflowList,
+)
+from api.settings import ApiSettings
+from api.workflow_sources import describe_registered
+from runtime.command_errors import CommandError
+from workflows.state import RunStatus
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},
+    403: {"model": ErrorResponse, "description": "The token may not do this (read-only token, dashboard session)."},
+    413: {"model": ErrorResponse, "description": "The request body is too large."},
+    422: {"model": ErrorResponse, "description": "The request is invalid; the message says what to change."},
+    503: {"model": ErrorResponse, "description": "Temporal cannot be reached, or no worker answers for the run."},
+}
+_RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS, 404: {"model": ErrorResponse, "description": "No such run."}}
+_ACT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_RUN_ERRORS, 409: {"model": ErrorResponse, "description": "The run's state does not allow it (it has ended…)."}}
+
+router = APIRouter(prefix="/api")
+
+Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
+Settings_ = Annotated[ApiSettings, Depends(api_settings)]
+Reader = Annotated[Principal, Depends(reader)]
+Writer = Annotated[Principal, Depends(writer)]
+RunId = Annotated[str, Path(description="The run id (its Temporal workflow id).")]
+
+
+@router.get("/health", response_model=Health, tags=["service"],
+            responses={503: {"model": Health, "description": "Temporal cannot be reached."}})
+async def health(conn: Conn) -> Any:
+    """Whether the API can reach Temporal (no authentication: for load balancers and compose health checks)."""
+    settings = conn.effective_settings()
+    try:
+        await conn.get()
+    except CommandError as exc:
+        body = Health(status="degraded", temporal="unreachable", namespace=settings.namespace,
+                      task_queue=settings.task_queue, message=str(exc))
+        return JSONResponse(body.model_dump(), status_code=503)
+    settings = conn.effective_settings()
+    return Health(status="ok", temporal="reachable", namespace=settings.namespace, task_queue=settings.task_queue)
+
+
+@router.get("/workflows", response_model=WorkflowList, tags=["workflows"], responses=_ERRORS)
+async def list_workflows(settings: Settings_, _: Reader) -> WorkflowList:
+    """The registered workflows (the `.iter` files of ITERLOOP_WORKFLOWS_DIR), their vars and gates."""
+    return WorkflowList(workflows_dir=str(settings.workflows_dir) if settings.workflows_dir else None,
+                        workflows=describe_registered(settings))
+
+
+@router.post("/runs", response_model=RunStarted, status_code=201, tags=["runs"],
+             responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "The run id is taken."}})
+async def start_run(body: StartRun, conn: Conn, settings: Settings_, who: Writer) -> RunStarted:
+    """Start a run of a registered workflow, a `.iter` file on the API's host, or `.iter` text.
+
+    Vars are checked against their declarations before anything starts (422 with the reason);
+    compile errors are a 422 whose `details` lists the diagnostics.
+    """
+    return await ops.start_run(conn, settings, body, started_by=who.name)
+
+
+@router.get("/runs", response_model=RunList, tags=["runs"], responses=_ERRORS)
+async def list_runs(
+    conn: Conn, _: Reader,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    workflow: Annotated[str | None, Query(max_length=200, description="Only runs of this workflow name.")] = None,
+    gate: Annotated[str | None, Query(max_length=200, description="Only runs with this gate open.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> RunList:
+    """Runs from Temporal's visibility store, newest first (eventually consistent: a run that just
+    changed status may take a moment to show under its new one)."""
+    return await ops.list_runs(conn, status=status, workflow=workflow, gate=gate, limit=limit)
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], responses=_RUN_ERRORS)
+async def get_run(run_id: RunId, conn: Conn, settings: Settings_, _: Reader) -> RunDetail:
+    """The run's state: status, nodes, open gates (with their fields), failures, outputs, usage, budget."""
+    return await ops.run_detail(conn, settings, run_id)
+
+
+@router.get("/runs/{run_id}/events", response_model=EventList, tags=["runs"], responses=_RUN_ERRORS)
+async def get_events(run_id: RunId, conn: Conn, _: Reader,
+                     after_seq: Annotated[int, Query(ge=0, description="Only events after this seq.")] = 0) -> EventList:
+    """The run's events (the latest 2,000 are kept)."""
+    return await ops.run_events(conn, run_id, after_seq)
+
+
+@router.get("/runs/{run_id}/events/stream", tags=["runs"], response_class=StreamingResponse,
+            responses={**_RUN_ERRORS, 200: {"content": {"text/event-stream": {}},
+                                            "description": "Server-sent events until the run ends."}})
+async def stream_events(
+    run_id: RunId, conn: Conn, _: Reader,
+    after_seq: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
+    last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> StreamingResponse:
+    """Server-sent events: each run event (`id` = its seq, `data` = the event as JSON), then
+    `event: end` with the final status when the run ends. A reconnect with `Last-Event-ID`
+    resumes after that event."""
+    found = await ops.find_run(conn, run_id)
+    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return StreamingResponse(ops.stream_events(found, max(after_seq, resume)), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/runs/{run_id}/report", response_class=PlainTextResponse, tags=["runs"],
+            responses={**_RUN_ERRORS, 200: {"content": {"text/markdown": {}}, "description": "The Markdown report."}})
+async def get_report(run_id: RunId, conn: Conn, settings: Settings_, _: Reader) -> PlainTextResponse:
+    """The Markdown run report, as `iterloop report` writes it."""
+    text = await ops.run_report(conn, settings, run_id)
+    return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
+
+
+@router.post("/runs/{run_id}/gates/{gate}/answer", response_model=GateAnswered, tags=["runs"],
+             responses=_ACT_ERRORS)
+async def answer_gate(run_id: RunId, gate: Annotated[str, Path(description="The human node.")], body: AnswerGate,
+                      conn: Conn, who: Writer) -> GateAnswered:
+    """Answer a human gate through the run's validated update: an unknown gate or field, a missing
+    field, a wrong type or a value outside the enum is a 422 with the reason, and nothing is recorded."""
+    return await ops.answer_gate(conn, run_id, gate, body, default_by=who.name)
+
+
+@router.post("/runs/{run_id}/retry", response_model=RetryRequested, tags=["runs"], responses=_ACT_ERRORS)
+async def retry_run(run_id: RunId, conn: Conn, _: Writer,
+                    body: Annotated[RetryNodes | None, Body()] = None) -> RetryRequested:
+    """Re-run the node(s) a run parked on (status failed_resumable), once the cause is fixed."""
+    return await ops.retry_run(conn, run_id, body.node if body else None)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=CancelRequested, tags=["runs"], responses=_ACT_ERRORS)
+async def cancel_run(run_id: RunId, conn: Conn, _: Writer) -> CancelRequested:
+    """Cancel a run wherever it is; it ends with status cancelled."""
+    return await ops.cancel_run(conn, run_id)
+

@@ -1,0 +1,110 @@
+"""Where a run's workflow comes from: a registered workflow, a file on the API's host, or text.
+
+Registered workflows are the `*.iter` files of one directory (`ITERLOOP_WORKFLOWS_DIR`, or
+`--workflows DIR`), named by their file stem: `growth_loop.iter` is `growth_loop`. Every source
+is compiled exactly as `iterloop run` compiles a file; errors become a 422 carrying the
+diagnostics.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import dsl
+from api.errors import Unprocessable
+from api.models import VarInfo, WorkflowInfo
+from api.settings import ApiSettings
+from dsl import CheckResult, CompileOptions
+from dsl.ir import HumanNode, Workflow
+
+_REGISTERED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class CompiledSource:
+    wf: Workflow
+    source: str  # what the run input records (a path, or `<api>` for text)
+    location: str  # where the file is, for the Web UI's run details
+    warnings: list[str]
+
+
+def compile_options(settings: ApiSettings) -> CompileOptions:
+    return CompileOptions(default_model=settings.default_model)
+
+
+def _registered_path(settings: ApiSettings, name: str) -> Path:
+    if settings.workflows_dir is None:
+        raise Unprocessable("no registered workflows: the API runs without ITERLOOP_WORKFLOWS_DIR "
+                            "(or `iterloop api --workflows DIR`); give 'file' or 'source' instead",
+                            code="workflow_not_found")
+    path = settings.workflows_dir / f"{name}.iter"
+    if not _REGISTERED_NAME.match(name) or not path.is_file():
+        known = ", ".join(p.stem for p in registered_files(settings)) or "(none)"
+        raise Unprocessable(f"no registered workflow '{name}' in {settings.workflows_dir}; registered: {known}",
+                            code="workflow_not_found")
+    return path
+
+
+def registered_files(settings: ApiSettings) -> list[Path]:
+    if settings.workflows_dir is None or not settings.workflows_dir.is_dir():
+        return []
+    return sorted(p for p in settings.workflows_dir.glob("*.iter") if p.is_file() and _REGISTERED_NAME.match(p.stem))
+
+
+def describe_registered(settings: ApiSettings) -> list[WorkflowInfo]:
+    """Each registered workflow: does it compile, its vars and gates."""
+    infos = []
+    for path in registered_files(settings):
+        try:
+            result = dsl.check_file(path, options=compile_options(settings))
+        except OSError as exc:
+            infos.append(WorkflowInfo(name=path.stem, file=str(path), ok=False, problems=[str(exc)]))
+            continue
+        wf = result.workflow
+        infos.append(WorkflowInfo(
+            name=path.stem, file=str(path), workflow=wf.name if wf else "", ok=result.ok,
+            problems=[d.render() for d in result.errors],
+            vars=[VarInfo(name=v.name, type=v.type, required=not v.has_default, default=v.default)
+                  for v in (wf.vars.values() if wf else [])],
+            gates=[n for n, node in (wf.nodes.items() if wf else []) if isinstance(node, HumanNode)]))
+    return infos
+
+
+def compile_registered(settings: ApiSettings, name: str) -> CompiledSource:
+    path = _registered_path(settings, name)
+    return _checked(_check_path(settings, path), str(path), str(path.resolve()))
+
+
+def compile_file(settings: ApiSettings, file: str) -> CompiledSource:
+    path = Path(file)
+    if path.suffix != ".iter":
+        raise Unprocessable(f"file '{file}' is not a .iter file", code="file_not_found")
+    if not path.is_file():
+        raise Unprocessable(f"no file '{file}' on the API's host (relative paths start at {Path.cwd()})",
+                            code="file_not_found")
+    return _checked(_check_path(settings, path), str(path), str(path.resolve()))
+
+
+def compile_text(settings: ApiSettings, text: str) -> CompiledSource:
+    result = dsl.check_source(text, file="<api>", options=compile_options(settings))
+    return _checked(result, "<api>", "the request body of POST /api/runs")
+
+
+def _check_path(settings: ApiSettings, path: Path) -> CheckResult:
+    try:
+        return dsl.check_file(path, options=compile_options(settings))
+    except OSError as exc:
+        raise Unprocessable(f"cannot read '{path}': {exc.strerror or exc}", code="file_not_found") from None
+
+
+def _checked(result: CheckResult, source: str, location: str) -> CompiledSource:
+    if not result.ok or result.workflow is None:
+        errors = result.errors
+        problems = [d.model_dump(mode="json") for d in errors]
+        first = errors[0].render() if errors else f"{source}: no workflow declared (add 'workflow NAME:')"
+        raise Unprocessable(f"the workflow does not compile: {first}"
+                            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+                            code="compile_errors", details=problems)
+    return CompiledSource(result.workflow, source, location, [d.render() for d in result.warnings])
