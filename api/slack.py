@@ -1,0 +1,309 @@
+"""Slack interactivity: Approve / Reject clicks and answer modals become gate answers.
+
+Slack POSTs every interaction to `/slack/interactions` as a form with one `payload` field (JSON).
+The request is trusted only when it carries Slack's signature: `X-Slack-Signature` is
+`v0=` + HMAC-SHA256 of `v0:{X-Slack-Request-Timestamp}:{raw body}` keyed with the app's
+signing secret. A wrong or missing signature, a timestamp more than five minutes away and a
+request already seen (same signature, within those five minutes) are refused and change nothing.
+The API's bearer tokens do not apply here: the signature is the authentication.
+
+A click on one of our buttons (`activities/notify/slack_blocks.py` built the message) is checked
+against the run's `state` query: only the gate opening the button was posted for can be answered.
+A gate whose answer has only the decision field is answered at once; one with more fields opens a
+modal, and its submission answers. The answer goes through the idempotent `answer` signal with
+`answered_by = slack:<user>`, then the message is updated to say who decided and when. Updating
+the message is best effort: Slack being slow or down never holds up the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from activities.notify.slack_blocks import (
+    DECISION_ACTIONS,
+    FIELD_BLOCK_PREFIX,
+    MODAL_CALLBACK,
+    AnswerPlan,
+    ButtonValue,
+    answer_modal,
+    answer_plan,
+    decided_blocks,
+    decision_note,
+    gate_message,
+    read_modal,
+)
+from api.deps import api_settings, temporal_client, temporal_connection
+from api.errors import ApiError, Forbidden, Unauthorized
+from api.settings import ApiSettings
+from dsl.ir import Schema
+from workflows.messages import NotifyRequest
+from workflows.state import Gate, RunView
+
+log = logging.getLogger("iterloop.api.slack")
+
+router = APIRouter(tags=["slack"])
+
+#: Slack's own rule: refuse requests whose timestamp is more than five minutes from now.
+MAX_REQUEST_AGE_SECONDS = 300
+
+
+class ReplayGuard:
+    """The signatures of requests accepted in the last five minutes, per API process.
+
+    Older requests are refused by their timestamp anyway, so this window is all that needs
+    remembering. With several API replicas a replay may reach another one; the `answer` signal
+    is idempotent per gate opening, so even then nothing is answered twice.
+    """
+
+    def __init__(self, window_seconds: float = MAX_REQUEST_AGE_SECONDS) -> None:
+        self.window = window_seconds
+        self._seen: dict[str, float] = {}
+
+    def first_time(self, signature: str, now: float) -> bool:
+        self._seen = {s: t for s, t in self._seen.items() if now - t <= self.window}
+        if signature in self._seen:
+            return False
+        self._seen[signature] = now
+        return True
+
+
+def replay_guard(request: Request) -> ReplayGuard:
+    guard = getattr(request.app.state, "slack_replay_guard", None)
+    if guard is None:
+        guard = request.app.state.slack_replay_guard = ReplayGuard()
+    return guard
+
+
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`v0=<hex>`: what Slack sends in `X-Slack-Signature` for this body and timestamp."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def verify_slack_request(secret: str, *, body: bytes, timestamp: str | None, signature: str | None,
+                         now: float) -> None:
+    """Raise `Unauthorized` unless Slack signed exactly this body within the last five minutes."""
+    if not timestamp or not signature:
+        raise Unauthorized("missing X-Slack-Request-Timestamp or X-Slack-Signature: not a request from Slack",
+                           code="bad_signature")
+    try:
+        age = abs(now - int(timestamp))
+    except ValueError:
+        raise Unauthorized(f"X-Slack-Request-Timestamp is not a Unix time: {timestamp[:20]!r}",
+                           code="bad_signature") from None
+    if age > MAX_REQUEST_AGE_SECONDS:
+        raise Unauthorized(f"request timestamp is {int(age)} s away from now (more than "
+                           f"{MAX_REQUEST_AGE_SECONDS} s): refused as stale; check the server's clock",
+                           code="stale_request")
+    if not hmac.compare_digest(slack_signature(secret, timestamp, body), signature):
+        raise Unauthorized("X-Slack-Signature does not match the body: check SLACK_SIGNING_SECRET on the API",
+                           code="bad_signature")
+
+
+@router.post("/slack/interactions", summary="Slack interactivity (signed by Slack)")
+async def slack_interactions(request: Request, settings: ApiSettings = Depends(api_settings),
+                             guard: ReplayGuard = Depends(replay_guard)) -> Response:
+    if not settings.slack_signing_secret:
+        raise ApiError("Slack interactivity is not configured: set SLACK_SIGNING_SECRET for the API",
+                       status=503, code="slack_not_configured")
+    body = await request.body()
+    now = time.time()
+    signature = request.headers.get("x-slack-signature")
+    verify_slack_request(settings.slack_signing_secret, body=body, signature=signature, now=now,
+                         timestamp=request.headers.get("x-slack-request-timestamp"))
+    assert signature is not None
+    if not guard.first_time(signature, now):
+        raise Forbidden("this request was already received: replays are refused", code="replayed_request")
+    payload = _payload(body)
+    interaction = SlackInteraction(request, settings, payload, now)
+    kind = payload.get("type")
+    if kind == "block_actions":
+        return await interaction.on_click()
+    if kind == "view_submission" and (payload.get("view") or {}).get("callback_id") == MODAL_CALLBACK:
+        return await interaction.on_modal_submit()
+    return Response(status_code=200)  # other interactions (link buttons, closed modals…) need only an ack
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        raw = parse_qs(body.decode(), strict_parsing=False).get("payload", [""])[0]
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError("expected a form with a JSON `payload` field, as Slack sends", code="bad_request") from None
+    if not isinstance(payload, dict):
+        raise ApiError("the `payload` field must hold a JSON object", code="bad_request")
+    return payload
+
+
+class SlackInteraction:
+    """One verified interaction: the run it is about, the user, and the Slack calls it makes."""
+
+    def __init__(self, request: Request, settings: ApiSettings, payload: dict[str, Any], now: float) -> None:
+        self.request = request
+        self.settings = settings
+        self.payload = payload
+        self.now = now
+        user = payload.get("user") or {}
+        self.user_id = str(user.get("id") or "unknown")
+        self.user_name = str(user.get("username") or user.get("name") or self.user_id)
+        self.slack = AsyncWebClient(token=settings.slack_bot_token or None,
+                                    base_url=settings.slack_api_url.rstrip("/") + "/")
+
+    # -- the two kinds of interaction ----------------------------------------------------------
+
+    async def on_click(self) -> Response:
+        actions = [a for a in self.payload.get("actions") or [] if a.get("action_id") in DECISION_ACTIONS]
+        if not actions:
+            return Response(status_code=200)  # e.g. the "Open run" link button
+        try:
+            value = ButtonValue.decode(str(actions[0].get("value") or ""))
+        except ValueError as exc:
+            raise ApiError(str(exc), code="bad_request") from None
+        container = self.payload.get("container") or {}
+        channel = str(container.get("channel_id") or (self.payload.get("channel") or {}).get("id") or "")
+        ts = str(container.get("message_ts") or (self.payload.get("message") or {}).get("ts") or "")
+        blocks = (self.payload.get("message") or {}).get("blocks") or []
+        view, gate = await self._open_gate(value)
+        if gate is None:
+            await self._update(channel, ts, decided_blocks(blocks, self._closed_note(view, value)))
+            return Response(status_code=200)
+        plan = answer_plan(gate.schema_)
+        if plan.needs_modal:
+            await self._open_modal(answer_modal(plan, value, channel=channel, ts=ts))
+            return Response(status_code=200)
+        await self._answer(value, view, gate, plan.answers(value.decision), channel, ts, blocks)
+        return Response(status_code=200)
+
+    async def on_modal_submit(self) -> Response:
+        view_payload = self.payload.get("view") or {}
+        try:
+            meta = ButtonValue.decode(_metadata_value(view_payload))
+        except ValueError as exc:
+            raise ApiError(str(exc), code="bad_request") from None
+        view, gate = await self._open_gate(meta)
+        if gate is None:
+            return _modal_errors({"": self._closed_note(view, meta)}, plan=None)
+        plan = answer_plan(gate.schema_)
+        submission = read_modal(view_payload, plan)
+        errors = field_errors(gate.schema_, plan, submission.details, gate=gate.gate)
+        if errors:
+            return _modal_errors(errors, plan)
+        blocks = _rebuilt_gate_message(meta.run_id, view, gate)
+        await self._answer(meta, view, gate, plan.answers(meta.decision, submission.details), submission.channel,
+                           submission.ts, blocks)
+        return Response(status_code=200)  # an empty 200 closes the modal
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _open_gate(self, value: ButtonValue) -> tuple[RunView, Gate | None]:
+        """The run's state and the gate opening the click is for (None when it is not open now)."""
+        from runtime.temporal_runs import query_state
+
+        client = await temporal_client(self.request)
+        view = await query_state(client.get_workflow_handle(value.run_id), self._runtime_settings())
+        gate = next((g for g in view.open_gates
+                     if g.gate == value.gate and g.interaction_id == value.interaction_id), None)
+        return view, gate
+
+    def _closed_note(self, view: RunView, value: ButtonValue) -> str:
+        record = next((a for a in view.answers if a.interaction_id == value.interaction_id), None)
+        if record is not None:
+            return f"Already answered by {record.answered_by} at {record.answered_at}."
+        return f"This question is no longer open (the run is {view.status})."
+
+    async def _answer(self, value: ButtonValue, view: RunView, gate: Gate, answers: dict[str, Any], channel: str,
+                      ts: str, blocks: list[dict[str, Any]]) -> None:
+        from runtime.run_control import signal_answer
+        from workflows.scheduler import AnswerError, coerce_answers
+
+        try:
+            typed = coerce_answers(gate.schema_, answers, gate=gate.gate)
+        except AnswerError as exc:
+            raise ApiError(f"the Slack answer does not fit gate '{gate.gate}': {exc}", code="answer_rejected",
+                           status=422) from None
+        client = await temporal_client(self.request)
+        await signal_answer(client.get_workflow_handle(value.run_id), self._runtime_settings(), view, gate.gate,
+                            typed, by=f"slack:{self.user_name}", interaction_id=gate.interaction_id)
+        note = decision_note(answer_plan(gate.schema_), typed, user_id=self.user_id, when_unix=int(self.now))
+        await self._update(channel, ts, decided_blocks(blocks, note))
+
+    def _runtime_settings(self):  # type: ignore[no-untyped-def]
+        return temporal_connection(self.request).effective_settings()
+
+    async def _update(self, channel: str, ts: str, blocks: list[dict[str, Any]]) -> None:
+        """Best effort: the answer is already on its way whatever Slack says."""
+        if not (channel and ts and self.settings.slack_bot_token):
+            return
+        try:
+            await self.slack.chat_update(channel=channel, ts=ts, blocks=blocks, text="Answered in Slack")
+        except (SlackApiError, OSError, TimeoutError) as exc:
+            log.warning("could not update the Slack message %s/%s: %s", channel, ts, exc)
+        except Exception as exc:  # aiohttp errors and the like: never fail the answer for a cosmetic update
+            log.warning("could not update the Slack message %s/%s: %s: %s", channel, ts, type(exc).__name__, exc)
+
+    async def _open_modal(self, view: dict[str, Any]) -> None:
+        trigger = str(self.payload.get("trigger_id") or "")
+        if not self.settings.slack_bot_token:
+            raise ApiError("this gate needs a form in Slack, which needs SLACK_BOT_TOKEN on the API",
+                           status=503, code="slack_not_configured")
+        try:
+            await self.slack.views_open(trigger_id=trigger, view=view)
+        except SlackApiError as exc:
+            code = exc.response.get("error") if exc.response is not None else ""
+            raise ApiError(f"Slack refused to open the answer form: {code or exc}", status=502,
+                           code="slack_error") from None
+
+
+def field_errors(schema: Schema | None, plan: AnswerPlan, details: dict[str, Any], *, gate: str) -> dict[str, str]:
+    """Per detail field, why its value does not fit the gate's schema (empty when all fit)."""
+    from workflows.scheduler import AnswerError, coerce_answers
+
+    errors: dict[str, str] = {}
+    if schema is None:
+        return errors
+    for f in plan.details:
+        try:
+            coerce_answers(Schema(name=schema.name, fields=[f]), {f.name: details.get(f.name)}, gate=gate)
+        except AnswerError as exc:
+            errors[f.name] = str(exc)
+    return errors
+
+
+def _modal_errors(errors: dict[str, str], plan: AnswerPlan | None) -> JSONResponse:
+    """Keep the modal open and show each message under its input (Slack's `response_action`)."""
+    if plan is None or "" in errors:
+        message = errors.get("", "")
+        return JSONResponse({"response_action": "update", "view": {
+            "type": "modal", "title": {"type": "plain_text", "text": "Gate closed"},
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": message}}]}})
+    return JSONResponse({"response_action": "errors",
+                         "errors": {FIELD_BLOCK_PREFIX + name: msg[:150] for name, msg in errors.items()}})
+
+
+def _metadata_value(view: dict[str, Any]) -> str:
+    """The modal's click, re-encoded as a button value (the modal's metadata holds the same keys)."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "")
+        return ButtonValue(meta["r"], meta["g"], meta["i"], meta["d"]).encode()
+    except (ValueError, TypeError, KeyError):
+        raise ValueError("not an iterloop answer modal") from None
+
+
+def _rebuilt_gate_message(run_id: str, view: RunView, gate: Gate) -> list[dict[str, Any]]:
+    """The gate's message as posted (a modal submission does not carry the message's blocks)."""
+    _, blocks = gate_message(NotifyRequest(event="gate_opened", run_id=run_id, workflow=view.workflow,
+                                           gate=gate.gate, interaction_id=gate.interaction_id,
+                                           instructions=gate.instructions, questions=gate.questions,
+                                           answer_schema=gate.schema_))
+    return blocks

@@ -1,0 +1,304 @@
+"""Slack approvals end to end: a run posts its gate to a local Slack Web API, a signed click on the
+posted button answers the gate on the real dev server, and forged, stale or replayed requests are
+refused and change nothing.
+
+The API is the real app (`create_app`) over an ASGI transport; the worker's notify activity and the
+API both talk to `FakeSlack`; signatures are computed here with `hmac`, as Slack computes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))  # the shared run helpers (runs.py)
+
+from activities.notify import NotifyConfig  # noqa: E402
+from activities.notify.slack_blocks import ACTIONS_BLOCK, ButtonValue  # noqa: E402
+from api.app import create_app  # noqa: E402
+from api.errors import ApiError  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
+from api.slack import ReplayGuard, verify_slack_request  # noqa: E402
+from notify.fake_slack import FakeSlack  # noqa: E402
+from runs import compile_ok, finish, poll, state, wait_for  # noqa: E402
+from runtime.settings import Settings  # noqa: E402
+from workflows.state import WORKFLOW_TYPE, Answer, NotifyOptions, RunInput, RunOptions, RunResult  # noqa: E402
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+USER = {"id": "U42ADA", "username": "ada", "name": "ada", "team_id": "T1"}
+
+APPROVAL = """
+schema decision:
+  approved: bool
+prompt ask:
+  Ship {{input.plan}} to everyone?
+agent planner:
+  model: "scripted"
+human approval:
+  instructions: ask
+  output: decision
+workflow gated:
+  entry: planner
+  planner -> approval with { plan: "{{outputs.planner.text}}", lift: "{{outputs.planner.lift}}" }
+  approval -> done when approved
+  approval -> fail when not approved
+"""
+
+APPROVAL_WITH_NOTES = APPROVAL.replace("  approved: bool\n", "  approved: bool\n  reviewer_notes: string\n")
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture
+async def api(temporal_env: WorkflowEnvironment, slack: FakeSlack) -> AsyncIterator[httpx.AsyncClient]:
+    target = temporal_env.client.service_client.config.target_host
+    settings = ApiSettings(runtime=Settings(address=target, address_configured=True), auth_disabled=True,
+                           slack_signing_secret=SIGNING_SECRET, slack_bot_token=slack.token,
+                           slack_api_url=slack.base_url)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
+                                 base_url="http://testserver") as client:
+        yield client
+
+
+def worker(client: Client, task_queue: str, slack: FakeSlack):  # type: ignore[no-untyped-def]
+    from worker import build_worker
+
+    return build_worker(client, task_queue, offline=True,
+                        notify=NotifyConfig(slack_bot_token=slack.token, slack_api_url=slack.base_url))
+
+
+async def start_gated(client: Client, task_queue: str, src: str = APPROVAL) -> WorkflowHandle[Any, RunResult]:
+    wf = compile_ok(src)
+    options = RunOptions(script={"planner": {"text": "checkout-v2", "lift": "4.2%"}},
+                         notify=NotifyOptions(slack_channel="#growth", events=["gate_opened"]))
+    started = await client.start_workflow(WORKFLOW_TYPE, RunInput(workflow=wf, options=options),
+                                          id=f"slack-{time.time_ns()}", task_queue=task_queue, result_type=RunResult)
+    return client.get_workflow_handle(started.id, result_type=RunResult)
+
+
+async def posted_message(slack: FakeSlack) -> tuple[str, str, list[dict[str, Any]]]:
+    """The gate message the run posted: (channel id, ts, blocks)."""
+    await poll(lambda: slack.messages, "the gate message in Slack")
+    (channel, ts), message = next(iter(slack.messages.items()))
+    return channel, ts, message["blocks"]
+
+
+def button(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any]:
+    actions = next(b for b in blocks if b.get("block_id") == ACTIONS_BLOCK)
+    return next(e for e in actions["elements"] if e["action_id"] == action_id)
+
+
+def click_payload(blocks: list[dict[str, Any]], action_id: str, channel: str, ts: str) -> dict[str, Any]:
+    """A `block_actions` payload as Slack sends it for a click on one of the message's buttons."""
+    b = button(blocks, action_id)
+    return {"type": "block_actions", "user": USER, "api_app_id": "A1", "token": "legacy-unused",
+            "trigger_id": "1337.42.abcdef", "team": {"id": "T1"},
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
+            "channel": {"id": channel, "name": "growth"}, "message": {"type": "message", "ts": ts, "blocks": blocks},
+            "response_url": "https://hooks.slack.invalid/actions/1", "actions": [
+                {"type": "button", "action_id": action_id, "block_id": ACTIONS_BLOCK, "value": b["value"],
+                 "text": b["text"], "action_ts": f"{time.time():.6f}"}]}
+
+
+def form(payload: dict[str, Any]) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def signed(body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    mac = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={mac}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def post(api: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return await api.post("/slack/interactions", content=body, headers=headers)
+
+
+async def assert_still_waiting(handle: WorkflowHandle[Any, RunResult], slack: FakeSlack) -> None:
+    view = await state(handle)
+    assert view.status == "waiting_human" and view.answers == [] and [g.gate for g in view.open_gates] == ["approval"]
+    assert slack.calls_to("chat.update") == [] and slack.calls_to("views.open") == []
+
+
+# -- the happy paths -------------------------------------------------------------------------------
+
+
+async def test_signed_approve_click_answers_the_gate_and_updates_the_message(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue)
+        channel, ts, blocks = await posted_message(slack)
+        view = await wait_for(handle, lambda v: v.status == "waiting_human")
+        value = ButtonValue.decode(button(blocks, "iterloop_approve")["value"])
+        assert (value.run_id, value.gate, value.interaction_id) == (handle.id, "approval",
+                                                                     view.open_gates[0].interaction_id)
+        assert "Ship checkout-v2 to everyone?" in json.dumps(blocks) and "4.2%" in json.dumps(blocks)
+        body = form(click_payload(blocks, "iterloop_approve", channel, ts))
+        headers = signed(body)
+
+        response = await post(api, body, headers)
+        result = await finish(handle)
+        replay = await post(api, body, headers)
+        view = await state(handle)
+
+    assert response.status_code == 200
+    assert result.status == "finished"
+    [record] = view.answers
+    assert (record.answered_by, record.answers, record.interaction_id) == (
+        "slack:ada", {"approved": True}, value.interaction_id)
+    [update] = slack.calls_to("chat.update")
+    assert (update.body["channel"], update.body["ts"]) == (channel, ts)
+    assert not any(b.get("block_id") == ACTIONS_BLOCK for b in update.body["blocks"])
+    assert update.body["blocks"][-1]["elements"][0]["text"].startswith("✅ Approved by <@U42ADA> on <!date^")
+    assert replay.status_code == 403 and replay.json()["error"]["code"] == "replayed_request"
+    assert len(slack.calls_to("chat.update")) == 1 and len(view.answers) == 1
+
+
+async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue, APPROVAL_WITH_NOTES)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+        body = form(click_payload(blocks, "iterloop_reject", channel, ts))
+
+        clicked = await post(api, body, signed(body))
+        [opened] = slack.calls_to("views.open")
+        modal = opened.body["view"]
+        still = await state(handle)
+        submission = {"type": "view_submission", "user": USER, "team": {"id": "T1"}, "view": {
+            **modal, "id": "V0FAKE", "state": {"values": {
+                "field:reviewer_notes": {"value": {"type": "plain_text_input", "value": "guardrail too close"}}}}}}
+        body = form(submission)
+        submitted = await post(api, body, signed(body))
+        result = await finish(handle)
+        view = await state(handle)
+
+    assert clicked.status_code == 200 and opened.body["trigger_id"] == "1337.42.abcdef"
+    assert [b["block_id"] for b in modal["blocks"] if b["type"] == "input"] == ["field:reviewer_notes"]
+    assert still.status == "waiting_human" and still.answers == []
+    assert submitted.status_code == 200 and submitted.content == b""
+    assert result.status == "failed"  # `approval -> fail when not approved`
+    [record] = view.answers
+    assert record.answers == {"approved": False, "reviewer_notes": "guardrail too close"}
+    assert record.answered_by == "slack:ada"
+    [update] = slack.calls_to("chat.update")
+    note = update.body["blocks"][-1]["elements"][0]["text"]
+    assert note.startswith("⛔ Rejected by <@U42ADA>") and "reviewer_notes: guardrail too close" in note
+
+
+async def test_a_click_on_a_gate_answered_elsewhere_changes_nothing(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+        await handle.execute_update("answer", Answer(gate="approval", answers={"approved": False}, answered_by="cli"))
+        await finish(handle)
+        body = form(click_payload(blocks, "iterloop_approve", channel, ts))
+
+        response = await post(api, body, signed(body))
+        view = await state(handle)
+
+    assert response.status_code == 200
+    assert [(a.answered_by, a.answers) for a in view.answers] == [("cli", {"approved": False})]
+    [update] = slack.calls_to("chat.update")
+    assert "Already answered by cli" in update.body["blocks"][-1]["elements"][0]["text"]
+
+
+# -- refused requests ------------------------------------------------------------------------------
+
+
+async def test_forged_stale_and_unsigned_requests_are_refused_and_change_nothing(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+        body = form(click_payload(blocks, "iterloop_approve", channel, ts))
+        tampered = body.replace(b"ada", b"eve")
+        attempts = {
+            "wrong secret": (body, signed(body, secret="not-the-signing-secret")),
+            "tampered body": (tampered, signed(body)),
+            "stale timestamp": (body, signed(body, timestamp=int(time.time()) - 6 * 60)),
+            "future timestamp": (body, signed(body, timestamp=int(time.time()) + 6 * 60)),
+            "no signature": (body, {"Content-Type": "application/x-www-form-urlencoded"}),
+        }
+
+        responses = {name: await post(api, b, h) for name, (b, h) in attempts.items()}
+
+        await assert_still_waiting(handle, slack)
+        await handle.terminate("test over")
+
+    codes = {name: (r.status_code, r.json()["error"]["code"]) for name, r in responses.items()}
+    assert codes == {"wrong secret": (401, "bad_signature"), "tampered body": (401, "bad_signature"),
+                     "stale timestamp": (401, "stale_request"), "future timestamp": (401, "stale_request"),
+                     "no signature": (401, "bad_signature")}
+
+
+async def test_a_replayed_click_is_refused_before_it_reaches_slack_or_the_run(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue, APPROVAL_WITH_NOTES)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+        body = form(click_payload(blocks, "iterloop_approve", channel, ts))
+        headers = signed(body)
+
+        first = await post(api, body, headers)
+        replay = await post(api, body, headers)
+        view = await state(handle)
+        await handle.terminate("test over")
+
+    assert first.status_code == 200
+    assert (replay.status_code, replay.json()["error"]["code"]) == (403, "replayed_request")
+    assert len(slack.calls_to("views.open")) == 1  # the modal opened once
+    assert view.status == "waiting_human" and view.answers == []
+
+
+# -- the pure checks -------------------------------------------------------------------------------
+
+
+def test_signature_check_accepts_slacks_own_example() -> None:
+    """The worked example of Slack's "Verifying requests from Slack" guide."""
+    body = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&"
+            b"channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&"
+            b"response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&"
+            b"trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    verify_slack_request("8f742231b10e8888abcd99yyyzzz85a5", body=body, timestamp="1531420618",
+                         signature="v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+                         now=1531420618 + 10)
+    with pytest.raises(ApiError):
+        verify_slack_request("8f742231b10e8888abcd99yyyzzz85a5", body=body + b"x", timestamp="1531420618",
+                             signature="v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+                             now=1531420618 + 10)
+
+
+def test_replay_guard_forgets_after_the_window() -> None:
+    guard = ReplayGuard(window_seconds=300)
+
+    assert guard.first_time("v0=a", 1000) and not guard.first_time("v0=a", 1100)
+    assert guard.first_time("v0=a", 1401)
