@@ -1,65 +1,213 @@
-"""The `iterloop.llm_turn` activity: one model call for one node visit.
+"""The `iterloop.llm_turn` activity: one model turn of one node visit.
+
+A turn loads the conversation from the artifact store, appends this turn's messages, offers the
+tools the node may use, calls the provider the model string names, and judges the reply:
+
+- ``tool_calls``: the model asked for tools (registry names); the workflow runs them and calls
+  again with their results;
+- ``final``: the answer matches the output schema (or is free text for a schemaless node);
+- ``invalid``: it does not (invalid JSON, a field of the wrong type, a refusal…); the workflow
+  asks for a repair quoting ``invalid_reason``.
+
+Usage and USD cost are computed per turn; the conversation including the reply is stored
+(content-addressed) and its reference returned.
 
 The worker calls `configure` once with its settings; `complete_turn` holds all the logic and
-needs no activity context, so providers and the dispatch rule are unit-tested directly.
+needs no activity context, so it is unit-tested directly against local fake APIs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
+from activities.artifacts import LocalArtifactStore
 from activities.env import expand_env
-from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelProvider, resolve_provider
+from activities.llm import anthropic_provider, conversation, openai_provider
+from activities.llm.anthropic_provider import AnthropicProvider
+from activities.llm.openai_provider import OpenAIProvider
+from activities.llm.output_validation import find_violation, parse_json_object
+from activities.llm.pricing import PriceFileError, price_table
+from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelCall, ModelProvider, ModelReply, resolve_provider
+from activities.llm.reasoning import effort_of
 from activities.llm.scripted import ScriptedProvider
-from workflows.messages import ERR_BAD_REQUEST, LLM_TURN, LLMTurnRequest, LLMTurnResult
+from activities.llm.settings import LLMSettings
+from activities.llm.structured_output import answer_schema, answer_spec, extra_problem, optional_fields, system_instructions
+from activities.llm.tool_specs import node_tools, permitted_tools, tool_infos
+from workflows.messages import ERR_BAD_REQUEST, LLM_TURN, LLMTurnRequest, LLMTurnResult, Usage
 
+#: Provider name → factory. A new provider is one module plus one line here.
+PROVIDERS: dict[str, Callable[[LLMSettings], ModelProvider]] = {
+    SCRIPTED: ScriptedProvider,
+    ANTHROPIC: AnthropicProvider,
+    OPENAI: OpenAIProvider,
+}
 
-@dataclass(frozen=True)
-class LLMSettings:
-    """Worker-level choices for model calls, read once at the edge (CLI/worker)."""
-
-    offline: bool = False
-
+TEXT_LIMIT = 4000  # characters of the reply kept in the result (events, failure messages)
 
 _settings = LLMSettings()
 
-#: Provider name → factory. Real providers plug in here.
-PROVIDERS: dict[str, Callable[[], ModelProvider]] = {SCRIPTED: ScriptedProvider}
-_COMING_WITH_LLM_MILESTONE = (ANTHROPIC, OPENAI)
 
+def configure(*, offline: bool | None = None, settings: LLMSettings | None = None) -> None:
+    """Set by the worker before it starts polling.
 
-def configure(*, offline: bool) -> None:
-    """Set by the worker before it starts polling."""
+    ``settings`` None reads them from the process environment (`LLMSettings.from_env`);
+    ``offline`` overrides the settings' flag. A broken price file fails here, at start-up.
+    """
     global _settings
-    _settings = LLMSettings(offline=offline)
+    chosen = LLMSettings.from_env(offline=offline) if settings is None else settings
+    if offline is not None and chosen.offline != offline:
+        chosen = replace(chosen, offline=offline)
+    price_table(chosen.prices_file)  # raises PriceFileError naming the file and the problem
+    _settings = chosen
 
 
 def current_settings() -> LLMSettings:
     return _settings
 
 
-async def complete_turn(req: LLMTurnRequest, *, offline: bool,
-                        env: Mapping[str, str] | None = None) -> LLMTurnResult:
-    """Resolve the node's model (`${ENV}` expanded here, on the worker) and call its provider."""
+async def close_clients() -> None:
+    """Close the pooled provider clients (worker shutdown)."""
+    for pool in (anthropic_provider._clients, openai_provider._clients):
+        clients = list(pool.values())
+        pool.clear()
+        for client in clients:
+            await client.close()
+
+
+async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None, *,
+                        env: Mapping[str, str] | None = None, store: LocalArtifactStore | None = None,
+                        heartbeat: Callable[[str], None] | None = None) -> LLMTurnResult:
+    """One model turn for ``req``: resolve the model (`${ENV}` expanded here, on the worker),
+    call its provider, store the conversation and judge the reply.
+
+    ``settings`` default to the worker's (`configure`); ``env`` to the process environment;
+    ``store`` to the configured artifact store. ``heartbeat`` is called every
+    ``req.heartbeat_seconds`` while the provider works.
+    """
+    settings = _settings if settings is None else settings
+    store = artifacts.store() if store is None else store
     try:
-        name = resolve_provider(req.model, script_available=req.script is not None, offline=offline, env=env)
+        name = resolve_provider(req.model, script_available=req.script is not None, offline=settings.offline, env=env)
     except ValueError as e:
         raise ApplicationError(f"node '{req.node_id}': {e}", type=ERR_BAD_REQUEST, non_retryable=True) from None
-    factory = PROVIDERS.get(name)
-    if factory is None:
-        later = " arrives with the LLM milestone" if name in _COMING_WITH_LLM_MILESTONE else " is not available"
-        raise ApplicationError(
-            f"node '{req.node_id}': the {name} provider (model {req.model!r}){later}; run offline with "
-            "`--offline` or ITERLOOP_OFFLINE=1, or give the node a `scripted/…` model",
-            type=ERR_BAD_REQUEST, non_retryable=True)
-    model = expand_env(req.model, env)
-    resolved = req if model == req.model else req.model_copy(update={"model": model})
-    return await factory().complete(resolved)
+    provider = PROVIDERS[name](settings)
+    model = expand_env(req.model, env).strip()
+
+    history = conversation.load(req.conversation_ref, store)
+    messages = conversation.with_turn_input(req, history)
+    defined = permitted_tools(node_tools(req, skip_unknown=name == SCRIPTED), req)
+    offered = defined if req.allow_tools else []
+    schema = answer_schema(req)
+    system = "\n\n".join(part for part in (req.system, system_instructions(req)) if part)
+    call = ModelCall(
+        request=req, model=model, system=system,
+        messages=conversation.paired(conversation.resolved(messages)),
+        tools=offered, defined_tools=defined, answer=answer_spec(schema) if schema else None,
+        reasoning_effort=effort_of(req), max_output_tokens=settings.max_output_tokens,
+        prompt_caching=settings.prompt_caching, cache_key=_cache_key(system, defined),
+    )
+    reply = await _beating(provider.call(call), req.heartbeat_seconds, heartbeat,
+                           f"{req.node_id} · turn {req.turn}: waiting for {name}")
+    ref = conversation.save([*messages, reply.message], run_id=req.run_id, node_id=req.node_id, store=store)
+    result = judge(req, reply)
+    return result.model_copy(update={"usage": usage_of(name, model, reply, settings), "conversation_ref": ref,
+                                     "tools": tool_infos(offered)})
+
+
+def judge(req: LLMTurnRequest, reply: ModelReply) -> LLMTurnResult:
+    """The turn's status and output from the reply (usage and references are added by the caller)."""
+    text = _clip(reply.text)
+    if reply.tool_calls:
+        if not req.allow_tools:
+            return _invalid("tools are no longer available (the node's tool_max_steps budget is spent); answer now, "
+                            "without calling tools", text or _calls_text(reply))
+        if reply.problem:
+            return _invalid(reply.problem, text or _calls_text(reply))
+        return LLMTurnResult(output={}, status="tool_calls", tool_calls=reply.tool_calls, text=text)
+    if reply.problem:
+        return _invalid(reply.problem, text)
+    schema = answer_schema(req)
+    if schema is None:
+        output = reply.answer if reply.answer is not None else {"text": reply.text}
+        return LLMTurnResult(output=output, status="final", text=text)
+    if reply.answer is not None:
+        obj: dict[str, Any] | None = reply.answer
+        shown = _clip(json.dumps(reply.answer, ensure_ascii=False))
+    else:
+        obj, problem = parse_json_object(reply.text)
+        shown = text
+        if obj is None:
+            if reply.truncated:
+                problem = "the answer was cut off at the output token limit before it was complete; answer more briefly"
+            return _invalid(problem, shown)
+    violation = find_violation(schema, obj, optional=optional_fields(req, schema, obj))
+    if violation is not None:
+        return _invalid(violation.describe(), shown)
+    problem = extra_problem(req, obj)
+    if problem:
+        return _invalid(problem, shown)
+    return LLMTurnResult(output=obj, status="final", text=shown)
+
+
+def usage_of(provider: str, model: str, reply: ModelReply, settings: LLMSettings) -> Usage:
+    t = reply.tokens
+    if reply.cost_usd is not None:
+        cost, saved = reply.cost_usd, 0.0
+    else:
+        try:
+            priced = price_table(settings.prices_file).cost(provider, model, t)
+        except PriceFileError as e:
+            raise ApplicationError(str(e), type=ERR_BAD_REQUEST, non_retryable=True) from None
+        cost, saved = priced.usd, priced.cache_savings_usd
+    return Usage(model=model or provider, provider=provider, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
+                 cached_tokens=t.cached_tokens, cache_write_tokens=t.cache_write_tokens,
+                 reasoning_tokens=t.reasoning_tokens, cost_usd=cost, cache_savings_usd=saved, calls=1)
+
+
+def _invalid(reason: str, text: str) -> LLMTurnResult:
+    return LLMTurnResult(output={}, status="invalid", invalid_reason=reason, text=text)
+
+
+def _calls_text(reply: ModelReply) -> str:
+    return _clip(json.dumps([c.model_dump() for c in reply.tool_calls], ensure_ascii=False))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + f"… ({len(text) - TEXT_LIMIT} more characters)"
+
+
+def _cache_key(system: str, tools: list[Any]) -> str:
+    """Calls that share a prompt prefix (system prompt and tools) share a cache key."""
+    digest = hashlib.sha256((system + "\x00" + "\x00".join(t.name for t in tools)).encode()).hexdigest()
+    return f"iterloop:{digest[:32]}"
+
+
+T = TypeVar("T")
+
+
+async def _beating(work: Awaitable[T], every: float, heartbeat: Callable[[str], None] | None, detail: str) -> T:
+    """Await ``work``, calling ``heartbeat(detail)`` every ``every`` seconds until it is done."""
+    if every <= 0 or heartbeat is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            heartbeat(detail)
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 @activity.defn(name=LLM_TURN)
@@ -69,7 +217,7 @@ async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
     resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache),
                                       "user": artifacts.resolve(req.user, cache),
                                       "input": artifacts.resolve(req.input, cache)})
-    result = await complete_turn(resolved, offline=_settings.offline)
+    result = await complete_turn(resolved, _settings, heartbeat=activity.heartbeat)
     output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)
     return result if output is result.output else result.model_copy(update={"output": output})

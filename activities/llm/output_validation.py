@@ -1,16 +1,27 @@
 """Checking a model's output object against a node's output schema.
 
-Shared by every provider: the scripted provider reports a violation as a script error, real
-providers will report it as a schema violation after their repair attempts. Every field of the
-schema is required; extra keys are allowed (runtime keys such as `_session_id` ride along).
+The check is a pydantic model built from the schema (`output_model`): `string` → str (a `Literal`
+of its values when the field has an enum), `bool` → bool, `int` → an integer (a float with an
+integral value is accepted, as a JSON number), `float` → a number, `json` → any JSON value,
+`string[]` → a list of strings (each in the enum when there is one). Nothing is coerced: `"12"` is
+not an int. Every field is required; extra keys are allowed (runtime keys such as `_session_id`
+ride along).
+
+The first failing field (in schema order) becomes a `Violation` — field, what was expected,
+what was found — which real providers turn into the reason of an `invalid` turn (quoted in the
+repair request) and the scripted provider into a script error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, JsonValue, Strict, ValidationError, create_model
 
 from dsl.ir import Schema, SchemaField
 
@@ -29,19 +40,73 @@ class Violation:
 
 def find_violation(schema: Schema | None, output: dict[str, Any], *,
                    optional: Collection[str] = ()) -> Violation | None:
-    """The first field (in schema order) whose value does not match, or None if all match."""
-    for f in schema.fields if schema else []:
-        if f.name not in output:
-            if f.name in optional:
-                continue
-            return Violation(f.name, expected_text(f), "nothing (the key is missing)")
-        problem = _value_problem(f, output[f.name])
-        if problem is not None:
-            return Violation(f.name, expected_text(f), problem)
+    """The first field (in schema order) whose value does not match, or None if all match.
+    Fields named in ``optional`` may be missing (but are checked when present)."""
+    if schema is not None and schema.fields:
+        model = output_model(schema, frozenset(optional))
+        try:
+            model.model_validate(output)
+        except ValidationError as exc:
+            return _violation(schema, output, exc.errors()[0])
     for key, value in output.items():  # extra keys are allowed, but must survive the JSON payload
         if not _is_json(value):
             return Violation(key, "a JSON value", describe_value(value))
     return None
+
+
+def _integral(value: int | float) -> int | float:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not an integral number")
+    return value
+
+
+_StrictFloat = Annotated[float, Strict(), AllowInfNan(False)]
+_INT = Annotated[Annotated[int, Strict()] | _StrictFloat, AfterValidator(_integral)]
+_FLOAT = Annotated[int, Strict()] | _StrictFloat
+
+
+def _field_type(f: SchemaField) -> Any:
+    item: Any = Annotated[str, Strict()]
+    if f.enum_values:
+        item = Literal[tuple(f.enum_values)]  # type: ignore[valid-type]
+    if f.type == "string":
+        return item
+    if f.type == "string[]":
+        return Annotated[list[item], Strict()]  # type: ignore[valid-type]
+    return {"bool": Annotated[bool, Strict()], "int": _INT, "float": _FLOAT, "json": JsonValue}[f.type]
+
+
+@lru_cache(maxsize=256)
+def _cached_model(schema_json: str, optional: frozenset[str]) -> type[BaseModel]:
+    schema = Schema.model_validate_json(schema_json)
+    fields: dict[str, Any] = {}
+    for i, f in enumerate(schema.fields):
+        # Python names are positional (`f0`, `f1`…) and the schema's names are aliases, so any
+        # field name works, even one that shadows a BaseModel attribute (`json`, `schema`…).
+        default = None if f.name in optional else ...
+        fields[f"f{i}"] = (_field_type(f), Field(default, alias=f.name))
+    return create_model(f"Output_{_safe_name(schema.name)}", __config__=ConfigDict(extra="allow"), **fields)
+
+
+def output_model(schema: Schema, optional: frozenset[str] = frozenset()) -> type[BaseModel]:
+    """The pydantic model that validates outputs of ``schema`` (cached per schema)."""
+    return _cached_model(schema.model_dump_json(), optional)
+
+
+def _violation(schema: Schema, output: dict[str, Any], error: Any) -> Violation:
+    loc = error.get("loc") or ("?",)
+    name = str(loc[0])
+    f = schema.field(name)
+    if f is None:  # cannot happen: errors are reported for schema fields only
+        return Violation(name, "a valid value", describe_value(error.get("input")))
+    if error.get("type") == "missing":
+        found = "nothing (the key is missing)"
+    elif error.get("type") == "literal_error":
+        found = (f"item {describe_value(error.get('input'))} (not in the enum)" if len(loc) > 1
+                 else f"{describe_value(output.get(name))} (not in the enum)")
+    else:
+        found = describe_value(output.get(name))
+    return Violation(name, expected_text(f), found)
 
 
 def expected_text(f: SchemaField) -> str:
@@ -62,31 +127,35 @@ def describe_value(value: Any) -> str:
     return f"{names.get(type(value), type(value).__name__)} {shown}"
 
 
-def _value_problem(f: SchemaField, value: Any) -> str | None:
-    """None if ``value`` fits field ``f``, else a description of what was found."""
-    if f.type == "string":
-        ok = isinstance(value, str)
-    elif f.type == "bool":
-        ok = isinstance(value, bool)
-    elif f.type == "int":
-        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer())
-    elif f.type == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif f.type == "string[]":
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    else:  # json
-        ok = _is_json(value)
-    if not ok:
-        return describe_value(value)
-    if f.enum_values:
-        items = value if isinstance(value, list) else [value]
-        outside = [v for v in items if v not in f.enum_values]
-        if outside:
-            if f.type == "string[]":
-                return f"item {describe_value(outside[0])} (not in the enum)"
-            return f"{describe_value(value)} (not in the enum)"
-    return None
+def parse_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The JSON object a model wrote in ``text``, or None and what is wrong with the text.
+
+    Accepts the object alone, inside a Markdown code fence, or after some prose (the first object
+    that parses wins). Anything else is reported with the JSON parser's message.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None, "the reply is empty; expected a JSON object"
+    fenced = re.fullmatch(r"```[A-Za-z0-9_-]*\s*(.*?)\s*```", stripped, re.S)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError as first:
+        start = stripped.find("{")
+        if start < 0:
+            return None, f"the reply is not valid JSON ({first.msg} at line {first.lineno} column {first.colno})"
+        try:
+            value, _ = json.JSONDecoder().raw_decode(stripped, start)
+        except json.JSONDecodeError as e:
+            return None, f"the reply is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+    if not isinstance(value, dict):
+        return None, f"the reply is JSON but not an object: found {describe_value(value)}"
+    return value, ""
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "output"
 
 
 def _is_json(value: Any) -> bool:

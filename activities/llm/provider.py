@@ -1,35 +1,34 @@
 """The interface every model provider implements, and which provider serves a model string.
 
-A provider turns one `LLMTurnRequest` (one node visit) into one `LLMTurnResult`. The activity
-chooses the provider from the node's model string, so adding a real provider is one module plus
-one line in the activity's table.
+A provider performs one model call: it translates a provider-neutral `ModelCall` (system prompt,
+the whole conversation as `ChatMessage`s, the tools offered, the answer's schema) into its wire
+format, calls the API, and translates the answer back into a `ModelReply`. Everything around
+the call — loading and storing the conversation, choosing the tools, validating the answer,
+pricing it — lives in `activity.py` and is shared, so adding a provider is one module plus one
+line in the activity's table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from activities.env import expand_env
-from workflows.messages import LLMTurnRequest, LLMTurnResult
+from workflows.messages import ChatMessage, LLMTurnRequest, ToolCall
 
 SCRIPTED = "scripted"
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
 
+#: `openai-responses/<model>` selects OpenAI's Responses API instead of Chat Completions.
+OPENAI_RESPONSES_PREFIX = "openai-responses/"
+
 _ACCEPTED_FORMS = (
     "'scripted' or 'scripted/<name>' (offline), 'anthropic/<model>' or a bare 'claude…' name, "
-    "'openai/<model>' or a bare 'gpt-…', 'o1…', 'o3…' or 'o4…' name"
+    "'openai/<model>', 'openai-responses/<model>' or a bare 'gpt-…', 'o1…', 'o3…' or 'o4…' name"
 )
 _OPENAI_BARE_PREFIXES = ("gpt-", "o1", "o3", "o4")
-
-
-@runtime_checkable
-class ModelProvider(Protocol):
-    """One model backend. Implementations must not read the environment except to resolve
-    `${ENV}` on purpose, and must raise non-retryable `ApplicationError`s for permanent failures."""
-
-    async def complete(self, req: LLMTurnRequest) -> LLMTurnResult: ...
 
 
 def resolve_provider(model: str, *, script_available: bool, offline: bool,
@@ -46,10 +45,112 @@ def resolve_provider(model: str, *, script_available: bool, offline: bool,
         return SCRIPTED
     if name.startswith(ANTHROPIC + "/") or name.startswith("claude"):
         return ANTHROPIC
-    if name.startswith(OPENAI + "/") or name.startswith(_OPENAI_BARE_PREFIXES):
+    if name.startswith((OPENAI + "/", OPENAI_RESPONSES_PREFIX)) or name.startswith(_OPENAI_BARE_PREFIXES):
         return OPENAI
     shown = repr(model) if expanded == model else f"{model!r} (expanded to {expanded!r})"
     if not expanded:
         raise ValueError(f"model {shown} is empty: set `model:` on the node to one of {_ACCEPTED_FORMS}, "
                          "or run offline (--offline / ITERLOOP_OFFLINE=1)")
     raise ValueError(f"model {shown} names no known provider; expected {_ACCEPTED_FORMS}")
+
+
+def model_id(model: str) -> str:
+    """The model name the provider's API expects: the model string without its provider prefix
+    (only the first `/` splits, so `openai/meta-llama/Llama-3-8b` keeps its slash)."""
+    for prefix in (ANTHROPIC + "/", OPENAI + "/", OPENAI_RESPONSES_PREFIX):
+        if model.lower().startswith(prefix):
+            return model[len(prefix):]
+    return model
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as a model sees it. ``name`` is the registry name; providers mangle it into a
+    wire-safe name and map it back (`wire_tool_name`)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    mutating: bool = False
+
+
+@dataclass(frozen=True)
+class AnswerSpec:
+    """The structured answer a turn asks for: the schema's name, its JSON schema, and whether
+    the JSON schema fits OpenAI's strict mode (no free-form `json` fields)."""
+
+    name: str
+    json_schema: dict[str, Any]
+    strict: bool
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """Everything one model call needs, provider-neutral.
+
+    ``messages`` is the whole conversation to send (ending with the user's or the tools' latest
+    messages); tool results in it are already resolved (no artifact stubs). ``tools`` are the tools
+    the model may call this turn; ``defined_tools`` are those to declare (a superset: a turn whose
+    tool budget is spent still declares them, with calls turned off, so the prompt prefix stays
+    cacheable and providers that insist on declarations for earlier tool calls are satisfied).
+    """
+
+    request: LLMTurnRequest  # the original request (node, visit, turn, script…), for errors and the scripted provider
+    model: str  # the full, expanded model string
+    system: str
+    messages: list[ChatMessage]
+    tools: list[ToolSpec] = field(default_factory=list)
+    defined_tools: list[ToolSpec] = field(default_factory=list)
+    answer: AnswerSpec | None = None
+    reasoning_effort: str = ""  # low | medium | high | extra_high | ""
+    max_output_tokens: int = 8192
+    prompt_caching: bool = True
+    cache_key: str = ""
+
+    @property
+    def model_id(self) -> str:
+        return model_id(self.model)
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """What one call consumed, normalised: ``input_tokens`` counts every prompt token, cached and
+    cache-write ones included; ``reasoning_tokens`` are part of ``output_tokens``."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """What came back, provider-neutral.
+
+    ``answer`` is a structured answer the provider got as an object (Anthropic's answer tool, a
+    scripted output); otherwise the answer is parsed from ``text``. ``tool_calls`` carry registry
+    names. ``message`` is the assistant message to append to the conversation (with the
+    provider's ``native`` blocks for same-provider replay). ``problem`` explains a reply that
+    cannot be used as it is (a refusal, malformed tool arguments); ``truncated`` is set when the
+    output token limit cut the answer short. ``cost_usd`` overrides the price table (scripted).
+    """
+
+    message: ChatMessage
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    answer: dict[str, Any] | None = None
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+    truncated: bool = False
+    problem: str = ""
+    cost_usd: float | None = None
+
+
+@runtime_checkable
+class ModelProvider(Protocol):
+    """One model backend. Implementations must not read the environment, and must raise
+    `ApplicationError`s (see `errors.py`) for failures: non-retryable for permanent ones."""
+
+    name: str
+
+    async def call(self, call: ModelCall) -> ModelReply: ...

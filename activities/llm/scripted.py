@@ -27,7 +27,28 @@ default (generated `needs_human_input: true`); script it or set a default to let
 
 Scripted outputs are checked against the node's output schema (every field required, types,
 enums; extra keys allowed): a mismatch is a permanent `ScriptError` naming node, field, what
-was expected and what was found. `defaults` is a reserved key, not a node id.
+was expected and what was found. `defaults` and `cost_per_call_usd` are reserved keys, not node ids.
+
+**Tool loops.** A visit's item may script several model turns, so offline runs exercise the
+tool-use loop, repairs and sessions:
+
+    analyst:
+      turns:                  # turn k of the visit uses turns[k-1]; past the end the last repeats
+        - tool_calls:         # a turn that calls tools (the workflow runs them, then asks again)
+            - {name: get_funnel_data, arguments: {funnel: checkout}}
+        - reply_text: "not json"   # a raw reply, checked like a real model's: here an invalid turn
+        - {summary: "Checkout conversion dropped 12% on mobile"}   # the final output
+    planner:                  # per visit, as above: visit 1 uses tools, visit 2 answers at once
+      - turns: [{tool_calls: [{name: sum_values, arguments: {values: [1, 2]}}]}, {hypothesis: a}]
+      - {hypothesis: b}
+
+A turn item whose only key is `tool_calls` (a list of `{name, arguments}`) calls tools; one whose
+only key is `reply_text` is the model's raw text, parsed and validated like a real reply (so a
+repair can be scripted); anything else is an output. When the workflow says the tool budget is
+spent, a tool turn is skipped for the next output item of the list (or a generated output).
+
+Every turn, like a real provider's, appends to the conversation in the artifact store, so
+sessions (`inherit`, `fork`) carry scripted conversations too.
 """
 
 from __future__ import annotations
@@ -42,13 +63,16 @@ import yaml
 from temporalio.exceptions import ApplicationError
 
 from activities.llm.output_validation import describe_value, find_violation
-from activities.llm.provider import SCRIPTED
+from activities.llm.provider import SCRIPTED, ModelCall, ModelReply, TokenCounts
 from dsl.ir import SchemaField
-from workflows.messages import ERR_SCRIPT, LLMTurnRequest, LLMTurnResult, Usage
+from workflows.messages import ERR_SCRIPT, ChatMessage, LLMTurnRequest, ToolCall
 
 DEFAULTS_KEY = "defaults"
 COST_KEY = "cost_per_call_usd"  # reserved: USD charged per scripted call
 NEEDS_HUMAN_INPUT = "needs_human_input"
+TURNS_KEY = "turns"
+TOOL_CALLS_KEY = "tool_calls"
+REPLY_TEXT_KEY = "reply_text"
 
 
 class ScriptLoadError(ValueError):
@@ -97,6 +121,10 @@ def script_shape_problem(script: Any) -> str | None:
             return f"entry '{key}' is an empty list; give at least one output"
         if isinstance(entry, dict) and _is_outputs_wrapper(entry) and not entry["outputs"]:
             return f"entry '{key}' has an empty 'outputs' list; give at least one output"
+        for where, item in _entry_items(key, entry):
+            problem = _turns_problem(item, where)
+            if problem is not None:
+                return problem
         bad = _first_non_json(entry, key)
         if bad is not None:
             return (f"'{bad[0]}' holds {describe_value(bad[1])}, which JSON cannot carry (the script travels "
@@ -104,16 +132,69 @@ def script_shape_problem(script: Any) -> str | None:
     return None
 
 
+def _entry_items(key: str, entry: Any) -> list[tuple[str, Any]]:
+    """An entry's per-visit items, each with its dotted path for messages."""
+    if isinstance(entry, dict) and _is_outputs_wrapper(entry):
+        return [(f"{key}.outputs[{i}]", item) for i, item in enumerate(entry["outputs"])]
+    if isinstance(entry, list):
+        return [(f"{key}[{i}]", item) for i, item in enumerate(entry)]
+    return [(key, entry)]
+
+
+def _turns_problem(item: Any, where: str) -> str | None:
+    if not (isinstance(item, dict) and TURNS_KEY in item and set(item) == {TURNS_KEY}):
+        return None
+    turns = item[TURNS_KEY]
+    if not isinstance(turns, list) or not turns:
+        return f"'{where}.{TURNS_KEY}' must be a non-empty list of turns"
+    for k, turn in enumerate(turns):
+        if _is_tool_turn(turn):
+            for c, call in enumerate(turn[TOOL_CALLS_KEY]):
+                if not (isinstance(call, dict) and isinstance(call.get("name"), str)
+                        and isinstance(call.get("arguments", {}), dict) and set(call) <= {"name", "arguments"}):
+                    return (f"'{where}.{TURNS_KEY}[{k}].{TOOL_CALLS_KEY}[{c}]' must be {{name: <tool>, arguments: "
+                            f"{{...}}}}, found {describe_value(call)}")
+        elif _is_reply_text(turn) and not isinstance(turn[REPLY_TEXT_KEY], str):
+            return f"'{where}.{TURNS_KEY}[{k}].{REPLY_TEXT_KEY}' must be a string"
+    return None
+
+
 class ScriptedProvider:
     """`ModelProvider` for offline runs; reads the script carried by each request."""
 
-    async def complete(self, req: LLMTurnRequest) -> LLMTurnResult:
-        output = scripted_output(req)
-        return LLMTurnResult(output=output, usage=scripted_usage(req, output))
+    name = SCRIPTED
+
+    def __init__(self, settings: object = None) -> None:
+        pass
+
+    async def call(self, call: ModelCall) -> ModelReply:
+        req = call.request
+        turn = scripted_turn(req)
+        where = _where(req)
+        if isinstance(turn, dict) and _is_tool_turn(turn):
+            calls = [ToolCall(id=f"{req.node_id}-v{req.visit}-t{req.turn}-{i + 1}", name=c["name"],
+                              arguments=copy.deepcopy(c.get("arguments") or {}))
+                     for i, c in enumerate(turn[TOOL_CALLS_KEY])]
+            message = ChatMessage(role="assistant", tool_calls=calls, provider=SCRIPTED)
+            return ModelReply(message=message, tool_calls=calls,
+                              tokens=scripted_tokens(req, [c.model_dump() for c in calls]), cost_usd=_cost(req))
+        if isinstance(turn, dict) and _is_reply_text(turn):
+            text = turn[REPLY_TEXT_KEY]
+            return ModelReply(message=ChatMessage(role="assistant", text=text, provider=SCRIPTED), text=text,
+                              tokens=scripted_tokens(req, text), cost_usd=_cost(req))
+        output = _checked_output(req, turn, where)
+        if req.output_schema is None and req.purpose != "route" and turn is None:
+            text = output["text"]  # free text, as a real model would answer a schemaless node
+            return ModelReply(message=ChatMessage(role="assistant", text=text, provider=SCRIPTED), text=text,
+                              tokens=scripted_tokens(req, output), cost_usd=_cost(req))
+        shown = json.dumps(output, ensure_ascii=False, sort_keys=True)
+        return ModelReply(message=ChatMessage(role="assistant", text=shown, provider=SCRIPTED), text=shown,
+                          answer=output, tokens=scripted_tokens(req, output), cost_usd=_cost(req))
 
 
-def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
-    """The output for one node visit: from the script entry if any, else generated."""
+def scripted_turn(req: LLMTurnRequest) -> Any:
+    """The script's item for this visit and turn: an output, a tool turn, a raw reply, or None
+    (generate an output). Routers get their output here already."""
     script = req.script or {}
     problem = script_shape_problem(script)
     if problem is not None:
@@ -122,9 +203,30 @@ def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
     if req.purpose == "route":
         return _route_output(req, entry)
     if entry is None:
-        return _generated_output(req, script.get(DEFAULTS_KEY) or {})
+        return None
     item = _visit_item(entry, req.visit)
-    where = _where(req)
+    if not (isinstance(item, dict) and set(item) == {TURNS_KEY}):
+        return item
+    turns = item[TURNS_KEY]
+    k = min(max(req.turn, 1), len(turns)) - 1
+    if _is_tool_turn(turns[k]) and not req.allow_tools:  # the tool budget is spent: answer now
+        return next((t for t in turns[k + 1:] if not _is_tool_turn(t)), None)
+    return turns[k]
+
+
+def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
+    """The final output this visit and turn give (tool turns and raw replies excluded)."""
+    turn = scripted_turn(req)
+    if isinstance(turn, dict) and (_is_tool_turn(turn) or _is_reply_text(turn)):
+        raise _script_error(f"script entry for {_where(req)} (turn {req.turn}) is not an output")
+    return _checked_output(req, turn, _where(req))
+
+
+def _checked_output(req: LLMTurnRequest, item: Any, where: str) -> dict[str, Any]:
+    if req.purpose == "route":
+        return item
+    if item is None:
+        return _generated_output(req, (req.script or {}).get(DEFAULTS_KEY) or {})
     if not isinstance(item, dict):
         raise _script_error(f"script entry for {where}: expected an output object (field: value), found "
                             f"{describe_value(item)}; write it as a mapping of the output schema's fields")
@@ -142,16 +244,23 @@ def scripted_output(req: LLMTurnRequest) -> dict[str, Any]:
     return output
 
 
-def scripted_usage(req: LLMTurnRequest, output: dict[str, Any]) -> Usage:
-    """Deterministic token counts (about 4 characters per token); cost only if the script sets
-    `cost_per_call_usd` (so cost budgets can be exercised offline)."""
-    return Usage(
-        model=req.model or SCRIPTED,
-        provider=SCRIPTED,
-        input_tokens=len(req.system + req.user) // 4 + 1,
-        output_tokens=len(json.dumps(output, sort_keys=True, ensure_ascii=False)) // 4 + 1,
-        cost_usd=float((req.script or {}).get(COST_KEY, 0.0)),
-    )
+def scripted_tokens(req: LLMTurnRequest, output: Any) -> TokenCounts:
+    """Deterministic token counts (about 4 characters per token)."""
+    shown = output if isinstance(output, str) else json.dumps(output, sort_keys=True, ensure_ascii=False)
+    return TokenCounts(input_tokens=len(req.system + req.user) // 4 + 1, output_tokens=len(shown) // 4 + 1)
+
+
+def _cost(req: LLMTurnRequest) -> float:
+    """USD only if the script sets `cost_per_call_usd` (so cost budgets can be exercised offline)."""
+    return float((req.script or {}).get(COST_KEY, 0.0))
+
+
+def _is_tool_turn(turn: Any) -> bool:
+    return isinstance(turn, dict) and set(turn) == {TOOL_CALLS_KEY} and isinstance(turn[TOOL_CALLS_KEY], list)
+
+
+def _is_reply_text(turn: Any) -> bool:
+    return isinstance(turn, dict) and set(turn) == {REPLY_TEXT_KEY}
 
 
 # -- generation ----------------------------------------------------------------------------------

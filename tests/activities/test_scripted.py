@@ -9,12 +9,14 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import artifacts
 from activities.llm import activity as llm_activity
 from activities.llm.activity import complete_turn, configure, llm_turn
 from activities.llm.provider import ModelProvider, resolve_provider
 from activities.llm.scripted import ScriptedProvider, ScriptLoadError, load_script
+from activities.llm.settings import LLMSettings
 from dsl.ir import Schema, SchemaField
-from workflows.messages import ERR_BAD_REQUEST, ERR_SCRIPT, LLMTurnRequest
+from workflows.messages import ERR_BAD_REQUEST, ERR_MODEL_AUTH, ERR_SCRIPT, ChatMessage, LLMTurnRequest, LLMTurnResult
 
 PLAN = Schema(name="plan", fields=[
     SchemaField(name="hypothesis", type="string"),
@@ -36,22 +38,30 @@ def request(**kw: Any) -> LLMTurnRequest:
     return LLMTurnRequest(**{**base, **kw})
 
 
+async def turn(**kw: Any) -> LLMTurnResult:
+    return await complete_turn(request(**kw), LLMSettings())
+
+
 async def run(**kw: Any) -> dict[str, Any]:
-    return (await ScriptedProvider().complete(request(**kw))).output
+    return (await turn(**kw)).output
 
 
 async def script_error(**kw: Any) -> ApplicationError:
     with pytest.raises(ApplicationError) as info:
-        await ScriptedProvider().complete(request(**kw))
+        await turn(**kw)
     err = info.value
     assert err.type == ERR_SCRIPT and err.non_retryable
     return err
 
 
 @pytest.fixture(autouse=True)
-def _online_by_default() -> Any:
+def _online_by_default_with_a_private_store(tmp_path: Path) -> Any:
+    previous = artifacts.store().root
+    artifacts.configure(tmp_path / "artifacts")
+    configure(settings=LLMSettings())
     yield
-    configure(offline=False)
+    configure(settings=LLMSettings())
+    artifacts.configure(previous)
 
 
 # -- provider resolution ---------------------------------------------------------------------------
@@ -262,7 +272,7 @@ async def test_single_route_given_several_targets_is_a_script_error() -> None:
 
 async def test_usage_is_labelled_scripted_and_deterministic() -> None:
     req = request(system="s" * 10, user="u" * 30, script={"planner": GOOD_PLAN})
-    first, second = await ScriptedProvider().complete(req), await ScriptedProvider().complete(req)
+    first, second = await complete_turn(req, LLMSettings()), await complete_turn(req, LLMSettings())
     assert first == second
     usage = first.usage
     assert usage.provider == "scripted" and usage.model == "scripted" and usage.cost_usd == 0.0
@@ -271,7 +281,12 @@ async def test_usage_is_labelled_scripted_and_deterministic() -> None:
 
 
 async def test_usage_model_defaults_to_scripted_when_unset() -> None:
-    assert (await ScriptedProvider().complete(request(model=""))).usage.model == "scripted"
+    assert (await turn(model="", script={})).usage.model == "scripted"
+
+
+async def test_script_cost_per_call_is_the_turns_cost() -> None:
+    usage = (await turn(script={"planner": GOOD_PLAN, "cost_per_call_usd": 0.25})).usage
+    assert usage.cost_usd == 0.25 and usage.calls == 1
 
 
 # -- load_script -------------------------------------------------------------------------------------
@@ -335,13 +350,14 @@ async def test_activity_uses_scripted_for_a_real_model_when_offline() -> None:
     assert result.usage.provider == "scripted" and result.usage.model == "claude-sonnet-4-5"
 
 
-@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4-5", "gpt-4o"])
-async def test_activity_rejects_real_providers_until_the_llm_milestone(model: str) -> None:
+@pytest.mark.parametrize(("model", "variable"), [("anthropic/claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
+                                                  ("gpt-4o", "OPENAI_API_KEY")])
+async def test_activity_without_an_api_key_fails_naming_the_variable_to_set(model: str, variable: str) -> None:
     with pytest.raises(ApplicationError) as info:
         await ActivityEnvironment().run(llm_turn, request(model=model))
     err = info.value
-    assert err.type == ERR_BAD_REQUEST and err.non_retryable
-    assert "LLM milestone" in err.message and "--offline" in err.message and "scripted/" in err.message
+    assert err.type == ERR_MODEL_AUTH and err.non_retryable
+    assert variable in err.message and "node 'planner'" in err.message and "--offline" in err.message
 
 
 async def test_activity_rejects_an_unknown_model_as_a_bad_request() -> None:
@@ -352,7 +368,7 @@ async def test_activity_rejects_an_unknown_model_as_a_bad_request() -> None:
 
 
 async def test_env_in_model_is_expanded_on_the_worker() -> None:
-    result = await complete_turn(request(model="scripted/${DEMO}"), offline=False, env={"DEMO": "growth"})
+    result = await complete_turn(request(model="scripted/${DEMO}"), LLMSettings(), env={"DEMO": "growth"})
     assert result.usage.model == "scripted/growth"
 
 
@@ -365,3 +381,12 @@ async def test_activity_expands_env_from_the_worker_environment(monkeypatch: pyt
 def test_configure_sets_the_offline_flag() -> None:
     configure(offline=True)
     assert llm_activity.current_settings().offline is True
+
+
+def test_configure_reads_keys_and_base_urls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    configure(offline=False)
+    s = llm_activity.current_settings()
+    assert s.anthropic_api_key == "sk-ant-test" and s.openai_base_url == "http://127.0.0.1:9/v1" and not s.offline
+    assert "sk-ant-test" not in repr(s)

@@ -1,0 +1,228 @@
+"""Anthropic's Messages API through the official `anthropic` SDK (async client, no SDK retries).
+
+Translation of the neutral conversation:
+- user messages → `user` text blocks; tool results → `tool_result` blocks in the next `user`
+  message (consecutive messages of one role are merged, as the API wants);
+- assistant messages this provider produced are replayed from their ``native`` blocks verbatim
+  (thinking blocks keep their signatures, which the API checks in a tool-use loop); others are
+  rebuilt from their text and tool calls;
+- every `tool_use` is answered by a `tool_result` in the next user message: calls that never got
+  a result (the answer tool's call before a repair, a session inherited mid-loop) get one.
+
+Structured output is forced tool use: a synthetic tool, `final_answer`, whose input schema is
+the node's output schema. Without other tools the model must call it (`tool_choice: tool`); with
+real tools offered it must call some tool (`tool_choice: any`), and calling `final_answer` ends
+the loop. Extended thinking forbids forcing a tool, so with a reasoning effort the choice is
+`auto` and the system prompt asks for the answer tool (a JSON answer written as text is
+accepted too).
+
+Prompt caching: `cache_control` breakpoints on the last tool definition, on the system prompt
+and on the conversation's last block, so each turn of a tool loop reads the previous turn's
+prefix from the cache. Tools keep the node's declared order and the answer tool comes last, so
+the prefix is stable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+from temporalio.exceptions import ApplicationError
+
+from activities.llm.conversation import EMPTY_USER_TEXT, MISSING_RESULT_TEXT, result_text
+from activities.llm.errors import context_length_error, model_error
+from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCounts
+from activities.llm.reasoning import ANTHROPIC_THINKING_BUDGET
+from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
+from activities.llm.tool_specs import ToolNames, wire_tool_name
+from workflows.messages import ERR_BAD_REQUEST, ERR_MODEL_AUTH, ChatMessage, ToolCall
+
+ANSWER_TOOL = "final_answer"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ANSWER_RECEIVED = "Answer received."
+_EPHEMERAL = {"type": "ephemeral"}
+
+_clients: dict[tuple[str, str, float], anthropic.AsyncAnthropic] = {}
+
+
+def client_for(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthropic:
+    """One client per (base URL, key): connections are pooled across turns."""
+    key = (base_url, api_key, timeout)
+    if key not in _clients:
+        _clients[key] = anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+    return _clients[key]
+
+
+class AnthropicProvider:
+    name = ANTHROPIC
+
+    def __init__(self, settings: LLMSettings) -> None:
+        self.settings = settings
+        self.base_url = settings.anthropic_base_url or DEFAULT_BASE_URL
+
+    async def call(self, call: ModelCall) -> ModelReply:
+        api_key = self.settings.anthropic_api_key
+        if not api_key:
+            if self.settings.anthropic_base_url is None:
+                raise ApplicationError(
+                    f"node '{call.request.node_id}': no Anthropic API key; set {ANTHROPIC_API_KEY_VAR} in the worker's "
+                    "environment, or run offline (--offline / ITERLOOP_OFFLINE=1)", type=ERR_MODEL_AUTH,
+                    non_retryable=True)
+            api_key = "unused"  # a compatible server that wants no key
+        params = request_params(call)
+        client = client_for(self.base_url, api_key, self.settings.request_timeout_seconds)
+        try:
+            message = await client.messages.create(**params)
+        except Exception as exc:
+            err = model_error(exc, call, provider=ANTHROPIC, base_url=self.base_url, key_var=ANTHROPIC_API_KEY_VAR)
+            if err is None:
+                raise
+            raise err from None
+        return parse_message(call, message.model_dump(mode="json"))
+
+
+# -- request -----------------------------------------------------------------------------------
+
+def request_params(call: ModelCall) -> dict[str, Any]:
+    """The `messages.create` arguments for ``call`` (pure, so tests can inspect them)."""
+    if call.answer and any(wire_tool_name(t.name) == ANSWER_TOOL for t in call.defined_tools):
+        raise ApplicationError(f"node '{call.request.node_id}': a tool named '{ANSWER_TOOL}' clashes with the answer "
+                               "tool iterloop adds for structured output; rename the tool",
+                               type=ERR_BAD_REQUEST, non_retryable=True)
+    tools: list[dict[str, Any]] = [{"name": wire_tool_name(t.name), "description": t.description,
+                                    "input_schema": t.parameters} for t in call.defined_tools]
+    if call.answer:
+        tools.append({"name": ANSWER_TOOL, "input_schema": call.answer.json_schema,
+                      "description": f"Give your final answer ({call.answer.name}). Call this once, when you are done; "
+                                     "its input is the answer."})
+    budget = ANTHROPIC_THINKING_BUDGET.get(call.reasoning_effort, 0)
+    offered = bool(call.tools)
+    params: dict[str, Any] = {"model": call.model_id, "max_tokens": call.max_output_tokens + budget,
+                              "messages": wire_messages(call.messages)}
+    system = call.system
+    if call.answer:
+        system = (system + "\n\n" if system else "") + (
+            f"When you have the answer, give it by calling the `{ANSWER_TOOL}` tool; do not write it as text.")
+    if system:
+        block: dict[str, Any] = {"type": "text", "text": system}
+        if call.prompt_caching:
+            block["cache_control"] = dict(_EPHEMERAL)
+        params["system"] = [block]
+    if tools:
+        if call.prompt_caching:
+            tools[-1] = {**tools[-1], "cache_control": dict(_EPHEMERAL)}
+        params["tools"] = tools
+        if call.answer and budget:
+            params["tool_choice"] = {"type": "auto"}  # thinking forbids forcing a tool
+        elif call.answer:
+            params["tool_choice"] = {"type": "any"} if offered else {"type": "tool", "name": ANSWER_TOOL}
+        else:
+            params["tool_choice"] = {"type": "auto"} if offered else {"type": "none"}
+    if budget:
+        params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if call.prompt_caching and params["messages"]:
+        last = params["messages"][-1]["content"][-1]
+        if last.get("type") in ("text", "tool_result"):
+            last["cache_control"] = dict(_EPHEMERAL)
+    return params
+
+
+def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """The neutral conversation (tool calls already paired with results) as Messages API turns."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "assistant":
+            role, blocks = "assistant", _assistant_blocks(m)
+        elif m.role == "tool":
+            role, blocks = "user", [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": result_text(m),
+                                     "is_error": m.is_error}]
+        else:
+            role, blocks = "user", [{"type": "text", "text": m.text or EMPTY_USER_TEXT}]
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    _answer_every_tool_use(out)
+    return out
+
+
+def _assistant_blocks(m: ChatMessage) -> list[dict[str, Any]]:
+    if m.provider == ANTHROPIC and m.native:
+        return [dict(b) for b in m.native]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
+    blocks += [{"type": "tool_use", "id": c.id, "name": wire_tool_name(c.name), "input": c.arguments}
+               for c in m.tool_calls]
+    return blocks or [{"type": "text", "text": "(no reply)"}]
+
+
+def _answer_every_tool_use(turns: list[dict[str, Any]]) -> None:
+    """Add a `tool_result` for each `tool_use` the next user turn does not answer."""
+    for i, turn in enumerate(turns):
+        if turn["role"] != "assistant":
+            continue
+        uses = [b for b in turn["content"] if b.get("type") == "tool_use"]
+        if not uses:
+            continue
+        if i + 1 == len(turns) or turns[i + 1]["role"] != "user":
+            turns.insert(i + 1, {"role": "user", "content": []})
+        following = turns[i + 1]["content"]
+        answered = {b.get("tool_use_id") for b in following if b.get("type") == "tool_result"}
+        missing = [{"type": "tool_result", "tool_use_id": b["id"],
+                    **({"content": ANSWER_RECEIVED} if b.get("name") == ANSWER_TOOL
+                       else {"content": MISSING_RESULT_TEXT, "is_error": True})}
+                   for b in uses if b["id"] not in answered]
+        following[:0] = missing
+        if not following:
+            following.append({"type": "text", "text": EMPTY_USER_TEXT})
+
+
+# -- response ----------------------------------------------------------------------------------
+
+def parse_message(call: ModelCall, message: dict[str, Any]) -> ModelReply:
+    """A Messages API response (as JSON) as a neutral reply."""
+    names = ToolNames(call.defined_tools)
+    blocks = [_native_block(b) for b in message.get("content") or []]
+    text = "".join(b["text"] for b in blocks if b["type"] == "text")
+    answer: dict[str, Any] | None = None
+    calls: list[ToolCall] = []
+    for b in blocks:
+        if b["type"] != "tool_use":
+            continue
+        if b["name"] == ANSWER_TOOL and call.answer is not None:
+            if answer is None:
+                answer = dict(b.get("input") or {})
+        else:
+            calls.append(ToolCall(id=b["id"], name=names.registry_name(b["name"]), arguments=dict(b.get("input") or {})))
+    if answer is not None:
+        calls = []  # the answer ends the loop; tool calls made alongside it are not run
+    stop = message.get("stop_reason")
+    if stop == "model_context_window_exceeded":
+        raise context_length_error(call, where=f"node '{call.request.node_id}' (anthropic model '{call.model_id}')",
+                                   detail="stop_reason model_context_window_exceeded")
+    usage = message.get("usage") or {}
+    cached = usage.get("cache_read_input_tokens") or 0
+    written = usage.get("cache_creation_input_tokens") or 0
+    details = usage.get("output_tokens_details") or {}
+    tokens = TokenCounts(input_tokens=(usage.get("input_tokens") or 0) + cached + written,
+                         output_tokens=usage.get("output_tokens") or 0, cached_tokens=cached,
+                         cache_write_tokens=written, reasoning_tokens=details.get("thinking_tokens") or 0)
+    shown = json.dumps(answer, ensure_ascii=False) if answer is not None else text
+    reply_message = ChatMessage(role="assistant", text=shown, tool_calls=calls, provider=ANTHROPIC, native=blocks)
+    problem = "the model refused to answer" + (f": {text}" if text else "") if stop == "refusal" else ""
+    return ModelReply(message=reply_message, text=shown, tool_calls=calls, answer=answer, tokens=tokens,
+                      truncated=stop == "max_tokens", problem=problem)
+
+
+def _native_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A content block as the API accepts it back (response-only fields dropped)."""
+    kind = block.get("type")
+    if kind == "text":
+        return {"type": "text", "text": block.get("text", "")}
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": block.get("thinking", ""), "signature": block.get("signature", "")}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.get("data", "")}
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": block.get("input") or {}}
+    return {k: v for k, v in block.items() if v is not None}
