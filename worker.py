@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -90,17 +97,26 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
 # -- observability ---------------------------------------------------------------------------
 
 
-def install_metrics_runtime(settings: Settings) -> bool:
-    """Serve the SDK's metrics and the `iterloop_*` run metrics on `/metrics` (Prometheus).
+def install_telemetry_runtime(settings: Settings) -> bool:
+    """Make the Temporal runtime export Prometheus metrics and/or log through Python's logging.
 
-    The Temporal runtime owns the exporter, so it must be the default runtime before the first
-    client connects; returns False when no metrics port is configured.
+    Prometheus (`ITERLOOP_METRICS_PORT`): `/metrics` serves the SDK's metrics and the `iterloop_*`
+    run metrics the workflow records. JSON logs: the SDK core's own log lines are forwarded to
+    the `temporalio.core` logger so they come out as JSON too. The runtime must be the default
+    before the first client connects; returns False when neither is asked for.
     """
-    if settings.metrics_port is None:
+    if settings.metrics_port is None and settings.log_format != "json":
         return False
-    prometheus = PrometheusConfig(bind_address=f"{settings.metrics_host}:{settings.metrics_port}",
-                                  durations_as_seconds=True)
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=prometheus)), error_if_already_set=True)
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = PrometheusConfig(bind_address=f"{settings.metrics_host}:{settings.metrics_port}",
+                                   durations_as_seconds=True)
+    logging_config = LoggingConfig.default
+    if settings.log_format == "json":
+        logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                                       forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")))
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=metrics, logging=logging_config)),
+                        error_if_already_set=True)
     return True
 
 
@@ -164,7 +180,7 @@ def configure_logging(settings: Settings) -> None:
 async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
     configure_logging(settings)
-    install_metrics_runtime(settings)
+    install_telemetry_runtime(settings)
     provider = tracer_provider(settings)
     client = await connect(settings)
     worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir,
