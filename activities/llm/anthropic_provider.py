@@ -33,7 +33,7 @@ from temporalio.exceptions import ApplicationError
 from activities.llm.conversation import EMPTY_USER_TEXT, MISSING_RESULT_TEXT, result_text
 from activities.llm.errors import context_length_error, model_error
 from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCounts
-from activities.llm.reasoning import ANTHROPIC_THINKING_BUDGET
+from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive
 from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
 from activities.llm.tool_specs import ToolNames, wire_tool_name
 from workflows.messages import ERR_BAD_REQUEST, ERR_MODEL_AUTH, ChatMessage, ToolCall
@@ -119,7 +119,10 @@ def request_params(call: ModelCall) -> dict[str, Any]:
             params["tool_choice"] = {"type": "any"} if offered else {"type": "tool", "name": ANSWER_TOOL}
         else:
             params["tool_choice"] = {"type": "auto"} if offered else {"type": "none"}
-    if budget:
+    if budget and anthropic_adaptive(call.model_id):
+        params["thinking"] = {"type": "adaptive"}
+        params["output_config"] = {"effort": ANTHROPIC_EFFORT[call.reasoning_effort]}
+    elif budget:
         params["thinking"] = {"type": "enabled", "budget_tokens": budget}
     if call.prompt_caching and params["messages"]:
         last = params["messages"][-1]["content"][-1]

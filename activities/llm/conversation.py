@@ -105,5 +105,5 @@ def result_text(message: ChatMessage) -> str:
 
 def prompt_size(system: str, messages: list[ChatMessage]) -> int:
     """Characters of prompt text (for error messages about context windows)."""
-    return len(system) + sum(len(m.text) + len(json.dumps(m.result or {})) +
+    return len(system) + sum(len(m.text) + (len(json.dumps(m.result)) if m.result is not None else 0) +
                              sum(len(json.dumps(c.arguments)) for c in m.tool_calls) for m in messages)

@@ -1,25 +1,32 @@
 """`reasoning_effort` (`low | medium | high | extra_high`) mapped to each provider's controls.
 
-| iterloop     | OpenAI `reasoning_effort` | Anthropic extended thinking `budget_tokens` |
-|--------------|---------------------------|---------------------------------------------|
-| `low`        | `low`                     | 2,048                                       |
-| `medium`     | `medium`                  | 8,192                                       |
-| `high`       | `high`                    | 16,384                                      |
-| `extra_high` | `xhigh`                   | 32,768                                      |
+| iterloop     | OpenAI `reasoning_effort` | Anthropic, Claude 4.6 and later | Anthropic, earlier models       |
+|--------------|---------------------------|---------------------------------|---------------------------------|
+| `low`        | `low`                     | adaptive thinking, effort `low` | thinking `budget_tokens` 2,048  |
+| `medium`     | `medium`                  | adaptive, `medium`              | 8,192                           |
+| `high`       | `high`                    | adaptive, `high`                | 16,384                          |
+| `extra_high` | `xhigh`                   | adaptive, `max`                 | 32,768                          |
 
 OpenAI only accepts the parameter on reasoning models: it is sent for `o1…`, `o3…`, `o4…` and
 `gpt-5…` models and left out for the others (`gpt-4.1`, OpenAI-compatible servers' models).
-Anthropic's thinking tokens count towards `max_tokens`, so the budget is added to the answer's
-own limit. Reasoning tokens are billed as output tokens by both.
+Claude models from 4.6 on (`claude-opus-4-6`, `claude-sonnet-4-6`, …) take adaptive thinking
+(`thinking: {type: adaptive}` with `output_config.effort`), which Anthropic recommends over fixed
+budgets for them; older models get a fixed thinking budget. Thinking tokens count towards
+`max_tokens`, so the budget of the table is added to the answer's own limit (as headroom for
+adaptive thinking too). Reasoning tokens are billed as output tokens by both providers.
 """
 
 from __future__ import annotations
+
+import re
 
 from workflows.messages import LLMTurnRequest
 
 EFFORTS = ("low", "medium", "high", "extra_high")
 ANTHROPIC_THINKING_BUDGET = {"low": 2048, "medium": 8192, "high": 16384, "extra_high": 32768}
 OPENAI_EFFORT = {"low": "low", "medium": "medium", "high": "high", "extra_high": "xhigh"}
+ANTHROPIC_EFFORT = {"low": "low", "medium": "medium", "high": "high", "extra_high": "max"}
+_CLAUDE_VERSION = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)-(\d{1,2})(?:-|$)")
 _OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
@@ -35,3 +42,9 @@ def effort_of(req: LLMTurnRequest) -> str:
 def openai_reasons(model_id: str) -> bool:
     """Whether an OpenAI model takes `reasoning_effort` (and a `developer` system message)."""
     return model_id.lower().startswith(_OPENAI_REASONING_PREFIXES)
+
+
+def anthropic_adaptive(model_id: str) -> bool:
+    """Whether a Claude model takes adaptive thinking (4.6 and later) rather than a fixed budget."""
+    m = _CLAUDE_VERSION.match(model_id.lower())
+    return m is not None and (int(m.group(1)), int(m.group(2))) >= (4, 6)
