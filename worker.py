@@ -103,7 +103,7 @@ def install_telemetry_runtime(settings: Settings) -> bool:
     Prometheus (`ITERLOOP_METRICS_PORT`): `/metrics` serves the SDK's metrics and the `iterloop_*`
     run metrics the workflow records. JSON logs: the SDK core's own log lines are forwarded to
     the `temporalio.core` logger so they come out as JSON too. The runtime must be the default
-    before the first client connects; returns False when neither is asked for.
+    before the worker's client connects; returns False when neither is asked for.
     """
     if settings.metrics_port is None and settings.log_format != "json":
         return False
@@ -115,8 +115,10 @@ def install_telemetry_runtime(settings: Settings) -> bool:
     if settings.log_format == "json":
         logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
                                        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")))
+    # Replacing an earlier default is fine: clients connected before (`iterloop worker` checks the
+    # server first) keep theirs, and the worker's client connects after this.
     Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=metrics, logging=logging_config)),
-                        error_if_already_set=True)
+                        error_if_already_set=False)
     return True
 
 

@@ -121,8 +121,9 @@ async def test_worker_process_serves_prometheus_metrics_and_json_logs(temporal_e
            "TEMPORAL_NAMESPACE": "default", "ITERLOOP_TASK_QUEUE": task_queue, "ITERLOOP_OFFLINE": "1",
            "ITERLOOP_HOME": str(tmp_path), "ITERLOOP_METRICS_PORT": str(port), "ITERLOOP_LOG_FORMAT": "json"}
     with log_file.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        # `iterloop worker`, as the container runs it.
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "iterloop"), "worker"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
         handle = await start(temporal_env.client, task_queue, ONE_AGENT, script={"writer": {"text": "hi"}})
         result = await finish(handle)
@@ -147,7 +148,8 @@ async def test_worker_process_serves_prometheus_metrics_and_json_logs(temporal_e
     assert any(line.startswith("iterloop_runs_started") and 'workflow="single"' in line for line in samples)
     assert "temporal_activity_execution_latency" in metrics  # the SDK's own
     assert "temporal_workflow_completed" in metrics
-    lines = [line for line in log_file.read_text().splitlines() if line.strip()]
+    # The CLI's own banner goes to stderr as text; every log record is one JSON object.
+    lines = [line for line in log_file.read_text().splitlines() if line.strip() and not line.startswith("iterloop:")]
     assert lines, "the worker logged nothing"
     for line in lines:
         assert isinstance(json.loads(line), dict), line
