@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -390,3 +391,71 @@ def test_configure_reads_keys_and_base_urls_from_the_environment(monkeypatch: py
     s = llm_activity.current_settings()
     assert s.anthropic_api_key == "sk-ant-test" and s.openai_base_url == "http://127.0.0.1:9/v1" and not s.offline
     assert "sk-ant-test" not in repr(s)
+
+
+# -- multi-turn scripts (tool loops offline) ---------------------------------------------------------
+
+LOOP = {"planner": {"turns": [
+    {"tool_calls": [{"name": "sum_values", "arguments": {"values": [1, 2]}}, {"name": "echo"}]},
+    {"reply_text": "not json"},
+    GOOD_PLAN,
+]}}
+
+
+async def test_a_tool_turn_asks_for_the_scripted_calls_with_stable_ids() -> None:
+    result = await turn(script=LOOP, tools=["sum_values", "echo"], visit=2)
+    assert result.status == "tool_calls" and result.output == {}
+    assert [(c.id, c.name, c.arguments) for c in result.tool_calls] == [
+        ("planner-v2-t1-1", "sum_values", {"values": [1, 2]}), ("planner-v2-t1-2", "echo", {})]
+    assert [t.name for t in result.tools] == ["sum_values", "echo"]
+
+
+async def test_turns_continue_the_stored_conversation_through_a_repair_to_the_output() -> None:
+    first = await turn(script=LOOP, tools=["sum_values", "echo"])
+    results = [ChatMessage(role="tool", tool_call_id=c.id, tool_name=c.name, result={"total": 3.0})
+               for c in first.tool_calls]
+    second = await turn(script=LOOP, tools=["sum_values", "echo"], turn=2, conversation_ref=first.conversation_ref,
+                        new_messages=results)
+    assert second.status == "invalid" and second.invalid_reason.startswith("the reply is not valid JSON")
+    assert second.text == "not json"
+    repair = ChatMessage(role="user", text="Answer with JSON.")
+    third = await turn(script=LOOP, tools=["sum_values", "echo"], turn=3, conversation_ref=second.conversation_ref,
+                       new_messages=[repair])
+    assert third.status == "final" and third.output == GOOD_PLAN
+    stored = [ChatMessage.model_validate(m) for m in json.loads(artifacts.store().get(third.conversation_ref))]
+    assert [m.role for m in stored] == ["user", "assistant", "tool", "tool", "assistant", "user", "assistant"]
+    assert stored[1].tool_calls[0].name == "sum_values" and stored[2].result == {"total": 3.0}
+
+
+async def test_past_the_last_turn_the_last_one_repeats() -> None:
+    assert (await turn(script=LOOP, turn=9)).output == GOOD_PLAN
+
+
+async def test_a_spent_tool_budget_skips_to_the_next_output() -> None:
+    script = {"planner": {"turns": [{"tool_calls": [{"name": "echo"}]}, GOOD_PLAN]}}
+    result = await turn(script=script, allow_tools=False)
+    assert result.status == "final" and result.output == GOOD_PLAN
+    only_tools = {"planner": {"turns": [{"tool_calls": [{"name": "echo"}]}]}}
+    generated = await turn(script=only_tools, allow_tools=False, turn=4)
+    assert generated.status == "final" and generated.output["hypothesis"] == "planner.hypothesis"
+
+
+async def test_turns_are_per_visit() -> None:
+    script = {"planner": [{"turns": [{"tool_calls": [{"name": "echo"}]}, GOOD_PLAN]}, {**GOOD_PLAN, "hypothesis": "b"}]}
+    assert (await turn(script=script, visit=1)).status == "tool_calls"
+    assert (await turn(script=script, visit=2)).output["hypothesis"] == "b"
+
+
+async def test_offline_runs_skip_tools_the_registry_does_not_know() -> None:
+    result = await turn(script=LOOP, tools=["sum_values", "mcp.playwright.*", "read_file"])
+    assert [t.name for t in result.tools] == ["sum_values"]
+
+
+@pytest.mark.parametrize(("entry", "problem"), [
+    ({"turns": []}, "'planner.turns' must be a non-empty list"),
+    ({"turns": [{"tool_calls": [{"arguments": {}}]}]}, "'planner.turns[0].tool_calls[0]' must be {name: <tool>"),
+    ([GOOD_PLAN, {"turns": [{"reply_text": 3}]}], "'planner[1].turns[0].reply_text' must be a string"),
+])
+async def test_malformed_turns_are_a_script_error(entry: Any, problem: str) -> None:
+    err = await script_error(script={"planner": entry})
+    assert problem in err.message

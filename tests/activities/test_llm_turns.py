@@ -1,0 +1,234 @@
+"""What every model turn shares, whatever the provider: the activity (heartbeats, offloading),
+settings, prices, conversations, tool names, and the judging of answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.llm_servers import FakeAnthropic, Raw, Reply
+from temporalio.testing import ActivityEnvironment
+
+from activities import artifacts
+from activities.artifacts import LocalArtifactStore
+from activities.llm import activity as llm_activity
+from activities.llm.activity import complete_turn, configure, judge, llm_turn
+from activities.llm.conversation import MISSING_RESULT_TEXT, paired
+from activities.llm.output_validation import parse_json_object
+from activities.llm.pricing import PriceFileError, PriceTable
+from activities.llm.provider import ModelReply, TokenCounts, ToolSpec, model_id, resolve_provider
+from activities.llm.settings import LLMSettings, LLMSettingsError
+from activities.llm.tool_specs import ToolNames, wire_tool_name
+from dsl.ir import Schema, SchemaField
+from workflows.messages import ChatMessage, LLMTurnRequest, ToolCall
+
+ANSWER = Schema(name="review_auto_or_pause", fields=[SchemaField(name="approved", type="bool"),
+                                                     SchemaField(name="comment", type="string"),
+                                                     SchemaField(name="needs_human_input", type="bool")])
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def worker_settings(fake: FakeAnthropic, tmp_path: Path) -> Iterator[LLMSettings]:
+    """The worker-wide settings and artifact store the activity uses, restored afterwards."""
+    previous_root, previous = artifacts.store().root, llm_activity.current_settings()
+    artifacts.configure(tmp_path / "artifacts")
+    chosen = LLMSettings(anthropic_api_key="test-key", anthropic_base_url=fake.base_url)
+    configure(settings=chosen)
+    yield chosen
+    configure(settings=previous)
+    artifacts.configure(previous_root)
+
+
+def request(**kw: Any) -> LLMTurnRequest:
+    base: dict[str, Any] = {"run_id": "run-t", "node_id": "review", "node_kind": "human", "purpose": "auto_or_pause",
+                            "model": "claude-haiku-4-5", "user": "Approve the launch?", "output_schema": ANSWER}
+    return LLMTurnRequest(**{**base, **kw})
+
+
+# -- the activity ------------------------------------------------------------------------------
+
+async def test_activity_heartbeats_while_the_provider_works(fake: FakeAnthropic, worker_settings: LLMSettings) -> None:
+    released = threading.Event()
+    fake.queue(Reply(answer={"approved": True, "comment": "ok", "needs_human_input": False}, hold=released))
+    beats: list[Any] = []
+    env = ActivityEnvironment()
+
+    def on_heartbeat(*details: Any) -> None:
+        beats.append(details)
+        released.set()  # the answer comes only after a heartbeat went out
+
+    env.on_heartbeat = on_heartbeat
+    result = await env.run(llm_turn, request(heartbeat_seconds=0.05))
+    assert result.status == "final" and result.output["approved"] is True
+    assert beats and "review · turn 1: waiting for anthropic" in beats[0][0]
+
+
+async def test_activity_offloads_a_large_output(fake: FakeAnthropic, worker_settings: LLMSettings) -> None:
+    fake.queue(Reply(text="x" * 5000))
+    result = await ActivityEnvironment().run(llm_turn, request(purpose="node", output_schema=None,
+                                                               offload_threshold_bytes=1000))
+    stub = result.output["$artifact"]
+    assert stub["fields"] == ["text"] and json.loads(artifacts.store().get(stub["uri"])) == {"text": "x" * 5000}
+
+
+async def test_activity_resolves_artifact_references_in_the_prompt(fake: FakeAnthropic,
+                                                                   worker_settings: LLMSettings) -> None:
+    uri = artifacts.store().put("run-t", "analyst", json.dumps({"summary": "mobile dropped"}).encode())
+    fake.queue(Reply(answer={"approved": True, "comment": "ok", "needs_human_input": False}))
+    await ActivityEnvironment().run(llm_turn, request(user=f"Findings: ⟦artifact:{uri}#summary⟧"))
+    assert fake.last.body["messages"][0]["content"][0]["text"] == "Findings: mobile dropped"
+
+
+async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeAnthropic, tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    cfg = LLMSettings(anthropic_api_key="test-key", anthropic_base_url=fake.base_url)
+    same = Raw(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+                     "content": [{"type": "tool_use", "id": "toolu_1", "name": "final_answer",
+                                  "input": {"approved": False, "comment": "wait", "needs_human_input": False}}],
+                     "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 5}})
+    fake.queue(same, same)
+    first = await complete_turn(request(), cfg, store=store)
+    second = await complete_turn(request(), cfg, store=store)
+    assert first.conversation_ref == second.conversation_ref
+    assert len(list((tmp_path / "store").rglob("*.json"))) == 1
+
+
+# -- judging answers -----------------------------------------------------------------------------
+
+def reply(answer: dict[str, Any] | None = None, text: str = "", **kw: Any) -> ModelReply:
+    return ModelReply(message=ChatMessage(role="assistant", text=text), text=text, answer=answer, **kw)
+
+
+def test_auto_or_pause_asking_for_a_human_need_not_fill_the_answer() -> None:
+    result = judge(request(), reply({"needs_human_input": True}))
+    assert result.status == "final" and result.output == {"needs_human_input": True}
+
+
+def test_auto_or_pause_answering_must_fill_every_field_but_may_omit_the_flag() -> None:
+    assert judge(request(), reply({"approved": True, "comment": "fine"})).status == "final"
+    result = judge(request(), reply({"needs_human_input": False, "approved": True}))
+    assert result.status == "invalid" and "field 'comment'" in result.invalid_reason
+
+
+def test_json_after_prose_is_found() -> None:
+    assert parse_json_object('The answer is {"a": 1} as requested.') == ({"a": 1}, "")
+    assert parse_json_object("[1, 2]") == (None, "the reply is JSON but not an object: found list [1, 2]")
+    assert parse_json_object("  ")[1] == "the reply is empty; expected a JSON object"
+
+
+def test_int_field_rejects_fractions_and_bools() -> None:
+    schema = Schema(name="n", fields=[SchemaField(name="n", type="int")])
+    req = request(purpose="node", output_schema=schema)
+    assert judge(req, reply({"n": 3.0})).status == "final"
+    assert judge(req, reply({"n": 3.5})).invalid_reason == "field 'n' expected an int, found float 3.5"
+    assert judge(req, reply({"n": True})).invalid_reason == "field 'n' expected an int, found bool True"
+
+
+def test_field_names_that_shadow_pydantic_attributes_work() -> None:
+    schema = Schema(name="odd", fields=[SchemaField(name="json", type="string"),
+                                        SchemaField(name="model_config", type="string[]")])
+    req = request(purpose="node", output_schema=schema)
+    assert judge(req, reply({"json": "a", "model_config": ["b"]})).status == "final"
+    assert "field 'model_config'" in judge(req, reply({"json": "a", "model_config": "b"})).invalid_reason
+
+
+def test_refusal_or_tool_problem_is_invalid() -> None:
+    result = judge(request(), reply(text="no", problem="the model refused to answer: no"))
+    assert result.status == "invalid" and result.invalid_reason == "the model refused to answer: no"
+    calls = [ToolCall(id="1", name="echo")]
+    assert judge(request(), reply(tool_calls=calls)).status == "tool_calls"
+
+
+# -- conversations and tool names ----------------------------------------------------------------
+
+def test_unanswered_tool_calls_get_an_error_result_before_the_next_message() -> None:
+    call = ToolCall(id="c1", name="sum_values")
+    messages = [ChatMessage(role="user", text="hi"), ChatMessage(role="assistant", tool_calls=[call]),
+                ChatMessage(role="user", text="go on"),
+                ChatMessage(role="tool", tool_call_id="stray", tool_name="echo", text="orphan")]
+    out = paired(messages)
+    assert [m.role for m in out] == ["user", "assistant", "tool", "user"]
+    assert out[2].tool_call_id == "c1" and out[2].is_error and out[2].text == MISSING_RESULT_TEXT
+
+
+def test_dotted_tool_names_are_mangled_for_the_wire_and_mapped_back() -> None:
+    specs = [ToolSpec(name="mcp.github.create_issue", description="", parameters={})]
+    assert wire_tool_name("mcp.github.create_issue") == "mcp_github_create_issue"
+    assert ToolNames(specs).registry_name("mcp_github_create_issue") == "mcp.github.create_issue"
+    assert ToolNames(specs).registry_name("made_up") == "made_up"
+
+
+def test_model_id_strips_only_the_provider_prefix() -> None:
+    assert model_id("anthropic/claude-sonnet-4-6") == "claude-sonnet-4-6"
+    assert model_id("openai/meta-llama/Llama-3-8b") == "meta-llama/Llama-3-8b"
+    assert model_id("openai-responses/gpt-5") == "gpt-5"
+    assert model_id("gpt-4.1") == "gpt-4.1"
+    assert resolve_provider("openai-responses/gpt-5", script_available=False, offline=False, env={}) == "openai"
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+def test_settings_from_the_standard_variables(tmp_path: Path) -> None:
+    env = {"ANTHROPIC_API_KEY": " sk-ant ", "ANTHROPIC_BASE_URL": "http://proxy:8080", "OPENAI_API_KEY": "sk-oai",
+           "OPENAI_BASE_URL": "http://vllm:8000/v1", "ITERLOOP_OPENAI_API": "responses",
+           "ITERLOOP_PRICES_FILE": str(tmp_path / "p.yaml"), "ITERLOOP_LLM_MAX_OUTPUT_TOKENS": "4096",
+           "ITERLOOP_LLM_REQUEST_TIMEOUT": "120", "ITERLOOP_PROMPT_CACHING": "0", "ITERLOOP_OFFLINE": "1"}
+    s = LLMSettings.from_env(env)
+    assert (s.anthropic_api_key, s.anthropic_base_url, s.openai_api_key, s.openai_base_url) == (
+        "sk-ant", "http://proxy:8080", "sk-oai", "http://vllm:8000/v1")
+    assert s.openai_api == "responses" and s.prices_file == tmp_path / "p.yaml" and s.max_output_tokens == 4096
+    assert s.request_timeout_seconds == 120.0 and s.prompt_caching is False and s.offline is True
+    assert LLMSettings.from_env(env, offline=False).offline is False
+    assert LLMSettings.from_env({}) == LLMSettings()
+
+
+@pytest.mark.parametrize(("name", "value"), [("ITERLOOP_OPENAI_API", "assistants"),
+                                             ("ITERLOOP_LLM_MAX_OUTPUT_TOKENS", "-5"),
+                                             ("ITERLOOP_LLM_REQUEST_TIMEOUT", "soon")])
+def test_bad_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(LLMSettingsError, match=name):
+        LLMSettings.from_env({name: value})
+
+
+# -- price files ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("- a\n", "expected a mapping with one key, 'models'"),
+    ("models:\n  m: {input: 1}\n", "'output' is missing"),
+    ("models:\n  m: {input: 1, output: -2}\n", "'output' must be a non-negative number"),
+    ("models:\n  m: {input: 1, output: 2, cached: 1}\n", "unknown key 'cached'"),
+    ("models: [unclosed\n", "is not valid YAML"),
+])
+def test_a_broken_price_file_is_reported_with_what_is_wrong(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PriceFileError, match=problem):
+        PriceTable.load(path)
+    with pytest.raises(PriceFileError):
+        configure(settings=LLMSettings(prices_file=path))
+
+
+def test_a_missing_price_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(PriceFileError, match="ITERLOOP_PRICES_FILE"):
+        PriceTable.load(tmp_path / "nope.yaml")
+
+
+def test_price_file_entries_match_with_or_without_the_provider_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_text("models:\n  anthropic/claude-haiku-4-5: {input: 10, output: 20, cache_write: 12}\n", encoding="utf-8")
+    table = PriceTable.load(path)
+    tokens = TokenCounts(input_tokens=1_000_000, output_tokens=1_000_000, cache_write_tokens=500_000)
+    for model in ("claude-haiku-4-5", "anthropic/claude-haiku-4-5"):
+        cost = table.cost("anthropic", model, tokens)
+        assert cost.source == "override" and cost.usd == pytest.approx(5 + 6 + 20)
+    assert table.cost("anthropic", "claude-sonnet-4-6", tokens).source == "genai-prices"
