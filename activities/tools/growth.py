@@ -12,14 +12,18 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from temporalio.exceptions import ApplicationError
 
 from activities import stats
+from activities.stats.defaults import SEQUENTIAL_TUNING
+from activities.stats.errors import StatsInputError
 from activities.connectors.base import ExperimentResults, FunnelData, HistoricalExperiment
 from activities.connectors.registry import connector_from_config
 from activities.flags.base import Flag, FlagSpec
 from activities.flags.registry import flag_provider_from_config
 from activities.tools.registry import tool
+from workflows.messages import ERR_BAD_REQUEST
 
 
 class ConnectorChoice(BaseModel):
@@ -75,15 +79,18 @@ class AnomalyQuery(BaseModel):
 
 class Anomaly(BaseModel):
     segment: str
+    segment_filter: dict[str, str] = Field(description="the segment as a filter, e.g. {\"platform\": \"ios\"}")
     metric: str
     baseline_rate: float
     current_rate: float
     relative_change: float
     p_value: float
     severity: Literal["low", "medium", "high", "critical"]
+    recent_daily_users: int = Field(description="users reaching from_step per day in the recent window (sizing)")
 
 
 class AnomalyReport(BaseModel):
+    found: bool = Field(description="whether any segment changed significantly (workflows route on it)")
     anomalies: list[Anomaly]
     top: Anomaly | None
     summary: str
@@ -122,17 +129,18 @@ async def detect_anomalies(args: AnomalyQuery) -> AnomalyReport:
             test = stats.two_proportion_test(control, current, alpha=args.alpha)
             if test.p_value < args.alpha:
                 found.append(Anomaly(
-                    segment=f"{args.dimension}={value}", metric=metric,
+                    segment=f"{args.dimension}={value}", segment_filter=dict(after.segment or seg), metric=metric,
                     baseline_rate=round(control.conversions / control.users, 6),
                     current_rate=round(current.conversions / current.users, 6),
                     relative_change=round(test.relative_lift or 0.0, 6), p_value=test.p_value,
-                    severity=_severity(test.relative_lift or 0.0)))
+                    severity=_severity(test.relative_lift or 0.0),
+                    recent_daily_users=round(current.users / args.recent_days)))
     found.sort(key=lambda a: (a.relative_change, a.segment))  # biggest drop first
     top = found[0] if found else None
     summary = (f"{len(found)} segment(s) changed significantly; worst: {top.segment} {top.metric} "
                f"{top.baseline_rate:.2%} -> {top.current_rate:.2%} ({top.relative_change:+.1%})"
                if top else f"no significant change in {metric}")
-    return AnomalyReport(anomalies=found, top=top, summary=summary)
+    return AnomalyReport(found=bool(found), anomalies=found, top=top, summary=summary)
 
 
 class HistoryQuery(BaseModel):
@@ -201,23 +209,58 @@ class FlagCreated(BaseModel):
     created: bool
     provider: str
     flag: Flag
+    created_at: datetime = Field(description="when this call ran (UTC): the experiment's start for days_running")
 
 
 @tool("create_feature_flag", mutating=True)
 async def create_feature_flag(args: FlagRequest) -> FlagCreated:
     """Create the experiment's flag, always disabled; calling it again returns the same flag."""
     split = args.traffic_split or {v: 100 / len(args.variants) for v in args.variants}
-    spec = FlagSpec(key=args.flag_key, description=args.description,
-                    variants=[{"key": v, "weight": split.get(v, 0)} for v in args.variants],  # type: ignore[misc]
-                    targeting=args.targeting, experiment_key=args.experiment_key or args.flag_key)
+    try:
+        spec = FlagSpec(key=args.flag_key, description=args.description,
+                        variants=[{"key": v, "weight": split.get(v, 0)} for v in args.variants],  # type: ignore[misc]
+                        targeting=args.targeting, experiment_key=args.experiment_key or args.flag_key)
+    except ValidationError as exc:  # a bad key or split: retrying the same request cannot help
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'flag'}: {e['msg']}" for e in exc.errors())
+        raise _bad_request(f"create_feature_flag: the flag '{args.flag_key}' cannot be created: {problems}") from None
     async with flag_provider_from_config(args.provider.name, args.provider.settings) as provider:
         flag = await provider.create_flag(spec)
     return FlagCreated(flag_key=flag.key, experiment_id=spec.experiment_key or flag.key,
                        status="enabled" if flag.enabled else "created_disabled", enabled=flag.enabled,
-                       created=flag.created, provider=flag.provider, flag=flag)
+                       created=flag.created, provider=flag.provider, flag=flag,
+                       created_at=datetime.now(timezone.utc))
 
 
 # -- reading results -----------------------------------------------------------------------------
+
+
+class GuardrailMetric(BaseModel):
+    """A guardrail to read with the primary metric. A bare name means a metric that must not rise
+    (error rates, refunds, latency); revenue-like guardrails set ``higher_is_better``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    higher_is_better: bool = False
+    max_drop: float | None = Field(None, ge=0, description="tolerated relative worsening; default: the check's margin")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class GuardrailResults(ExperimentResults):
+    """One guardrail metric's results, with the direction and margin it is judged by."""
+
+    higher_is_better: bool = False
+    max_drop: float | None = None
+
+
+class ExperimentReadout(ExperimentResults):
+    """The primary metric's results plus, when asked for, each guardrail metric's: one look."""
+
+    guardrails: list[GuardrailResults] = Field(default_factory=list)
 
 
 class ResultsQuery(BaseModel):
@@ -225,61 +268,185 @@ class ResultsQuery(BaseModel):
 
     experiment_id: str
     metric: str = "checkout_conversion"
+    guardrails: list[GuardrailMetric] = Field(default_factory=list, description="guardrail metrics to read too")
     connector: ConnectorChoice = Field(default_factory=ConnectorChoice)
 
 
 @tool("get_experiment_results")
-async def get_experiment_results(args: ResultsQuery) -> ExperimentResults:
-    """Users and conversions per variant of a running experiment."""
+async def get_experiment_results(args: ResultsQuery) -> ExperimentReadout:
+    """Users and conversions per variant of a running experiment (primary metric and guardrails)."""
     async with connector_from_config(args.connector.name, args.connector.settings) as conn:
-        return await conn.experiment_results(args.experiment_id, args.metric)
+        primary = await conn.experiment_results(args.experiment_id, args.metric)
+        guardrails = [GuardrailResults(**(await conn.experiment_results(args.experiment_id, g.name)).model_dump(),
+                                       higher_is_better=g.higher_is_better, max_drop=g.max_drop)
+                      for g in args.guardrails]
+    return ExperimentReadout(**primary.model_dump(), guardrails=guardrails)
+
+
+def _bad_request(message: str) -> ApplicationError:
+    """A permanent failure: retrying the same arguments cannot help, the message says what to fix."""
+    return ApplicationError(message, type=ERR_BAD_REQUEST, non_retryable=True)
+
+
+def _stats_metric(results: ExperimentResults, *, higher_is_better: bool = True) -> stats.Metric:
+    """The control (first) and treatment (second) arms of ``results`` as a statistics metric."""
+    if len(results.variants) < 2:
+        raise _bad_request(f"experiment '{results.experiment_key}' has {len(results.variants)} variant(s) with data "
+                         f"for '{results.metric}'; a comparison needs control and treatment")
+    control, treatment = results.variants[0], results.variants[1]
+    if results.metric_kind == "conversion":
+        return stats.ConversionMetric(
+            name=results.metric, higher_is_better=higher_is_better,
+            control=stats.ProportionArm(users=control.users, conversions=control.conversions),
+            treatment=stats.ProportionArm(users=treatment.users, conversions=treatment.conversions))
+    for v in (control, treatment):
+        if v.value_mean is None or v.value_sd is None:
+            raise _bad_request(f"continuous metric '{results.metric}' of '{results.experiment_key}': variant "
+                             f"'{v.variant}' has no value_mean/value_sd")
+    return stats.ContinuousMetric(
+        name=results.metric, higher_is_better=higher_is_better,
+        control=stats.MeanArm(n=control.users, mean=control.value_mean, sd=control.value_sd),
+        treatment=stats.MeanArm(n=treatment.users, mean=treatment.value_mean, sd=treatment.value_sd))
+
+
+def _weights(split: list[float] | dict[str, float] | None, results: ExperimentResults) -> list[float] | None:
+    """Expected weights in variant order; a ``{variant: weight}`` split is read by variant name."""
+    if split is None or isinstance(split, list):
+        return split
+    missing = [v.variant for v in results.variants if v.variant not in split]
+    if missing:
+        raise _bad_request(f"traffic split {split} has no weight for variant(s) {', '.join(missing)} of "
+                         f"experiment '{results.experiment_key}'")
+    return [float(split[v.variant]) for v in results.variants]
+
+
+def _guardrails(results: ExperimentReadout, margin: float) -> list[stats.Guardrail]:
+    return [stats.Guardrail(metric=_stats_metric(g, higher_is_better=g.higher_is_better),
+                            margin=margin if g.max_drop is None else g.max_drop)
+            for g in results.guardrails]
 
 
 class SignificanceQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    results: ExperimentResults
+    results: ExperimentReadout
     alpha: float = Field(0.05, gt=0, lt=1)
     method: Literal["fixed_horizon", "sequential"] = "sequential"
-    expected_split: list[float] | None = None
-    days_running: float | None = None
-    planned_n_per_arm: int | None = None
+    expected_split: list[float] | dict[str, float] | None = Field(
+        None, description="configured weights, as a list in variant order or {variant: weight}")
+    days_running: float | None = Field(None, ge=0, description="days since the experiment started")
+    started_at: datetime | None = Field(None, description="when it started; gives days_running when that is not set")
+    planned_n_per_arm: int | None = Field(None, ge=1)
+    min_days: float | None = Field(None, ge=0, description="days before a winner may ship (default 3)")
+    target_mde: float | None = Field(None, gt=0, description="relative lift the test is powered for (default 0.10)")
+    power: float | None = Field(None, gt=0, lt=1)
+    guardrail_margin: float = Field(0.02, ge=0, description="tolerated relative worsening of a guardrail")
+
+
+class SignificanceReadout(stats.Verdict):
+    """The verdict, plus the few numbers a workflow routes on and a report quotes."""
+
+    conclusive: bool = Field(description="a decision was reached (anything but CONTINUE)")
+    ship: bool
+    kill: bool
+    metric: str
+    lift: float | None = Field(description="relative lift of the primary metric, treatment vs control")
+    lift_ci_low: float | None = Field(description="interval of the lift matching the p-value's method")
+    lift_ci_high: float | None
+    p_value: float | None = Field(description="the p-value the decision was made on")
+    days_running: float | None
+    headline: str = Field(description="one line: decision, lift, interval and p-value")
+
+
+def _readout(verdict: stats.Verdict, metric: str, days_running: float | None, alpha: float) -> SignificanceReadout:
+    est, seq = verdict.primary, verdict.primary_sequential
+    lift = est.relative_lift if est else None
+    interval = (seq.relative_cs if seq else None) if verdict.method == "sequential" else (est.relative_ci if est else None)
+    low, high = interval if interval else (None, None)
+    p = verdict.primary_p_value
+    if lift is None or p is None:
+        headline = f"{verdict.decision.value}: {verdict.reason}"
+    else:
+        kind = "always-valid " if verdict.method == "sequential" else ""
+        ci = f", {1 - alpha:.0%} {kind}CI {low:+.1%} to {high:+.1%}" if low is not None and high is not None else ""
+        headline = f"{verdict.decision.value}: {metric} {lift:+.1%} vs control{ci}, p = {p:.2g}"
+    return SignificanceReadout(
+        **verdict.model_dump(), conclusive=verdict.decision != stats.Decision.CONTINUE,
+        ship=verdict.decision == stats.Decision.SHIP_WINNER, kill=verdict.decision == stats.Decision.KILL_LOSER,
+        metric=metric, lift=lift, lift_ci_low=low, lift_ci_high=high, p_value=p, days_running=days_running,
+        headline=headline)
 
 
 @tool("calculate_significance")
-async def calculate_significance(args: SignificanceQuery) -> stats.Verdict:
-    """The verdict on the primary metric: SRM gate, sample guards, test, and the numbers behind it."""
-    control, treatment = args.results.variants[0], args.results.variants[1]
-    metric = stats.ConversionMetric(
-        name=args.results.metric,
-        control=stats.ProportionArm(users=control.users, conversions=control.conversions),
-        treatment=stats.ProportionArm(users=treatment.users, conversions=treatment.conversions))
-    snapshot = stats.ExperimentSnapshot(primary=metric, expected_split=args.expected_split,
-                                        days_running=args.days_running)
-    settings = stats.DecisionSettings(alpha=args.alpha, method=args.method, planned_n_per_arm=args.planned_n_per_arm)
-    return stats.decide(snapshot, settings)
+async def calculate_significance(args: SignificanceQuery) -> SignificanceReadout:
+    """The verdict on the primary metric: SRM gate, sample guards, guardrails, test, and the numbers behind it."""
+    results = args.results
+    days = args.days_running
+    if days is None and args.started_at is not None:
+        started = args.started_at if args.started_at.tzinfo else args.started_at.replace(tzinfo=timezone.utc)
+        days = max(0.0, (datetime.now(timezone.utc) - started).total_seconds() / 86400)
+    snapshot = stats.ExperimentSnapshot(primary=_stats_metric(results), guardrails=_guardrails(results, args.guardrail_margin),
+                                        expected_split=_weights(args.expected_split, results), days_running=days)
+    chosen = {k: v for k, v in (("min_days", args.min_days), ("target_mde", args.target_mde), ("power", args.power))
+              if v is not None}
+    settings = stats.DecisionSettings(alpha=args.alpha, method=args.method, planned_n_per_arm=args.planned_n_per_arm,
+                                      **chosen)
+    try:
+        verdict = stats.decide(snapshot, settings)
+    except StatsInputError as exc:
+        raise _bad_request(f"calculate_significance: {exc}") from None
+    return _readout(verdict, results.metric, days, args.alpha)
 
 
 class SrmQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    observed: list[int] = Field(min_length=2, description="units assigned to each variant")
-    expected_weights: list[float] | None = None
+    observed: list[int] | None = Field(None, min_length=2, description="units assigned to each variant")
+    results: ExperimentReadout | None = Field(None, description="or: experiment results, whose arm sizes are used")
+    expected_weights: list[float] | dict[str, float] | None = None
     threshold: float = Field(0.001, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SrmQuery:
+        if (self.observed is None) == (self.results is None):
+            raise ValueError("give either observed (units per variant) or results (from get_experiment_results)")
+        return self
 
 
 @tool("check_srm")
 async def check_srm(args: SrmQuery) -> stats.SrmResult:
     """Sample-ratio mismatch gate: a broken split invalidates every other number."""
-    return stats.check_srm(args.observed, args.expected_weights, threshold=args.threshold)
+    if args.results is not None:
+        observed = [v.users for v in args.results.variants]
+        weights = _weights(args.expected_weights, args.results)
+    else:
+        observed = args.observed or []
+        if isinstance(args.expected_weights, dict):
+            raise _bad_request("expected_weights as {variant: weight} needs results; with observed give a list")
+        weights = args.expected_weights
+    try:
+        return stats.check_srm(observed, weights, threshold=args.threshold)
+    except StatsInputError as exc:
+        raise _bad_request(f"check_srm: {exc}") from None
 
 
 class GuardrailQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    metrics: list[stats.ConversionMetric] = Field(description="guardrail metrics with control and treatment arms")
+    metrics: list[stats.ConversionMetric | stats.ContinuousMetric] = Field(default_factory=list,
+                                        description="guardrail metrics with control and treatment arms")
+    results: ExperimentReadout | None = Field(
+        None, description="or: get_experiment_results output read with guardrails (directions and margins included)")
     margin: float = Field(0.02, ge=0, description="largest tolerated relative degradation")
     alpha: float = Field(0.05, gt=0, lt=1)
+    method: Literal["fixed_horizon", "sequential"] = Field(
+        "fixed_horizon", description="sequential: valid at every look, as calculate_significance reads guardrails")
+
+    @model_validator(mode="after")
+    def _some_metrics(self) -> GuardrailQuery:
+        if not self.metrics and (self.results is None or not self.results.guardrails):
+            raise ValueError("no guardrail metrics: give metrics, or results read with guardrails")
+        return self
 
 
 class GuardrailReport(BaseModel):
@@ -290,8 +457,14 @@ class GuardrailReport(BaseModel):
 @tool("check_guardrails")
 async def check_guardrails(args: GuardrailQuery) -> GuardrailReport:
     """Non-inferiority of each guardrail metric within the margin."""
-    results = [stats.check_guardrail(stats.Guardrail(metric=m, margin=args.margin), alpha=args.alpha)
-               for m in args.metrics]
+    guardrails = [stats.Guardrail(metric=m, margin=args.margin) for m in args.metrics]
+    if args.results is not None:
+        guardrails += _guardrails(args.results, args.margin)
+    tuning = SEQUENTIAL_TUNING if args.method == "sequential" else None
+    try:
+        results = [stats.check_guardrail(g, alpha=args.alpha, sequential_tuning=tuning) for g in guardrails]
+    except StatsInputError as exc:
+        raise _bad_request(f"check_guardrails: {exc}") from None
     return GuardrailReport(passed=all(r.status != "regressed" for r in results), results=results)
 
 
@@ -303,6 +476,8 @@ class LearningDoc(BaseModel):
 
     title: str
     body: str = Field(description="markdown")
+    verdict: SignificanceReadout | None = Field(
+        None, description="calculate_significance's output: appended as a Result section, numbers as computed")
     directory: str = Field(".iterloop/learnings", description="where documents are written on the worker")
 
 
@@ -318,5 +493,18 @@ async def write_learning_doc(args: LearningDoc) -> LearningDocWritten:
     path = Path(args.directory) / f"{slug}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = f"# {args.title}\n\n{args.body.strip()}\n"
+    if args.verdict is not None:
+        text += "\n" + _result_section(args.verdict)
     path.write_text(text, encoding="utf-8")
     return LearningDocWritten(path=str(path), bytes=len(text.encode("utf-8")))
+
+
+def _result_section(v: SignificanceReadout) -> str:
+    """The verdict's numbers in Markdown, exactly as the statistics computed them."""
+    lines = ["## Result (computed by calculate_significance)", "", f"- **{v.headline}**", f"- Why: {v.reason}",
+             f"- Sample ratio: {v.srm.message}"]
+    lines += [f"- Guardrail: {g.message}" for g in v.guardrails]
+    if v.days_running is not None:
+        lines.append(f"- Days running: {v.days_running:.2f}")
+    lines += [f"- Warning: {w}" for w in v.warnings]
+    return "\n".join(lines) + "\n"
