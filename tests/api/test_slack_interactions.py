@@ -67,7 +67,7 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest_asyncio.fixture
-async def api(temporal_env: WorkflowEnvironment, slack: FakeSlack) -> AsyncIterator[httpx.AsyncClient]:
+async def slack_api(temporal_env: WorkflowEnvironment, slack: FakeSlack) -> AsyncIterator[httpx.AsyncClient]:
     target = temporal_env.client.service_client.config.target_host
     settings = ApiSettings(runtime=Settings(address=target, address_configured=True), auth_disabled=True,
                            slack_signing_secret=SIGNING_SECRET, slack_bot_token=slack.token,
@@ -142,7 +142,7 @@ async def assert_still_waiting(handle: WorkflowHandle[Any, RunResult], slack: Fa
 
 
 async def test_signed_approve_click_answers_the_gate_and_updates_the_message(
-        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
     client = temporal_env.client
     async with worker(client, task_queue, slack):
         handle = await start_gated(client, task_queue)
@@ -155,9 +155,9 @@ async def test_signed_approve_click_answers_the_gate_and_updates_the_message(
         body = form(click_payload(blocks, "iterloop_approve", channel, ts))
         headers = signed(body)
 
-        response = await post(api, body, headers)
+        response = await post(slack_api, body, headers)
         result = await finish(handle)
-        replay = await post(api, body, headers)
+        replay = await post(slack_api, body, headers)
         view = await state(handle)
 
     assert response.status_code == 200
@@ -174,7 +174,7 @@ async def test_signed_approve_click_answers_the_gate_and_updates_the_message(
 
 
 async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
-        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
     client = temporal_env.client
     async with worker(client, task_queue, slack):
         handle = await start_gated(client, task_queue, APPROVAL_WITH_NOTES)
@@ -182,7 +182,7 @@ async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
         await wait_for(handle, lambda v: v.status == "waiting_human")
         body = form(click_payload(blocks, "iterloop_reject", channel, ts))
 
-        clicked = await post(api, body, signed(body))
+        clicked = await post(slack_api, body, signed(body))
         [opened] = slack.calls_to("views.open")
         modal = opened.body["view"]
         still = await state(handle)
@@ -190,7 +190,7 @@ async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
             **modal, "id": "V0FAKE", "state": {"values": {
                 "field:reviewer_notes": {"value": {"type": "plain_text_input", "value": "guardrail too close"}}}}}}
         body = form(submission)
-        submitted = await post(api, body, signed(body))
+        submitted = await post(slack_api, body, signed(body))
         result = await finish(handle)
         view = await state(handle)
 
@@ -208,7 +208,7 @@ async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
 
 
 async def test_a_click_on_a_gate_answered_elsewhere_changes_nothing(
-        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
     client = temporal_env.client
     async with worker(client, task_queue, slack):
         handle = await start_gated(client, task_queue)
@@ -218,7 +218,7 @@ async def test_a_click_on_a_gate_answered_elsewhere_changes_nothing(
         await finish(handle)
         body = form(click_payload(blocks, "iterloop_approve", channel, ts))
 
-        response = await post(api, body, signed(body))
+        response = await post(slack_api, body, signed(body))
         view = await state(handle)
 
     assert response.status_code == 200
@@ -231,7 +231,7 @@ async def test_a_click_on_a_gate_answered_elsewhere_changes_nothing(
 
 
 async def test_forged_stale_and_unsigned_requests_are_refused_and_change_nothing(
-        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
     client = temporal_env.client
     async with worker(client, task_queue, slack):
         handle = await start_gated(client, task_queue)
@@ -247,7 +247,7 @@ async def test_forged_stale_and_unsigned_requests_are_refused_and_change_nothing
             "no signature": (body, {"Content-Type": "application/x-www-form-urlencoded"}),
         }
 
-        responses = {name: await post(api, b, h) for name, (b, h) in attempts.items()}
+        responses = {name: await post(slack_api, b, h) for name, (b, h) in attempts.items()}
 
         await assert_still_waiting(handle, slack)
         await handle.terminate("test over")
@@ -259,7 +259,7 @@ async def test_forged_stale_and_unsigned_requests_are_refused_and_change_nothing
 
 
 async def test_a_replayed_click_is_refused_before_it_reaches_slack_or_the_run(
-        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, api: httpx.AsyncClient) -> None:
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
     client = temporal_env.client
     async with worker(client, task_queue, slack):
         handle = await start_gated(client, task_queue, APPROVAL_WITH_NOTES)
@@ -268,8 +268,8 @@ async def test_a_replayed_click_is_refused_before_it_reaches_slack_or_the_run(
         body = form(click_payload(blocks, "iterloop_approve", channel, ts))
         headers = signed(body)
 
-        first = await post(api, body, headers)
-        replay = await post(api, body, headers)
+        first = await post(slack_api, body, headers)
+        replay = await post(slack_api, body, headers)
         view = await state(handle)
         await handle.terminate("test over")
 
