@@ -129,6 +129,15 @@ def run_command(
         "--offline", help="Use the scripted model for every model call (no API key needed).")] = False,
     by: Annotated[str | None, typer.Option(
         "--by", help="Who answers gates at the prompt [default: your user name].", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="A YAML preset: vars, wait durations, loop bounds, models, gates, budget "
+                         "(docs/growth-loop.md).", show_default=False)] = None,
+    skip_gates: Annotated[bool, typer.Option(
+        "--skip-gates", help="Answer every human gate automatically (approve; the preset's answer if it "
+                             "gives one).")] = False,
+    stop_after: Annotated[list[str] | None, typer.Option(
+        "--stop-after", help="End the run (finished) right after this node completes (repeatable).",
+        show_default=False)] = None,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
@@ -145,7 +154,11 @@ def run_command(
     assert wf is not None
     settings = command_settings(address, namespace, task_queue, offline=True if offline else None)
     try:
-        inputs = {**parse_input_json(input_json), **parse_var_assignments(var or [], wf)}
+        from runtime.presets import prepare_run
+
+        preset = prepare_run(config, wf, skip_gates=skip_gates, stop_after=stop_after or [])
+        wf = preset.workflow
+        inputs = {**preset.inputs, **parse_input_json(input_json), **parse_var_assignments(var or [], wf)}
         env_values, warnings = resolve_env_defaults(wf, inputs, os.environ)
         missing = missing_vars(wf, inputs)
         if missing:
@@ -157,9 +170,12 @@ def run_command(
         raise typer.Exit(exc.exit_code) from None
     for warning in warnings:
         print(f"iterloop: warning: {warning}", file=sys.stderr)
+    for line in preset.notes:
+        print(f"iterloop: {line}", file=sys.stderr)
     request = RunRequest(file=file, wf=wf, inputs={**env_values, **inputs}, run_id=run_id,
                          script=loaded_script if loaded_script is not None else ({} if settings.offline else None),
-                         detach=detach, as_json=as_json, by=by or default_answerer())
+                         detach=detach, as_json=as_json, by=by or default_answerer(),
+                         run_options=preset.run_options, details=preset.notes, summary=preset.summary)
     started: list[str] = []
     execute(start_and_follow(settings, request, started), as_json=as_json, on_interrupt=lambda: (
         f"stopped following; run {started[0]} goes on. Follow it again with `iterloop events {started[0]} "

@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,12 @@ class RunRequest:
     detach: bool
     as_json: bool
     by: str
+    #: More `RunOptions` fields: `stop_after`, `gate_answers` (--stop-after, --skip-gates, --config).
+    run_options: dict[str, Any] = field(default_factory=dict)
+    #: Lines for the run's details in the Web UI (e.g. what a preset changed).
+    details: list[str] = field(default_factory=list)
+    #: Template lines printed when the run ends (a preset's `summary:`), see `runtime.presets`.
+    summary: list[str] = field(default_factory=list)
 
 
 async def start_and_follow(settings: Settings, req: RunRequest, started: list[str]) -> int:
@@ -85,7 +91,7 @@ async def start_and_follow(settings: Settings, req: RunRequest, started: list[st
 
     run_id = await start_run(client, settings, wf=req.wf, inputs=req.inputs, source=str(req.file),
                              location=str(req.file.resolve()), run_id=req.run_id, script=req.script,
-                             origin=f"`iterloop run {req.file}`")
+                             origin=f"`iterloop run {req.file}`", options=req.run_options, details=req.details)
     started.append(run_id)
     link = web_ui_link(settings, run_id)
     handle = client.get_workflow_handle(run_id)
@@ -106,7 +112,7 @@ async def start_and_follow(settings: Settings, req: RunRequest, started: list[st
         print(f"  Web UI: {link}")
     interactive = not req.as_json and is_tty(sys.stdin)
     return await follow_run(handle, settings, run_id, req.wf, as_json=req.as_json, interactive=interactive,
-                            by=req.by)
+                            by=req.by, summary=req.summary)
 
 
 def new_run_id(wf: Workflow) -> str:
@@ -115,12 +121,15 @@ def new_run_id(wf: Workflow) -> str:
 
 
 async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs: dict[str, Any], source: str,
-                    location: str, run_id: str | None, script: dict[str, Any] | None, origin: str) -> str:
+                    location: str, run_id: str | None, script: dict[str, Any] | None, origin: str,
+                    options: dict[str, Any] | None = None, details: list[str] | None = None) -> str:
     """Start a GraphRun for ``wf`` and return its id (the CLI's `run` and the REST API share it).
 
     ``source`` is kept in the run input (inspect shows it); ``origin`` (how it was started) and
     ``location`` (where the workflow file is) go into the Web UI's run details. An existing id is
     `RunAlreadyExists`; a namespace without iterloop's search attributes says how to add them.
+    ``options`` are further `RunOptions` fields (`stop_after`, `gate_answers`); ``details`` are
+    extra lines for the run details (what a preset changed).
     """
     from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
     from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -128,7 +137,8 @@ async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs:
     from workflows.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
 
     run_id = run_id or new_run_id(wf)
-    run_input = RunInput(workflow=wf, run_inputs=inputs, source=source, options=RunOptions(script=script))
+    run_input = RunInput(workflow=wf, run_inputs=inputs, source=source,
+                         options=RunOptions(script=script, **(options or {})))
     attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),
                                         SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
     async with temporal_errors(settings):
@@ -139,7 +149,8 @@ async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs:
                 static_summary=f"{wf.name} · {Path(source).name}",
                 static_details=f"{origin}\n\nworkflow **{wf.name}** from `{location}`"
                                + (f"\n\ncontent hash `{wf.content_hash}`" if wf.content_hash else "")
-                               + ("\n\nscripted model (offline run)" if script is not None else ""),
+                               + ("\n\nscripted model (offline run)" if script is not None else "")
+                               + "".join(f"\n\n{line}" for line in details or []),
                 rpc_timeout=RPC_TIMEOUT)
         except WorkflowAlreadyStartedError:
             raise RunAlreadyExists(f"a run with id '{run_id}' already exists; choose another --run-id "
@@ -156,7 +167,7 @@ async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs:
 
 
 async def follow_run(handle: WorkflowHandle[Any, Any], settings: Settings, run_id: str, wf: Workflow, *,
-                     as_json: bool, interactive: bool, by: str) -> int:
+                     as_json: bool, interactive: bool, by: str, summary: list[str] | None = None) -> int:
     """Stream the run's events until it ends, parks, or waits for an answer nobody can give here."""
     term = Terminal(sys.stdout, progress=not as_json and is_tty(sys.stdout))
     after = 0
@@ -174,7 +185,10 @@ async def follow_run(handle: WorkflowHandle[Any, Any], settings: Settings, run_i
         if status in TERMINAL_STATUSES:
             reason = view.reason if view.status in TERMINAL_STATUSES else await execution_failure(handle, desc)
             view = view.model_copy(update={"status": status, "reason": reason})
-            return finish_follow(term, run_id, status, view, seen, as_json=as_json)
+            code = finish_follow(term, run_id, status, view, seen, as_json=as_json)
+            if summary and not as_json:
+                print_summary(term, summary, view, web_ui_link(settings, run_id))
+            return code
         if status == "failed_resumable":
             if as_json:
                 _print_summary(run_id, status, view, seen)
@@ -211,6 +225,16 @@ def finish_follow(term: Terminal, run_id: str, status: str, view: RunView, event
         if status == "finished":
             term.line(f"report: iterloop report {run_id}")
     return STATUS_EXIT_CODES[status]
+
+
+def print_summary(term: Terminal, lines: list[str], view: RunView, link: str) -> None:
+    """A preset's `summary:` lines, rendered against the run's final state, then the Web UI link."""
+    from runtime.presets import render_summary
+
+    term.line()
+    for line in render_summary(lines, outputs=view.outputs, vars=view.vars, artifacts=view.artifacts):
+        term.line(line)
+    term.line(f"Web UI    {link}")
 
 
 def _print_summary(run_id: str, status: str, view: RunView, events: list[Event]) -> None:

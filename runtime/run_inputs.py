@@ -20,7 +20,7 @@ _JSON_TYPED = ("int", "float", "bool", "json", "string[]")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
 
-def _type_problem(var: Var, value: Any) -> str | None:
+def var_type_problem(var: Var, value: Any) -> str | None:
     """Why ``value`` is not a ``var.type``, or None."""
     t = var.type
     if t == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -62,7 +62,7 @@ def check_var_values(given: Mapping[str, Any], wf: Workflow, *, label: str = "va
         if isinstance(value, str):
             values[name] = var_from_text(var, value, label=where)
             continue
-        problem = _type_problem(var, value)
+        problem = var_type_problem(var, value)
         if problem:
             raise UsageError(f"{where}: var '{name}' is {var.type}, so give {problem}; "
                              f"got {json.dumps(value, ensure_ascii=False)}")
@@ -91,8 +91,8 @@ def var_from_text(var: Var, text: str, *, label: str) -> Any:
         value = json.loads(text)
     except ValueError:
         raise UsageError(f"{label}: '{text}' is not valid JSON; var '{var.name}' is {var.type}, so give "
-                         f"{_type_problem(var, object()) or 'a JSON value'}") from None
-    problem = _type_problem(var, value)
+                         f"{var_type_problem(var, object()) or 'a JSON value'}") from None
+    problem = var_type_problem(var, value)
     if problem:
         raise UsageError(f"{label}: var '{var.name}' is {var.type}, so give {problem}; got {text}")
     return float(value) if var.type == "float" else value
