@@ -40,16 +40,20 @@ class DeliveryStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._memory: dict[tuple[str, str], Outcome] = {}
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(self._connect()) as db, db:
-                db.execute(_SCHEMA)
-                db.execute("DELETE FROM deliveries WHERE recorded_at < ?", (time.time() - KEEP_SECONDS,))
+        self._ready = False  # the file is created on first use: most workers never notify
 
     def _connect(self) -> sqlite3.Connection:
         assert self.path is not None
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         # Several worker processes may share the file: wait for a writer instead of failing.
-        return sqlite3.connect(self.path, timeout=10)
+        db = sqlite3.connect(self.path, timeout=10)
+        if not self._ready:
+            with db:
+                db.execute(_SCHEMA)
+                db.execute("DELETE FROM deliveries WHERE recorded_at < ?", (time.time() - KEEP_SECONDS,))
+            self._ready = True
+        return db
 
     def get(self, key: str, target: str) -> Outcome | None:
         if self.path is None:

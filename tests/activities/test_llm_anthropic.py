@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.llm_servers import ANTHROPIC_ANSWER_TOOL, Drop, FakeAnthropic, Failure, Reply, ToolUse
+from fakes.llm_servers import ANTHROPIC_ANSWER_TOOL, Drop, FakeAnthropic, Failure, Raw, Reply, ToolUse
 from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import LocalArtifactStore
@@ -295,12 +295,15 @@ async def test_prompt_caching_marks_tools_system_and_the_conversation_end(fake: 
 
 async def test_usage_counts_every_prompt_token_and_prices_cached_ones_as_cached(fake: FakeAnthropic,
                                                                                 store: LocalArtifactStore) -> None:
-    fake.queue(Reply(answer=GOOD, input_tokens=10_000, cached_tokens=6_000, cache_write_tokens=3_000,
-                     output_tokens=500))
+    # Anthropic reports uncached, cache-read and cache-write prompt tokens separately.
+    fake.queue(Raw(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+                         "content": [{"type": "tool_use", "id": "toolu_1", "name": ANSWER_TOOL, "input": GOOD}],
+                         "stop_reason": "tool_use", "stop_sequence": None,
+                         "usage": {"input_tokens": 1_000, "cache_read_input_tokens": 6_000,
+                                   "cache_creation_input_tokens": 3_000, "output_tokens": 500}}))
     usage = (await turn(fake, store)).usage
     assert (usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.output_tokens) == (
         10_000, 6_000, 3_000, 500)
-    assert fake.requests[0].body  # the fake reported 1,000 uncached + 6,000 read + 3,000 written
     # claude-sonnet-4-6 in the shipped table: $3 input, $0.30 cache read, $3.75 cache write, $15 output per MTok
     expected = (Decimal(1_000) * 3 + Decimal(6_000) * Decimal("0.3") + Decimal(3_000) * Decimal("3.75")
                 + Decimal(500) * 15) / 1_000_000

@@ -79,8 +79,11 @@ schema every:
   config: json
   note: string
 
+prompt check:
+  Check every field.
+
 human review:
-  instructions: "Check every field."
+  instructions: check
   output: every
 
 workflow all_types:

@@ -35,7 +35,10 @@ may carry ``hold=threading.Event()``: the fake waits for the event before answer
 "in flight" for durability and heartbeat tests; the wait is bounded by ``hold_timeout``).
 
 Every request is recorded (`Recorded`: method, path, lower-cased headers, parsed JSON body) in
-``server.requests``; ``server.wait_for_requests(n)`` blocks (with a deadline) until ``n`` arrived.
+``server.requests`` (``server.last`` is the latest); ``server.wait_for_requests(n)`` blocks (with
+a deadline) until ``n`` arrived; ``server.pending`` counts replies not consumed yet;
+``server.reset()`` forgets everything. ``FakeAnthropic(api_key="k")`` / ``FakeOpenAI(api_key="k")``
+answer a wrong key with the provider's 401. ``servers_env(a, b)`` merges the fakes' ``env()``.
 
 Examples::
 
@@ -205,6 +208,7 @@ class Recorded:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: Any = None
+    received_at: float = field(default_factory=time.monotonic)  # time.monotonic() on arrival
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -198,10 +198,12 @@ class DevServerProcess:
         self.proc = None
 
 
-def start_worker_process(address: str, task_queue: str, log_file: Path) -> subprocess.Popen[bytes]:
-    """`python -m worker` as its own process (offline), configured through the environment."""
+def start_worker_process(address: str, task_queue: str, log_file: Path, *,
+                         extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m worker` as its own process, configured through the environment: offline
+    (scripted model) unless ``extra_env`` says otherwise (e.g. a fake provider's coordinates)."""
     env = {**os.environ, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default",
-           "ITERLOOP_TASK_QUEUE": task_queue, "ITERLOOP_OFFLINE": "1"}
+           "ITERLOOP_TASK_QUEUE": task_queue, "ITERLOOP_OFFLINE": "1", **(extra_env or {})}
     with log_file.open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)

@@ -7,8 +7,10 @@ deadline; nothing sleeps for a fixed time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import threading
 import uuid
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from runs import (
     stop_process,
     wait_for,
 )
-from workflows.messages import LLM_TURN, SHELL_EXEC
+from workflows.messages import LLM_TURN, SHELL_EXEC, TOOL_CALL
 from workflows.state import Answer, RunResult
 
 pytestmark = pytest.mark.asyncio
@@ -191,3 +193,56 @@ async def test_server_suggested_continue_as_new_keeps_counters_and_outputs(tmp_p
     # The latest 200 outputs, each from its own visit (and conversation).
     assert result.outputs["keep"]["seen"] == [{"more": True, "_session_id": f"step#{v}"} for v in range(102, 302)]
     assert view.nodes["keep"].visits == 1
+
+
+TOOL_LOOP = """
+schema total:
+  total: float
+agent adder:
+  model: "openai/gpt-test"
+  output: total
+  tools: [sum_values]
+workflow adding:
+  entry: adder
+  adder -> done
+"""
+
+
+async def test_a_worker_killed_mid_tool_loop_repeats_no_completed_turn_or_tool_call(
+        temporal_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    from fakes.llm_servers import FakeOpenAI, Reply, ToolUse
+
+    in_flight = threading.Event()
+    with FakeOpenAI() as server:
+        server.queue(Reply(tool_calls=[ToolUse("sum_values", {"values": [1, 2]}, id="call_1")]),
+                     Reply(tool_calls=[ToolUse("sum_values", {"values": [3, 4]}, id="call_2")]),
+                     Reply(answer={"total": 10}, hold=in_flight),  # turn 3: the worker dies waiting for it
+                     Reply(answer={"total": 10}))
+        env = {**server.env(), "ITERLOOP_OFFLINE": "", "ITERLOOP_ARTIFACT_DIR": str(tmp_path / "artifacts")}
+        address = temporal_env.client.service_client.config.target_host
+        first = start_worker_process(address, task_queue, tmp_path / "worker1.log", extra_env=env)
+        second = None
+        try:
+            handle = await start(temporal_env.client, task_queue, TOOL_LOOP, llm_heartbeat_timeout_seconds=3)
+            await asyncio.to_thread(server.wait_for_requests, 3, 60)
+            await stop_process(first, sig=signal.SIGKILL)
+            in_flight.set()  # the answer goes to a dead connection
+            second = start_worker_process(address, task_queue, tmp_path / "worker2.log", extra_env=env)
+            result = await finish(handle, timeout=90)
+            history = await handle.fetch_history()
+        finally:
+            for proc in (first, second):
+                if proc is not None:
+                    await stop_process(proc)
+    assert result.status == "finished" and result.outputs["adder"]["total"] == 10
+    # Turn 3 was sent twice (the dead worker's attempt, then the retry), with the same conversation;
+    # turns 1 and 2 once each.
+    assert len(server.requests) == 4
+    sent = [r.body["messages"] for r in server.requests]
+    assert sent[3] == sent[2] and len(sent[0]) < len(sent[1]) < len(sent[2])
+    assert [m["content"] for m in sent[2] if m["role"] == "tool"] == ['{"total":3.0,"count":2}',
+                                                                     '{"total":7.0,"count":2}']
+    # Every completed tool call and turn ran in exactly one attempt, except the turn in flight.
+    attempts = activity_attempts(history)
+    assert attempts[("adder", TOOL_CALL)] == [1, 1]
+    assert attempts[("adder", LLM_TURN)] == [1, 1, 2]
