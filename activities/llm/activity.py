@@ -40,7 +40,14 @@ from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelCall, Mode
 from activities.llm.reasoning import effort_of
 from activities.llm.scripted import ScriptedProvider
 from activities.llm.settings import LLMSettings
-from activities.llm.structured_output import answer_schema, answer_spec, extra_problem, optional_fields, system_instructions
+from activities.llm.structured_output import (
+    NEEDS_HUMAN_INPUT,
+    answer_schema,
+    answer_spec,
+    extra_problem,
+    optional_fields,
+    system_instructions,
+)
 from activities.llm.tool_specs import node_tools, permitted_tools, tool_infos
 from workflows.messages import ERR_BAD_REQUEST, LLM_TURN, LLMTurnRequest, LLMTurnResult, Usage
 
@@ -149,6 +156,8 @@ def judge(req: LLMTurnRequest, reply: ModelReply) -> LLMTurnResult:
             if reply.truncated:
                 problem = "the answer was cut off at the output token limit before it was complete; answer more briefly"
             return _invalid(problem, shown)
+    if req.purpose == "auto_or_pause" and obj.get(NEEDS_HUMAN_INPUT) is True:
+        return LLMTurnResult(output=obj, status="final", text=shown)  # a human answers: the rest is discarded
     violation = find_violation(schema, obj, optional=optional_fields(req, schema, obj))
     if violation is not None:
         return _invalid(violation.describe(), shown)

@@ -103,6 +103,17 @@ async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeA
     assert len(list((tmp_path / "store").rglob("*.json"))) == 1
 
 
+async def test_pooled_clients_close(fake: FakeAnthropic, worker_settings: LLMSettings) -> None:
+    from activities.llm import anthropic_provider
+
+    fake.queue(Reply(answer={"approved": True, "comment": "ok", "needs_human_input": False}))
+    await ActivityEnvironment().run(llm_turn, request())
+    clients = list(anthropic_provider._clients.values())
+    assert clients
+    await llm_activity.close_clients()
+    assert anthropic_provider._clients == {} and all(c.is_closed() for c in clients)
+
+
 # -- judging answers -----------------------------------------------------------------------------
 
 def reply(answer: dict[str, Any] | None = None, text: str = "", **kw: Any) -> ModelReply:
@@ -112,6 +123,8 @@ def reply(answer: dict[str, Any] | None = None, text: str = "", **kw: Any) -> Mo
 def test_auto_or_pause_asking_for_a_human_need_not_fill_the_answer() -> None:
     result = judge(request(), reply({"needs_human_input": True}))
     assert result.status == "final" and result.output == {"needs_human_input": True}
+    tentative = judge(request(), reply({"needs_human_input": True, "approved": "maybe"}))
+    assert tentative.status == "final"  # the tentative answer is discarded, so it is not judged
 
 
 def test_auto_or_pause_answering_must_fill_every_field_but_may_omit_the_flag() -> None:
