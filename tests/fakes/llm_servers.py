@@ -358,13 +358,16 @@ class FakeLLMServer:
             status, payload, headers = 400, self._error_body(400, "invalid_request_error",
                                                              f"fake cannot answer: {type(e).__name__}: {e}", None), {}
         data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        for k, v in headers.items():
-            handler.send_header(k, v)
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                handler.send_header(k, v)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away while the reply was held (a killed worker): nobody to answer
 
     def _render(self, item: Reply | Failure | Raw, request: Recorded) -> tuple[int, Any, dict[str, str]]:
         if isinstance(item, Raw):

@@ -240,8 +240,8 @@ async def test_a_worker_killed_mid_tool_loop_repeats_no_completed_turn_or_tool_c
     assert len(server.requests) == 4
     sent = [r.body["messages"] for r in server.requests]
     assert sent[3] == sent[2] and len(sent[0]) < len(sent[1]) < len(sent[2])
-    assert [m["content"] for m in sent[2] if m["role"] == "tool"] == ['{"total":3.0,"count":2}',
-                                                                     '{"total":7.0,"count":2}']
+    assert [json.loads(m["content"]) for m in sent[2] if m["role"] == "tool"] == [
+        {"total": 3.0, "count": 2}, {"total": 7.0, "count": 2}]
     # Every completed tool call and turn ran in exactly one attempt, except the turn in flight.
     attempts = activity_attempts(history)
     assert attempts[("adder", TOOL_CALL)] == [1, 1]
