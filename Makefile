@@ -3,8 +3,9 @@
 #   make setup   create .venv (Python 3.11+), install iterloop editable with test extras, and
 #                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing
 #   make test    run the whole test suite
-#   make demo    validate the examples, draw the growth loop, and run a judge loop offline on a
-#                local Temporal dev server (scripted model; the dev server is stopped afterwards)
+#   make demo    validate the examples, draw the growth loop, and run it offline on a local
+#                Temporal dev server (mock connector, scripted model, local flags; asks at the
+#                approval gate on a terminal, --skip-gates otherwise; the dev server is stopped afterwards)
 #   make bench   DSL throughput and cold `iterloop validate` time
 #   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN): built with Go, or
 #                downloaded through the Temporal SDK when Go is absent (skipped if ITERLOOP_TEMPORAL_BIN is set)
@@ -30,8 +31,8 @@ TEMPORAL_VERSION ?= v1.5.1
 TEMPORAL_BIN ?= $(HOME)/.cache/iterloop/bin/temporal
 
 DEMO_WORKFLOW := examples/growth_loop.iter
-DEMO_RUN := examples/iterion/loop_with_judge.iter
-DEMO_SCRIPT := examples/iterion/loop_with_judge.script.yaml
+DEMO_CONFIG := examples/growth_loop.demo.yaml
+DEMO_SCRIPT := examples/growth_loop.script.yaml
 
 .PHONY: setup test demo bench temporal server stop clean
 
@@ -63,8 +64,11 @@ demo: setup
 	else \
 		echo "make demo: $(DEMO_WORKFLOW) does not exist yet; nothing to draw." >&2; \
 	fi
-	@echo; echo "Running $(DEMO_RUN) offline on a local Temporal dev server (scripted model, no API key):"; echo
-	@status=0; $(BIN)/iterloop run $(DEMO_RUN) --offline --script $(DEMO_SCRIPT) --run-id demo-$$(date +%s) </dev/null || status=$$?; \
+	@echo; echo "Running $(DEMO_WORKFLOW) offline on a local Temporal dev server (mock data, scripted model, no API key):"; echo
+	@rm -rf .iterloop/demo
+	@gates=--skip-gates; if [ -t 0 ]; then gates=; fi; \
+		status=0; $(BIN)/iterloop run $(DEMO_WORKFLOW) --config $(DEMO_CONFIG) --script $(DEMO_SCRIPT) $$gates \
+		--run-id demo-$$(date +%s) || status=$$?; \
 		$(BIN)/iterloop server stop >/dev/null; exit $$status
 
 bench: setup
