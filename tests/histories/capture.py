@@ -140,6 +140,27 @@ workflow long:
   step -> done
 """
 
+TOOLS_AND_SESSIONS = """
+schema finding:
+  summary: string
+agent analyst:
+  model: "scripted"
+  output: finding
+  tools: [sum_values, echo]
+  tool_policy: [sum_values]
+agent critic:
+  model: "scripted"
+  session: inherit
+agent forked:
+  model: "scripted"
+  session: fork
+workflow tooled:
+  entry: analyst
+  analyst -> critic
+  critic -> forked with { _session_id: "{{outputs.analyst._session_id}}" }
+  forked -> done
+"""
+
 APPROVE = Answer(gate="approval", answers={"approved": True, "level": "high"}, answered_by="ada")
 
 
@@ -209,10 +230,51 @@ async def continue_as_new(client: Client, tq: str, wid: str, tmp: Path) -> None:
     assert (await finish(handle)).status == "finished"
 
 
+async def tool_loop_and_sessions(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    turns = [{"tool_calls": [{"name": "sum_values", "arguments": {"values": [1, 2]}},
+                             {"name": "echo", "arguments": {"x": 1}}]},  # echo: denied by the policy
+             {"tool_calls": [{"name": "sum_values", "arguments": {"values": [3]}}]},
+             {"summary": "three and three"}]
+    handle = await start(client, tq, TOOLS_AND_SESSIONS, workflow_id=wid, script={"analyst": {"turns": turns}})
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["critic"]["_session_id"] == "analyst#1", result
+    events = [e["type"] for e in await handle.query("events", 0)]
+    assert events.count("tool_called") == 2 and events.count("tool_denied") == 1, events
+
+
+async def preset_gate_stop_after_notify(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A gate answered by the run's options, a webhook notification, and --stop-after."""
+    import http.server
+    import threading
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        handle = await start(client, tq, GATE, workflow_id=wid, script={"planner": {"text": "ship v2"}},
+                             gate_answers={"approval": {"approved": True, "level": "low"}}, stop_after=["approval"],
+                             notify={"webhooks": [f"http://127.0.0.1:{server.server_port}/hook"]})
+        result = await finish(handle)
+    finally:
+        server.shutdown()
+    assert result.status == "finished" and "stopped after 'approval'" in result.reason, result
+    events = [e["type"] for e in await handle.query("events", 0)]
+    assert "notified" in events, events
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
-    gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new)}
+    gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
+    tool_loop_and_sessions, preset_gate_stop_after_notify)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:
