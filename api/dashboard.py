@@ -44,6 +44,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 TIMELINE_EVENTS = 500
 #: The approvals page asks at most this many waiting runs for their gates.
 APPROVAL_RUNS = 50
+#: How long the approvals page waits for one run's gates (a run whose worker is down must not stall it).
+APPROVAL_QUERY_SECONDS = 5.0
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -267,9 +269,12 @@ async def collect_open_gates(conn: TemporalConnection, user: Principal) -> Appro
     async def gates_of(summary: RunSummary) -> tuple[list[GateCard], str]:
         try:
             found = await ops.find_run(conn, summary.run_id)
-            view = await query_state(found.handle, found.settings)
+            view = await asyncio.wait_for(query_state(found.handle, found.settings), APPROVAL_QUERY_SECONDS)
         except CommandError as exc:
             return [], f"{summary.run_id}: {exc}"
+        except asyncio.TimeoutError:
+            return [], (f"{summary.run_id}: no worker answered within {APPROVAL_QUERY_SECONDS:g}s; start one on task "
+                        f"queue '{found.desc.task_queue}' (`iterloop worker`)")
         return [gate_card(summary.run_id, g, user, workflow=summary.workflow) for g in view.open_gates], ""
 
     approvals = Approvals()

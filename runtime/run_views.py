@@ -193,13 +193,20 @@ def print_inspection(doc: dict[str, Any]) -> None:
 
 
 def visibility_query(status: str | None, *, workflow: str | None = None, gate: str | None = None) -> str:
-    """The visibility query for iterloop runs, optionally with a status, a workflow name, an open gate."""
+    """The visibility query for iterloop runs, optionally with a status, a workflow name, an open gate.
+
+    A run that Temporal ended behind the interpreter's back (terminated, timed out) keeps the
+    status it last published, so asking for a status of a live run, or for an open gate, also
+    asks for a running execution.
+    """
     from workflows.state import SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE
 
     query = f'WorkflowType="{WORKFLOW_TYPE}"'
     for attribute, value in ((SA_STATUS, status), (SA_WORKFLOW, workflow), (SA_OPEN_GATES, gate)):
         if value:
             query += f' AND {attribute}="{_quoted(value)}"'
+    if gate or (status and status not in TERMINAL_STATUSES):
+        query += ' AND ExecutionStatus="Running"'
     return query
 
 
