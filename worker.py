@@ -198,6 +198,9 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
                 ready.set()
             await stop.wait()
     finally:
+        from activities.llm.activity import close_clients
+
+        await close_clients()  # the pooled provider HTTP clients
         if provider is not None:
             provider.shutdown()  # flush the spans still queued
 

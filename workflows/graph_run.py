@@ -366,7 +366,8 @@ class GraphRun:
             conversation = result.conversation_ref or conversation
             self.emit("llm_step_finished", node.id, branch, {
                 "turn": turn, "status": result.status, "input_tokens": result.usage.input_tokens,
-                "output_tokens": result.usage.output_tokens, "cost_usd": result.usage.cost_usd,
+                "output_tokens": result.usage.output_tokens, "cached_tokens": result.usage.cached_tokens,
+                "cost_usd": result.usage.cost_usd, "cache_savings_usd": result.usage.cache_savings_usd,
                 "tool_calls": [c.name for c in result.tool_calls]})
             metrics.llm_usage(self.wf.name, node.id, result.usage)
             self.record_usage(node.id, result.usage.model_copy(update={"calls": max(result.usage.calls, 1)}),

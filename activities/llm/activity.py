@@ -29,6 +29,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
+from activities.telemetry import record_llm_usage
 from activities.artifacts import LocalArtifactStore
 from activities.env import expand_env
 from activities.llm import anthropic_provider, conversation, openai_provider
@@ -227,6 +228,7 @@ async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
                                       "user": artifacts.resolve(req.user, cache),
                                       "input": artifacts.resolve(req.input, cache)})
     result = await complete_turn(resolved, _settings, heartbeat=activity.heartbeat)
+    record_llm_usage(result.usage, node_id=req.node_id, provider=result.usage.provider, model=result.usage.model)
     output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)
     return result if output is result.output else result.model_copy(update={"output": output})

@@ -316,3 +316,70 @@ async def test_inherit_continues_and_fork_copies_the_parent_conversation(
     assert result.outputs["alternative"]["_session_id"] == "alternative#1"
     # The fork left the parent alone: inheriting writer#1 again does not see the forked turn.
     assert closer == [*reviewer, ("assistant", "Good, but long."), ("user", "Final answer?")]
+
+
+# -- routers and self-answering gates use the same layer ------------------------------------------
+
+ROUTING_SRC = """
+schema go:
+  approved: bool
+  note: string
+agent web:
+  model: "openai/gpt-test"
+agent mobile:
+  model: "openai/gpt-test"
+agent email:
+  model: "openai/gpt-test"
+router triage:
+  mode: llm
+  model: "openai/gpt-test"
+  multi: MULTI
+human signoff:
+  mode: auto_answer
+  model: "anthropic/claude-test"
+  output: go
+workflow routed:
+  entry: triage
+  triage -> web
+  triage -> mobile
+  triage -> email
+  web -> signoff
+  mobile -> signoff
+  email -> signoff
+  signoff -> done when approved
+  signoff -> fail when not approved
+"""
+
+
+async def test_an_llm_router_picks_its_route_through_the_provider(
+        temporal_env: Any, task_queue: str, prices_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake(FakeOpenAI) as openai_server, fake(FakeAnthropic) as anthropic_server:
+        openai_server.queue(Reply(answer={"selected_route": "mobile", "reasoning": "iOS fell"}), Reply(text="fixed"))
+        anthropic_server.queue(Reply(answer={"approved": True, "note": "fine"}))
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        async with llm_worker(temporal_env.client, task_queue, openai_server, prices_file, tmp_path, monkeypatch):
+            result = await finish(await start(temporal_env.client, task_queue, ROUTING_SRC.replace("MULTI", "false")))
+    assert result.status == "finished"
+    assert set(result.outputs) >= {"triage", "mobile", "signoff"} and "web" not in result.outputs
+    route_request = openai_server.requests[0].body
+    # The router's answer is constrained to its targets.
+    assert json.dumps(route_request["response_format"]).count('"mobile"') >= 1
+    assert result.outputs["signoff"]["approved"] is True and result.outputs["signoff"]["note"] == "fine"
+    assert result.usage.calls == 3
+
+
+async def test_a_multi_route_llm_router_fans_out_to_the_routes_it_picks(
+        temporal_env: Any, task_queue: str, prices_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake(FakeOpenAI) as openai_server, fake(FakeAnthropic) as anthropic_server:
+        openai_server.queue(Reply(answer={"selected_routes": ["web", "email"], "reasoning": "both"}))
+        openai_server.default = Reply(text="done")
+        anthropic_server.queue(Reply(answer={"approved": False, "note": "not yet"}))
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        async with llm_worker(temporal_env.client, task_queue, openai_server, prices_file, tmp_path, monkeypatch):
+            result = await finish(await start(temporal_env.client, task_queue, ROUTING_SRC.replace("MULTI", "true")))
+    # The auto-answering gate said no: the run fails cleanly through its `fail` edge.
+    assert result.status == "failed"
+    assert {"web", "email"} <= set(result.outputs) and "mobile" not in result.outputs
+    assert len(openai_server.requests) == 3 and len(anthropic_server.requests) == 1
