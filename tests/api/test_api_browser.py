@@ -1,0 +1,82 @@
+"""The dashboard in headless Chromium: log in, answer a gate with its form, watch the run finish.
+
+Chromium is Debian's `chromium` package (`make setup` installs it); Playwright drives it through
+its `executable_path`, so no browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from typing import Any
+
+import pytest
+
+from api_harness import WRITE_TOKEN, ApiHarness, LiveServer, api, live_server  # noqa: F401
+
+pytestmark = pytest.mark.asyncio
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+async def test_answer_a_gate_in_the_browser_and_see_the_run_finish(api: ApiHarness, live_server: LiveServer) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: `make setup` installs Debian's chromium package"
+    run_id = await api.start("gated")
+    await api.wait_status(run_id, "waiting_human")
+    problems: list[str] = []
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+                    if msg.type == "error" else None)
+
+            await page.goto(f"{live_server.url}/")
+            await expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+            await page.fill('input[name="token"]', WRITE_TOKEN)
+            await page.click('button:has-text("Log in")')
+            await expect(page.locator("h1")).to_have_text("Runs")
+
+            await page.click('nav >> text="Approvals"')
+            await expect(page.locator("h1")).to_have_text("Approvals")
+            form = page.locator(f'article.gate[data-run="{run_id}"]')
+            deadline = asyncio.get_running_loop().time() + 30
+            while await form.count() == 0:  # the visibility store lists a new gate within moments
+                assert asyncio.get_running_loop().time() < deadline, "the gate never showed on the approvals page"
+                await page.reload()
+            await expect(form.locator(".instructions")).to_contain_text("Approve the plan for checkout?")
+
+            # A choice left out is refused by the run, and the reason shows next to the form.
+            await form.locator('select[data-field="approved"]').select_option("true")
+            await form.locator('input[data-field="comment"]').fill("ship it")
+            await form.locator('button:has-text("Send answer")').click()
+            form = page.locator(f'article.gate[data-run="{run_id}"]')
+            await expect(form.locator(".error")).to_contain_text("needs field 'level'")
+            await expect(form.locator('input[data-field="comment"]')).to_have_value("ship it")
+
+            await form.locator('select[data-field="level"]').select_option("high")
+            await form.locator('button:has-text("Send answer")').click()
+            await expect(page).to_have_url(re.compile(rf"/runs/{run_id}\?answered=approval$"))
+            await expect(page.locator("#run-status")).to_have_text("finished", timeout=30_000)
+            await expect(page.locator('g[data-node="approval"]')).to_have_attribute("data-status", "succeeded")
+            await expect(page.locator('g[data-node="done"]')).to_have_attribute("data-status", "succeeded")
+            await expect(page.locator("#timeline")).to_contain_text("answered by ada")
+            await expect(page.locator("#temporal-link")).to_have_attribute(
+                "href", f"http://temporal-ui.test:8233/namespaces/default/workflows/{run_id}")
+        finally:
+            await browser.close()
+
+    # The refused answer's page is a 422, which Chromium logs; anything else (a script error, a CSP
+    # violation, a missing asset) is a problem.
+    assert [p for p in problems if "status of 422" not in p] == []
+    doc: dict[str, Any] = await api.state(run_id)
+    assert doc["status"] == "finished"
+    assert [(a["gate"], a["answers"], a["answered_by"]) for a in doc["answers"]] == [
+        ("approval", {"approved": True, "level": "high", "comment": "ship it"}, "ada")]
