@@ -34,7 +34,7 @@ class ApiToken:
     """A bearer token; ``name`` is who answers gates with it (``answered_by``) and what logs show."""
 
     name: str
-    secret: str
+    secret: str = field(repr=False)
     can_write: bool = True
 
 

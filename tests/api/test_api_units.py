@@ -1,0 +1,285 @@
+"""The API's pure parts (settings, tokens and sessions, gate forms, the graph drawing, var checks)
+and the `iterloop api` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api_harness import GATED
+from runs import compile_ok, free_port, poll
+
+import dsl
+from api.auth import session_cookie_value, session_principal
+from api.gate_forms import answers_from_form, form_fields
+from api.graph_svg import NodeLook, layers, render_graph
+from api.settings import ApiConfigError, ApiSettings, ApiToken, parse_tokens
+from dsl.ir import Schema, SchemaField
+from runtime.command_errors import UsageError
+from runtime.run_inputs import check_var_values, missing_vars
+from workflows.state import Gate
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "s3cret-token-0123456789"
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+def test_tokens_are_comma_separated_with_optional_names() -> None:
+    tokens = parse_tokens(f"ada:{SECRET}, {SECRET}x ,", can_write=True, variable="ITERLOOP_API_TOKENS")
+    assert [(t.name, t.secret, t.can_write) for t in tokens] == [("ada", SECRET, True), ("api", SECRET + "x", True)]
+
+
+def test_short_tokens_are_refused() -> None:
+    with pytest.raises(ApiConfigError, match="at least 16 characters"):
+        parse_tokens("ada:short", can_write=True, variable="ITERLOOP_API_TOKENS")
+
+
+def test_settings_from_env() -> None:
+    settings = ApiSettings.from_env({
+        "ITERLOOP_API_TOKENS": f"ada:{SECRET}", "ITERLOOP_API_READ_TOKENS": f"{SECRET}-r",
+        "ITERLOOP_WORKFLOWS_DIR": "/srv/flows", "ITERLOOP_API_MAX_BODY_BYTES": "4096",
+        "TEMPORAL_ADDRESS": "temporal:7233", "SLACK_SIGNING_SECRET": "sign", "SLACK_BOT_TOKEN": "xoxb-1"})
+    assert [(t.name, t.can_write) for t in settings.tokens] == [("ada", True), ("api", False)]
+    assert settings.workflows_dir == Path("/srv/flows") and settings.max_body_bytes == 4096
+    assert settings.runtime.address == "temporal:7233" and settings.runtime.address_configured
+    assert (settings.slack_signing_secret, settings.slack_bot_token, settings.slack_api_url) == (
+        "sign", "xoxb-1", "https://slack.com/api/")
+    assert SECRET not in repr(settings) and "xoxb" not in repr(settings)
+
+
+def test_auth_can_be_disabled_only_on_loopback() -> None:
+    ApiSettings(auth_disabled=True, host="127.0.0.1").check()
+    with pytest.raises(ApiConfigError, match="only allowed on a loopback address"):
+        ApiSettings(auth_disabled=True, host="0.0.0.0").check()
+    with pytest.raises(ApiConfigError, match="no API tokens"):
+        ApiSettings().check()
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+def test_session_cookie_stands_for_its_token_until_it_expires() -> None:
+    token = ApiToken("ada", SECRET)
+    settings = ApiSettings(tokens=(token,), session_hours=1)
+    cookie = session_cookie_value(settings, token, now=1000.0)
+    assert SECRET not in cookie
+    assert session_principal(settings, cookie, now=1001.0) == session_principal(settings, cookie, now=4599.0)
+    principal = session_principal(settings, cookie, now=1001.0)
+    assert principal is not None and (principal.name, principal.can_write, principal.via) == ("ada", True, "session")
+    assert session_principal(settings, cookie, now=4601.0) is None  # expired
+
+
+def test_session_cookie_is_refused_when_forged_or_its_token_is_removed() -> None:
+    token = ApiToken("ada", SECRET)
+    settings = ApiSettings(tokens=(token,))
+    cookie = session_cookie_value(settings, token)
+    fingerprint, expires, signature = cookie.split(".")
+    assert session_principal(settings, f"{fingerprint}.{int(expires) + 999}.{signature}") is None
+    other_secret = ApiSettings(tokens=(token,), session_secret=b"another-secret")
+    assert session_principal(other_secret, cookie) is None
+    revoked = ApiSettings(tokens=(ApiToken("bob", SECRET + "-new"),), session_secret=settings.session_secret)
+    assert session_principal(revoked, cookie) is None
+    assert session_principal(settings, "garbage") is None
+
+
+# -- gate forms ----------------------------------------------------------------------------------
+
+
+def gate_with(*fields: SchemaField) -> Gate:
+    return Gate(gate="g", interaction_id="r:g:1", schema=Schema(name="s", fields=list(fields)))
+
+
+def test_each_field_type_gets_its_widget() -> None:
+    gate = gate_with(SchemaField(name="ok", type="bool"), SchemaField(name="lvl", type="string", enum_values=["a", "b"]),
+                     SchemaField(name="n", type="int"), SchemaField(name="x", type="float"),
+                     SchemaField(name="tags", type="string[]"),
+                     SchemaField(name="ch", type="string[]", enum_values=["email", "push"]),
+                     SchemaField(name="cfg", type="json"), SchemaField(name="note", type="string"))
+    widgets = {f.name: (f.widget, f.step, [v for v, _ in f.options]) for f in form_fields(gate)}
+    assert widgets == {"ok": ("select", "", ["true", "false"]), "lvl": ("select", "", ["a", "b"]),
+                       "n": ("number", "1", []), "x": ("number", "any", []), "tags": ("lines", "", []),
+                       "ch": ("checkboxes", "", ["email", "push"]), "cfg": ("json", "", []), "note": ("text", "", [])}
+
+
+def test_a_gate_without_a_schema_takes_free_text() -> None:
+    gate = Gate(gate="g", interaction_id="r:g:1")
+    [field] = form_fields(gate)
+    assert (field.name, field.widget) == ("text", "text")
+    assert answers_from_form(gate, {"field.text": ["looks good"]}) == ({"text": "looks good"}, [])
+
+
+def test_form_values_become_the_answer() -> None:
+    gate = gate_with(SchemaField(name="ok", type="bool"), SchemaField(name="n", type="int"),
+                     SchemaField(name="tags", type="string[]"),
+                     SchemaField(name="ch", type="string[]", enum_values=["email", "push"]),
+                     SchemaField(name="cfg", type="json"), SchemaField(name="note", type="string"),
+                     SchemaField(name="lvl", type="string", enum_values=["a", "b"]))
+    answers, problems = answers_from_form(gate, {
+        "field.ok": ["true"], "field.n": [" 4 "], "field.tags": ["a\n\n b \n"], "field.ch": ["push"],
+        "field.cfg": ['{"k": 1}'], "field.note": [""], "field.lvl": [""]})
+    assert problems == []
+    # text goes to the gate as `iterloop answer` sends it; blanks are left out so the gate names them
+    assert answers == {"ok": "true", "n": "4", "tags": ["a", "b"], "ch": ["push"], "cfg": {"k": 1}, "note": ""}
+
+
+def test_invalid_json_is_a_form_problem() -> None:
+    gate = gate_with(SchemaField(name="cfg", type="json"))
+    answers, problems = answers_from_form(gate, {"field.cfg": ["{oops"]})
+    assert answers == {} and "field 'cfg' must be a JSON value" in problems[0]
+
+
+def test_a_rejected_form_keeps_what_was_typed() -> None:
+    gate = gate_with(SchemaField(name="note", type="string"),
+                     SchemaField(name="ch", type="string[]", enum_values=["email", "push"]))
+    fields = {f.name: f for f in form_fields(gate, {"field.note": ["draft"], "field.ch": ["email"]})}
+    assert fields["note"].value == "draft" and fields["ch"].selected == ["email"]
+
+
+# -- the graph -----------------------------------------------------------------------------------
+
+
+LOOP = """\
+schema verdict:
+  approved: bool
+
+agent writer:
+  model: "scripted"
+  output: verdict
+
+judge reviewer:
+  model: "scripted"
+  output: verdict
+
+workflow review:
+  entry: writer
+  writer -> reviewer
+  reviewer -> done when approved
+  reviewer -> writer when not approved as revise(3)
+  reviewer -> fail
+"""
+
+
+def test_nodes_are_layered_by_distance_from_the_entry() -> None:
+    assert layers(compile_ok(LOOP)) == {"writer": 0, "reviewer": 1, "done": 2, "fail": 2}
+
+
+def test_graph_colours_nodes_by_state_and_draws_loops_as_arcs() -> None:
+    wf = compile_ok(LOOP)
+    svg = render_graph(wf, {"writer": NodeLook("succeeded", 2), "reviewer": NodeLook("running", 1)}, ["reviewer"])
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert 'class="node kind-agent status-succeeded" data-node="writer"' in svg and "×2" in svg
+    assert 'class="node kind-judge status-running current" data-node="reviewer"' in svg
+    assert 'class="node kind-done status-pending" data-node="done"' in svg
+    assert 'class="edge loop" data-from="reviewer" data-to="writer"' in svg
+    assert "not approved · ↺ revise(3)" in svg
+
+
+def test_graph_escapes_names_and_labels() -> None:
+    wf = compile_ok(GATED)
+    svg = render_graph(wf.model_copy(update={"name": "<b>&"}), {})
+    assert "<b>&" not in svg and "&lt;b&gt;&amp;" in svg
+
+
+def test_every_example_workflow_draws() -> None:
+    for path in sorted((ROOT / "examples").rglob("*.iter")):
+        result = dsl.check_file(path)
+        if result.workflow is not None:
+            svg = render_graph(result.workflow, {})
+            assert svg.count('class="node ') == len(result.workflow.nodes), path
+
+
+# -- vars from JSON --------------------------------------------------------------------------------
+
+
+def test_var_values_from_json_are_checked_against_their_types() -> None:
+    wf = compile_ok(textwrap.dedent("""\
+        vars:
+          days: int = 1
+          alpha: float = 0.05
+          metrics: string[] = []
+          split: json = {}
+          name: string = "x"
+
+        agent a:
+          model: "scripted"
+
+        workflow w:
+          entry: a
+          a -> done
+        """))
+    assert check_var_values({"days": 3, "alpha": 1, "metrics": ["a"], "split": {"a": 1}, "name": "n"}, wf) == {
+        "days": 3, "alpha": 1.0, "metrics": ["a"], "split": {"a": 1}, "name": "n"}
+    assert check_var_values({"days": "7", "metrics": '["b"]', "name": "28"}, wf) == {
+        "days": 7, "metrics": ["b"], "name": "28"}
+    with pytest.raises(UsageError, match=r"vars.days: var 'days' is int, so give an integer, e.g. 28; got true"):
+        check_var_values({"days": True}, wf)
+    with pytest.raises(UsageError, match=r"vars.metrics: var 'metrics' is string\[\]"):
+        check_var_values({"metrics": [1]}, wf)
+    with pytest.raises(UsageError, match="declares no var 'nope'"):
+        check_var_values({"nope": 1}, wf)
+    assert missing_vars(compile_ok(GATED), {}) == ["topic"]
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def iterloop(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ITERLOOP_API", "TEMPORAL_"))}
+    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=ROOT,
+                          env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def test_api_command_refuses_to_serve_without_tokens() -> None:
+    result = iterloop("api")
+    assert result.returncode == 2 and "no API tokens: set ITERLOOP_API_TOKENS" in result.stderr
+
+
+def test_api_command_refuses_no_auth_on_a_public_address() -> None:
+    result = iterloop("api", "--no-auth", "--host", "0.0.0.0")
+    assert result.returncode == 2 and "only allowed on a loopback address" in result.stderr
+
+
+@pytest.mark.asyncio
+async def test_api_command_serves_the_api(temporal_env: Any, tmp_path: Path) -> None:
+    port = free_port()
+    address = temporal_env.client.service_client.config.target_host  # type: ignore[attr-defined]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ITERLOOP_API", "TEMPORAL_"))}
+    env = {**clean, "ITERLOOP_API_TOKENS": f"ada:{SECRET}", "TEMPORAL_ADDRESS": address,
+           "ITERLOOP_HOME": str(tmp_path)}
+    log = (tmp_path / "api.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "api", "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        async def health() -> httpx.Response | None:
+            assert proc.poll() is None, (tmp_path / "api.log").read_text()
+            try:
+                async with httpx.AsyncClient(timeout=5) as http:
+                    return await http.get(f"http://127.0.0.1:{port}/api/health")
+            except httpx.TransportError:
+                return None
+
+        response = await poll(health, "iterloop api to answer", timeout=30, interval=0.2)
+        assert response.status_code == 200 and response.json()["temporal"] == "reachable"
+        async with httpx.AsyncClient(timeout=10) as http:
+            unauthorised = await http.get(f"http://127.0.0.1:{port}/api/runs")
+            listed = await http.get(f"http://127.0.0.1:{port}/api/runs", headers={"Authorization": f"Bearer {SECRET}"})
+        assert unauthorised.status_code == 401 and listed.status_code == 200
+    finally:
+        proc.terminate()
+        started = time.monotonic()
+        while proc.poll() is None and time.monotonic() - started < 15:
+            time.sleep(0.1)
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert "API and dashboard on http://127.0.0.1:" in (tmp_path / "api.log").read_text()
