@@ -448,10 +448,13 @@ def apply_preset(loaded: LoadedPreset, wf: ir.Workflow, *, skip_gates: bool = Fa
 def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
     o = Overrides()
     for (section, key), var in GROWTH_VARS.items():
-        value = getattr(getattr(p, section) or _Empty, key, None)
+        part = getattr(p, section)
+        value = getattr(part, key) if part is not None else None
         if value is not None:
             if isinstance(value, list):
                 value = [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
+            if isinstance(value, dict):  # a traffic split: 50, not 50.0, in prompts and flags
+                value = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in value.items()}
             o.vars[var] = (value, f"{section}.{key}")
     if p.connector is not None:
         o.vars["connector"] = (p.connector.model_dump(), "connector")
@@ -483,10 +486,6 @@ def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
     if p.replans is not None:
         o.loops[REPLAN_LOOP] = (p.replans * (cycles or 1), "replans")
     return o
-
-
-class _Empty:
-    """Stands for an absent section: every key reads as None."""
 
 
 def _checked_vars(values: dict[str, tuple[Any, str]], wf: ir.Workflow, where: Path) -> dict[str, Any]:
