@@ -1,7 +1,8 @@
 # iterloop: the few commands a contributor needs. `make test` and `make demo` set everything up.
 #
 #   make setup   create .venv (Python 3.11+), install iterloop editable with test extras, and
-#                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing
+#                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing, and
+#                Debian's chromium (the dashboard's browser test) when it is missing (as root)
 #   make test    run the whole test suite
 #   make demo    validate the examples, draw the growth loop, and run it offline on a local
 #                Temporal dev server (mock connector, scripted model, local flags; asks at the
@@ -34,9 +35,9 @@ DEMO_WORKFLOW := examples/growth_loop.iter
 DEMO_CONFIG := examples/growth_loop.demo.yaml
 DEMO_SCRIPT := examples/growth_loop.script.yaml
 
-.PHONY: setup test demo bench temporal server stop clean
+.PHONY: setup test demo bench temporal chromium server stop clean
 
-setup: $(STAMP) temporal
+setup: $(STAMP) temporal chromium
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -96,6 +97,19 @@ $(TEMPORAL_BIN): | $(STAMP)
 	fi
 	@test -x $(TEMPORAL_BIN) || { echo "make temporal: could not obtain $(TEMPORAL_BIN);" \
 		"install Go and retry, or set ITERLOOP_TEMPORAL_BIN to an existing temporal binary" >&2; exit 1; }
+
+# The dashboard's browser test drives Debian's chromium through Playwright (no browser download).
+# Installed with apt-get when missing and we are root; otherwise say how, and go on.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make setup: installing Debian's chromium (for the dashboard's browser test)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+			|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
+	else \
+		echo "make setup: /usr/bin/chromium is missing; the dashboard's browser test needs it" \
+			"(sudo apt-get install chromium)" >&2; \
+	fi
 
 server: setup
 	$(BIN)/iterloop server start
