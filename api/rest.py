@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
@@ -30,7 +31,7 @@ from api.models import (
 )
 from api.settings import ApiSettings
 from api.workflow_sources import describe_registered
-from runtime.command_errors import CommandError
+from runtime.command_errors import CommandError, TemporalUnavailable, short_error
 from workflows.state import RunStatus
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -47,6 +48,8 @@ _ACT_ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api")
 
+HEALTH_TIMEOUT = timedelta(seconds=5)
+
 Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
 Settings_ = Annotated[ApiSettings, Depends(api_settings)]
 Reader = Annotated[Principal, Depends(reader)]
@@ -60,10 +63,16 @@ async def health(conn: Conn) -> Any:
     """Whether the API can reach Temporal (no authentication: for load balancers and compose health checks)."""
     settings = conn.effective_settings()
     try:
-        await conn.get()
+        client = await conn.get()
+        if not await client.service_client.check_health(timeout=HEALTH_TIMEOUT):
+            raise TemporalUnavailable(f"Temporal at {conn.effective_settings().address} reports it is not serving")
     except CommandError as exc:
         body = Health(status="degraded", temporal="unreachable", namespace=settings.namespace,
                       task_queue=settings.task_queue, message=str(exc))
+        return JSONResponse(body.model_dump(), status_code=503)
+    except Exception as exc:  # the connected client's RPC failed: the server went away
+        body = Health(status="degraded", temporal="unreachable", namespace=settings.namespace,
+                      task_queue=settings.task_queue, message=f"Temporal at {settings.address}: {short_error(exc)}")
         return JSONResponse(body.model_dump(), status_code=503)
     settings = conn.effective_settings()
     return Health(status="ok", temporal="reachable", namespace=settings.namespace, task_queue=settings.task_queue)

@@ -103,9 +103,9 @@ class ApiSettings:
             temporal_ui_url=(e.get("ITERLOOP_TEMPORAL_UI_URL") or "").rstrip("/"),
             host=e.get("ITERLOOP_API_HOST") or DEFAULT_HOST,
             port=int(_number(e, "ITERLOOP_API_PORT", DEFAULT_PORT)),
-            slack_signing_secret=e.get("SLACK_SIGNING_SECRET", ""),
-            slack_bot_token=e.get("SLACK_BOT_TOKEN", ""),
-            slack_api_url=e.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+            slack_signing_secret=e.get("ITERLOOP_SLACK_SIGNING_SECRET") or e.get("SLACK_SIGNING_SECRET", ""),
+            slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN") or e.get("SLACK_BOT_TOKEN", ""),
+            slack_api_url=e.get("ITERLOOP_SLACK_API_URL") or e.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
             client_env=dict(e),
         )
 
