@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -463,7 +464,7 @@ def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
         base = current if isinstance(current, dict) else {}
         provider = {"name": p.flags.provider or base.get("name", "local"),
                     "settings": p.flags.settings if p.flags.settings is not None else base.get("settings", {})}
-        o.vars["flag_provider"] = (provider, "flags.provider/settings")
+        o.vars["flag_provider"] = (provider, "flags")
     if p.learnings_dir is not None:
         o.vars["learnings_dir"] = (p.learnings_dir, "learnings_dir")
     if p.thresholds is not None and p.thresholds.min_runtime is not None:
@@ -488,9 +489,43 @@ def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
     return o
 
 
+#: Setting names that hold credentials, and a password inside a URL (`scheme://user:password@host`).
+_SECRET_NAME = re.compile(r"pass(word)?|secret|token|api[_-]?key|private[_-]?key", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"://[^/\s:@]+:([^@/\s]+)@")
+
+
+def _literal_secret(value: Any, path: str) -> str | None:
+    """The path of the first credential written out in ``value`` (not as a `${VAR}` reference)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{path}.{k}"
+            if isinstance(v, str) and v and _SECRET_NAME.search(str(k)) and not v.startswith("${"):
+                return sub
+            found = _literal_secret(v, sub)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _literal_secret(v, f"{path}[{i}]")
+            if found:
+                return found
+    elif isinstance(value, str):
+        m = _URL_PASSWORD.search(value)
+        if m and not m.group(1).startswith("${"):
+            return path
+    return None
+
+
 def _checked_vars(values: dict[str, tuple[Any, str]], wf: ir.Workflow, where: Path) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for name, (value, key) in sorted(values.items()):
+        secret = _literal_secret({name: value}, "vars") if key.startswith("vars.") else _literal_secret(value, key)
+        if secret:
+            raise PresetError(
+                f"{where}: {secret} holds a credential; preset values are stored in the run's history. "
+                "Keep it in the worker's environment: connectors and flag providers read their credentials there, "
+                "and `${VAR}` in connector settings is expanded on the worker (e.g. "
+                "url: \"postgresql://bi:${WAREHOUSE_PASSWORD}@db/analytics\")")
         var = wf.vars.get(name)
         if var is None:
             raise PresetError(f"{where}: {key} sets var '{name}', which workflow '{wf.name}' does not declare; "

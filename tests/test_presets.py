@@ -132,6 +132,21 @@ def test_a_var_of_the_wrong_type_is_refused(tmp_path: Path, growth_loop: dsl.Wor
     assert "vars.lookback_days gives var 'lookback_days' 'soon', but 'lookback_days' is int: give an integer" in message
 
 
+def test_a_credential_written_in_a_preset_is_refused_before_it_reaches_history(
+        tmp_path: Path, growth_loop: dsl.Workflow) -> None:
+    message = problem(tmp_path, """
+        connector:
+          name: warehouse
+          settings: {url: "postgresql://bi:hunter2@db/analytics"}
+        """, growth_loop)
+    assert "connector.settings.url holds a credential; preset values are stored in the run's history" in message
+    assert "${WAREHOUSE_PASSWORD}" in message and "hunter2" not in message
+    assert "flags.settings.api_key holds a credential" in problem(
+        tmp_path, "flags:\n  provider: growthbook\n  settings: {api_key: secret_abc}\n", growth_loop)
+    fine = write(tmp_path, 'connector:\n  name: warehouse\n  settings: {url: "postgresql://bi:${PW}@db/a"}\n', "ok.yaml")
+    assert apply_preset(load_preset(fine), growth_loop).inputs["connector"]["settings"]["url"].endswith("${PW}@db/a")
+
+
 def test_unknown_gate_model_node_and_wait_are_named(tmp_path: Path, growth_loop: dsl.Workflow) -> None:
     assert "gates.aproval: workflow 'growth_loop' has no human gate 'aproval'; its gates: approval" in problem(
         tmp_path, "gates:\n  aproval: auto\n", growth_loop)

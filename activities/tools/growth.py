@@ -452,6 +452,7 @@ class GuardrailQuery(BaseModel):
 class GuardrailReport(BaseModel):
     passed: bool
     results: list[stats.GuardrailResult]
+    messages: list[str] = Field(default_factory=list, description="one sentence per guardrail, for people and prompts")
 
 
 @tool("check_guardrails")
@@ -465,7 +466,8 @@ async def check_guardrails(args: GuardrailQuery) -> GuardrailReport:
         results = [stats.check_guardrail(g, alpha=args.alpha, sequential_tuning=tuning) for g in guardrails]
     except StatsInputError as exc:
         raise _bad_request(f"check_guardrails: {exc}") from None
-    return GuardrailReport(passed=all(r.status != "regressed" for r in results), results=results)
+    return GuardrailReport(passed=all(r.status != "regressed" for r in results), results=results,
+                           messages=[r.message for r in results])
 
 
 # -- learning ------------------------------------------------------------------------------------
