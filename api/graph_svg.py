@@ -2,8 +2,9 @@
 
 Mermaid needs a JavaScript library the dashboard would have to fetch from a CDN, so the graph is
 laid out here, in plain Python: nodes in layers by their distance from the entry (breadth-first,
-in declaration order), forward edges as curves downwards, loop edges (back to an earlier or the
-same layer) as arcs on the right. Pure: IR and node states in, SVG text out.
+in declaration order), `done` and `fail` at the bottom; edges to the next layer as curves
+downwards, edges that skip layers as arcs on the left, loop edges (back to an earlier or the same
+layer) as dashed arcs on the right. Pure: IR and node states in, SVG text out.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class NodeLook:
 
 
 def layers(wf: Workflow) -> dict[str, int]:
-    """Each node's layer: its breadth-first distance from the entry; unreachable nodes go last."""
+    """Each node's layer: its breadth-first distance from the entry; unreachable nodes after the
+    others, and the terminal nodes (`done`, `fail`) last, so edges into them point down."""
     depth = {wf.entry: 0}
     queue = [wf.entry]
     outgoing: dict[str, list[str]] = {}
@@ -44,9 +46,14 @@ def layers(wf: Workflow) -> dict[str, int]:
             if target not in depth:
                 depth[target] = depth[node] + 1
                 queue.append(target)
-    last = max(depth.values(), default=0) + 1
-    for name in wf.nodes:
-        depth.setdefault(name, last)
+    terminal = [n for n, node in wf.nodes.items() if node.kind in ("done", "fail")]
+    last = max((d for n, d in depth.items() if n not in terminal), default=0) + 1
+    unreachable = [n for n in wf.nodes if n not in depth and n not in terminal]
+    for name in unreachable:
+        depth[name] = last
+    bottom = last + (1 if unreachable else 0)
+    for name in terminal:
+        depth[name] = bottom
     return depth
 
 
@@ -71,41 +78,55 @@ def render_graph(wf: Workflow, states: Mapping[str, NodeLook], current: Sequence
     for name in order:
         rows.setdefault(depth[name], []).append(name)
     widest = max((len(r) for r in rows.values()), default=1)
-    back_edges = [e for e in wf.edges if depth.get(e.target, 0) <= depth.get(e.source, 0)]
+    span = {id(e): depth.get(e.target, 0) - depth.get(e.source, 0) for e in wf.edges}
+    loops = sum(1 for e in wf.edges if span[id(e)] <= 0)
+    skips = sum(1 for e in wf.edges if span[id(e)] > 1)
     content_w = widest * NODE_W + (widest - 1) * H_GAP
-    width = 2 * MARGIN + content_w + LOOP_LANE * len(back_edges)
-    height = 2 * MARGIN + len(rows) * NODE_H + max(len(rows) - 1, 0) * V_GAP
+    left = MARGIN + LOOP_LANE * skips  # where the nodes start; arcs that skip layers use the room before
+    width = left + content_w + LOOP_LANE * loops + MARGIN
+    layer_ys = sorted(rows)
+    height = 2 * MARGIN + len(layer_ys) * NODE_H + max(len(layer_ys) - 1, 0) * V_GAP
 
     pos: dict[str, tuple[float, float]] = {}  # top-left corner of each node
-    for layer, names in rows.items():
+    for row, layer in enumerate(layer_ys):
+        names = rows[layer]
         row_w = len(names) * NODE_W + (len(names) - 1) * H_GAP
-        x0 = MARGIN + (content_w - row_w) / 2
+        x0 = left + (content_w - row_w) / 2
         for i, name in enumerate(names):
-            pos[name] = (x0 + i * (NODE_W + H_GAP), MARGIN + layer * (NODE_H + V_GAP))
+            pos[name] = (x0 + i * (NODE_W + H_GAP), MARGIN + row * (NODE_H + V_GAP))
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {width:.0f} {height:.0f}" '
            f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="workflow {escape(wf.name)}">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"/></marker></defs>']
-    lane = 0
+    loop_lane = skip_lane = 0
     for edge in wf.edges:
         if edge.source not in pos or edge.target not in pos:
             continue
         sx, sy = pos[edge.source]
         tx, ty = pos[edge.target]
         label = _label(edge, wf)
-        if depth[edge.target] > depth[edge.source]:
+        if span[id(edge)] == 1:
             x1, y1, x2, y2 = sx + NODE_W / 2, sy + NODE_H, tx + NODE_W / 2, ty
             bend = (y2 - y1) / 2
             path = f"M {x1:.1f} {y1:.1f} C {x1:.1f} {y1 + bend:.1f}, {x2:.1f} {y2 - bend:.1f}, {x2:.1f} {y2:.1f}"
             lx, ly = (x1 + x2) / 2, (y1 + y2) / 2
             css = "edge"
-        else:
-            lane += 1
-            reach = MARGIN + content_w + LOOP_LANE * lane - 6
-            x1, y1, x2, y2 = sx + NODE_W, sy + NODE_H / 2, tx + NODE_W, ty + NODE_H / 2
+        elif span[id(edge)] > 1:
+            skip_lane += 1
+            reach = left - LOOP_LANE * skip_lane + 6
+            x1, y1, x2, y2 = sx, sy + NODE_H / 2, tx, ty + NODE_H / 2
             path = f"M {x1:.1f} {y1:.1f} C {reach:.1f} {y1:.1f}, {reach:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}"
-            lx, ly = reach - LOOP_LANE / 2, (y1 + y2) / 2
+            lx, ly = 0.125 * (x1 + x2) + 0.75 * reach, (y1 + y2) / 2  # the curve's midpoint
+            css = "edge skip"
+        else:
+            loop_lane += 1
+            reach = left + content_w + LOOP_LANE * loop_lane - 6
+            x1, y1, x2, y2 = sx + NODE_W, sy + NODE_H / 2, tx + NODE_W, ty + NODE_H / 2
+            if edge.source == edge.target:  # a node that loops on itself: out at the top, back lower
+                y1, y2 = sy + NODE_H * 0.3, sy + NODE_H * 0.7
+            path = f"M {x1:.1f} {y1:.1f} C {reach:.1f} {y1:.1f}, {reach:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}"
+            lx, ly = 0.125 * (x1 + x2) + 0.75 * reach, (y1 + y2) / 2
             css = "edge loop"
         out.append(f'<g class="{css}" data-from="{escape(edge.source)}" data-to="{escape(edge.target)}">'
                    f'<path d="{path}" marker-end="url(#arrow)"/>')

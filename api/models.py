@@ -173,8 +173,8 @@ class FailureDetail(_Body):
 
 class BudgetRow(_Body):
     dimension: str
-    used: float | None
-    limit: float | None
+    used: int | float | None  # tokens and iterations are counts, cost and duration are not
+    limit: int | float | None
 
 
 class RunDetail(_Body):
