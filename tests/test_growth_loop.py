@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ async def test_a_worker_restart_during_the_monitoring_wait_does_not_stop_the_loo
 
     client = temporal_env.client
     address = client.service_client.config.target_host
-    config = preset(bare_cli, cycles=1, cadence="8s")
+    config = preset(bare_cli, cycles=1, cadence="5s")
     run = f"loop-{uuid.uuid4().hex[:6]}"
     first = start_worker(address, task_queue, tmp_path / "worker1.log")
     second = None
@@ -336,14 +336,18 @@ async def test_a_worker_restart_during_the_monitoring_wait_does_not_stop_the_loo
 
         await eventually(in_wait, "the run to sit in its monitoring wait")
         assert await stop(first, signal.SIGKILL) == -signal.SIGKILL
+        killed_at = datetime.now(timezone.utc)
         second = start_worker(address, task_queue, tmp_path / "worker2.log")
         result = await asyncio.wait_for(handle.result(), 90)
         view = await handle.query("state", result_type=RunView)
+        history = await handle.fetch_history()
     finally:
         for proc in (first, second):
             if proc is not None:
                 await stop(proc)
     assert result.status == "finished" and result.reason == "reached done"
+    [fired] = [e for e in history.events if e.HasField("timer_fired_event_attributes")]
+    assert fired.event_time.ToDatetime(timezone.utc) > killed_at  # the worker died during the wait
     # The timer outlived the worker; the cycle then went on: results, checks, verdict, write-up.
     assert view.nodes["monitor"].visits == 1 and view.nodes["executor"].visits == 1
     assert result.outputs["significance"]["decision"] == "SHIP_WINNER"
