@@ -51,7 +51,7 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
-Settings_ = Annotated[ApiSettings, Depends(api_settings)]
+Config = Annotated[ApiSettings, Depends(api_settings)]
 
 
 # -- template helpers ----------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def render_error_page(request: Request, exc: ApiError) -> Response | None:
     return _page(request, "error.html", {"error": exc}, status=exc.status)
 
 
-def dashboard_user(request: Request, settings: Settings_) -> Principal:
+def dashboard_user(request: Request, settings: Config) -> Principal:
     try:
         principal = identify(request, settings)
     except Unauthorized:
@@ -126,14 +126,14 @@ def _safe_next(target: str) -> str:
 
 
 @router.get("/login")
-async def login_page(request: Request, settings: Settings_, next: str = "/") -> Response:
+async def login_page(request: Request, settings: Config, next: str = "/") -> Response:
     if settings.auth_disabled:
         return RedirectResponse(_safe_next(next), status_code=303)
     return _page(request, "login.html", {"next": _safe_next(next), "error": ""})
 
 
 @router.post("/login")
-async def login(request: Request, settings: Settings_) -> Response:
+async def login(request: Request, settings: Config) -> Response:
     form = await request.form()
     target = _safe_next(str(form.get("next") or "/"))
     token = match_token(settings, str(form.get("token") or "").strip())
@@ -145,7 +145,7 @@ async def login(request: Request, settings: Settings_) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, settings: Settings_, user: User) -> Response:
+async def logout(request: Request, settings: Config, user: User) -> Response:
     form = await request.form()
     check_csrf(request, settings, str(form.get("csrf") or ""))
     response = RedirectResponse("/login", status_code=303)
@@ -229,12 +229,12 @@ async def _run_page(request: Request, conn: TemporalConnection, settings: ApiSet
 
 
 @router.get("/runs/{run_id}")
-async def run_page(request: Request, run_id: str, conn: Conn, settings: Settings_, user: User) -> Response:
+async def run_page(request: Request, run_id: str, conn: Conn, settings: Config, user: User) -> Response:
     return await _run_page(request, conn, settings, user, run_id)
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Settings_, user: User) -> Response:
+async def cancel_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Config, user: User) -> Response:
     form = await request.form()
     check_csrf(request, settings, str(form.get("csrf") or ""))
     _require_write(user)
@@ -243,7 +243,7 @@ async def cancel_from_dashboard(request: Request, run_id: str, conn: Conn, setti
 
 
 @router.post("/runs/{run_id}/retry")
-async def retry_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Settings_, user: User) -> Response:
+async def retry_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Config, user: User) -> Response:
     form = await request.form()
     check_csrf(request, settings, str(form.get("csrf") or ""))
     _require_write(user)
@@ -293,7 +293,7 @@ async def approvals_page(request: Request, conn: Conn, user: User) -> Response:
 
 
 @router.post("/approvals/answer")
-async def answer_from_form(request: Request, conn: Conn, settings: Settings_, user: User) -> Response:
+async def answer_from_form(request: Request, conn: Conn, settings: Config, user: User) -> Response:
     """Answer one gate from its form; a refusal re-renders the page with the reason beside the form."""
     from runtime.temporal_runs import query_state
 
@@ -312,11 +312,12 @@ async def answer_from_form(request: Request, conn: Conn, settings: Settings_, us
     found = await ops.find_run(conn, run_id)
     view = await query_state(found.handle, found.settings)
     gate = next((g for g in view.open_gates if g.gate == gate_name and g.interaction_id == interaction_id), None)
-    error = ""
+    error, status = "", 422
     if gate is None:
-        error = f"gate '{gate_name}' of run {run_id} is no longer open (answered elsewhere, or the run moved on)"
+        error, status = (f"gate '{gate_name}' of run {run_id} is no longer open (answered elsewhere, or the run "
+                         "moved on)"), 409
     elif not user.can_write:
-        error = f"token '{user.name}' may only read; answering needs a token from ITERLOOP_API_TOKENS"
+        error, status = f"token '{user.name}' may only read; answering needs a token from ITERLOOP_API_TOKENS", 403
     else:
         answers, problems = answers_from_form(gate, submitted)
         if problems:
@@ -326,11 +327,11 @@ async def answer_from_form(request: Request, conn: Conn, settings: Settings_, us
                 await ops.answer_gate(conn, run_id, gate_name, AnswerGate(
                     answers=answers, answered_by=answered_by, interaction_id=interaction_id), default_by=user.name)
             except CommandError as exc:
-                error = api_error_from_command(exc).message
+                problem = api_error_from_command(exc)
+                error, status = problem.message, problem.status
     if not error:
         return RedirectResponse(f"/runs/{quote(run_id, safe='')}?{urlencode({'answered': gate_name})}",
                                 status_code=303)
-    status = 403 if not user.can_write else 409 if gate is None else 422
     card = gate_card(run_id, gate, user, workflow=view.workflow, submitted=submitted, error=error,
                      answered_by=answered_by) if gate is not None else None
     if back_to_run:

@@ -51,7 +51,7 @@ router = APIRouter(prefix="/api")
 HEALTH_TIMEOUT = timedelta(seconds=5)
 
 Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
-Settings_ = Annotated[ApiSettings, Depends(api_settings)]
+Config = Annotated[ApiSettings, Depends(api_settings)]
 Reader = Annotated[Principal, Depends(reader)]
 Writer = Annotated[Principal, Depends(writer)]
 RunId = Annotated[str, Path(description="The run id (its Temporal workflow id).")]
@@ -79,7 +79,7 @@ async def health(conn: Conn) -> Any:
 
 
 @router.get("/workflows", response_model=WorkflowList, tags=["workflows"], responses=_ERRORS)
-async def list_workflows(settings: Settings_, _: Reader) -> WorkflowList:
+async def list_workflows(settings: Config, _: Reader) -> WorkflowList:
     """The registered workflows (the `.iter` files of ITERLOOP_WORKFLOWS_DIR), their vars and gates."""
     return WorkflowList(workflows_dir=str(settings.workflows_dir) if settings.workflows_dir else None,
                         workflows=describe_registered(settings))
@@ -87,7 +87,7 @@ async def list_workflows(settings: Settings_, _: Reader) -> WorkflowList:
 
 @router.post("/runs", response_model=RunStarted, status_code=201, tags=["runs"],
              responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "The run id is taken."}})
-async def start_run(body: StartRun, conn: Conn, settings: Settings_, who: Writer) -> RunStarted:
+async def start_run(body: StartRun, conn: Conn, settings: Config, who: Writer) -> RunStarted:
     """Start a run of a registered workflow, a `.iter` file on the API's host, or `.iter` text.
 
     Vars are checked against their declarations before anything starts (422 with the reason);
@@ -110,7 +110,7 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], responses=_RUN_ERRORS)
-async def get_run(run_id: RunId, conn: Conn, settings: Settings_, _: Reader) -> RunDetail:
+async def get_run(run_id: RunId, conn: Conn, settings: Config, _: Reader) -> RunDetail:
     """The run's state: status, nodes, open gates (with their fields), failures, outputs, usage, budget."""
     return await ops.run_detail(conn, settings, run_id)
 
@@ -141,7 +141,7 @@ async def stream_events(
 
 @router.get("/runs/{run_id}/report", response_class=PlainTextResponse, tags=["runs"],
             responses={**_RUN_ERRORS, 200: {"content": {"text/markdown": {}}, "description": "The Markdown report."}})
-async def get_report(run_id: RunId, conn: Conn, settings: Settings_, _: Reader) -> PlainTextResponse:
+async def get_report(run_id: RunId, conn: Conn, settings: Config, _: Reader) -> PlainTextResponse:
     """The Markdown run report, as `iterloop report` writes it."""
     text = await ops.run_report(conn, settings, run_id)
     return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")

@@ -116,7 +116,7 @@ class ApiHarness:
     app: Any
     http: httpx.AsyncClient  # in-process, with the writer token
     tmp: Path
-    _started: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
 
     def client(self, token: str | None = WRITE_TOKEN, *, headers: dict[str, str] | None = None,
                **kwargs: Any) -> httpx.AsyncClient:
@@ -131,7 +131,7 @@ class ApiHarness:
         response = await self.http.post("/api/runs", json={"workflow": workflow, **body})
         assert response.status_code == 201, response.text
         run_id = str(response.json()["run_id"])
-        self._started.append(run_id)
+        self.started.append(run_id)
         return run_id
 
     async def state(self, run_id: str) -> dict[str, Any]:
@@ -180,7 +180,7 @@ async def api(temporal_env: Any, task_queue: str, tmp_path: Path) -> AsyncIterat
             try:
                 yield harness
             finally:
-                await _cancel_open_runs(temporal, harness._started)
+                await _cancel_open_runs(temporal, harness.started)
 
 
 async def _cancel_open_runs(temporal: Any, run_ids: list[str]) -> None:

@@ -265,3 +265,16 @@ async def test_answer_on_the_run_page_returns_to_the_run_page_on_error(
     response = await browser.post("/approvals/answer", data=data)
     assert response.status_code == 422 and 'id="run-status"' in response.text
     assert "field &#39;approved&#39; expects bool" in response.text
+
+
+async def test_a_form_for_a_gate_answered_elsewhere_is_409(api: ApiHarness, browser: httpx.AsyncClient) -> None:
+    run_id = await api.start("gated")
+    page = await approvals_with(browser, run_id)
+    answered = await api.http.post(f"/api/runs/{run_id}/gates/approval/answer",
+                                   json={"answers": {"approved": True, "level": "low", "comment": "first"}})
+    assert answered.status_code == 200
+    await api.wait_status(run_id, "finished")
+    data = gate_form_data(page, run_id, "approval", approved="false", level="high", comment="second")
+    response = await browser.post("/approvals/answer", data=data)
+    assert response.status_code == 409 and "is no longer open" in response.text
+    assert [a["answers"]["comment"] for a in (await api.state(run_id))["answers"]] == ["first"]

@@ -138,7 +138,7 @@ async def test_start_a_registered_workflow_returns_201_with_links(api: ApiHarnes
                                                       "run_id": "api-start-1"})
     assert response.status_code == 201, response.text
     body = response.json()
-    api._started.append("api-start-1")
+    api.started.append("api-start-1")
     assert body["run_id"] == "api-start-1" and body["workflow"] == "gated" and body["status"] == "running"
     assert body["links"]["self"] == "/api/runs/api-start-1"
     assert body["ui_url"] == "http://temporal-ui.test:8233/namespaces/default/workflows/api-start-1"
@@ -158,7 +158,7 @@ async def test_start_from_a_file_path_and_from_source_text(api: ApiHarness) -> N
     from_file = await api.http.post("/api/runs", json={"file": str(path), "vars": {"topic": "a"}})
     from_text = await api.http.post("/api/runs", json={"source": path.read_text(), "vars": {"topic": "b"}})
     assert from_file.status_code == 201 and from_text.status_code == 201, (from_file.text, from_text.text)
-    api._started += [from_file.json()["run_id"], from_text.json()["run_id"]]
+    api.started += [from_file.json()["run_id"], from_text.json()["run_id"]]
     assert from_file.json()["source"] == str(path)
     assert from_text.json()["source"] == "<api>"
     await api.wait_status(from_text.json()["run_id"], "waiting_human")
