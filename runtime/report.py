@@ -122,7 +122,8 @@ def describe_event(event: Event) -> str:
     if kind == "human_input_requested":
         return "waiting for a human answer"
     if kind == "gate_answered":
-        return f"answered by {d.get('by', '?')}" + (" (answer sent before the gate opened)" if d.get("early") else "")
+        note = " (answer sent before the gate opened)" if d.get("early") else ""
+        return f"answered by {d.get('by', '?')}{note}"
     if kind == "answer_queued":
         return f"answer from {d.get('by', '?')} kept until the gate opens"
     if kind == "answer_rejected":
@@ -137,6 +138,27 @@ def describe_event(event: Event) -> str:
         return f"failed: {preview(d.get('error', ''), 160)}{how}"
     if kind == "node_retried":
         return "retrying"
+    if kind == "llm_step_finished":
+        calls = d.get("tool_calls") or []
+        what = {"tool_calls": "asks for " + ", ".join(calls), "invalid": "answer does not match the schema",
+                "final": "answered"}.get(str(d.get("status")), str(d.get("status", "")))
+        cached = f", {d['cached_tokens']:,} cached" if d.get("cached_tokens") else ""
+        cost = f", ${d['cost_usd']:.4f}" if d.get("cost_usd") else ""
+        return (f"llm turn {d.get('turn', '?')}: {what} ({int(d.get('input_tokens') or 0):,} in{cached}, "
+                f"{int(d.get('output_tokens') or 0):,} out{cost})")
+    if kind == "llm_repair_requested":
+        return f"asked the model to repair its answer: {preview(d.get('reason', ''), 120)}"
+    if kind == "tool_called":
+        return f"tool {d.get('tool', '?')} ran"
+    if kind in ("tool_denied", "tool_error"):
+        label = "refused" if kind == "tool_denied" else "failed"
+        return f"tool {d.get('tool', '?')} {label}: {preview(d.get('error', ''), 140)}"
+    if kind == "session_not_found":
+        return f"session not found: {preview(d.get('warning', ''), 140)}"
+    if kind == "notified":
+        return f"notified ({d.get('event', '?')}): {', '.join(d.get('delivered') or []) or 'nothing to send'}"
+    if kind == "notify_failed":
+        return f"notification failed ({d.get('event', '?')}): {preview(d.get('error') or d.get('failed') or '', 140)}"
     if kind == "artifact_written":
         return f"published artifact {d.get('publish', '?')} (version {d.get('version', 0)})"
     if kind in ("budget_warning", "budget_exceeded"):

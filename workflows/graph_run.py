@@ -467,8 +467,8 @@ class GraphRun:
         gate = Gate(gate=node.id, interaction_id=iid, instructions=instructions, questions=questions, schema=schema,
                     opened_at=workflow.now().isoformat(), timeout_seconds=node.timeout_seconds)
         early = self.early_answers.pop(node.id, None)
-        preset = self.inp.options.gate_answers.get(node.id)
-        if early is None and preset is not None:
+        preset = self.inp.options.gate_answers.get(node.id) if early is None else None
+        if preset is not None:
             early = Answer(gate=node.id, answers=preset, answered_by="auto (preset)")
         if early is not None:
             try:
@@ -476,7 +476,8 @@ class GraphRun:
             except S.AnswerError as exc:
                 raise NodeFailed(f"the answer given in advance for gate '{node.id}' is not valid: {exc}",
                                  M.ERR_BAD_REQUEST) from None
-            self.emit("gate_answered", node.id, branch, {"interaction_id": iid, "by": record.answered_by, "early": True})
+            self.emit("gate_answered", node.id, branch, {"interaction_id": iid, "by": record.answered_by,
+                                                         "preset" if preset is not None else "early": True})
             return record.answers
         self.open_gates[node.id] = gate
         self.nodes[node.id].status = "waiting"
