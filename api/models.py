@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dsl.ir import FieldType, SchemaField
 from workflows.messages import Usage
 from workflows.state import AnswerRecord, Event, RunStatus
+from runtime.notify_options import NotifySection
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
 
@@ -88,6 +89,12 @@ class StartRun(_Body):
     offline: bool = Field(default=False, description="Use the offline scripted model for every model call.")
     script: dict[str, Any] | None = Field(default=None, description=(
         "Scripted model outputs (node id → output or list of outputs), as `iterloop run --script`; implies offline."))
+    config: str | None = Field(default=None, description=(
+        "Path of a YAML preset on the API's host, as `iterloop run --config` (docs/growth-loop.md)."))
+    skip_gates: bool = Field(default=False, description="Answer every human gate automatically, as --skip-gates.")
+    stop_after: list[str] = Field(default_factory=list, description="End the run right after these nodes.")
+    notify: NotifySection | None = Field(default=None, description=(
+        "Where this run reports (Slack channel, webhooks), over the preset's and the deployment's defaults."))
 
     @model_validator(mode="after")
     def _one_source(self) -> StartRun:

@@ -8,6 +8,8 @@ Temporal server it is configured for, and says so when no worker polls the task 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -112,15 +114,26 @@ async def start_run(conn: TemporalConnection, api: ApiSettings, body: StartRun, 
     from runtime.run_follow import start_run as start_graph_run
     from runtime.temporal_runs import temporal_errors
 
+    from runtime.notify_options import run_notify_options
+    from runtime.presets import prepare_run
+    from runtime.server_address import web_ui_base
+
     compiled = compile_request(api, body)
-    inputs, warnings = run_inputs_for(api, compiled.wf, body)
+    prepared = prepare_run(Path(body.config) if body.config else None, compiled.wf, skip_gates=body.skip_gates,
+                           stop_after=body.stop_after)
+    inputs, warnings = run_inputs_for(api, prepared.workflow, body.model_copy(
+        update={"inputs": {**prepared.inputs, **body.inputs}}))
     script = body.script if body.script is not None else ({} if body.offline or api.runtime.offline else None)
     client = await conn.get()
     settings = conn.effective_settings()
+    notify = run_notify_options(api.runtime, preset=prepared.notify, request=body.notify,
+                                ui_base_url=api.temporal_ui_url or web_ui_base(settings))
+    options = {**prepared.run_options, **({"notify": notify} if notify else {})}
     try:
-        run_id = await start_graph_run(client, settings, wf=compiled.wf, inputs=inputs, source=compiled.source,
+        run_id = await start_graph_run(client, settings, wf=prepared.workflow, inputs=inputs, source=compiled.source,
                                        location=compiled.location, run_id=body.run_id, script=script,
-                                       origin=f"started through the iterloop REST API by {started_by}")
+                                       origin=f"started through the iterloop REST API by {started_by}",
+                                       options=options, details=prepared.notes)
     except RunAlreadyExists:
         raise Conflict(f"a run with id '{body.run_id}' already exists; run ids are never reused, choose another "
                        "run_id", code="run_exists") from None

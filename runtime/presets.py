@@ -10,10 +10,11 @@ agent uses, how many cycles. Applying it produces three things, all visible in t
   loop bounds, node models, gate modes, the budget. The IR travels in the run input, so the
   overridden graph is exactly what every worker replays; editing the preset later changes
   nothing in a running run. The run's content hash is the hash of the overridden graph;
-* **run options**: gate answers given automatically (`gates: {X: auto}`, `--skip-gates`).
+* **run options**: gate answers given automatically (`gates: {X: auto}`, `--skip-gates`), and where
+  the run reports (`notify:`, merged over the deployment's defaults by `runtime.notify_options`).
 
 Two layers of keys. The generic ones work for any workflow: `vars`, `waits`, `loops`, `models`,
-`gates`, `budget`, `summary`. The growth-loop sections (`connector`, `funnel`, `metrics`,
+`gates`, `budget`, `summary`, `notify`. The growth-loop sections (`connector`, `funnel`, `metrics`,
 `thresholds`, `monitoring`, `flags`, `cycles`, `replans`, `learnings_dir`) are shorthands that
 compile to those generic keys through `GROWTH_VARS` and `_growth_overrides`; a workflow that
 wants them declares the vars, wait node and loops named there (examples/growth_loop.iter does).
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dsl import ir
 from dsl.durations import parse_duration
 from runtime.command_errors import UsageError
+from runtime.notify_options import NotifySection
 from runtime.run_inputs import var_type_problem
 
 SKIP_GATES_NOTE = "auto-approved (--skip-gates)"
@@ -176,6 +178,7 @@ class Preset(_Section):
     gates: dict[str, GateSection] = Field(default_factory=dict)
     budget: BudgetSection | None = None
     summary: list[str] = Field(default_factory=list)
+    notify: NotifySection | None = None
 
     @field_validator("waits")
     @classmethod
@@ -395,6 +398,7 @@ class AppliedPreset:
     changes: list[str]  # what the preset changed, one line per kind, for the user and the run's details
     source: Path
     source_hash: str
+    notify: NotifySection | None = None
 
 
 def apply_preset(loaded: LoadedPreset, wf: ir.Workflow, *, skip_gates: bool = False) -> AppliedPreset:
@@ -442,8 +446,13 @@ def apply_preset(loaded: LoadedPreset, wf: ir.Workflow, *, skip_gates: bool = Fa
     if p.budget is not None:
         changes += _apply_budget(p.budget, out)
     out.with_hash()
+    if p.notify is not None:
+        changes.append("notify: " + (", ".join(filter(None, (
+            f"Slack {p.notify.slack_channel}" if p.notify.slack_channel else "",
+            f"{len(p.notify.webhooks)} webhook(s)" if p.notify.webhooks else ""))) or "off")
+            if p.notify.enabled else "notify: off")
     return AppliedPreset(workflow=out, inputs=inputs, gate_answers=gate_answers, summary=list(p.summary),
-                         changes=changes, source=where, source_hash=wf.content_hash)
+                         changes=changes, source=where, source_hash=wf.content_hash, notify=p.notify)
 
 
 def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
@@ -633,6 +642,7 @@ class PreparedRun:
     run_options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # shown on stderr and in the run's Web UI details
     summary: list[str] = field(default_factory=list)
+    notify: NotifySection | None = None  # the preset's `notify:` (merged with the defaults by the caller)
 
 
 def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_after: list[str]) -> PreparedRun:
@@ -641,7 +651,8 @@ def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_
     gate_answers: dict[str, dict[str, Any]] = {}
     if config is not None:
         applied = apply_preset(load_preset(config), wf, skip_gates=skip_gates)
-        prepared = PreparedRun(workflow=applied.workflow, inputs=applied.inputs, summary=applied.summary)
+        prepared = PreparedRun(workflow=applied.workflow, inputs=applied.inputs, summary=applied.summary,
+                               notify=applied.notify)
         gate_answers = applied.gate_answers
         prepared.notes.append(f"preset {config}:" + "".join(f"\n  {change}" for change in applied.changes))
     elif skip_gates:

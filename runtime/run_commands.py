@@ -138,6 +138,14 @@ def run_command(
     stop_after: Annotated[list[str] | None, typer.Option(
         "--stop-after", help="End the run (finished) right after this node completes (repeatable).",
         show_default=False)] = None,
+    notify_slack: Annotated[str | None, typer.Option(
+        "--notify-slack", help="Post gates and the result to this Slack channel (docs/notifications.md).",
+        show_default=False)] = None,
+    notify_webhook: Annotated[list[str] | None, typer.Option(
+        "--notify-webhook", help="POST signed JSON events to this URL (repeatable; `${ENV}` allowed).",
+        show_default=False)] = None,
+    no_notify: Annotated[bool, typer.Option(
+        "--no-notify", help="Report nowhere, whatever the defaults and the preset say.")] = False,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
@@ -154,6 +162,7 @@ def run_command(
     assert wf is not None
     settings = command_settings(address, namespace, task_queue, offline=True if offline else None)
     try:
+        from runtime.notify_options import NotifySection
         from runtime.presets import prepare_run
 
         preset = prepare_run(config, wf, skip_gates=skip_gates, stop_after=stop_after or [])
@@ -172,10 +181,12 @@ def run_command(
         print(f"iterloop: warning: {warning}", file=sys.stderr)
     for line in preset.notes:
         print(f"iterloop: {line}", file=sys.stderr)
+    cli_notify = NotifySection(slack_channel=notify_slack, webhooks=notify_webhook or None, enabled=not no_notify)
     request = RunRequest(file=file, wf=wf, inputs={**env_values, **inputs}, run_id=run_id,
                          script=loaded_script if loaded_script is not None else ({} if settings.offline else None),
                          detach=detach, as_json=as_json, by=by or default_answerer(),
-                         run_options=preset.run_options, details=preset.notes, summary=preset.summary)
+                         run_options=preset.run_options, details=preset.notes, summary=preset.summary,
+                         notify_preset=preset.notify, notify_request=cli_notify)
     started: list[str] = []
     execute(start_and_follow(settings, request, started), as_json=as_json, on_interrupt=lambda: (
         f"stopped following; run {started[0]} goes on. Follow it again with `iterloop events {started[0]} "

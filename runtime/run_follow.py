@@ -37,7 +37,8 @@ from runtime.console import (
     progress_text,
     prompt_gate,
 )
-from runtime.server_address import server_for_run, web_ui_link
+from runtime.notify_options import NotifySection, describe_notify, run_notify_options
+from runtime.server_address import server_for_run, web_ui_base, web_ui_link
 from runtime.settings import Settings
 from runtime.temporal_runs import (
     POLL_INTERVAL_SECONDS,
@@ -75,6 +76,9 @@ class RunRequest:
     details: list[str] = field(default_factory=list)
     #: Template lines printed when the run ends (a preset's `summary:`), see `runtime.presets`.
     summary: list[str] = field(default_factory=list)
+    #: Where the run reports: the preset's `notify:` and the command line's, over the defaults.
+    notify_preset: NotifySection | None = None
+    notify_request: NotifySection | None = None
 
 
 async def start_and_follow(settings: Settings, req: RunRequest, started: list[str]) -> int:
@@ -89,9 +93,15 @@ async def start_and_follow(settings: Settings, req: RunRequest, started: list[st
         print(f"iterloop: warning: no worker polls task queue '{settings.task_queue}' at {settings.address}; the run "
               "waits until one does (start one with `iterloop worker`)", file=sys.stderr)
 
+    notify = run_notify_options(settings, preset=req.notify_preset, request=req.notify_request,
+                                ui_base_url=web_ui_base(settings))
     run_id = await start_run(client, settings, wf=req.wf, inputs=req.inputs, source=str(req.file),
                              location=str(req.file.resolve()), run_id=req.run_id, script=req.script,
-                             origin=f"`iterloop run {req.file}`", options=req.run_options, details=req.details)
+                             origin=f"`iterloop run {req.file}`",
+                             options={**req.run_options, **({"notify": notify} if notify else {})},
+                             details=req.details)
+    if notify and not req.as_json:
+        print(f"iterloop: reporting to {describe_notify(notify)}", file=sys.stderr)
     started.append(run_id)
     link = web_ui_link(settings, run_id)
     handle = client.get_workflow_handle(run_id)

@@ -33,7 +33,10 @@ def settings_for_existing_runs(settings: Settings) -> Settings:
 
 
 def web_ui_base(settings: Settings) -> str:
-    """Where the Temporal Web UI is: the dev server's UI, else the same host on ``settings.ui_port``."""
+    """Where the Temporal Web UI is: ITERLOOP_TEMPORAL_UI_URL when set, else the dev server's UI, else
+    the same host on ``settings.ui_port``."""
+    if settings.ui_url:
+        return settings.ui_url
     if not settings.address_configured or is_local_address(settings.address):
         from runtime import devserver
 

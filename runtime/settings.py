@@ -39,6 +39,21 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], *, defa
     return raw
 
 
+NOTIFY_EVENTS = ("gate_opened", "run_finished", "run_failed")
+
+
+def _words(raw: str | None) -> tuple[str, ...]:
+    return tuple(w for w in (raw or "").replace(",", " ").split() if w)
+
+
+def _events(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    events = _words(env.get(name))
+    unknown = [e for e in events if e not in NOTIFY_EVENTS]
+    if unknown:
+        raise SettingsError(f"{name} names unknown event(s) {', '.join(unknown)}; choose from {', '.join(NOTIFY_EVENTS)}")
+    return events
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where Temporal is and how iterloop uses it.
@@ -69,6 +84,11 @@ class Settings:
     service_name: str = "iterloop-worker"
     log_format: str = "text"  # text | json
     log_level: str = "INFO"
+    # -- where runs started from here report (client side; docs/notifications.md) -------------
+    notify_slack_channel: str = ""  # ITERLOOP_NOTIFY_SLACK_CHANNEL: every run posts its gates there
+    notify_webhooks: tuple[str, ...] = ()  # ITERLOOP_NOTIFY_WEBHOOKS: space- or comma-separated URLs
+    notify_events: tuple[str, ...] = ()  # ITERLOOP_NOTIFY_EVENTS: a subset of the events; empty = all
+    ui_url: str = ""  # ITERLOOP_TEMPORAL_UI_URL: the Web UI's address for links in notifications
 
     @property
     def artifact_dir(self) -> Path:
@@ -108,6 +128,10 @@ class Settings:
             service_name=e.get("OTEL_SERVICE_NAME") or "iterloop-worker",
             log_format=_choice(e, "ITERLOOP_LOG_FORMAT", ("text", "json"), default="text"),
             log_level=(e.get("ITERLOOP_LOG_LEVEL") or "INFO").upper(),
+            notify_slack_channel=(e.get("ITERLOOP_NOTIFY_SLACK_CHANNEL") or "").strip(),
+            notify_webhooks=_words(e.get("ITERLOOP_NOTIFY_WEBHOOKS")),
+            notify_events=_events(e, "ITERLOOP_NOTIFY_EVENTS"),
+            ui_url=(e.get("ITERLOOP_TEMPORAL_UI_URL") or "").strip().rstrip("/"),
         )
 
     def with_overrides(self, *, address: str | None = None, namespace: str | None = None,

@@ -1,0 +1,64 @@
+"""Starting runs through the API with the options `iterloop run` has: a preset (`config`),
+`skip_gates`, `stop_after`, and where the run reports (`notify`, over the deployment's defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api_harness import ApiHarness, api  # noqa: F401
+from notify.fake_webhook import WebhookReceiver
+from runs import poll
+
+from api.app import create_app
+
+
+async def test_skip_gates_and_a_webhook_from_the_request(api: ApiHarness) -> None:  # noqa: F811
+    with WebhookReceiver() as hooks:
+        run_id = await api.start(skip_gates=True, notify={"webhooks": [hooks.url()]})
+        doc = await api.wait_status(run_id, "finished")
+        assert doc["answers"][0]["answered_by"] == "auto (preset)" and doc["answers"][0]["answers"]["approved"] is True
+        await poll(lambda: hooks.deliveries, "the run_finished webhook", timeout=30)
+    payload = hooks.deliveries[0].payload
+    assert payload["event"] == "run_finished" and payload["run_id"] == run_id and payload["status"] == "finished"
+
+
+async def test_stop_after_ends_the_run_after_that_node(api: ApiHarness) -> None:  # noqa: F811
+    run_id = await api.start(stop_after=["planner"])
+    doc = await api.wait_status(run_id, "finished")
+    assert "stopped after 'planner'" in doc["reason"] and not doc["answers"]
+
+
+async def test_a_preset_file_is_applied_and_its_errors_are_422(api: ApiHarness, tmp_path: Path) -> None:  # noqa: F811
+    preset = tmp_path / "gated.yaml"
+    preset.write_text("workflow: gated\nvars:\n  days: 3\ngates:\n  approval:\n    mode: auto\n"
+                      "    answer: {approved: true, level: high, comment: preset says yes}\n")
+    run_id = await api.start(config=str(preset))
+    doc = await api.wait_status(run_id, "finished")
+    assert doc["vars"]["days"] == 3 and doc["answers"][0]["answers"]["comment"] == "preset says yes"
+    preset.write_text("workflow: gated\nvarz: {}\n")
+    response = await api.http.post("/api/runs", json={"workflow": "gated", "vars": {"topic": "x"},
+                                                      "config": str(preset)})
+    assert response.status_code == 422 and "varz" in response.json()["error"]["message"]
+
+
+async def test_deployment_defaults_notify_unless_the_request_turns_them_off(api: ApiHarness) -> None:  # noqa: F811
+    with WebhookReceiver() as hooks:
+        settings = dataclasses.replace(api.settings, runtime=dataclasses.replace(
+            api.settings.runtime, notify_webhooks=(hooks.url("/default"),)))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
+                                     base_url="http://testserver", headers=dict(api.http.headers)) as http:
+            started: list[str] = []
+            for body in ({"skip_gates": True}, {"skip_gates": True, "notify": {"enabled": False}}):
+                response = await http.post("/api/runs", json={"workflow": "gated", "vars": {"topic": "t"}, **body})
+                assert response.status_code == 201, response.text
+                started.append(response.json()["run_id"])
+                api.started.append(started[-1])
+            for run_id in started:
+                await api.wait_status(run_id, "finished")
+            await poll(lambda: hooks.deliveries, "the default webhook", timeout=30)
+    delivered: list[Any] = [d.payload["run_id"] for d in hooks.deliveries]
+    assert delivered == [started[0]] and hooks.deliveries[0].path == "/default"
