@@ -139,8 +139,8 @@ def ensure_temporal_binary(settings: Settings, *, download: bool, cache_dir: Pat
     if download:
         return download_with_sdk(target_dir)
     raise TemporalBinaryNotFound(
-        f"the Temporal CLI is not installed and Go is not available to build it. Install Go "
-        f"(https://go.dev/dl/) and run `make setup`, allow the download, or set ITERLOOP_TEMPORAL_BIN"
+        "the Temporal CLI is not installed and Go is not available to build it. Install Go "
+        "(https://go.dev/dl/) and run `make setup`, allow the download, or set ITERLOOP_TEMPORAL_BIN"
     )
 
 

@@ -550,7 +550,6 @@ def _checked_vars(values: dict[str, tuple[Any, str]], wf: ir.Workflow, where: Pa
 def _apply_models(models: dict[str, str], wf: ir.Workflow, where: Path) -> list[str]:
     takes_model = {n: node for n, node in wf.nodes.items()
                    if isinstance(node, ir.AgentNode) or (isinstance(node, ir.RouterNode) and node.router_mode == "llm")}
-    changes = []
     default = models.get("default")
     for name, model in sorted(models.items()):
         if name != "default" and name not in takes_model:

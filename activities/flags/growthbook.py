@@ -44,7 +44,6 @@ from activities.flags.base import (
     FlagVariant,
     control_key,
     existing_flag,
-    rolled_back,
 )
 from activities.flags.http_provider import HttpFlagProvider
 

@@ -32,11 +32,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm.conversation import EMPTY_USER_TEXT, MISSING_RESULT_TEXT, result_text
 from activities.llm.errors import context_length_error, model_error
-from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCounts
+from activities.llm.provider import api_key_or_fail, ANTHROPIC, ModelCall, ModelReply, TokenCounts
 from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive
 from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
 from activities.llm.tool_specs import ToolNames, wire_tool_name
-from workflows.messages import ERR_BAD_REQUEST, ERR_MODEL_AUTH, ChatMessage, ToolCall
+from workflows.messages import ERR_BAD_REQUEST, ChatMessage, ToolCall
 
 ANSWER_TOOL = "final_answer"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -62,14 +62,8 @@ class AnthropicProvider:
         self.base_url = settings.anthropic_base_url or DEFAULT_BASE_URL
 
     async def call(self, call: ModelCall) -> ModelReply:
-        api_key = self.settings.anthropic_api_key
-        if not api_key:
-            if self.settings.anthropic_base_url is None:
-                raise ApplicationError(
-                    f"node '{call.request.node_id}': no Anthropic API key; set {ANTHROPIC_API_KEY_VAR} in the worker's "
-                    "environment, or run offline (--offline / ITERLOOP_OFFLINE=1)", type=ERR_MODEL_AUTH,
-                    non_retryable=True)
-            api_key = "unused"  # a compatible server that wants no key
+        api_key = api_key_or_fail(self.settings.anthropic_api_key, base_url=self.settings.anthropic_base_url,
+                                  provider="Anthropic", key_var=ANTHROPIC_API_KEY_VAR, node_id=call.request.node_id)
         params = request_params(call)
         client = client_for(self.base_url, api_key, self.settings.request_timeout_seconds)
         try:

@@ -22,15 +22,14 @@ import json
 from typing import Any
 
 import openai
-from temporalio.exceptions import ApplicationError
 
 from activities.llm.conversation import result_text
 from activities.llm.errors import model_error
-from activities.llm.provider import OPENAI, OPENAI_RESPONSES_PREFIX, ModelCall, ModelReply, TokenCounts
+from activities.llm.provider import api_key_or_fail, OPENAI, OPENAI_RESPONSES_PREFIX, ModelCall, ModelReply, TokenCounts
 from activities.llm.reasoning import ANTHROPIC_THINKING_BUDGET, OPENAI_EFFORT, openai_reasons
 from activities.llm.settings import OPENAI_API_KEY_VAR, LLMSettings
 from activities.llm.tool_specs import ToolNames, wire_tool_name
-from workflows.messages import ERR_MODEL_AUTH, ChatMessage, ToolCall
+from workflows.messages import ChatMessage, ToolCall
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -57,14 +56,8 @@ class OpenAIProvider:
         self.base_url = settings.openai_base_url or DEFAULT_BASE_URL
 
     async def call(self, call: ModelCall) -> ModelReply:
-        api_key = self.settings.openai_api_key
-        if not api_key:
-            if self.settings.openai_base_url is None:
-                raise ApplicationError(
-                    f"node '{call.request.node_id}': no OpenAI API key; set {OPENAI_API_KEY_VAR} in the worker's "
-                    "environment, or run offline (--offline / ITERLOOP_OFFLINE=1)", type=ERR_MODEL_AUTH,
-                    non_retryable=True)
-            api_key = "unused"  # OpenAI-compatible servers often want no key
+        api_key = api_key_or_fail(self.settings.openai_api_key, base_url=self.settings.openai_base_url,
+                                  provider="OpenAI", key_var=OPENAI_API_KEY_VAR, node_id=call.request.node_id)
         client = client_for(self.base_url, api_key, self.settings.request_timeout_seconds)
         responses = uses_responses_api(call.model, self.settings)
         try:

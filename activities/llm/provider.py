@@ -154,3 +154,21 @@ class ModelProvider(Protocol):
     name: str
 
     async def call(self, call: ModelCall) -> ModelReply: ...
+
+
+def api_key_or_fail(key: str, *, base_url: str | None, provider: str, key_var: str, node_id: str) -> str:
+    """The key to send: the configured one; a placeholder for a custom (compatible) server that
+    wants none; without a key for the provider's own endpoint, a non-retryable error naming the
+    variable to set."""
+    from temporalio.exceptions import ApplicationError
+
+    from workflows.messages import ERR_MODEL_AUTH
+
+    if key:
+        return key
+    if base_url is None:
+        raise ApplicationError(
+            f"node '{node_id}': no {provider} API key; set {key_var} in the worker's environment, or run offline "
+            "(--offline / ITERLOOP_OFFLINE=1)", type=ERR_MODEL_AUTH, non_retryable=True)
+    return "unused"  # OpenAI-compatible and other custom servers often want no key
+

@@ -83,7 +83,7 @@ def beta_binomial(
     a_t, b_t = prior_alpha + treatment.conversions, prior_beta + treatment.users - treatment.conversions
     post_c, post_t = stats.beta(a_c, b_c), stats.beta(a_t, b_t)
     m_c, m_t = a_c / (a_c + b_c), a_t / (a_t + b_t)
-    upper_c, upper_t = stats.beta(a_c + 1, b_c), stats.beta(a_t + 1, b_t)
+    upper_t = stats.beta(a_t + 1, b_t)  # density of p_T reweighted by p_T: E[p_T; p_T > c] = m_t · S(c)
 
     # P(p_T > p_C) = E_C[S_T(p_C)]; integrating over the control posterior keeps a tie exactly symmetric.
     chance = _integrate(lambda c: post_c.pdf(c) * post_t.sf(c), post_c)
