@@ -15,10 +15,11 @@ Run commands add (see runtime/command_errors.py and docs/runtime.md):
   130  the run was cancelled
 
 Start-up time matters (`iterloop validate` runs in editors and pre-commit hooks), so the imports
-at module level are limited to the standard library, typer and `dsl` (which is pure and never
-imports temporalio or an LLM SDK). Commands that need anything heavier import it inside their
-function: `dsl.mermaid`, `dsl.unparse`, and the Temporal client, worker and LLM providers used by
-the runtime commands registered from runtime/run_commands.py. Keep it that way:
+at module level are limited to the standard library, typer, `dsl` (which is pure and never
+imports temporalio or an LLM SDK) and `activities.tools.catalog` (the builtin tool names as plain
+data, for C105). Commands that need anything heavier import it inside their function:
+`dsl.mermaid`, `dsl.unparse`, and the Temporal client, worker and LLM providers used by the
+runtime commands registered from runtime/run_commands.py. Keep it that way:
 tests/test_cli.py asserts that `import cli` loads neither temporalio nor anthropic nor openai.
 """
 
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 
+from activities.tools.catalog import builtin_tool_names
 from dsl import IR_FORMAT_VERSION, CheckResult, CompileOptions, Diagnostic, check_file, parse
 from dsl.lexer import decode_source
 
@@ -68,8 +70,8 @@ class Settings:
         return cls(default_model=model.strip(), no_color=bool(env.get("NO_COLOR")))
 
     def compile_options(self) -> CompileOptions:
-        # known_tools stays None (C105 off) until the builtin tool registry exists in activities/.
-        return CompileOptions(default_model=self.default_model)
+        # The light catalog, not the registry: the registry imports temporalio and the connectors.
+        return CompileOptions(default_model=self.default_model, known_tools=builtin_tool_names())
 
     def use_color(self, stream: TextIO) -> bool:
         """Colour only for a terminal, so pipes, files and CI logs get plain text."""

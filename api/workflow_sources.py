@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dsl
+from activities.tools.catalog import builtin_tool_names
 from api.errors import Unprocessable
 from api.models import VarInfo, WorkflowInfo
 from api.settings import ApiSettings
@@ -31,7 +32,7 @@ class CompiledSource:
 
 
 def compile_options(settings: ApiSettings) -> CompileOptions:
-    return CompileOptions(default_model=settings.default_model)
+    return CompileOptions(default_model=settings.default_model, known_tools=builtin_tool_names())
 
 
 def _registered_path(settings: ApiSettings, name: str) -> Path:

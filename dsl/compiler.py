@@ -417,7 +417,7 @@ class _Compiler:
             self.diag("C105", f"tool '{decl.name}' calls '{decl.call}', which is not a builtin tool",
                       decl.props.get("call", decl.pos), length=len(decl.call),
                       hint=_did_you_mean(decl.call, self.opts.known_tools, "builtin tool")
-                      or "Run 'iterloop tools' to list the builtin tools.")
+                      or f"Builtin tools: {', '.join(sorted(self.opts.known_tools))}; or use a shell 'command:'.")
         return node
 
     def compile_join(self, decl: A.JoinDecl, schemas: dict[str, ir.Schema]) -> ir.JoinNode:
