@@ -44,6 +44,7 @@ from runtime.run_inputs import (
     parse_input_json,
     parse_var_assignments,
     resolve_env_defaults,
+    script_beside,
 )
 from runtime.run_views import inspect_run, list_runs, print_events, write_report
 from runtime.server_address import settings_for_existing_runs
@@ -124,7 +125,8 @@ def run_command(
     detach: Annotated[bool, typer.Option("--detach", help="Start the run and return; do not follow it.")] = False,
     as_json: JsonOpt = False,
     script: Annotated[Path | None, typer.Option(
-        "--script", help="YAML script of model outputs (offline scripted model).", show_default=False)] = None,
+        "--script", help="YAML script of model outputs (offline scripted model) [default with --offline: "
+                         "FILE's stem + .script.yaml beside it, if present].", show_default=False)] = None,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Use the scripted model for every model call (no API key needed).")] = False,
     by: Annotated[str | None, typer.Option(
@@ -173,12 +175,16 @@ def run_command(
         if missing:
             raise UsageError(f"workflow '{wf.name}' needs a value for var(s) {', '.join(missing)}; "
                              + " ".join(f"--var {n}=…" for n in missing))
-        loaded_script = load_script_option(script)
+        found_script = script_beside(file) if script is None and settings.offline else None
+        loaded_script = load_script_option(script or found_script)
     except CommandError as exc:
         print(f"iterloop: {exc}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
     for warning in warnings:
         print(f"iterloop: warning: {warning}", file=sys.stderr)
+    if found_script is not None:
+        print(f"iterloop: offline: model outputs from {found_script} (found beside the file; --script chooses "
+              "another)", file=sys.stderr)
     for line in preset.notes:
         print(f"iterloop: {line}", file=sys.stderr)
     cli_notify = NotifySection(slack_channel=notify_slack, webhooks=notify_webhook or None, enabled=not no_notify)

@@ -1,4 +1,5 @@
-"""What the command line gives a run or a gate: `--var`, `--input`, `${ENV}` defaults, answers, `--script`.
+"""What the command line gives a run or a gate: `--var`, `--input`, `${ENV}` defaults, answers, `--script`
+(or, offline, the script beside the file).
 
 Pure parsing and checking (no Temporal): each problem is a `UsageError` that names the option,
 what was expected and what was found.
@@ -176,6 +177,16 @@ def default_answerer() -> str:
         return getpass.getuser()
     except Exception:  # no user name in containers without /etc/passwd entries
         return "cli"
+
+
+#: What an offline run without `--script` looks for beside its file: `review.iter` → `review.script.yaml`.
+SCRIPT_SUFFIX = ".script.yaml"
+
+
+def script_beside(file: Path) -> Path | None:
+    """The `<stem>.script.yaml` next to ``file``, if there is one (offline runs use it by default)."""
+    candidate = file.with_name(file.stem + SCRIPT_SUFFIX)
+    return candidate if candidate.is_file() else None
 
 
 def load_script_option(path: Path | None) -> dict[str, Any] | None:

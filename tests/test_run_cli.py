@@ -223,6 +223,25 @@ async def test_run_with_a_script_streams_events_and_exits_0(cli: Cli) -> None:
     assert "background worker" not in result.err  # the in-test worker polls the queue
 
 
+async def test_offline_run_uses_the_script_beside_the_file_and_says_so(cli: Cli) -> None:
+    cli.write("review.iter", REVIEW)
+    cli.write("review.script.yaml", REVIEW_SCRIPT)
+    result = await cli("run", "review.iter", "--offline", "--run-id", "review-beside")
+    assert result.code == 0, result.out + result.err
+    assert "iterloop: offline: model outputs from review.script.yaml (found beside the file" in result.err
+    assert "[loop revise, iteration 1]" in result.out  # the script's first review rejects
+
+
+async def test_an_explicit_script_wins_over_the_one_beside_the_file(cli: Cli) -> None:
+    cli.write("review.iter", REVIEW)
+    # the script beside the file rejects every draft: the run would end at `fail` (exit 1)
+    cli.write("review.script.yaml", "writer: {approved: true, summary: 'x'}\nreviewer: {approved: false, summary: 'no'}\n")
+    cli.write("script.yaml", REVIEW_SCRIPT)
+    result = await cli("run", "review.iter", "--offline", "--script", "script.yaml", "--run-id", "review-explicit")
+    assert result.code == 0, result.out + result.err
+    assert "found beside the file" not in result.err
+
+
 async def test_run_resolves_env_in_var_defaults_at_start(cli: Cli) -> None:
     cli.write("review.iter", REVIEW)
     cli.write("script.yaml", REVIEW_SCRIPT)
