@@ -56,9 +56,10 @@ async def running_worker(client: Client, task_queue: str) -> AsyncIterator[None]
         yield
 
 
-async def start(client: Client, task_queue: str, src: str, *, inputs: dict[str, Any] | None = None,
+async def start(client: Client, task_queue: str, src: str | dsl.Workflow, *, inputs: dict[str, Any] | None = None,
                 workflow_id: str | None = None, **options: Any) -> WorkflowHandle[Any, RunResult]:
-    wf = compile_ok(src)
+    """Start a run of ``src`` (`.iter` text, or a workflow already compiled and perhaps edited)."""
+    wf = src if isinstance(src, dsl.Workflow) else compile_ok(src)
     started = await client.start_workflow(
         WORKFLOW_TYPE, RunInput(workflow=wf, run_inputs=inputs or {}, options=RunOptions(**options)),
         id=workflow_id or f"test-{uuid.uuid4().hex[:10]}", task_queue=task_queue, result_type=RunResult)
