@@ -142,7 +142,7 @@ CODES: dict[str, CodeInfo] = {
         _c("C104", "error", C, "tool with both command and call",
            "Keep either 'command:' (shell) or 'call:' (builtin tool), not both."),
         _c("C105", "error", C, "unknown builtin tool",
-           "Use a builtin tool name listed by 'iterloop tools', or a shell 'command:'."),
+           "Use a builtin tool name (docs/language.md, section 3.10), or a shell 'command:'."),
         _c("C106", "error", V, "join requires a node that does not lead into it",
            "List in 'require:' only nodes with an edge into the join."),
         _c("C107", "warning", C, "var default does not match its type",

@@ -201,6 +201,14 @@ def test_validate_missing_file_exits_2_and_names_it(tmp_path: Path) -> None:
     assert "No such file" in proc.stderr
 
 
+def test_validate_reports_a_call_of_an_unknown_builtin_tool(tmp_path: Path) -> None:
+    write(tmp_path, "t.iter", "tool t:\n  call: get_funel_data\nworkflow w:\n  entry: t\n  t -> done\n")
+    proc = run_cli("validate", "t.iter", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "t.iter:2:9: error [C105]: tool 't' calls 'get_funel_data', which is not a builtin tool" in proc.stdout
+    assert "Did you mean builtin tool 'get_funnel_data'?" in proc.stdout
+
+
 def test_validate_errors_in_one_file_of_several_exit_1(tmp_path: Path) -> None:
     write(tmp_path, "ok.iter", CLEAN)
     write(tmp_path, "bad.iter", BROKEN)
