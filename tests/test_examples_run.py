@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "workflows"))  # the sh
 import dsl  # noqa: E402
 from activities.llm.scripted import load_script  # noqa: E402
 from activities.tools.catalog import builtin_tool_names  # noqa: E402
-from activities.tools.registry import call_tool  # noqa: E402
+from activities.tools.registry import call_tool, registry  # noqa: E402
 from dsl import ir  # noqa: E402
 from runs import finish, running_worker, start, wait_for  # noqa: E402
 from runtime.presets import prepare_run, skip_gate_answers  # noqa: E402
@@ -39,6 +39,7 @@ from workflows.state import Event, RunResult, RunView  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+ALL_EXAMPLES = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.glob("**/*.iter"))
 #: Run by tests/test_growth_loop.py (with its presets), not here.
 OWN_TESTS = {"growth_loop.iter"}
 
@@ -259,13 +260,8 @@ CASES = [
 # -- running them ---------------------------------------------------------------------------------
 
 
-def example_files() -> list[str]:
-    files = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.glob("**/*.iter"))
-    return [f for f in files if f not in OWN_TESTS]
-
-
 def test_every_example_has_a_case() -> None:
-    assert sorted(c.file for c in CASES) == example_files()
+    assert sorted(c.file for c in CASES) == [f for f in ALL_EXAMPLES if f not in OWN_TESTS]
 
 
 def compiled(path: Path) -> ir.Workflow:
@@ -279,6 +275,29 @@ def gate_answers(wf: ir.Workflow, explicit: dict[str, dict[str, Any]]) -> dict[s
     unknown = set(explicit) - {n for n, node in wf.nodes.items() if isinstance(node, ir.HumanNode)}
     assert not unknown, f"answers for gates the workflow does not have: {unknown}"
     return {**skip_gate_answers(wf), **explicit}
+
+
+@pytest.mark.parametrize("file", ALL_EXAMPLES)
+def test_tool_nodes_pass_arguments_the_tool_takes_and_read_fields_it_returns(file: str) -> None:
+    """A tool ignores keys it does not know, and nothing checks a tool node's `output:` schema at run
+    time: a misnamed argument or field would only show as a wrong result. Check both here."""
+    wf = compiled(EXAMPLES / file)
+    tools = registry()
+    for node in wf.nodes.values():
+        if not (isinstance(node, ir.ToolNode) and node.call):
+            continue
+        tool = tools[node.call]
+        takes = set(tool.input_model.model_fields)
+        for edge in (e for e in wf.edges if e.target == node.id):
+            unknown = [m.key for m in edge.with_ if m.key not in takes]
+            assert not unknown, f"{file}: {edge.source} -> {node.id} passes {unknown}; {node.call} takes {sorted(takes)}"
+        if node.id == wf.entry:  # no edge leads in at first: its input is the vars
+            needed = {n for n, f in tool.input_model.model_fields.items() if f.is_required()}
+            assert needed <= set(wf.vars), f"{file}: entry {node.id} needs vars {sorted(needed - set(wf.vars))}"
+        if node.output_schema:
+            returns = set(tool.output_model.model_fields)
+            declared = [f.name for f in wf.schemas[node.output_schema].fields]
+            assert set(declared) <= returns, f"{file}: {node.id}'s schema declares {declared}; {node.call} returns {sorted(returns)}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
