@@ -195,7 +195,10 @@ def run_duration_seconds(events: list[Event]) -> float | None:
 
 
 def model_calls(view: RunView) -> int:
-    """Visits of nodes that spent model tokens (one model call per visit)."""
+    """Model turns of the run (tool loops and repairs make several per visit); runs recorded before
+    turns were counted fall back to the visits of nodes that spent model tokens."""
+    if view.usage.calls:
+        return view.usage.calls
     return sum(state.visits for state in view.nodes.values() if state.usage.total_tokens or state.usage.model)
 
 
@@ -237,8 +240,11 @@ def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_ur
         ("Started", events[0].time if events else "unknown"),
         ("Duration", (format_duration(duration) if duration is not None else "unknown")
          + ("" if view.status in TERMINAL_STATUSES else " (so far)")),
-        ("Tokens", f"{usage.total_tokens:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out)"),
-        ("Cost", format_cost(usage.cost_usd)),
+        ("Tokens", f"{usage.total_tokens:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out"
+                   + (f", {usage.cached_tokens:,} of the input from the prompt cache" if usage.cached_tokens else "")
+                   + (f", {usage.reasoning_tokens:,} of the output reasoning" if usage.reasoning_tokens else "") + ")"),
+        ("Cost", format_cost(usage.cost_usd)
+         + (f" (prompt caching saved {format_cost(usage.cache_savings_usd)})" if usage.cache_savings_usd else "")),
         ("Model calls", model_calls(view)),
     ]
     if usage.provider == "scripted":
@@ -302,12 +308,13 @@ def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_ur
         if not state.visits and not state.usage.total_tokens:
             continue
         u = state.usage
-        node_rows.append((name, state.visits, state.status, f"{u.input_tokens:,}", f"{u.output_tokens:,}",
-                          f"{u.total_tokens:,}", format_cost(u.cost_usd), u.model or ""))
+        node_rows.append((name, state.visits, state.status, f"{u.input_tokens:,}", f"{u.cached_tokens:,}",
+                          f"{u.output_tokens:,}", f"{u.total_tokens:,}", format_cost(u.cost_usd), u.model or ""))
     node_rows.append(("**total**", sum(s.visits for s in view.nodes.values()), "", f"{usage.input_tokens:,}",
-                      f"{usage.output_tokens:,}", f"{usage.total_tokens:,}", format_cost(usage.cost_usd), ""))
-    lines += _table(["Node", "Visits", "Status", "Input tokens", "Output tokens", "Tokens", "Cost", "Model"],
-                    node_rows, align="lrlrrrrl")
+                      f"{usage.cached_tokens:,}", f"{usage.output_tokens:,}", f"{usage.total_tokens:,}",
+                      format_cost(usage.cost_usd), ""))
+    lines += _table(["Node", "Visits", "Status", "Input tokens", "Cached", "Output tokens", "Tokens", "Cost", "Model"],
+                    node_rows, align="lrlrrrrrl")
     lines.append("")
 
     budget = _budget_rows(view.budget_used)

@@ -98,7 +98,8 @@ def inspect_document(run_id: str, settings: Settings, desc: WorkflowExecutionDes
     for name, state in view.nodes.items():
         nodes[name] = {"kind": wf.nodes[name].kind if wf is not None and name in wf.nodes else "",
                        "visits": state.visits, "status": state.status, "attempts": state.attempts,
-                       "tokens": state.usage.total_tokens, "cost_usd": round(state.usage.cost_usd, 6),
+                       "tokens": state.usage.total_tokens, "cached_tokens": state.usage.cached_tokens,
+                       "model_calls": state.usage.calls, "cost_usd": round(state.usage.cost_usd, 6),
                        "model": state.usage.model, "error": state.error}
     return {
         "run_id": run_id,
@@ -153,9 +154,14 @@ def print_inspection(doc: dict[str, Any]) -> None:
     print(f"current    {', '.join(doc['current_nodes']) or '—'}")
     print(f"Web UI     {doc['ui_url']}")
     print()
-    rows = [(name, n["kind"], str(n["visits"]), n["status"], f"{n['tokens']:,}", format_cost(n["cost_usd"]))
-            for name, n in doc["nodes"].items()]
-    print_columns(("NODE", "KIND", "VISITS", "STATUS", "TOKENS", "COST"), rows, right={2, 4, 5})
+    rows = [(name, n["kind"], str(n["visits"]), n["status"], f"{n['tokens']:,}", f"{n['cached_tokens']:,}",
+             format_cost(n["cost_usd"])) for name, n in doc["nodes"].items()]
+    print_columns(("NODE", "KIND", "VISITS", "STATUS", "TOKENS", "CACHED", "COST"), rows, right={2, 4, 5, 6})
+    usage = doc["usage"]
+    if usage.get("calls"):
+        print(f"\nmodel      {usage['calls']:,} calls · {usage['input_tokens']:,} in ({usage['cached_tokens']:,} cached) · "
+              f"{usage['output_tokens']:,} out · {format_cost(usage['cost_usd'])}"
+              + (f" · caching saved {format_cost(usage['cache_savings_usd'])}" if usage.get("cache_savings_usd") else ""))
     if doc["open_gates"]:
         print("\nopen gates")
         for gate in doc["open_gates"]:

@@ -363,8 +363,8 @@ async def test_inspect_json_shows_nodes_open_gates_budget_and_ui_link(cli: Cli) 
     doc = await inspect_json(cli, "gate-inspect")
     assert doc["status"] == "waiting_human" and doc["current_nodes"] == ["approval"]
     assert doc["nodes"]["planner"] == {"kind": "agent", "visits": 1, "status": "succeeded", "attempts": 0,
-                                       "tokens": doc["nodes"]["planner"]["tokens"], "cost_usd": 0.0,
-                                       "model": "scripted", "error": ""}
+                                       "tokens": doc["nodes"]["planner"]["tokens"], "cached_tokens": 0,
+                                       "model_calls": 1, "cost_usd": 0.0, "model": "scripted", "error": ""}
     assert doc["nodes"]["planner"]["tokens"] > 0
     [gate] = doc["open_gates"]
     assert gate["gate"] == "approval" and gate["instructions"] == "Approve planner.text?"
@@ -579,10 +579,20 @@ def test_report_has_a_timeline_an_artifact_table_and_a_per_node_table() -> None:
     text = render_report(_view(), EVENTS)
     assert "| 10:00:20 | +20.0s | reviewer |  | → writer (when not approved) [loop revise, iteration 1] |" in text
     assert "| `draft` | writer | 0 | {\"text\": \"v2\"} |" in text
-    assert "| writer | 2 | succeeded | 1,000 | 200 | 1,200 | $0.0123 | claude-x |" in text
-    assert "| **total** | 4 |  | 1,300 | 250 | 1,550 | $0.0163 |  |" in text
+    assert "| writer | 2 | succeeded | 1,000 | 0 | 200 | 1,200 | $0.0123 | claude-x |" in text
+    assert "| **total** | 4 |  | 1,300 | 0 | 250 | 1,550 | $0.0163 |  |" in text
     assert "unused" not in text  # nodes that never ran stay out of the table
     assert "| gate | ada |" in text
+
+
+def test_report_counts_turns_cached_tokens_and_caching_savings() -> None:
+    usage = Usage(model="claude-x", input_tokens=5000, cached_tokens=4000, output_tokens=300, reasoning_tokens=100,
+                  cost_usd=0.0081, cache_savings_usd=0.0108, calls=5)
+    text = render_report(_view(usage=usage), EVENTS, run_id="r")
+    assert "| Tokens | 5,300 (5,000 in, 300 out, 4,000 of the input from the prompt cache, " \
+           "100 of the output reasoning) |" in text
+    assert "| Cost | $0.0081 (prompt caching saved $0.0108) |" in text
+    assert "| Model calls | 5 |" in text  # turns, not visits, once the run counts them
 
 
 def test_report_of_a_parked_run_gives_the_retry_command() -> None:
