@@ -482,19 +482,14 @@ def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
     monitoring = p.monitoring
     if monitoring is not None and monitoring.cadence is not None:
         o.waits[MONITOR_WAIT] = (monitoring.cadence, "monitoring.cadence")
-    cycles = p.cycles
-    if cycles is None and (p.replans is not None or (monitoring and monitoring.max_looks_per_cycle is not None)):
-        loop = wf.loops.get(CYCLE_LOOP)
-        cycles = loop.max_iterations + 1 if loop else 1
     if p.cycles is not None:
         o.loops[CYCLE_LOOP] = (p.cycles - 1, "cycles")
-    # Loop counters are run-wide (Iterion's semantics): an inner loop re-entered by the next cycle
-    # keeps counting. So a per-cycle limit becomes a run-wide bound scaled by the cycles.
+    # The monitoring and replan loops sit inside the cycle loop, so each cycle starts them afresh
+    # (workflows.scheduler.inner_loops): per-cycle settings are the loops' own bounds.
     if monitoring is not None and monitoring.max_looks_per_cycle is not None:
-        o.loops[MONITORING_LOOP] = ((monitoring.max_looks_per_cycle - 1) * (cycles or 1),
-                                    "monitoring.max_looks_per_cycle")
+        o.loops[MONITORING_LOOP] = (monitoring.max_looks_per_cycle - 1, "monitoring.max_looks_per_cycle")
     if p.replans is not None:
-        o.loops[REPLAN_LOOP] = (p.replans * (cycles or 1), "replans")
+        o.loops[REPLAN_LOOP] = (p.replans, "replans")
     return o
 
 

@@ -103,6 +103,8 @@ def describe_event(event: Event) -> str:
             text += f" (when {'not ' if d.get('negated') else ''}{d['condition']})"
         if d.get("loop"):
             text += f" [loop {d['loop']}, iteration {d.get('iteration', '?')}]"
+        if d.get("reset_loops"):
+            text += f" (inner loops start afresh: {', '.join(d['reset_loops'])})"
         if "round_robin_index" in d:
             text += f" [round robin #{d['round_robin_index']}]"
         return text

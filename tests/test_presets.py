@@ -61,8 +61,9 @@ def test_demo_preset_extends_the_base_and_overrides_the_ir(growth_loop: dsl.Work
     wf = applied.workflow
     monitor = wf.nodes["monitor"]
     assert (monitor.duration, monitor.duration_seconds) == ("2s", 2.0)
-    # cycles: 2 → one loop back; 5 looks per cycle → 4 re-looks per cycle, run-wide; 2 replans per cycle.
-    assert {name: loop.max_iterations for name, loop in wf.loops.items()} == {"cycle": 1, "monitoring": 8, "replan": 4}
+    # cycles: 2 → one loop back; 5 looks per cycle → 4 re-looks; 2 replans. The monitoring and replan
+    # loops are inside the cycle loop, so every cycle starts them afresh.
+    assert {name: loop.max_iterations for name, loop in wf.loops.items()} == {"cycle": 1, "monitoring": 4, "replan": 2}
     assert {wf.nodes[n].model for n in ("analyst", "planner", "critic", "synthesizer")} == {"anthropic/claude-sonnet-4-6"}
     assert wf.budget is not None and (wf.budget.max_cost_usd, wf.budget.max_duration_seconds) == (50.0, 90 * 86400)
     # From the base file, merged: metrics and thresholds; from the demo file: the minimum runtime.

@@ -111,6 +111,7 @@ class GraphRun:
         self.artifact_versions: dict[str, int] = dict(c.artifact_versions) if c else {}
         self.loop_counters: dict[str, int] = dict(c.loop_counters) if c else {}
         self.rr_counters: dict[str, int] = dict(c.rr_counters) if c else {}
+        self._inner_loops: dict[str, list[str]] | None = None  # computed when a loop edge is first taken
         self.budget_used: dict[str, float] = dict(c.budget_used) if c else {}
         self.budget_warned: list[str] = list(c.budget_warned) if c else []
         self.nodes: dict[str, NodeState] = dict(c.nodes) if c else {n: NodeState() for n in inp.workflow.nodes}
@@ -275,6 +276,14 @@ class GraphRun:
         if edge.loop_name:
             self.loop_counters[edge.loop_name] = self.loop_counters.get(edge.loop_name, 0) + 1
             data.update(loop=edge.loop_name, iteration=self.loop_counters[edge.loop_name])
+            if self._inner_loops is None:
+                self._inner_loops = S.inner_loops(self.wf) if len(self.wf.loops) > 1 else {}
+            fresh = [n for n in self._inner_loops.get(edge.loop_name, []) if self.loop_counters.get(n)]
+            # Runs started before inner loops were reset keep run-wide counters (replay safety).
+            if fresh and workflow.patched("reset-inner-loops"):
+                for name in fresh:
+                    del self.loop_counters[name]
+                data["reset_loops"] = fresh
         self.emit("edge_selected", node_id, branch, data)
         return edge.target
 

@@ -559,3 +559,43 @@ workflow f:
         handle = await start(temporal_env, task_queue, src, script={"a": {"ok": False}})
         result = await finish(handle)
     assert result.status == "failed" and "branch a of 'split'" in result.reason and result.last_node == "fail"
+
+
+NESTED_LOOPS = """
+schema look:
+  more: bool
+schema round:
+  again: bool
+agent plan:
+  model: "scripted"
+agent watch:
+  model: "scripted"
+  output: look
+agent wrap:
+  model: "scripted"
+  output: round
+workflow nested:
+  entry: plan
+  plan -> watch
+  watch -> watch when more as looks(2)
+  watch -> wrap
+  wrap -> plan when again as cycle(2)
+  wrap -> done
+"""
+
+
+async def test_an_inner_loop_starts_afresh_each_time_its_outer_loop_goes_round(
+        temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, NESTED_LOOPS,
+                             script={"watch": {"more": True}, "wrap": {"again": True}})
+        result = await finish(handle)
+        view = await state(handle)
+        events = await handle.query("events", 0)
+    assert result.status == "finished"
+    # Three rounds of the cycle, each with the first look plus its 2 re-looks (run-wide counting
+    # would have allowed 2 re-looks in the whole run: 5 looks).
+    assert view.nodes["plan"].visits == 3 and view.nodes["watch"].visits == 9
+    assert view.loop_counters == {"cycle": 2, "looks": 2}
+    resets = [e["data"]["reset_loops"] for e in events if e["type"] == "edge_selected" and "reset_loops" in e["data"]]
+    assert resets == [["looks"], ["looks"]]

@@ -149,3 +149,64 @@ def test_budget_rules() -> None:
     assert S.budget_exceeded(budget, {"tokens": 130}, before_step=False).dimension == "tokens"  # type: ignore[union-attr]
     assert [w.dimension for w in S.new_budget_warnings(budget, {"tokens": 80, "iterations": 8}, [])] == ["iterations", "tokens"]
     assert S.new_budget_warnings(budget, {"tokens": 80}, ["tokens"]) == []
+
+
+NESTED = compile_ok("""
+schema s:
+  more: bool
+  again: bool
+agent plan:
+  model: "m"
+  output: s
+agent look:
+  model: "m"
+  output: s
+agent fix:
+  model: "m"
+  output: s
+agent side:
+  model: "m"
+  output: s
+workflow w:
+  entry: plan
+  plan -> look
+  look -> look when more as monitoring(3)
+  look -> fix when again as fixes(2)
+  look -> side
+  fix -> look
+  side -> plan when again as cycle(5)
+  side -> done
+""")
+
+
+def test_loop_regions_are_the_innermost_natural_loops_of_their_edges() -> None:
+    regions = S.loop_regions(NESTED)
+    assert regions["monitoring"] == {"look"}
+    # `fixes` marks the edge into the detour; its region is still the detour's natural loop.
+    assert regions["fixes"] == {"look", "fix"}
+    assert regions["cycle"] == {"plan", "look", "fix", "side"}
+
+
+def test_inner_loops_are_those_strictly_inside_another() -> None:
+    assert S.inner_loops(NESTED) == {"cycle": ["fixes", "monitoring"], "fixes": ["monitoring"], "monitoring": []}
+
+
+def test_loops_sharing_a_body_do_not_reset_each_other() -> None:
+    wf = compile_ok("""
+schema s:
+  a: bool
+  b: bool
+agent x:
+  model: "m"
+  output: s
+agent y:
+  model: "m"
+  output: s
+workflow w:
+  entry: x
+  x -> y
+  y -> x when a as first(2)
+  y -> x when b as second(2)
+  y -> done
+""")
+    assert S.inner_loops(wf) == {"first": [], "second": []}
