@@ -270,11 +270,37 @@ async def preset_gate_stop_after_notify(client: Client, tq: str, wid: str, tmp: 
     assert "notified" in events, events
 
 
+NESTED = """
+schema look:
+  more: bool
+schema round:
+  again: bool
+agent watch:
+  model: "scripted"
+  output: look
+agent wrap:
+  model: "scripted"
+  output: round
+workflow nested:
+  entry: watch
+  watch -> watch when more as looks(1)
+  watch -> wrap
+  wrap -> watch when again as cycle(1)
+  wrap -> done
+"""
+
+
+async def nested_loops_reset(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, NESTED, workflow_id=wid, script={"watch": {"more": True}, "wrap": {"again": True}})
+    assert (await finish(handle)).status == "finished"
+    assert (await handle.query("state")).get("nodes", {}).get("watch", {}).get("visits") == 4
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
     gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
-    tool_loop_and_sessions, preset_gate_stop_after_notify)}
+    tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:
