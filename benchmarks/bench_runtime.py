@@ -7,7 +7,7 @@ iterloop search attributes, as the tests do) and one offline worker: the activit
 runner and settings of `worker.build_worker(..., offline=True)`, plus a hand-written baseline
 workflow defined here.
 
-Four figures:
+Four figures with targets, and one without:
 1. per-node overhead: a linear chain of N `call: echo` tool nodes interpreted by GraphRun, against
    a hand-written `@workflow.defn` calling the same activity (`iterloop.tool_call`) N times with
    the same requests, timeouts and retry policy. Wall time per run (start -> result, client side),
@@ -22,6 +22,9 @@ Four figures:
    from sending the `answer` update (client clock) to the next ActivityTaskStarted event (server
    clock; same host). Median of several runs. Target <= 200 ms. Broken down into send -> update
    accepted, accepted -> activity scheduled, scheduled -> started.
+5. LLM nodes on the scripted model (no target; shows what the model layer adds around a provider
+   call): per one-turn agent in a chain of N, and per round of a tool loop (one model turn that
+   asks for a tool, then the tool call), each a separate activity.
 
 By default the dev server runs with two dispatch settings changed (FAST_DISPATCH below), because
 its defaults add server-side waits that dwarf and mask the workflow's own cost; `--stock-server`
@@ -87,6 +90,7 @@ TARGET_FAN_OUT_S = 3.0
 TARGET_GATE_MS = 200.0
 
 CHAIN_NODES = 20
+TOOL_TURNS = 10  # model turns that call a tool, then one that answers
 FAN_BRANCHES = 50
 
 
@@ -138,20 +142,20 @@ class Bench:
             raise SystemExit(f"benchmark workflow does not compile:\n{rendered}")
         return result.workflow
 
-    async def start_graph(self, wf: Any, prefix: str) -> Any:
+    async def start_graph(self, wf: Any, prefix: str, script: dict[str, Any] | None = None) -> Any:
         import uuid
 
-        from workflows.state import WORKFLOW_TYPE, RunInput, RunResult
+        from workflows.state import WORKFLOW_TYPE, RunInput, RunOptions, RunResult
 
         return await self.client.start_workflow(
-            WORKFLOW_TYPE, RunInput(workflow=wf, source=f"{prefix}.iter"), id=f"{prefix}-{uuid.uuid4().hex[:10]}",
-            task_queue=self.task_queue, result_type=RunResult)
+            WORKFLOW_TYPE, RunInput(workflow=wf, source=f"{prefix}.iter", options=RunOptions(script=script)),
+            id=f"{prefix}-{uuid.uuid4().hex[:10]}", task_queue=self.task_queue, result_type=RunResult)
 
-    async def timed_graph(self, wf: Any, prefix: str) -> tuple[float, Any]:
+    async def timed_graph(self, wf: Any, prefix: str, script: dict[str, Any] | None = None) -> tuple[float, Any]:
         import time
 
         t0 = time.perf_counter()
-        handle = await self.start_graph(wf, prefix)
+        handle = await self.start_graph(wf, prefix, script)
         result = await handle.result()
         elapsed = time.perf_counter() - t0
         if result.status != "finished":
@@ -220,6 +224,44 @@ async def bench_chain(b: Bench, reps: int) -> dict[str, Any]:
     out["ratio"] = out["g"]["ms_node"] / out["h"]["ms_node"]
     out["extra_events"] = {k: v for k, v in sorted(extra.items()) if v}
     return out
+
+
+def agent_chain_source(n: int) -> str:
+    agents = "".join(f"agent a{i}:\n  model: \"scripted\"\n" for i in range(n))
+    edges = "".join(f"  a{i} -> a{i + 1}\n" for i in range(n - 1))
+    return f"{agents}workflow agents:\n  entry: a0\n{edges}  a{n - 1} -> done\n"
+
+
+TOOL_LOOP_SOURCE = """
+agent looper:
+  model: "scripted"
+  tools: [echo]
+  tool_max_steps: 50
+workflow looping:
+  entry: looper
+  looper -> done
+"""
+
+
+async def bench_llm(b: Bench, reps: int) -> dict[str, Any]:
+    """LLM nodes on the scripted model: a chain of one-turn agents, and one agent's tool loop."""
+    import statistics
+
+    chain = b.compile(agent_chain_source(CHAIN_NODES))
+    loop = b.compile(TOOL_LOOP_SOURCE)
+    turns = [{"tool_calls": [{"name": "echo", "arguments": {"step": k}}]} for k in range(TOOL_TURNS)]
+    script = {"looper": {"turns": [*turns, {"text": "done"}]}}
+    await b.timed_graph(chain, "agents", {})  # warm-up
+    chain_times = [(await b.timed_graph(chain, "agents", {}))[0] for _ in range(reps)]
+    loop_times: list[float] = []
+    handle = None
+    for _ in range(reps):
+        elapsed, handle = await b.timed_graph(loop, "toolloop", script)
+        loop_times.append(elapsed)
+    events, _ = await history_of(handle)
+    return {"agent_ms": statistics.median(chain_times) * 1000 / CHAIN_NODES,
+            "round_ms": statistics.median(loop_times) * 1000 / TOOL_TURNS,
+            "round_events": (len(events) - 10) / TOOL_TURNS}
 
 
 async def bench_fan(b: Bench, reps: int) -> dict[str, Any]:
@@ -362,9 +404,15 @@ async def run(quick: bool, stock: bool) -> None:
             fan = await bench_fan(b, reps["fan"])
             print(f"4.   gate answer -> next activity, {reps['gate']} runs (+1 warm-up) ...", flush=True)
             gate = await bench_gate(b, reps["gate"])
+            print(f"5.   LLM nodes on the scripted model, {reps['fan']} runs each (+1 warm-up) ...", flush=True)
+            llm = await bench_llm(b, reps["fan"])
     finally:
         await env.shutdown()
     report(chain, fan, gate, reps)
+    print(f"LLM nodes (scripted model, median of {reps['fan']}): {llm['agent_ms']:.1f} ms per one-turn agent "
+          f"(vs {chain['g']['ms_node']:.1f} ms per echo tool node: the turn also stores its conversation); "
+          f"{llm['round_ms']:.1f} ms and {llm['round_events']:.1f} history events per tool-loop round "
+          f"(a model turn + a tool call, {TOOL_TURNS} rounds)")
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
 
