@@ -177,6 +177,7 @@ class ToolDecl:
     call: str = ""
     input: str = ""
     output: str = ""
+    publish: str = ""
     await_mode: str = "none"
     props: dict[str, Pos] = field(default_factory=dict)
 

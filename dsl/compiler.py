@@ -402,7 +402,8 @@ class _Compiler:
         self.check_schema(decl, "output", decl.output, schemas)
         self.check_schema(decl, "input", decl.input, schemas)
         node = ir.ToolNode(id=decl.name, command=decl.command, call=decl.call, input_schema=decl.input,
-                           output_schema=decl.output, await_mode=decl.await_mode)  # type: ignore[arg-type]
+                           output_schema=decl.output, publish=decl.publish,
+                           await_mode=decl.await_mode)  # type: ignore[arg-type]
         if decl.command:
             base = decl.props.get("command", decl.pos)
             refs, positions = self.refs_of(decl.command, f"the command of tool '{decl.name}'",

@@ -177,6 +177,7 @@ class ToolNode(_NodeBase):
     call: str = ""
     input_schema: str = ""
     output_schema: str = ""
+    publish: str = ""
 
 
 class WaitNode(_NodeBase):

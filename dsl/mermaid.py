@@ -202,6 +202,8 @@ def _tool_lines(workflow: Workflow, node: ToolNode, view: str) -> list[str]:
         lines.append(f"call: {node.call}")
     if view == "full" and node.output_schema:
         lines.append(f"out: {_schema(workflow, node.output_schema, True)}")
+    if node.publish:
+        lines.append(f"publish: {node.publish}")
     return lines
 
 

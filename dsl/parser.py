@@ -853,7 +853,7 @@ class _Parser:
 
     def tool(self, kind: str, name: str, pos: A.Pos, header: str) -> A.ToolDecl:
         decl = A.ToolDecl(name, pos)
-        handlers = self._pick(self._common(decl, header), "input output await")
+        handlers = self._pick(self._common(decl, header), "input output publish await")
 
         def command() -> None:
             decl.command = self.read_string(f"'command' of {header}")

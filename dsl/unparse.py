@@ -382,6 +382,7 @@ class _Builder:
             (("call",), lambda _: _tool_ref(d.call)),
             (("input",), lambda _: d.input),
             (("output",), lambda _: d.output),
+            (("publish",), lambda _: d.publish),
             (("await",), lambda _: d.await_mode),
         ])
         _settle_columns(node)

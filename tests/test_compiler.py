@@ -266,6 +266,28 @@ def test_tool_command_refs_call_join_and_wait_nodes() -> None:
     assert isinstance(pause, ir.WaitNode) and pause.duration_seconds == 129600.0
 
 
+def test_tool_publish_reaches_the_ir_and_old_ir_without_it_still_loads() -> None:
+    wf = compile_ok('''
+        tool write_doc:
+          call: write_learning_doc
+          publish: learning_doc
+        tool digest:
+          command: "cat digest.json"
+          publish: digest
+        workflow w:
+          entry: write_doc
+          write_doc -> digest
+          digest -> done
+        ''')
+    assert (wf.publish_of("write_doc"), wf.publish_of("digest")) == ("learning_doc", "digest")
+    # IR written before tool nodes could publish has no `publish` key on them: it means "none".
+    data = json.loads(wf.to_json())
+    for node in ("write_doc", "digest"):
+        del data["nodes"][node]["publish"]
+    old = ir.Workflow.model_validate(data)
+    assert old.format_version == ir.IR_FORMAT_VERSION and old.publish_of("write_doc") == ""
+
+
 def test_env_references_stay_unresolved() -> None:
     wf = compile_ok('vars:\n  d: string = "${PROJECT_DIR}"\nagent a:\n  model: "${MODEL}"\n'
                     'tool t:\n  command: "${CI_COMMAND}"\nworkflow w:\n  entry: a\n  a -> t\n  t -> done\n')

@@ -195,12 +195,21 @@ async def test_the_loop_finds_the_ios_drop_waits_for_approval_then_launches_judg
     assert look["conclusive"] is True and look["verdict"] == verdict["headline"]
     assert doc["outputs"]["critic"]["explanation"]
 
-    # The Synthesizer published the stakeholder summary; the learning doc quotes the tool's numbers.
+    # The Synthesizer published the stakeholder summary; the learning doc, published too and kept
+    # as a file, quotes the statistics tool's numbers.
     summary = doc["artifacts"]["stakeholder_summary"]
     assert summary["title"] == "Apple Pay first wins back iOS checkout" and summary["summary"].strip()
-    learning = Path(doc["outputs"]["write_learning"]["path"])
+    learning_doc = doc["artifacts"]["learning_doc"]
+    assert learning_doc == doc["outputs"]["write_learning"]
+    assert learning_doc["title"] == f"{FIRST_FLAG}: {summary['title']}"
+    markdown = learning_doc["markdown"]
+    assert markdown.startswith(f"# {learning_doc['title']}\n\n{summary['summary'].strip()}\n")
+    assert f"- **{verdict['headline']}**" in markdown and f"- Why: {verdict['reason']}" in markdown
+    assert f"checkout_conversion {expected['lift']:+.1%} vs control" in markdown  # computed here, independently
+    assert f"- Sample ratio: {doc['outputs']['srm_check']['message']}" in markdown
+    learning = Path(learning_doc["path"])
     assert learning.parent == cli.cwd / "learnings"
-    assert f"- **{verdict['headline']}**" in learning.read_text()
+    assert learning.read_text() == markdown and learning_doc["bytes"] == len(markdown.encode("utf-8"))
 
     # Approving cycle 2 runs it to the end: the cycle bound (2 cycles) ends the run.
     answered = await cli("answer", run, "--gate", "approval", "--answer", "approved=yes",
@@ -249,6 +258,8 @@ async def test_skip_gates_approves_runs_the_cycle_and_prints_the_verdict(cli: Cl
     verdict = next(line for line in lines if line.startswith("Verdict   "))
     assert f"SHIP_WINNER: checkout_conversion {expected['lift']:+.1%} vs control, 95% always-valid CI " \
            f"{expected['ci_low']:+.1%} to {expected['ci_high']:+.1%}, p = {expected['p_always_valid']:.2g}" in verdict
+    learning = next(line for line in lines if line.startswith("Learning  "))
+    assert learning.endswith(".md (artifact learning_doc)") and str(cli.cwd / "learnings") in learning
     assert lines[-1].startswith("Web UI    http") and lines[-1].endswith(f"/workflows/{run}")
     doc = await inspect(cli, run)
     assert [(a["gate"], a["answered_by"], a["answers"]["reviewer_notes"]) for a in doc["answers"]] == [

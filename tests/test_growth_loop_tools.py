@@ -90,6 +90,7 @@ async def test_the_learning_doc_appends_the_verdicts_numbers(tmp_path: Path) -> 
     out = await call_tool("write_learning_doc", {"title": "iOS fix", "body": "It worked.", "verdict": verdict,
                                                  "directory": str(tmp_path)})
     text = Path(out["path"]).read_text()
+    assert out["markdown"] == text
     assert text.startswith("# iOS fix\n\nIt worked.\n\n## Result (computed by calculate_significance)\n")
     assert f"- **{verdict['headline']}**" in text and f"- Sample ratio: {verdict['srm']['message']}" in text
     assert text.count("- Guardrail: ") == 2

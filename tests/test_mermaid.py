@@ -398,6 +398,32 @@ def test_human_details_and_tool_call() -> None:
     assert human_full in full
 
 
+def test_tool_publish_is_shown_in_detailed_and_full_views() -> None:
+    wf = compile_ok(
+        """
+        schema written:
+          path: string
+        tool doc:
+          call: write_learning_doc
+          output: written
+          publish: learning_doc
+        tool digest:
+          command: "cat digest.json"
+          publish: digest
+        workflow w:
+          entry: doc
+          doc -> digest
+          digest -> done
+        """
+    )
+    assert '    doc["🔧 doc"]' in lines_of(to_mermaid(wf, "compact"))
+    detailed = lines_of(to_mermaid(wf, "detailed"))
+    assert '    doc["🔧 doc<br/>call: write_learning_doc<br/>publish: learning_doc"]' in detailed
+    assert '    digest["🔧 digest<br/>cmd: cat digest.json<br/>publish: digest"]' in detailed
+    full = lines_of(to_mermaid(wf, "full"))
+    assert '    doc["🔧 doc<br/>call: write_learning_doc<br/>out: written (path: string)<br/>publish: learning_doc"]' in full
+
+
 def test_dashes_in_ids_become_underscores() -> None:
     # `.iter` names cannot contain '-', but an IR loaded from JSON can; Mermaid ids must not.
     wf = Workflow.model_validate(

@@ -145,6 +145,20 @@ def test_iterloop_wait_and_call_extensions() -> None:
     assert (w.duration, t.call, t.command) == ("1d", "create_feature_flag", "")
 
 
+def test_tool_nodes_publish_artifacts() -> None:
+    tree = parse_ok('''
+        tool write_doc:
+          call: write_learning_doc
+          publish: learning_doc
+        tool digest:
+          command: "cat digest.json"
+          publish: digest
+        ''')
+    tools = {t.name: t for t in tree.of_type(A.ToolDecl)}
+    assert (tools["write_doc"].publish, tools["digest"].publish) == ("learning_doc", "digest")
+    assert "publish" in tools["write_doc"].props
+
+
 def test_workflow_items_in_any_order_and_property_named_sources() -> None:
     tree = parse_ok('''
         workflow w:

@@ -150,11 +150,13 @@ RICH = src(r'''
       output: verdict
 
     tool run_tests:
+      publish: test_report  ## inline on a tool's publish
       command: "pytest -q {{vars.name}} \\ \"quoted\""
       output: verdict
     tool read:
       call: fs.read_file
       input: verdict
+      publish: read_back
 
     wait pause:
       duration: "1h30m"
@@ -212,6 +214,8 @@ def test_rich_file_round_trips() -> None:
     assert "  interaction: llm\n" in out.split("workflow main:")[1]
     assert "  timeout: \"48h\"\n" in out and "  duration: \"1h30m\"\n" in out
     assert "  call: fs.read_file\n" in out
+    assert "  output: verdict\n  publish: test_report  ## inline on a tool's publish\n" in out.split("tool run_tests:")[1]
+    assert "  input: verdict\n  publish: read_back\n" in out.split("tool read:")[1]
     assert '  config: json = {"key": "value", "n": [1, 2.5, null, true, 1.0], "nested": {"e": "é"}}\n' in out
     assert '  tags: string[] = ["security", "performance"]\n' in out
     assert "  tools: [read_file, mcp.github.*, \"odd tool\"]\n" in out

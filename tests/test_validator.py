@@ -63,6 +63,15 @@ CASES = [
     ("published_artifact_upstream_ok",
      "prompt p:\n  {{artifacts.result}}\n" + agent("a", "  publish: result\n") + agent("b", "  user: p\n")
      + "workflow w:\n  entry: a\n  a -> b\n  b -> done\n", [], ["C035", "C036"]),
+    ("artifact_published_by_a_tool_node_ok",
+     'prompt p:\n  {{artifacts.doc}} {{artifacts.digest}}\n' + agent("b", "  user: p\n")
+     + 'tool w:\n  call: write_learning_doc\n  publish: doc\n'
+     + 'tool s:\n  command: "cat digest.json"\n  publish: digest\n'
+     + "workflow w:\n  entry: w\n  w -> s\n  s -> b\n  b -> done\n", [], ["C035", "C036"]),
+    ("artifact_published_by_a_later_tool_node_is_c036",
+     'prompt p:\n  {{artifacts.doc}}\n' + agent("b", "  user: p\n")
+     + 'tool w:\n  call: write_learning_doc\n  publish: doc\n'
+     + "workflow w:\n  entry: b\n  b -> w\n  w -> done\n", ["C036"], ["C035"]),
     ("input_field_without_input_schema_is_not_checked",
      "prompt p:\n  {{input.anything}}\n" + agent("a", "  user: p\n") + "workflow w:\n  entry: a\n  a -> done\n",
      [], ["C034"]),

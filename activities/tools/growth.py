@@ -486,6 +486,10 @@ class LearningDoc(BaseModel):
 class LearningDocWritten(BaseModel):
     path: str
     bytes: int
+    # The document itself travels with the result, so a tool node can `publish:` it as a run
+    # artifact (inspect, report, the dashboard) even when the worker's file is out of reach.
+    title: str
+    markdown: str
 
 
 @tool("write_learning_doc", mutating=True)
@@ -498,7 +502,7 @@ async def write_learning_doc(args: LearningDoc) -> LearningDocWritten:
     if args.verdict is not None:
         text += "\n" + _result_section(args.verdict)
     path.write_text(text, encoding="utf-8")
-    return LearningDocWritten(path=str(path), bytes=len(text.encode("utf-8")))
+    return LearningDocWritten(path=str(path), bytes=len(text.encode("utf-8")), title=args.title, markdown=text)
 
 
 def _result_section(v: SignificanceReadout) -> str:

@@ -55,7 +55,8 @@ async def test_sample_size_matches_the_textbook_formula() -> None:
 async def test_learning_doc_is_written(tmp_path: Path) -> None:
     out = await call_tool("write_learning_doc", {"title": "Mobile checkout fix", "body": "It worked.",
                                                  "directory": str(tmp_path)})
-    assert Path(out["path"]).read_text() == "# Mobile checkout fix\n\nIt worked.\n"
+    assert Path(out["path"]).read_text() == out["markdown"] == "# Mobile checkout fix\n\nIt worked.\n"
+    assert (out["title"], out["bytes"]) == ("Mobile checkout fix", len(out["markdown"].encode("utf-8")))
 
 
 async def test_bad_arguments_are_a_non_retryable_error() -> None:

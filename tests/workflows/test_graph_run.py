@@ -101,6 +101,44 @@ async def test_shell_values_are_quoted_and_builtin_calls_get_with_arguments(
     assert result.outputs["sums"] == {"total": 3.5, "count": 2}
 
 
+PUBLISHING_TOOLS = """
+vars:
+  values: json
+schema totals:
+  total: float
+  count: int
+tool add:
+  call: sum_values
+  output: totals
+  publish: totals
+tool describe:
+  command: "printf '%s values' {{artifacts.totals.count}}"
+  publish: description
+tool report:
+  call: echo
+workflow published:
+  entry: add
+  add -> describe
+  describe -> report with { totals: "{{artifacts.totals}}", line: "{{artifacts.description.result}}" }
+  report -> done
+"""
+
+
+async def test_tool_nodes_publish_artifacts_that_later_nodes_read(temporal_env: WorkflowEnvironment,
+                                                                  task_queue: str) -> None:
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, PUBLISHING_TOOLS, inputs={"values": [1, 2.5]})
+        result = await finish(handle)
+        view = await state(handle)
+        events = await handle.query("events", 0, result_type=list[Event])
+    assert result.status == "finished"
+    assert view.artifacts == {"totals": {"total": 3.5, "count": 2}, "description": {"result": "2 values"}}
+    # A builtin call's artifact (typed, through `with`) and a shell command's (in its command).
+    assert result.outputs["report"] == {"totals": {"total": 3.5, "count": 2}, "line": "2 values"}
+    assert [(e.node, e.data) for e in events if e.type == "artifact_written"] == [
+        ("add", {"publish": "totals", "version": 0}), ("describe", {"publish": "description", "version": 0})]
+
+
 async def test_failed_node_parks_and_retry_reruns_it(temporal_env: WorkflowEnvironment, task_queue: str,
                                                      tmp_path: Path) -> None:
     marker = tmp_path / "marker"
