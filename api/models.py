@@ -148,11 +148,15 @@ class RunList(_Body):
 
 
 class NodeDetail(_Body):
+    """One node of `GET /api/runs/{id}`: the same keys as `iterloop inspect --json`'s nodes."""
+
     kind: str
     visits: int
     status: str
     attempts: int
     tokens: int
+    cached_tokens: int = 0
+    model_calls: int = 0
     cost_usd: float
     model: str
     error: str
