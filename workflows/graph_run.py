@@ -112,6 +112,7 @@ class GraphRun:
         self.loop_counters: dict[str, int] = dict(c.loop_counters) if c else {}
         self.rr_counters: dict[str, int] = dict(c.rr_counters) if c else {}
         self._inner_loops: dict[str, list[str]] | None = None  # computed when a loop edge is first taken
+        self._sessions_continued: bool | None = None
         self.budget_used: dict[str, float] = dict(c.budget_used) if c else {}
         self.budget_warned: list[str] = list(c.budget_warned) if c else []
         self.nodes: dict[str, NodeState] = dict(c.nodes) if c else {n: NodeState() for n in inp.workflow.nodes}
@@ -279,7 +280,8 @@ class GraphRun:
             if self._inner_loops is None:
                 self._inner_loops = S.inner_loops(self.wf) if len(self.wf.loops) > 1 else {}
             fresh = [n for n in self._inner_loops.get(edge.loop_name, []) if self.loop_counters.get(n)]
-            # Runs started before inner loops were reset keep run-wide counters (replay safety).
+            # `patched` answers once per run: a run in flight whose history already went round an outer
+            # loop with a used inner counter keeps run-wide counters (replay safety); others switch.
             if fresh and workflow.patched("reset-inner-loops"):
                 for name in fresh:
                     del self.loop_counters[name]
@@ -357,9 +359,11 @@ class GraphRun:
             reasoning_effort=effort if effort in _EFFORTS else getattr(node, "reasoning_effort", ""),
             tools=list(agent.tools) if agent else [], tool_max_steps=max_steps,
             route_candidates=candidates or [], multi_route=bool(getattr(node, "router_multi", False)),
-            script=self.inp.options.script, offload_threshold_bytes=self.inp.options.offload_threshold_bytes,
+            script=S.script_for_node(self.inp.options.script, node.id),
+            offload_threshold_bytes=self.inp.options.offload_threshold_bytes,
             tool_policy=policy, readonly=bool(agent and agent.readonly),
             heartbeat_seconds=_heartbeat_interval(self.inp.options.llm_heartbeat_timeout_seconds),
+            keep_conversation=agent is not None and self.sessions_continued(),
         )
         conversation = plan.conversation_ref
         new_messages: list[M.ChatMessage] = []
@@ -367,8 +371,13 @@ class GraphRun:
         turn = 0
         while True:
             turn += 1
-            req = base.model_copy(update={"turn": turn, "conversation_ref": conversation,
-                                          "new_messages": new_messages, "allow_tools": steps < max_steps})
+            # After turn 1 the prompt and input live in the stored conversation: each later turn
+            # carries only what is new, so history grows with the turns, not with their square.
+            update: dict[str, Any] = {"turn": turn, "conversation_ref": conversation, "new_messages": new_messages,
+                                      "allow_tools": steps < max_steps}
+            if turn > 1:
+                update.update(user="", input={})
+            req = base.model_copy(update=update)
             result: M.LLMTurnResult = await self.activity(
                 M.LLM_TURN, req, M.LLMTurnResult, node.id, f"{node.id} · llm {purpose} turn {turn}",
                 self.inp.options.llm_timeout_seconds, heartbeat_timeout=self.inp.options.llm_heartbeat_timeout_seconds)
@@ -380,7 +389,7 @@ class GraphRun:
                 "tool_calls": [c.name for c in result.tool_calls]})
             metrics.llm_usage(self.wf.name, node.id, result.usage)
             self.record_usage(node.id, result.usage.model_copy(update={"calls": max(result.usage.calls, 1)}),
-                              count_iteration=False)
+                              count_iteration=False, enforce=result.status != "final")
             if result.status == "final":
                 break
             if result.status == "invalid":
@@ -405,6 +414,13 @@ class GraphRun:
             output[Sessions.SESSION_KEY] = plan.session_id
         return output, M.Usage()
 
+    def sessions_continued(self) -> bool:
+        """Whether any agent continues a conversation (inherit/fork): only then are final answers stored."""
+        if self._sessions_continued is None:
+            self._sessions_continued = any(isinstance(n, ir.AgentNode) and n.session in ("inherit", "fork")
+                                           for n in self.wf.nodes.values())
+        return self._sessions_continued
+
     async def model_tool_call(self, node: ir.Node, branch: str, call: M.ToolCall, offered: dict[str, M.ToolInfo],
                               policy: list[str] | None, readonly: bool) -> M.ChatMessage:
         """Run one tool the model asked for; a denial or a failure goes back to the model as the result."""
@@ -421,11 +437,13 @@ class GraphRun:
             self.emit("tool_denied", node.id, branch, {"tool": call.name, "error": denial})
             return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {denial}",
                                  is_error=True)
+        arguments = {k: v for k, v in call.arguments.items() if k not in info.bound}
+        arguments.update({name: self.ctx.vars[name] for name in info.bound if name in self.ctx.vars})
         req = M.ToolCallRequest(run_id=workflow.info().workflow_id, node_id=node.id, tool=call.name,
-                                arguments=call.arguments, offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
+                                arguments=arguments, offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
         try:
             res = await self.activity(M.TOOL_CALL, req, M.ToolCallResult, node.id, f"{node.id} · tool {call.name}",
-                                      self.inp.options.shell_timeout_seconds)
+                                      self.inp.options.shell_timeout_seconds, counts_as_attempt=False)
         except NodeFailed as failure:
             self.emit("tool_error", node.id, branch, {"tool": call.name, "error": str(failure)})
             return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {failure}",
@@ -540,18 +558,19 @@ class GraphRun:
         candidates = [e.target for e in self.wf.edges if e.source == node.id]
         self.check_budget(node.id, before_step=True)
         output, _ = await self.llm(node, branch, node_input, purpose="route", candidates=candidates)
-        self.record_usage(node.id, M.Usage(), count_iteration=True)
         if node.router_multi:
             chosen = output.get("selected_routes")
             if not (isinstance(chosen, list) and chosen and all(c in candidates for c in chosen)):
                 raise NodeFailed(f"llm router '{node.id}' returned selected_routes {chosen!r}; expected a non-empty "
                                  f"list drawn from {candidates}", M.ERR_SCHEMA)
             self.store_output(node, branch, output)
+            self.record_usage(node.id, M.Usage(), count_iteration=True)
             return await self.fan_out(node, [c for c in candidates if c in chosen], branch)
         target = output.get("selected_route")
         if target not in candidates:
             raise NodeFailed(f"llm router '{node.id}' selected {target!r}, which is not one of {candidates}", M.ERR_SCHEMA)
         self.store_output(node, branch, output)
+        self.record_usage(node.id, M.Usage(), count_iteration=True)
         self.emit("edge_selected", node.id, branch, {"from": node.id, "to": target, "reasoning": output.get("reasoning", "")})
         return str(target)
 
@@ -601,6 +620,9 @@ class GraphRun:
 
     # -- failures and retries ------------------------------------------------------------------
     async def park(self, node_id: str, branch: str, error: str, error_type: str) -> None:
+        # The run is ending (a stop or a cancel elsewhere): a branch cut short has nothing to retry.
+        if self.final_status is not None and workflow.patched("cancel-is-not-a-failure"):
+            raise asyncio.CancelledError()
         self.nodes[node_id].status = "failed"
         self.nodes[node_id].error = error
         self.failures[node_id] = Failure(node=node_id, branch=branch, error=error, error_type=error_type,
@@ -775,7 +797,9 @@ class GraphRun:
             raise StopRun("budget_exceeded", f"budget exceeded: {exceeded.dimension} "
                           f"({exceeded.used:g} of {exceeded.limit:g}) before '{node_id}'", node_id)
 
-    def record_usage(self, node_id: str, usage: M.Usage, *, count_iteration: bool) -> None:
+    def record_usage(self, node_id: str, usage: M.Usage, *, count_iteration: bool, enforce: bool = True) -> None:
+        """Add ``usage`` to the node and the budget; over a limit, stop the run (unless ``enforce`` is
+        False: a node's final answer is kept first, and the check after it stops the run)."""
         state = self.nodes[node_id]
         state.usage = state.usage.plus(usage)
         if count_iteration:
@@ -789,7 +813,7 @@ class GraphRun:
                                                         "limit": warning.limit})
         if usage.cost_usd:
             self.publish_status()
-        exceeded = S.budget_exceeded(self.wf.budget, used, before_step=False)
+        exceeded = S.budget_exceeded(self.wf.budget, used, before_step=False) if enforce else None
         if exceeded is not None and exceeded.dimension != "iterations":
             self.emit("budget_exceeded", node_id, data={"dimension": exceeded.dimension, "used": exceeded.used,
                                                          "limit": exceeded.limit})
@@ -798,7 +822,10 @@ class GraphRun:
 
     # -- activities ----------------------------------------------------------------------------
     async def activity(self, name: str, arg: Any, result_type: type, node_id: str, summary: str,
-                       timeout_seconds: float, *, heartbeat_timeout: float | None = None) -> Any:
+                       timeout_seconds: float, *, heartbeat_timeout: float | None = None,
+                       counts_as_attempt: bool = True) -> Any:
+        """Run one activity for a node; its failure after retries is `NodeFailed`, and a run being
+        cancelled stays a cancellation (never a failure the node would park on or hand to a model)."""
         state = self.nodes[node_id]
         try:
             return await workflow.execute_activity(
@@ -812,7 +839,11 @@ class GraphRun:
             )
         except ActivityError as err:
             cause = err.cause
-            state.attempts += 1
+            # Runs that parked on a cancelled activity before this patch keep doing so on replay.
+            if isinstance(cause, CancelledError) and workflow.patched("cancel-is-not-a-failure"):
+                raise cause from None
+            if counts_as_attempt:
+                state.attempts += 1
             # The failure record names the node; the message is the cause as the activity said it.
             if isinstance(cause, ApplicationError):
                 raise NodeFailed(cause.message, cause.type or "") from None
@@ -824,6 +855,8 @@ class GraphRun:
         opts = self.inp.options.notify
         if opts is None or event not in opts.events or not (opts.slack_channel or opts.webhooks):
             return
+        if event == "run_failed" and fields.get("status") == "failed_resumable" and self.final_status is not None:
+            return  # a branch cut short by the run's end is not a failure to report
         info = workflow.info()
         ui_url = (f"{opts.ui_base_url.rstrip('/')}/namespaces/{info.namespace}/workflows/{info.workflow_id}"
                   if opts.ui_base_url else "")

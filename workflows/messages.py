@@ -109,6 +109,10 @@ class ToolInfo(_Msg):
 
     name: str
     mutating: bool = False
+    # Arguments the model never sees nor sets (where to read data, which flag service): the
+    # workflow fills them from the run's vars of the same name, so a prompt-injected model
+    # cannot point a tool at another host, and a tool never silently falls back to a default.
+    bound: list[str] = Field(default_factory=list)
 
 
 class ChatMessage(_Msg):
@@ -172,6 +176,9 @@ class LLMTurnRequest(_Msg):
     readonly: bool = False  # offer no mutating tool
     allow_tools: bool = True  # False: the tool step budget is spent, the model must answer now
     heartbeat_seconds: float = 0.0  # > 0: heartbeat this often while the provider works
+    # False: nothing will continue this conversation (no tool loop, no session reads it), so a
+    # final answer need not be stored; an answer that needs a repair is stored regardless.
+    keep_conversation: bool = True
 
 
 LLMTurnStatus = Literal["final", "tool_calls", "invalid"]

@@ -278,6 +278,15 @@ def prompt_body(wf: ir.Workflow, name: str) -> str:
     return prompt.body if prompt else ""
 
 
+def script_for_node(script: dict[str, Any] | None, node_id: str) -> dict[str, Any] | None:
+    """The part of an offline script one model call needs (its node's entry and the shared keys),
+    so a turn's request does not carry every node's outputs into history. None stays None (a real
+    model); an empty script stays an empty script (generated outputs)."""
+    if script is None:
+        return None
+    return {k: v for k, v in script.items() if k in (node_id, "defaults", "cost_per_call_usd")}
+
+
 # -- tool policy -------------------------------------------------------------------------------
 
 DEFAULT_TOOL_MAX_STEPS = 5  # Iterion's default when a node leaves `tool_max_steps` unset

@@ -8,6 +8,7 @@ what the run recorded. The providers' own translation is tested in tests/activit
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +21,7 @@ from temporalio.client import Client
 
 from fakes.llm_servers import Failure, FakeAnthropic, FakeLLMServer, FakeOpenAI, Recorded, Reply, ToolUse
 from runs import events_with, finish, start, wait_for
+from workflows.state import RunView
 
 FINDING = """
 schema finding:
@@ -383,3 +385,70 @@ async def test_a_multi_route_llm_router_fans_out_to_the_routes_it_picks(
     assert result.status == "failed"
     assert {"web", "email"} <= set(result.outputs) and "mobile" not in result.outputs
     assert len(openai_server.requests) == 3 and len(anthropic_server.requests) == 1
+
+
+# -- ending runs -----------------------------------------------------------------------------------
+
+async def test_cancelling_a_run_during_a_model_call_ends_it_cancelled(
+        temporal_env: Any, task_queue: str, prices_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from temporalio.client import WorkflowFailureError
+
+    src = """
+agent writer:
+  model: "openai/gpt-test"
+workflow w:
+  entry: writer
+  writer -> done
+"""
+    release = threading.Event()
+    with fake(FakeOpenAI) as server:
+        server.queue(Reply(text="late", hold=release))
+        async with llm_worker(temporal_env.client, task_queue, server, prices_file, tmp_path, monkeypatch):
+            handle = await start(temporal_env.client, task_queue, src)
+            await asyncio.to_thread(server.wait_for_requests, 1, 30)
+            await handle.cancel()
+            release.set()
+            with pytest.raises(WorkflowFailureError):
+                await finish(handle)
+            view = await handle.query("state", result_type=RunView)
+    # Not parked as a node failure waiting for a retry that nobody will send.
+    assert view.status == "cancelled" and not view.failures
+
+
+async def test_a_budget_crossed_by_the_final_answer_keeps_that_answer(
+        temporal_env: Any, task_queue: str, prices_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = FINDING + """
+agent analyst:
+  model: "anthropic/claude-test"
+  output: finding
+workflow w:
+  entry: analyst
+  budget:
+    max_tokens: 1000
+  analyst -> done
+"""
+    with fake(FakeAnthropic) as server:
+        server.queue(Reply(answer={"summary": "paid for", "severity": "low"}, input_tokens=1500, output_tokens=50))
+        async with llm_worker(temporal_env.client, task_queue, server, prices_file, tmp_path, monkeypatch):
+            result = await finish(await start(temporal_env.client, task_queue, src))
+    assert result.status == "budget_exceeded" and "tokens" in result.reason
+    assert result.outputs["analyst"]["summary"] == "paid for"
+
+
+async def test_later_turns_carry_only_what_is_new(
+        temporal_env: Any, task_queue: str, prices_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake(FakeOpenAI) as server:
+        server.queue(Reply(tool_calls=[ToolUse("sum_values", {"values": [1]}, id="call_a")]),
+                     Reply(answer={"summary": "one", "severity": "low"}))
+        async with llm_worker(temporal_env.client, task_queue, server, prices_file, tmp_path, monkeypatch):
+            handle = await start(temporal_env.client, task_queue, TOOLS_SRC.replace("READONLY", "false"),
+                                 inputs={"note": "x" * 5000})
+            assert (await finish(handle)).status == "finished"
+            history = await handle.fetch_history()
+    turns = [json.loads(e.input.payloads[0].data) for e in events_with(history, "activity_task_scheduled_event_attributes")
+             if e.activity_type.name == "iterloop.llm_turn"]
+    assert [t["turn"] for t in turns] == [1, 2]
+    assert "x" * 5000 in turns[0]["user"] and turns[1]["user"] == "" and turns[1]["input"] == {}
+    assert turns[1]["conversation_ref"] and [m["role"] for m in turns[1]["new_messages"]] == ["tool"]
