@@ -23,13 +23,11 @@ through workflow history), through the ``env`` mapping they are given.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,6 +35,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.exceptions import ApplicationError
 
+from activities.http_retry import retry_after_delay
 from workflows.messages import (
     ERR_BAD_REQUEST,
     ERR_CONNECTOR_AUTH,
@@ -239,26 +238,6 @@ def error_for_status(source: str, status: int, message: str, *, retry_after: str
                                          next_retry_delay=retry_after_delay(retry_after))
     return InvalidQueryError(f"{source} refused the query (HTTP {status}){said}",
                              details={"source": source, "status": status})
-
-
-def retry_after_delay(value: str | None, *, now: datetime | None = None) -> timedelta | None:
-    """A `Retry-After` header (seconds, or an HTTP date) as a delay; None when absent or unreadable."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return timedelta(seconds=max(seconds, 0.0))
 
 
 async def get_json(client: httpx.AsyncClient, path: str, params: Any, *, source: str, auth_hint: str) -> Any:

@@ -24,17 +24,16 @@ through workflow history), through the ``env`` mapping they are given.
 
 from __future__ import annotations
 
-import email.utils
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from temporalio.exceptions import ApplicationError
 
+from activities.http_retry import retry_after_delay
 from workflows.messages import ERR_BAD_REQUEST, ERR_RATE_LIMITED
 
 # Flag-provider error types. They belong next to the other error types in workflows/messages.py
@@ -242,26 +241,6 @@ def error_for_status(provider: str, status: int, message: str, *, retry_after: s
         return FlagProviderUnavailableError(f"{provider} is unavailable (HTTP {status}){said}", details=details,
                                             next_retry_delay=retry_after_delay(retry_after))
     return FlagRequestError(f"{provider} refused the request (HTTP {status}){said}", details=details)
-
-
-def retry_after_delay(value: str | None, *, now: datetime | None = None) -> timedelta | None:
-    """A `Retry-After` header (seconds, or an HTTP date) as a delay; None when absent or unreadable."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return timedelta(seconds=max(seconds, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------

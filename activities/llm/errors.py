@@ -16,16 +16,14 @@ retry shows in the workflow's history and survives a worker restart.
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
-from datetime import timedelta
 from typing import Any
 
 import anthropic
 import openai
 from temporalio.exceptions import ApplicationError
 
+from activities.http_retry import retry_delay_from_headers
 from activities.llm.conversation import prompt_size
 from activities.llm.provider import ModelCall
 from workflows.messages import (
@@ -65,7 +63,7 @@ def _status_error(exc: Any, call: ModelCall, *, where: str, provider: str, base_
     status = int(exc.status_code)
     message = api_message(exc)
     quoted = f"HTTP {status}: {message}"
-    delay = retry_after(exc.response.headers)
+    delay = retry_delay_from_headers(exc.response.headers)
     if status == 429:
         return ApplicationError(f"{where}: rate limited by {provider} ({quoted}); retrying"
                                 + (f" after {delay.total_seconds():g}s" if delay else ""),
@@ -114,25 +112,3 @@ def api_message(exc: Any) -> str:
     if isinstance(body, str) and body:
         return body[:500]
     return str(getattr(exc, "message", "") or exc)
-
-
-def retry_after(headers: Any) -> timedelta | None:
-    """The delay a server asked for: `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return timedelta(milliseconds=max(float(raw_ms), 0.0))
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return timedelta(seconds=max(float(raw), 0.0))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return timedelta(seconds=max(when.timestamp() - time.time(), 0.0))

@@ -9,8 +9,7 @@ raises once at the end: retryable if anything may still pass, else non-retryable
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
@@ -60,21 +59,3 @@ def failure_error(transient: list[Transient], permanent: list[Outcome], delivere
     lines = [f"{o.target}: {o.detail}" for o in permanent]
     return ApplicationError("notification refused: " + "; ".join(lines), details,
                             type=ERR_NOTIFY_REJECTED, non_retryable=True)
-
-
-def retry_after(value: str | None, *, now: datetime | None = None) -> timedelta | None:
-    """A `Retry-After` header (seconds, or an HTTP date) as a delay; None when absent or unreadable."""
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    return timedelta(seconds=max(seconds, 0.0))

@@ -15,7 +15,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from activities.notify.errors import DeliveryError, Permanent, Transient, retry_after
+from activities.http_retry import retry_delay_from_headers
+from activities.notify.errors import DeliveryError, Permanent, Transient
 
 #: Slack error codes worth retrying (https://api.slack.com/methods/chat.postMessage#errors).
 TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
@@ -59,7 +60,7 @@ def slack_failure(target: str, err: SlackApiError) -> DeliveryError:
     code = str(data.get("error", "")) if isinstance(data, dict) else ""
     if status == 429 or code in TRANSIENT_ERRORS or status >= 500:
         headers = getattr(response, "headers", None) or {}
-        delay = retry_after({k.lower(): v for k, v in headers.items()}.get("retry-after"))
+        delay = retry_delay_from_headers(headers)
         return Transient(target, f"Slack answered {code or f'HTTP {status}'}", retry_after=delay)
     hint = _HINTS.get(code, f"Slack refused the message: {code or f'HTTP {status}'}")
     return Permanent(target, f"{hint} (error {code})" if code and code in _HINTS else hint)

@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 
-from activities.notify.errors import Permanent, Transient, retry_after
+from activities.http_retry import retry_delay_from_headers
+from activities.notify.errors import Permanent, Transient
 from workflows.messages import NotifyRequest
 
 EVENT_HEADER = "X-Iterloop-Event"
@@ -121,7 +122,7 @@ class WebhookSender:
         said = _excerpt(response.text)
         if status in RETRYABLE_STATUSES or status >= 500:
             raise Transient(target, f"webhook answered HTTP {status}{said}",
-                            retry_after=retry_after(response.headers.get("retry-after")))
+                            retry_after=retry_delay_from_headers(response.headers))
         if 300 <= status < 400:
             raise Permanent(target, f"webhook answered HTTP {status} (redirects are not followed): "
                                     "configure the final URL")

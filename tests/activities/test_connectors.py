@@ -26,7 +26,7 @@ from activities.connectors import (
     connector_from_config,
     connector_names,
 )
-from activities.connectors.base import BaseConnector, FunnelData, retry_after_delay
+from activities.connectors.base import BaseConnector, FunnelData
 from activities.connectors.ga4 import GA4Connector
 from activities.connectors.mock import DATASET, MockConnector, load_dataset
 from activities.connectors.registry import CONNECTORS
@@ -515,10 +515,3 @@ async def test_the_docs_example_connector_works(tmp_path: Path) -> None:
             await raises(InvalidQueryError, conn.funnel("checkout", date(2025, 4, 26), date(2025, 4, 27), MOBILE))
     finally:
         CONNECTORS.pop("csv", None)
-
-
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    assert retry_after_delay("17") == timedelta(seconds=17)
-    now = datetime(2025, 4, 28, 12, 0, tzinfo=timezone.utc)
-    assert retry_after_delay("Mon, 28 Apr 2025 12:01:30 GMT", now=now) == timedelta(seconds=90)
-    assert retry_after_delay("soon") is None and retry_after_delay(None) is None

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from activities.flags.base import (
     ERR_FLAG_NOT_FOUND,
     ERR_FLAG_PROVIDER_UNAVAILABLE,
     FlagProvider,
-    retry_after_delay,
 )
 from activities.flags import growthbook as growthbook_module
 from activities.flags.growthbook import GrowthBookFlagProvider
@@ -80,13 +79,6 @@ def test_spec_defaults_the_experiment_key_to_the_flag_key_and_accepts_scalar_tar
 def test_control_is_the_variant_named_control_else_the_first() -> None:
     assert spec(variants=[{"key": "b", "weight": 50}, {"key": "control", "weight": 50}]).control_key == "control"
     assert spec(variants=[{"key": "a", "weight": 50}, {"key": "b", "weight": 50}]).control_key == "a"
-
-
-def test_retry_after_reads_seconds_and_http_dates() -> None:
-    now = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert retry_after_delay("7") == timedelta(seconds=7)
-    assert retry_after_delay("Thu, 01 May 2025 12:00:30 GMT", now=now) == timedelta(seconds=30)
-    assert retry_after_delay("soon") is None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from fakes.llm_servers import Drop, FakeOpenAI, Failure, Raw, Reply, ToolUse
 from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import LocalArtifactStore
+from activities.http_retry import MAX_RETRY_AFTER
 from activities.llm.activity import complete_turn
 from activities.llm.settings import LLMSettings
 from dsl.ir import Schema, SchemaField
@@ -307,6 +308,15 @@ async def test_rate_limit_is_retryable_after_the_servers_delay(fake: FakeOpenAI,
     err = await failure(fake, store)
     assert err.type == ERR_MODEL_RATE_LIMITED and not err.non_retryable
     assert err.next_retry_delay == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(("headers", "delay"), [({"retry-after-ms": "1e20"}, MAX_RETRY_AFTER),
+                                                ({"retry-after": "inf"}, None), ({"retry-after-ms": "nan"}, None)])
+async def test_an_absurd_retry_after_is_capped_or_ignored(fake: FakeOpenAI, store: LocalArtifactStore,
+                                                          headers: dict[str, str], delay: timedelta | None) -> None:
+    fake.queue(Failure(429, "Rate limit reached for requests", code="rate_limit_exceeded", headers=headers))
+    err = await failure(fake, store)
+    assert err.type == ERR_MODEL_RATE_LIMITED and err.next_retry_delay == delay
 
 
 async def test_5xx_and_network_errors_are_retryable(fake: FakeOpenAI, store: LocalArtifactStore) -> None:

@@ -17,6 +17,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.http_retry import MAX_RETRY_AFTER
 from activities.notify import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE, NotifyConfig, Notifier
 from activities.notify.slack_blocks import ACTION_APPROVE, ACTION_OPEN_RUN, ACTION_REJECT, ButtonValue
 from dsl.ir import Schema, SchemaField
@@ -250,6 +251,16 @@ async def test_webhook_5xx_is_retried_with_the_same_event_id(receiver: WebhookRe
     assert err.next_retry_delay == timedelta(seconds=3) and "HTTP 502" in str(err)
     first, second = receiver.deliveries
     assert first.payload["id"] == second.payload["id"] and second.signature_ok
+
+
+@pytest.mark.parametrize(("header", "delay"), [("inf", None), ("nan", None), ("1e20", MAX_RETRY_AFTER)])
+async def test_a_webhooks_absurd_retry_after_is_ignored_or_capped(receiver: WebhookReceiver, header: str,
+                                                                   delay: timedelta | None) -> None:
+    receiver.answer_next(429, {"Retry-After": header})
+
+    err = await failure(Notifier(config()), end_request(webhooks=[receiver.url()]))
+
+    assert err.type == ERR_NOTIFY_UNAVAILABLE and err.next_retry_delay == delay
 
 
 async def test_webhook_4xx_is_not_retried(receiver: WebhookReceiver) -> None:
