@@ -296,11 +296,31 @@ async def nested_loops_reset(client: Client, tq: str, wid: str, tmp: Path) -> No
     assert (await handle.query("state")).get("nodes", {}).get("watch", {}).get("visits") == 4
 
 
+SLOW = """
+tool slow:
+  command: "sleep 30"
+workflow slow:
+  entry: slow
+  slow -> done
+"""
+
+
+async def cancelled_during_activity(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, SLOW, workflow_id=wid)
+    await wait_for(handle, lambda v: "slow" in v.current_nodes)
+    await handle.cancel()
+    try:
+        await finish(handle)
+    except WorkflowFailureError:
+        return
+    raise AssertionError("the cancelled run finished")
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
     gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
-    tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset)}
+    tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:
