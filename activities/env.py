@@ -10,6 +10,10 @@ Two functions, because a shell command is not plain text:
 
 - `expand_env` follows Go's `os.ExpandEnv` exactly (what Iterion uses), for plain text.
 - `expand_env_in_command` is the same syntax made safe for a `sh -c` command; see its docstring.
+
+`truthy` reads an on/off environment value (`ITERLOOP_OFFLINE=1`) the same way for the worker's
+settings here and the CLI's in `runtime/settings.py` (which may import activities; activities
+never import runtime).
 """
 
 from __future__ import annotations
@@ -108,6 +112,12 @@ def expand_env_in_command(command: str, env: Mapping[str, str] | None = None) ->
         out.append(c)
         j += 1
     return "".join(out)
+
+
+def truthy(value: str | None) -> bool:
+    """Whether an environment value turns a setting on: `1`, `true`, `yes` or `on` in any case and
+    with any surrounding spaces; unset, empty and anything else is off."""
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _reference_name(text: str, start: int) -> tuple[str, int]:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from activities.env import truthy
+
 ANTHROPIC_API_KEY_VAR = "ANTHROPIC_API_KEY"
 ANTHROPIC_BASE_URL_VAR = "ANTHROPIC_BASE_URL"
 OPENAI_API_KEY_VAR = "OPENAI_API_KEY"
@@ -61,7 +63,7 @@ class LLMSettings:
         if api not in OPENAI_APIS:
             raise LLMSettingsError(f"{OPENAI_API_VAR}={api!r} is not one of {', '.join(OPENAI_APIS)}")
         return cls(
-            offline=_truthy(e.get("ITERLOOP_OFFLINE")) if offline is None else offline,
+            offline=truthy(e.get("ITERLOOP_OFFLINE")) if offline is None else offline,
             anthropic_api_key=(e.get(ANTHROPIC_API_KEY_VAR) or "").strip(),
             anthropic_base_url=(e.get(ANTHROPIC_BASE_URL_VAR) or "").strip() or None,
             openai_api_key=(e.get(OPENAI_API_KEY_VAR) or "").strip(),
@@ -72,10 +74,6 @@ class LLMSettings:
             request_timeout_seconds=_positive_float(e, REQUEST_TIMEOUT_VAR, DEFAULT_REQUEST_TIMEOUT),
             prompt_caching=(e.get(PROMPT_CACHING_VAR) or "1").strip().lower() not in ("0", "false", "no", "off"),
         )
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

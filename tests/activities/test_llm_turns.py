@@ -15,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import artifacts
 from activities.artifacts import LocalArtifactStore
+from activities.env import truthy
 from activities.llm import activity as llm_activity
 from activities.llm.activity import complete_turn, configure, judge, llm_turn
 from activities.llm.conversation import MISSING_RESULT_TEXT, paired
@@ -203,6 +204,13 @@ def test_settings_from_the_standard_variables(tmp_path: Path) -> None:
     assert s.request_timeout_seconds == 120.0 and s.prompt_caching is False and s.offline is True
     assert LLMSettings.from_env(env, offline=False).offline is False
     assert LLMSettings.from_env({}) == LLMSettings()
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), (" On ", True), ("YES", True), ("true", True),
+                                           ("0", False), ("off", False), ("", False), ("maybe", False)])
+def test_the_offline_switch_reads_like_every_other_on_off_variable(value: str, on: bool) -> None:
+    assert truthy(value) is on
+    assert LLMSettings.from_env({"ITERLOOP_OFFLINE": value}).offline is on
 
 
 @pytest.mark.parametrize(("name", "value"), [("ITERLOOP_OPENAI_API", "assistants"),
