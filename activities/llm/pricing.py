@@ -22,7 +22,6 @@ what they cost (cache writes are not savings, and their premium is part of ``cos
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import genai_prices
-import yaml
 
+from activities.data_files import read_data_file
 from activities.llm.provider import TokenCounts, model_id
 
 log = logging.getLogger("iterloop.llm.pricing")
@@ -79,17 +78,7 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: Path) -> PriceTable:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise PriceFileError(f"price file '{path}' does not exist; fix ITERLOOP_PRICES_FILE") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise PriceFileError(f"cannot read price file '{path}': {e}") from None
-        try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as e:
-            raise PriceFileError(f"price file '{path}' is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                                 f"{e}") from None
+        data = read_data_file(path, what="price file", missing_hint="fix ITERLOOP_PRICES_FILE", error=PriceFileError)
         return cls(_parse(data, path), path)
 
     def cost(self, provider: str, model: str, tokens: TokenCounts) -> Cost:

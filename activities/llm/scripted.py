@@ -59,9 +59,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from temporalio.exceptions import ApplicationError
 
+from activities.data_files import read_data_file
 from activities.llm.output_validation import describe_value, find_violation
 from activities.llm.provider import SCRIPTED, ModelCall, ModelReply, TokenCounts
 from dsl.ir import SchemaField
@@ -81,25 +81,13 @@ class ScriptLoadError(ValueError):
 
 def load_script(path: str | Path) -> dict[str, Any]:
     """Read and check a YAML script file; an empty file is an empty script."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScriptLoadError(f"script file '{p}' does not exist; check the path given with --script") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScriptLoadError(f"cannot read script file '{p}': {e}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ScriptLoadError(f"script file '{p}{where}' is not valid YAML: {problem}") from None
+    data = read_data_file(path, what="script file", missing_hint="check the path given with --script",
+                          error=ScriptLoadError)
     if data is None:
         return {}
     problem = script_shape_problem(data)
     if problem is not None:
-        raise ScriptLoadError(f"script file '{p}': {problem}")
+        raise ScriptLoadError(f"script file '{path}': {problem}")
     return data
 
 
