@@ -32,10 +32,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm.conversation import EMPTY_USER_TEXT, MISSING_RESULT_TEXT, result_text
 from activities.llm.errors import context_length_error, model_error
-from activities.llm.provider import api_key_or_fail, ANTHROPIC, ModelCall, ModelReply, TokenCounts
+from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCounts, api_key_or_fail, wire_name
 from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive
 from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
-from activities.llm.tool_specs import ToolNames, wire_tool_name
+from activities.llm.tool_specs import ToolNames
 from workflows.messages import ERR_BAD_REQUEST, ChatMessage, ToolCall
 
 ANSWER_TOOL = "final_answer"
@@ -80,11 +80,11 @@ class AnthropicProvider:
 
 def request_params(call: ModelCall) -> dict[str, Any]:
     """The `messages.create` arguments for ``call`` (pure, so tests can inspect them)."""
-    if call.answer and any(wire_tool_name(t.name) == ANSWER_TOOL for t in call.defined_tools):
+    if call.answer and any(wire_name(t.name) == ANSWER_TOOL for t in call.defined_tools):
         raise ApplicationError(f"node '{call.request.node_id}': a tool named '{ANSWER_TOOL}' clashes with the answer "
                                "tool iterloop adds for structured output; rename the tool",
                                type=ERR_BAD_REQUEST, non_retryable=True)
-    tools: list[dict[str, Any]] = [{"name": wire_tool_name(t.name), "description": t.description,
+    tools: list[dict[str, Any]] = [{"name": wire_name(t.name), "description": t.description,
                                     "input_schema": t.parameters} for t in call.defined_tools]
     if call.answer:
         tools.append({"name": ANSWER_TOOL, "input_schema": call.answer.json_schema,
@@ -148,7 +148,7 @@ def _assistant_blocks(m: ChatMessage) -> list[dict[str, Any]]:
     if m.provider == ANTHROPIC and m.native:
         return [dict(b) for b in m.native]
     blocks: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
-    blocks += [{"type": "tool_use", "id": c.id, "name": wire_tool_name(c.name), "input": c.arguments}
+    blocks += [{"type": "tool_use", "id": c.id, "name": wire_name(c.name), "input": c.arguments}
                for c in m.tool_calls]
     return blocks or [{"type": "text", "text": "(no reply)"}]
 

@@ -25,10 +25,18 @@ import openai
 
 from activities.llm.conversation import result_text
 from activities.llm.errors import model_error
-from activities.llm.provider import api_key_or_fail, OPENAI, OPENAI_RESPONSES_PREFIX, ModelCall, ModelReply, TokenCounts
+from activities.llm.provider import (
+    OPENAI,
+    OPENAI_RESPONSES_PREFIX,
+    ModelCall,
+    ModelReply,
+    TokenCounts,
+    api_key_or_fail,
+    wire_name,
+)
 from activities.llm.reasoning import ANTHROPIC_THINKING_BUDGET, OPENAI_EFFORT, openai_reasons
 from activities.llm.settings import OPENAI_API_KEY_VAR, LLMSettings
-from activities.llm.tool_specs import ToolNames, wire_tool_name
+from activities.llm.tool_specs import ToolNames
 from workflows.messages import ChatMessage, ToolCall
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -125,13 +133,13 @@ def chat_params(call: ModelCall) -> dict[str, Any]:
             msg: dict[str, Any] = {"role": "assistant", "content": m.text or ("" if not m.tool_calls else None)}
             if m.tool_calls:
                 msg["tool_calls"] = [{"id": c.id, "type": "function",
-                                      "function": {"name": wire_tool_name(c.name), "arguments": json.dumps(c.arguments)}}
+                                      "function": {"name": wire_name(c.name), "arguments": json.dumps(c.arguments)}}
                                      for c in m.tool_calls]
             messages.append(msg)
     params: dict[str, Any] = {"model": call.model_id, "messages": messages,
                               "max_completion_tokens": _max_tokens(call, effort)}
     if call.defined_tools:
-        params["tools"] = [{"type": "function", "function": {"name": wire_tool_name(t.name), "description": t.description,
+        params["tools"] = [{"type": "function", "function": {"name": wire_name(t.name), "description": t.description,
                                                              "parameters": t.parameters}}
                            for t in call.defined_tools]
         params["tool_choice"] = _tool_choice(call)
@@ -189,14 +197,14 @@ def responses_params(call: ModelCall) -> dict[str, Any]:
         else:
             if m.text:
                 items.append({"role": "assistant", "content": m.text})
-            items += [{"type": "function_call", "call_id": c.id, "name": wire_tool_name(c.name),
+            items += [{"type": "function_call", "call_id": c.id, "name": wire_name(c.name),
                        "arguments": json.dumps(c.arguments)} for c in m.tool_calls]
     params: dict[str, Any] = {"model": call.model_id, "input": items, "store": False,
                               "max_output_tokens": _max_tokens(call, effort)}
     if call.system:
         params["instructions"] = call.system
     if call.defined_tools:
-        params["tools"] = [{"type": "function", "name": wire_tool_name(t.name), "description": t.description,
+        params["tools"] = [{"type": "function", "name": wire_name(t.name), "description": t.description,
                             "parameters": t.parameters, "strict": False} for t in call.defined_tools]
         params["tool_choice"] = _tool_choice(call)
     if call.answer:

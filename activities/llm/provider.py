@@ -10,6 +10,7 @@ line in the activity's table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -63,15 +64,24 @@ def model_id(model: str) -> str:
     return model
 
 
+def wire_name(name: str, *, fallback: str = "_") -> str:
+    """``name`` as model APIs accept a tool's or an answer schema's name (`^[A-Za-z0-9_-]{1,64}$`):
+    other characters become `_`, the rest is cut at 64; an empty name becomes ``fallback``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or fallback
+
+
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool as a model sees it. ``name`` is the registry name; providers mangle it into a
-    wire-safe name and map it back (`wire_tool_name`)."""
+    """A tool as a model sees it. ``name`` is the registry name; providers send it as
+    `wire_name(name)` and map the model's calls back (`tool_specs.ToolNames`). ``parameters`` is
+    shared between turns (cached per tool): read it, never change it. ``bound`` lists the run vars
+    the workflow fills for the arguments the model is not shown (`ToolInfo.bound`)."""
 
     name: str
     description: str
     parameters: dict[str, Any]
     mutating: bool = False
+    bound: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

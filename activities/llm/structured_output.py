@@ -14,10 +14,9 @@ mode needs every value's shape spelled out, so a schema with a `json` field is s
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from activities.llm.provider import AnswerSpec
+from activities.llm.provider import AnswerSpec, wire_name
 from dsl.ir import Schema, SchemaField
 from workflows.messages import LLMTurnRequest
 
@@ -76,7 +75,7 @@ def answer_spec(schema: Schema) -> AnswerSpec:
     json_schema: dict[str, Any] = {"type": "object", "properties": properties,
                                    "required": [f.name for f in schema.fields], "additionalProperties": False}
     strict = all(f.type != "json" for f in schema.fields)
-    return AnswerSpec(name=api_name(schema.name), json_schema=json_schema, strict=strict)
+    return AnswerSpec(name=wire_name(schema.name, fallback="output"), json_schema=json_schema, strict=strict)
 
 
 def _field_schema(f: SchemaField) -> dict[str, Any]:
@@ -91,8 +90,3 @@ def _field_schema(f: SchemaField) -> dict[str, Any]:
     if f.enum_values:
         out["enum"] = list(f.enum_values)
     return out
-
-
-def api_name(name: str, limit: int = 64) -> str:
-    """``name`` made acceptable as an API identifier (`^[A-Za-z0-9_-]{1,64}$`)."""
-    return (re.sub(r"[^A-Za-z0-9_-]", "_", name) or "output")[:limit]

@@ -7,19 +7,25 @@ ending in `.*` takes every registered tool of that namespace. The workflow's pol
 denies, or a mutating tool on a readonly node, is never shown to the model (the workflow checks
 again before running any call).
 
+A tool's bound arguments (where its data comes from, which flag service it writes to: see
+`activities/tools/registry.py`) are left out of the schema the model sees; the turn reports the
+run vars that fill them in `ToolInfo.bound`, and the workflow sets them. The schema is built once
+per tool and shared by every turn.
+
 Registry names may hold dots (`mcp.github.create_issue`) that model APIs refuse in tool names;
-`wire_tool_name` turns them into underscores and `ToolNames` maps a model's call back.
+`provider.wire_name` turns them into underscores and `ToolNames` maps a model's call back.
 """
 
 from __future__ import annotations
 
-import re
+import copy
+from functools import cache
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from activities.llm.provider import ToolSpec
-from activities.tools.registry import registry
+from activities.llm.provider import ToolSpec, wire_name
+from activities.tools.registry import Tool, registry
 from workflows.messages import ERR_BAD_REQUEST, LLMTurnRequest, ToolInfo
 from workflows.scheduler import tool_allowed
 
@@ -45,10 +51,16 @@ def node_tools(req: LLMTurnRequest, *, skip_unknown: bool = False) -> list[ToolS
             raise _unknown(req, name, tools, "is not a registered tool")
         for n in matched:
             if all(s.name != n for s in specs):
-                t = tools[n]
-                specs.append(ToolSpec(name=n, description=t.description or n, parameters=_parameters(t.json_schema()),
-                                      mutating=t.mutating))
+                specs.append(tool_spec(tools[n]))
     return specs
+
+
+@cache
+def tool_spec(t: Tool) -> ToolSpec:
+    """``t`` as models see it: its description and the JSON Schema of its input without the bound
+    arguments (built once per tool: generating a schema is the costly part of offering a tool)."""
+    return ToolSpec(name=t.name, description=t.description or t.name, parameters=model_parameters(t),
+                    mutating=t.mutating, bound=tuple(t.bound_vars))
 
 
 def permitted_tools(specs: list[ToolSpec], req: LLMTurnRequest) -> list[ToolSpec]:
@@ -57,14 +69,55 @@ def permitted_tools(specs: list[ToolSpec], req: LLMTurnRequest) -> list[ToolSpec
 
 
 def tool_infos(specs: list[ToolSpec]) -> list[ToolInfo]:
-    return [ToolInfo(name=s.name, mutating=s.mutating) for s in specs]
+    """What the workflow needs about the offered tools: policy, readonly, and the run vars to fill."""
+    return [ToolInfo(name=s.name, mutating=s.mutating, bound=list(s.bound)) for s in specs]
 
 
-def _parameters(schema: dict[str, Any]) -> dict[str, Any]:
-    schema = {k: v for k, v in schema.items() if k != "title"}
+def model_parameters(t: Tool) -> dict[str, Any]:
+    """The JSON Schema of ``t``'s input as a model sees it: no title, no bound arguments (nor the
+    definitions only they used)."""
+    schema = copy.deepcopy(t.json_schema())
+    schema.pop("title", None)
     schema.setdefault("type", "object")
     schema.setdefault("properties", {})
+    hidden = set(t.bound_arguments)
+    if hidden:
+        schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in hidden}
+        if "required" in schema:
+            schema["required"] = [k for k in schema["required"] if k not in hidden]
+        _drop_unused_definitions(schema)
     return schema
+
+
+def _drop_unused_definitions(schema: dict[str, Any]) -> None:
+    """Remove the `$defs` entries nothing outside them refers to any more (transitively)."""
+    defs = schema.get("$defs")
+    if not defs:
+        return
+    used: set[str] = set()
+    pending = _refs({k: v for k, v in schema.items() if k != "$defs"})
+    while pending:
+        name = pending.pop()
+        if name not in used and name in defs:
+            used.add(name)
+            pending |= _refs(defs[name])
+    kept = {k: v for k, v in defs.items() if k in used}
+    if kept:
+        schema["$defs"] = kept
+    else:
+        del schema["$defs"]
+
+
+def _refs(node: Any) -> set[str]:
+    """The `#/$defs/<name>` names referred to inside ``node``."""
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+        for value in node.values():
+            found |= _refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node)) if node else set()
+    return set()
 
 
 def _unknown(req: LLMTurnRequest, name: str, tools: dict[str, Any], what: str) -> ApplicationError:
@@ -73,18 +126,13 @@ def _unknown(req: LLMTurnRequest, name: str, tools: dict[str, Any], what: str) -
         "Fix the node's `tools:` list", type=ERR_BAD_REQUEST, non_retryable=True)
 
 
-def wire_tool_name(name: str) -> str:
-    """A registry name as model APIs accept it (`^[A-Za-z0-9_-]{1,64}$`)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "_"
-
-
 class ToolNames:
     """Maps wire names back to registry names for the tools declared on one call."""
 
     def __init__(self, specs: list[ToolSpec]) -> None:
         self._by_wire: dict[str, str] = {}
         for s in specs:
-            wire = wire_tool_name(s.name)
+            wire = wire_name(s.name)
             other = self._by_wire.setdefault(wire, s.name)
             if other != s.name:
                 raise ApplicationError(f"tools '{other}' and '{s.name}' have the same name for the model ('{wire}'); "

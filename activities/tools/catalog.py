@@ -31,6 +31,17 @@ BUILTIN_TOOLS: dict[str, bool] = {
     "write_learning_doc": True,
 }
 
+#: Builtin tool name → its bound arguments, each with the run var it comes from (argument → var).
+#: A model never sees nor sets these; when a model calls the tool, the workflow fills them from
+#: the run's vars (activities/tools/registry.py, "Bound arguments"). Tools without any are absent.
+BOUND_ARGUMENTS: dict[str, dict[str, str]] = {
+    "get_funnel_data": {"connector": "connector"},
+    "detect_anomalies": {"connector": "connector"},
+    "get_historical_experiments": {"connector": "connector"},
+    "get_experiment_results": {"connector": "connector"},
+    "create_feature_flag": {"provider": "flag_provider"},
+}
+
 
 def builtin_tool_names() -> frozenset[str]:
     """Every builtin tool a tool node may `call:` (what the compiler checks C105 against)."""
@@ -40,3 +51,8 @@ def builtin_tool_names() -> frozenset[str]:
 def mutating_tool_names() -> frozenset[str]:
     """The builtin tools that change things."""
     return frozenset(name for name, mutating in BUILTIN_TOOLS.items() if mutating)
+
+
+def bound_run_vars(tool: str) -> list[str]:
+    """The run vars a workflow needs for a model to call ``tool`` (empty for most tools)."""
+    return list(BOUND_ARGUMENTS.get(tool, {}).values())

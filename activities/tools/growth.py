@@ -4,6 +4,10 @@ Numbers come from here, never from a model: agents call these through `tools:` a
 through `call:`. Each tool reads its connector / flag provider from its arguments (name and
 settings, no secrets: credentials are read from the worker's environment by the connector), so a
 run's configuration is visible in its history and every call can be replayed by hand.
+
+Those two arguments are *bound*: a model neither sees nor sets them. When a model calls a tool,
+the workflow fills them from the run vars `connector` and `flag_provider`; a `call:` node passes
+them in `with` (left out, they default to the mock connector and the local flag store).
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ from activities.flags.base import Flag, FlagSpec
 from activities.flags.registry import flag_provider_from_config
 from activities.tools.registry import tool
 from workflows.messages import ERR_BAD_REQUEST
+
+
+#: The infrastructure arguments a model never sets (activities/tools/registry.py, "Bound
+#: arguments"): the connector comes from the run var `connector`, the flag provider from the run
+#: var `flag_provider` (the growth loop's names for them).
+CONNECTOR_BOUND = {"connector": "connector"}
+FLAG_PROVIDER_BOUND = {"provider": "flag_provider"}
 
 
 class ConnectorChoice(BaseModel):
@@ -56,7 +67,7 @@ class FunnelQuery(BaseModel):
     connector: ConnectorChoice = Field(default_factory=ConnectorChoice)
 
 
-@tool("get_funnel_data")
+@tool("get_funnel_data", bound=CONNECTOR_BOUND)
 async def get_funnel_data(args: FunnelQuery) -> FunnelData:
     """Users at each step of a funnel over a window, with step-to-step conversion."""
     start, end = _window(args.end, args.lookback_days)
@@ -108,7 +119,7 @@ def _step_users(data: FunnelData, step: str) -> int:
     raise ValueError(f"funnel '{data.funnel}' has no step '{step}'; steps: {', '.join(s.name for s in data.steps)}")
 
 
-@tool("detect_anomalies")
+@tool("detect_anomalies", bound=CONNECTOR_BOUND)
 async def detect_anomalies(args: AnomalyQuery) -> AnomalyReport:
     """Compare a step-to-step conversion in the recent window with the window before, per segment."""
     last = args.end or _yesterday()
@@ -153,7 +164,7 @@ class HistoryList(BaseModel):
     experiments: list[HistoricalExperiment]
 
 
-@tool("get_historical_experiments")
+@tool("get_historical_experiments", bound=CONNECTOR_BOUND)
 async def get_historical_experiments(args: HistoryQuery) -> HistoryList:
     """Past experiments (hypothesis, lift, verdict) so a plan does not repeat a failed test."""
     async with connector_from_config(args.connector.name, args.connector.settings) as conn:
@@ -212,7 +223,7 @@ class FlagCreated(BaseModel):
     created_at: datetime = Field(description="when this call ran (UTC): the experiment's start for days_running")
 
 
-@tool("create_feature_flag", mutating=True)
+@tool("create_feature_flag", mutating=True, bound=FLAG_PROVIDER_BOUND)
 async def create_feature_flag(args: FlagRequest) -> FlagCreated:
     """Create the experiment's flag, always disabled; calling it again returns the same flag."""
     split = args.traffic_split or {v: 100 / len(args.variants) for v in args.variants}
@@ -272,7 +283,7 @@ class ResultsQuery(BaseModel):
     connector: ConnectorChoice = Field(default_factory=ConnectorChoice)
 
 
-@tool("get_experiment_results")
+@tool("get_experiment_results", bound=CONNECTOR_BOUND)
 async def get_experiment_results(args: ResultsQuery) -> ExperimentReadout:
     """Users and conversions per variant of a running experiment (primary metric and guardrails)."""
     async with connector_from_config(args.connector.name, args.connector.settings) as conn:

@@ -65,3 +65,35 @@ async def test_bad_arguments_are_a_non_retryable_error() -> None:
     with pytest.raises(ApplicationError) as err:
         await call_tool("calculate_sample_size", {"baseline_rate": 2})
     assert err.value.non_retryable and "baseline_rate" in str(err.value)
+
+
+# -- bound arguments: what a model's call gets from the run, never from the model -------------------
+
+async def test_the_run_vars_flag_provider_replaces_one_a_model_slipped_in(tmp_path: Path) -> None:
+    store = {"name": "local", "settings": {"path": str(tmp_path / "flags.json")}}
+    injected = {"name": "growthbook", "settings": {"api_host": "https://attacker.example"}}
+    out = await call_tool("create_feature_flag", {"flag_key": "mobile_fix", "provider": injected,
+                                                  "flag_provider": store})
+    assert out["provider"] == "local" and (tmp_path / "flags.json").exists()
+
+
+@pytest.mark.parametrize(("tool", "arguments", "var"), [
+    ("get_funnel_data", {"funnel": "checkout", "connector": None}, "connector"),
+    ("create_feature_flag", {"flag_key": "mobile_fix", "flag_provider": None,
+                             "provider": {"name": "local", "settings": {}}}, "flag_provider"),
+])
+async def test_a_bound_argument_the_run_cannot_fill_fails_instead_of_using_the_default(
+        tool: str, arguments: dict[str, object], var: str) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    with pytest.raises(ApplicationError) as err:
+        await call_tool(tool, arguments)
+    assert err.value.non_retryable and err.value.type == "BadRequest"
+    assert f"run var '{var}'" in str(err.value) and f"Declare `{var}`" in str(err.value)
+
+
+async def test_a_call_node_still_names_the_argument_itself(tmp_path: Path) -> None:
+    store = {"name": "local", "settings": {"path": str(tmp_path / "flags.json")}}
+    out = await call_tool("create_feature_flag", {"flag_key": "mobile_fix", "provider": store})
+    funnel = await call_tool("get_funnel_data", {"funnel": "checkout", "connector": {"name": "mock"}})
+    assert out["provider"] == "local" and funnel["funnel"] == "checkout"

@@ -21,9 +21,9 @@ from activities.llm.activity import complete_turn, configure, judge, llm_turn
 from activities.llm.conversation import MISSING_RESULT_TEXT, paired
 from activities.llm.output_validation import parse_json_object
 from activities.llm.pricing import PriceFileError, PriceTable
-from activities.llm.provider import ModelReply, TokenCounts, ToolSpec, model_id, resolve_provider
+from activities.llm.provider import ModelReply, TokenCounts, ToolSpec, model_id, resolve_provider, wire_name
 from activities.llm.settings import LLMSettings, LLMSettingsError
-from activities.llm.tool_specs import ToolNames, wire_tool_name
+from activities.llm.tool_specs import ToolNames
 from dsl.ir import Schema, SchemaField
 from workflows.messages import ChatMessage, LLMTurnRequest, ToolCall
 
@@ -177,9 +177,17 @@ def test_unanswered_tool_calls_get_an_error_result_before_the_next_message() -> 
 
 def test_dotted_tool_names_are_mangled_for_the_wire_and_mapped_back() -> None:
     specs = [ToolSpec(name="mcp.github.create_issue", description="", parameters={})]
-    assert wire_tool_name("mcp.github.create_issue") == "mcp_github_create_issue"
+    assert wire_name("mcp.github.create_issue") == "mcp_github_create_issue"
     assert ToolNames(specs).registry_name("mcp_github_create_issue") == "mcp.github.create_issue"
     assert ToolNames(specs).registry_name("made_up") == "made_up"
+
+
+def test_tool_and_answer_schema_names_are_made_wire_safe_the_same_way() -> None:
+    from activities.llm.structured_output import answer_spec
+
+    assert wire_name("a.b c/d" + "x" * 80) == ("a_b_c_d" + "x" * 80)[:64]
+    assert wire_name("") == "_" and wire_name("", fallback="output") == "output"
+    assert answer_spec(Schema(name="plan.v2", fields=[])).name == "plan_v2"
 
 
 def test_model_id_strips_only_the_provider_prefix() -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from activities.tools.catalog import BUILTIN_TOOLS, builtin_tool_names, mutating_tool_names
+from activities.tools.catalog import BOUND_ARGUMENTS, BUILTIN_TOOLS, bound_run_vars, builtin_tool_names, mutating_tool_names
 from activities.tools.registry import registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +20,11 @@ def test_catalog_names_are_the_registry_names() -> None:
 def test_catalog_mutating_flags_match_the_registry() -> None:
     assert BUILTIN_TOOLS == {name: tool.mutating for name, tool in registry().items()}
     assert mutating_tool_names() == {name for name, tool in registry().items() if tool.mutating}
+
+
+def test_catalog_bound_arguments_match_the_registry() -> None:
+    assert BOUND_ARGUMENTS == {name: tool.bound_arguments for name, tool in registry().items() if tool.bound}
+    assert bound_run_vars("create_feature_flag") == ["flag_provider"] and bound_run_vars("echo") == []
 
 
 def test_importing_the_catalog_loads_nothing_heavy() -> None:
