@@ -114,6 +114,22 @@ def expand_env_in_command(command: str, env: Mapping[str, str] | None = None) ->
     return "".join(out)
 
 
+def referenced_names(text: str) -> list[str]:
+    """The variable names ``text`` refers to, in order, as `expand_env` would look them up
+    (`$1` refers to `1`; malformed `${` references refer to nothing)."""
+    names: list[str] = []
+    j = 0
+    while j < len(text) - 1:
+        if text[j] == "$":
+            name, width = _reference_name(text, j + 1)
+            if name:
+                names.append(name)
+            j += 1 + width
+            continue
+        j += 1
+    return names
+
+
 def truthy(value: str | None) -> bool:
     """Whether an environment value turns a setting on: `1`, `true`, `yes` or `on` in any case and
     with any surrounding spaces; unset, empty and anything else is off."""

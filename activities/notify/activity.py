@@ -2,7 +2,8 @@
 
 The workflow schedules it beside the run (never in its way) when the run's options ask for
 notifications. Where to send comes from the request; the bot token, the signing secret and the
-`${ENV}` values in webhook URLs stay on the worker, in `NotifyConfig` and the environment.
+`${ITERLOOP_WEBHOOK_…}` values in webhook URLs stay on the worker, in `NotifyConfig` and the
+environment (no other variable is expanded in a URL: see `webhooks.expand_webhook_url`).
 
 One attempt tries every target concurrently and remembers each outcome in the `DeliveryStore`
 under the notification's key, so a retry only redoes what has not landed: the Slack message is
@@ -23,12 +24,11 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.env import expand_env
 from activities.notify.delivery_store import DeliveryStore
 from activities.notify.errors import Outcome, Permanent, Transient, failure_error
 from activities.notify.slack_blocks import gate_message, run_end_message
 from activities.notify.slack_poster import SlackPoster
-from activities.notify.webhooks import WebhookSender, webhook_payload
+from activities.notify.webhooks import WebhookSender, expand_webhook_url, webhook_payload
 from workflows.messages import NOTIFY, NotifyRequest, NotifyResult
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -120,7 +120,7 @@ class Notifier:
         return await poster.post(target, req.slack_channel, text, blocks)
 
     async def _post_webhook(self, sender: WebhookSender, label: str, url: str, payload: dict) -> str:
-        await sender.send(label, expand_env(url, self.env), payload)
+        await sender.send(label, expand_webhook_url(label, url, self.env), payload)
         return ""
 
 

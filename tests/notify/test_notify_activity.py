@@ -286,14 +286,37 @@ async def test_webhook_redirect_is_not_followed(receiver: WebhookReceiver) -> No
 
 async def test_env_references_in_webhook_urls_are_expanded_on_the_worker_and_never_reported(
         receiver: WebhookReceiver) -> None:
-    configured = receiver.url("/hooks/${HOOK_TOKEN}")
-    notifier = Notifier(config(), env={"HOOK_TOKEN": "t0ps3cret"})
+    configured = receiver.url("/hooks/${ITERLOOP_WEBHOOK_TOKEN}")
+    notifier = Notifier(config(), env={"ITERLOOP_WEBHOOK_TOKEN": "t0ps3cret"})
     receiver.answer_next(400)
 
     err = await failure(notifier, end_request(webhooks=[configured]))
 
     assert receiver.deliveries[0].path == "/hooks/t0ps3cret"
-    assert "t0ps3cret" not in str(err) and "${HOOK_TOKEN}" in str(err)
+    assert "t0ps3cret" not in str(err) and "${ITERLOOP_WEBHOOK_TOKEN}" in str(err)
+
+
+@pytest.mark.parametrize("reference", ["${ANTHROPIC_API_KEY}", "$ANTHROPIC_API_KEY", "${ITERLOOP_WEBHOOK_UNSET}"])
+async def test_a_webhook_url_cannot_read_other_worker_variables(receiver: WebhookReceiver, reference: str) -> None:
+    configured = receiver.url(f"/hooks?k={reference}")
+    notifier = Notifier(config(), env={"ANTHROPIC_API_KEY": "sk-ant-secret", "ITERLOOP_WEBHOOK_TOKEN": "t"})
+
+    err = await failure(notifier, end_request(webhooks=[configured]))
+
+    name = reference.strip("${}")
+    assert err.type == ERR_NOTIFY_REJECTED and err.non_retryable
+    assert f"'{name}'" in str(err) and "sk-ant-secret" not in str(err)
+    assert receiver.deliveries == []  # nothing was sent
+
+
+async def test_a_webhook_failure_reports_the_status_never_the_receivers_body(receiver: WebhookReceiver) -> None:
+    receiver.answer_next(404)
+    refused = await failure(Notifier(config()), end_request(webhooks=[receiver.url()]))
+    receiver.answer_next(503)
+    later = await failure(Notifier(config()), end_request(webhooks=[receiver.url("/other")]))
+
+    assert "HTTP 404 Not Found" in str(refused) and "HTTP 503 Service Unavailable" in str(later)
+    assert all("nope" not in str(e) and "nope" not in json.dumps(e.details) for e in (refused, later))
 
 
 async def test_webhooks_are_unsigned_without_a_secret(receiver: WebhookReceiver) -> None:
