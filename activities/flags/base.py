@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -101,7 +101,9 @@ class FlagSpec(_Model):
 
 
 class Flag(_Model):
-    """A flag as the provider holds it now. ``created`` is False when it already existed."""
+    """A flag as the provider holds it now. ``created`` is False when it already existed;
+    ``created_at`` is when the provider created it, as the provider recorded it (None when it
+    does not say), so a repeated create reports the first creation's time."""
 
     key: str
     enabled: bool
@@ -112,6 +114,22 @@ class Flag(_Model):
     created: bool = False
     description: str = ""
     experiment_key: str = ""
+    created_at: datetime | None = None
+
+
+def recorded_time(value: Any) -> datetime | None:
+    """A provider's timestamp (ISO 8601, `Z` or an offset; no offset means UTC) as an aware
+    datetime; None when absent or unreadable (a missing creation time is not worth a failure)."""
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def control_key(variants: list[FlagVariant]) -> str:

@@ -44,6 +44,7 @@ from activities.flags.base import (
     FlagVariant,
     control_key,
     existing_flag,
+    recorded_time,
 )
 from activities.flags.http_provider import HttpFlagProvider
 
@@ -187,7 +188,8 @@ class GrowthBookFlagProvider(HttpFlagProvider):
                     variants=_variants(_rule_values(rule)), targeting=_targeting(rule.get("condition") or ""),
                     provider=self.name, url=f"{self.app_url}/features/{quote(key)}" if self.app_url else None,
                     created=created, description=str(feature.get("description") or ""),
-                    experiment_key=str(rule.get("trackingKey") or ""))
+                    experiment_key=str(rule.get("trackingKey") or ""),
+                    created_at=recorded_time(feature.get("dateCreated")))
 
 
 def _feature_path(key: str) -> str:

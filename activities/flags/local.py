@@ -35,6 +35,7 @@ from activities.flags.base import (
     FlagProviderUnavailableError,
     FlagSpec,
     existing_flag,
+    recorded_time,
     rolled_back,
 )
 
@@ -186,7 +187,8 @@ class LocalFlagProvider(FlagProvider):
         fields = {k: record[k] for k in ("key", "enabled", "variants", "targeting", "description", "experiment_key")
                   if k in record}
         try:
-            return Flag(provider=self.name, created=created, **fields)
+            return Flag(provider=self.name, created=created, created_at=recorded_time(record.get("created_at")),
+                        **fields)
         except ValidationError as e:
             raise FlagConfigError(f"local flags: the record of '{record.get('key')}' in {str(self.path)!r} is "
                                   f"malformed: {e}", details={"provider": self.name}) from None

@@ -40,6 +40,7 @@ from activities.flags.base import (
     FlagSpec,
     FlagVariant,
     existing_flag,
+    recorded_time,
     rolled_back,
 )
 from activities.flags.http_provider import HttpFlagProvider
@@ -83,7 +84,7 @@ class UnleashFlagProvider(HttpFlagProvider):
         except FlagNotFoundError:
             pass
         try:
-            await self._call("POST", self._features(), body={
+            made = await self._call("POST", self._features(), body={
                 "name": spec.key, "description": spec.description, "type": "experiment", "impressionData": False})
         except FlagConflictError:
             # Taken: by a concurrent attempt (then it is readable now), or archived / in another
@@ -99,7 +100,8 @@ class UnleashFlagProvider(HttpFlagProvider):
             return await self._existing(spec, feature)
         # Not enabled here: the environment stays off until set_enabled(key, True).
         strategy = await self._call("POST", self._strategies(spec.key), body=self._strategy(spec))
-        return self._flag(spec.key, spec.description, enabled=False, strategy=strategy, created=True)
+        return self._flag(spec.key, spec.description, enabled=False, strategy=strategy, created=True,
+                          created_at=made.get("createdAt") if isinstance(made, dict) else None)
 
     async def get_flag(self, key: str) -> Flag:
         feature = await self._get_feature(key)
@@ -126,7 +128,8 @@ class UnleashFlagProvider(HttpFlagProvider):
         body["variants"] = self._strategy_variants(variants)
         updated = await self._call("PUT", f"{self._strategies(key)}/{quote(str(strategy['id']), safe='')}", body=body)
         return self._flag(key, str(feature.get("description") or ""), enabled=False,
-                          strategy=updated if isinstance(updated, dict) else {**strategy, **body})
+                          strategy=updated if isinstance(updated, dict) else {**strategy, **body},
+                          created_at=feature.get("createdAt"))
 
     async def list_flags(self) -> list[Flag]:
         listing = await self._call("GET", self._features()) or {}
@@ -148,7 +151,8 @@ class UnleashFlagProvider(HttpFlagProvider):
             # An earlier attempt created the feature and stopped before adding the strategy:
             # finish its work (this call is the one that completes the creation).
             strategy = await self._call("POST", self._strategies(spec.key), body=self._strategy(spec))
-            return self._flag(spec.key, spec.description, enabled=False, strategy=strategy, created=True)
+            return self._flag(spec.key, spec.description, enabled=False, strategy=strategy, created=True,
+                              created_at=feature.get("createdAt"))
         return existing_flag(spec, self._flag_from_feature(feature))
 
     async def _get_feature(self, key: str) -> dict[str, Any]:
@@ -191,14 +195,15 @@ class UnleashFlagProvider(HttpFlagProvider):
         environment = _environment(feature, self.settings.environment)
         return self._flag(str(feature.get("name", "")), str(feature.get("description") or ""),
                           enabled=bool(environment.get("enabled")),
-                          strategy=_experiment_strategy(environment) or {})
+                          strategy=_experiment_strategy(environment) or {}, created_at=feature.get("createdAt"))
 
-    def _flag(self, key: str, description: str, *, enabled: bool, strategy: Any, created: bool = False) -> Flag:
+    def _flag(self, key: str, description: str, *, enabled: bool, strategy: Any, created: bool = False,
+              created_at: Any = None) -> Flag:
         strategy = strategy if isinstance(strategy, dict) else {}
         parameters = strategy.get("parameters") or {}
         return Flag(key=key, enabled=enabled, variants=_variants(strategy), targeting=_targeting(strategy),
                     provider=self.name, created=created, description=description,
-                    experiment_key=str(parameters.get("groupId") or ""),
+                    experiment_key=str(parameters.get("groupId") or ""), created_at=recorded_time(created_at),
                     url=f"{self.base_url}/projects/{quote(self.settings.project)}/features/{quote(key)}")
 
 

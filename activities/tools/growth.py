@@ -220,7 +220,9 @@ class FlagCreated(BaseModel):
     created: bool
     provider: str
     flag: Flag
-    created_at: datetime = Field(description="when this call ran (UTC): the experiment's start for days_running")
+    created_at: datetime = Field(description="when the flag was created (UTC), as the flag provider recorded it; "
+                                             "a repeated call returns the first creation's time: the experiment's "
+                                             "start for days_running")
 
 
 @tool("create_feature_flag", mutating=True, bound=FLAG_PROVIDER_BOUND)
@@ -239,7 +241,10 @@ async def create_feature_flag(args: FlagRequest) -> FlagCreated:
     return FlagCreated(flag_key=flag.key, experiment_id=spec.experiment_key or flag.key,
                        status="enabled" if flag.enabled else "created_disabled", enabled=flag.enabled,
                        created=flag.created, provider=flag.provider, flag=flag,
-                       created_at=datetime.now(timezone.utc))
+                       # A retry (or a second approval) finds the flag already there: its start is the
+                       # first creation's, or days_running would start again from zero. Only a provider
+                       # that records no time gets this call's.
+                       created_at=flag.created_at or datetime.now(timezone.utc))
 
 
 # -- reading results -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,16 @@ async def test_local_create_again_with_the_same_spec_returns_the_flag_not_create
     again = await local.create_flag(spec(targeting={"platform": ["android", "ios"]}, description="reworded"))
     assert not again.created and again.key == "checkout-form-short"
     assert len(await local.list_flags()) == 1
+
+
+async def test_local_flags_keep_their_creation_time(local: LocalFlagProvider, flags_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("activities.flags.local._now", lambda: "2025-05-01T08:00:00+00:00")
+    first = await local.create_flag(spec())
+    monkeypatch.setattr("activities.flags.local._now", lambda: "2025-05-09T08:00:00+00:00")
+    again = await local.create_flag(spec())
+    assert first.created_at == again.created_at == datetime(2025, 5, 1, 8, tzinfo=timezone.utc)
+    assert json.loads(flags_path.read_text())["flags"]["checkout-form-short"]["created_at"] == "2025-05-01T08:00:00+00:00"
 
 
 async def test_local_create_with_a_different_spec_is_a_permanent_conflict(local: LocalFlagProvider) -> None:
@@ -291,6 +301,11 @@ async def test_growthbook_create_again_reads_the_flag_and_writes_nothing(
     assert len(growthbook_server.writes()) == 1
 
 
+async def test_growthbook_flags_carry_the_creation_time_growthbook_recorded(growthbook: FlagProvider) -> None:
+    first, again = await growthbook.create_flag(spec()), await growthbook.create_flag(spec())
+    assert first.created_at == again.created_at == datetime(2025, 5, 1, tzinfo=timezone.utc)  # the fake's dateCreated
+
+
 async def test_growthbook_create_that_loses_a_race_returns_the_flag_the_other_attempt_made(
         growthbook: FlagProvider, growthbook_server: FakeGrowthBook) -> None:
     await growthbook.create_flag(spec())
@@ -429,6 +444,11 @@ async def test_unleash_create_again_reads_the_flag_and_writes_nothing(
     again = await unleash.create_flag(spec())
     assert not again.created and again.experiment_key == "exp-checkout-form-short"
     assert len(unleash_server.writes()) == 2
+
+
+async def test_unleash_flags_carry_the_creation_time_unleash_recorded(unleash: FlagProvider) -> None:
+    first, again = await unleash.create_flag(spec()), await unleash.create_flag(spec())
+    assert first.created_at == again.created_at == datetime(2025, 5, 1, tzinfo=timezone.utc)  # the fake's createdAt
 
 
 async def test_unleash_create_that_gets_409_returns_the_flag_the_other_attempt_made(

@@ -37,6 +37,15 @@ async def test_flag_is_created_disabled_and_idempotently(tmp_path: Path) -> None
     assert (again["enabled"], again["created"]) == (False, False)
 
 
+async def test_creating_the_flag_again_reports_when_it_was_first_created(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = {"name": "local", "settings": {"path": str(tmp_path / "flags.json")}}
+    monkeypatch.setattr("activities.flags.local._now", lambda: "2025-05-01T08:00:00+00:00")
+    first = await call_tool("create_feature_flag", {"flag_key": "mobile_fix", "provider": provider})
+    retried = await call_tool("create_feature_flag", {"flag_key": "mobile_fix", "provider": provider})
+    assert first["created_at"] == retried["created_at"] == "2025-05-01T08:00:00Z"  # days_running does not restart
+
+
 async def test_results_significance_and_srm_agree_on_the_mock_experiment() -> None:
     results = await call_tool("get_experiment_results", {"experiment_id": "mobile_fix"})
     verdict = await call_tool("calculate_significance", {"results": results, "days_running": 14})
