@@ -36,7 +36,7 @@ from activities.llm import anthropic_provider, conversation, openai_provider
 from activities.llm.anthropic_provider import AnthropicProvider
 from activities.llm.openai_provider import OpenAIProvider
 from activities.llm.output_validation import find_violation, parse_json_object
-from activities.llm.pricing import PriceFileError, price_table
+from activities.llm.pricing import price_table, turn_price_table
 from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelCall, ModelProvider, ModelReply, resolve_provider
 from activities.llm.reasoning import effort_of
 from activities.llm.scripted import ScriptedProvider
@@ -173,10 +173,8 @@ def usage_of(provider: str, model: str, reply: ModelReply, settings: LLMSettings
     if reply.cost_usd is not None:
         cost, saved = reply.cost_usd, 0.0
     else:
-        try:
-            priced = price_table(settings.prices_file).cost(provider, model, t)
-        except PriceFileError as e:
-            raise ApplicationError(str(e), type=ERR_BAD_REQUEST, non_retryable=True) from None
+        # Never a failure: the call is paid for, and a failed turn would be paid for again.
+        priced = turn_price_table(settings.prices_file).cost(provider, model, t)
         cost, saved = priced.usd, priced.cache_savings_usd
     return Usage(model=model or provider, provider=provider, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
                  cached_tokens=t.cached_tokens, cache_write_tokens=t.cache_write_tokens,

@@ -16,6 +16,12 @@ The file wins over the shipped table and is re-read when it changes. A model fou
 costs 0 USD, with one warning in the worker's log per model (never a failure: a run must not die
 because a price is missing, but its cost budget then ignores that model).
 
+The worker checks the file when it starts (`price_table`: a broken file stops it there). After
+that, a turn prices its call with `turn_price_table`: if the file has since been deleted or broken,
+the last table that loaded keeps being used, with one warning per broken version of the file. The
+call has been made and paid for by then; failing the turn over its price would only make the
+workflow pay for it again.
+
 ``cache_savings_usd`` is what the cached tokens would have cost at the full input price minus
 what they cost (cache writes are not savings, and their premium is part of ``cost_usd``).
 """
@@ -155,14 +161,23 @@ _tables: dict[Path | None, tuple[int, PriceTable]] = {}
 _tables_lock = threading.Lock()
 
 
+#: Price files that failed to load: path → (the broken version's mtime, what was wrong).
+_broken: dict[Path, tuple[int, str]] = {}
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
 def price_table(path: Path | None) -> PriceTable:
-    """The table for ``path`` (None: the shipped table only), re-read when the file changes."""
+    """The table for ``path`` (None: the shipped table only), re-read when the file changes;
+    a missing or broken file raises `PriceFileError` (the worker's start-up check)."""
     if path is None:
         return PriceTable()
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        mtime = -1
+    mtime = _mtime(path)
     with _tables_lock:
         cached = _tables.get(path)
         if cached is not None and cached[0] == mtime:
@@ -170,4 +185,26 @@ def price_table(path: Path | None) -> PriceTable:
     table = PriceTable.load(path)
     with _tables_lock:
         _tables[path] = (mtime, table)
+        _broken.pop(path, None)
     return table
+
+
+def turn_price_table(path: Path | None) -> PriceTable:
+    """The table a turn prices its call with: `price_table`, except that a file deleted or broken
+    since it last loaded never fails the turn. The last table that loaded is used instead (the
+    shipped table alone if none ever did), and the worker's log says so once per broken version."""
+    if path is None:
+        return PriceTable()
+    mtime = _mtime(path)
+    with _tables_lock:
+        known_broken = _broken.get(path)
+        last = _tables.get(path)
+    if known_broken is None or known_broken[0] != mtime:
+        try:
+            return price_table(path)
+        except PriceFileError as e:
+            with _tables_lock:
+                _broken[path] = (mtime, str(e))
+            log.warning("%s; pricing calls with %s until the file is fixed", e,
+                        "the prices it held when it last loaded" if last else "the shipped price table only")
+    return last[1] if last is not None else PriceTable(source=path)

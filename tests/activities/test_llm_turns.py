@@ -4,6 +4,7 @@ settings, prices, conversations, tool names, and the judging of answers."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from activities import artifacts
 from activities.artifacts import LocalArtifactStore
 from activities.env import truthy
 from activities.llm import activity as llm_activity
-from activities.llm.activity import complete_turn, configure, judge, llm_turn
+from activities.llm.activity import complete_turn, configure, judge, llm_turn, usage_of
 from activities.llm.conversation import MISSING_RESULT_TEXT, paired
 from activities.llm.output_validation import parse_json_object
 from activities.llm.pricing import PriceFileError, PriceTable
@@ -250,6 +251,36 @@ def test_a_broken_price_file_is_reported_with_what_is_wrong(tmp_path: Path, text
 def test_a_missing_price_file_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(PriceFileError, match="ITERLOOP_PRICES_FILE"):
         PriceTable.load(tmp_path / "nope.yaml")
+
+
+def test_a_price_file_broken_or_deleted_mid_run_never_fails_a_paid_turn(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "prices.yaml"
+    versions = iter(range(1, 10))
+
+    def write(text: str) -> None:  # each version with its own mtime, however coarse the file system's clock
+        path.write_text(text, encoding="utf-8")
+        stamp = next(versions) * 1_000_000_000
+        os.utime(path, ns=(stamp, stamp))
+
+    write("models:\n  openai/house-model: {input: 2, output: 4}\n")
+    cfg, previous = LLMSettings(prices_file=path), llm_activity.current_settings()
+    configure(settings=cfg)  # the start-up check loads it
+    paid = reply(text="ok", tokens=TokenCounts(input_tokens=1_000_000, output_tokens=500_000))
+    try:
+        write("models: [unclosed\n")
+        broken = [usage_of("openai", "openai/house-model", paid, cfg) for _ in range(2)]
+        path.unlink()
+        deleted = usage_of("openai", "openai/house-model", paid, cfg)
+        write("models:\n  openai/house-model: {input: 1, output: 1}\n")
+        fixed = usage_of("openai", "openai/house-model", paid, cfg)
+    finally:
+        configure(settings=previous)
+
+    assert [u.cost_usd for u in (*broken, deleted, fixed)] == [4.0, 4.0, 4.0, 1.5]  # the last good table, then the fix
+    warnings = [r.getMessage() for r in caplog.records if r.name == "iterloop.llm.pricing"]
+    assert len(warnings) == 2 and "is not valid YAML" in warnings[0] and "does not exist" in warnings[1]
+    assert all("the prices it held when it last loaded" in w for w in warnings)
 
 
 def test_price_file_entries_match_with_or_without_the_provider_prefix(tmp_path: Path) -> None:
