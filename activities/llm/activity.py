@@ -23,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -218,6 +219,18 @@ async def _beating(work: Awaitable[T], every: float, heartbeat: Callable[[str], 
             task.cancel()
 
 
+def within_activity_timeout(settings: LLMSettings, start_to_close: timedelta | None) -> LLMSettings:
+    """``settings`` with the per-request timeout cut to end before the activity's own timeout
+    (10 % of it, at most 30 s, earlier), so the HTTP timeout fires first and says what happened."""
+    if not start_to_close:
+        return settings
+    total = start_to_close.total_seconds()
+    limit = max(total * 0.9, total - 30.0)
+    if settings.request_timeout_seconds <= limit:
+        return settings
+    return replace(settings, request_timeout_seconds=limit)
+
+
 @activity.defn(name=LLM_TURN)
 async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
     # Large values reach us as artifact references; the model sees the real content.
@@ -225,7 +238,8 @@ async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
     resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache),
                                       "user": artifacts.resolve(req.user, cache),
                                       "input": artifacts.resolve(req.input, cache)})
-    result = await complete_turn(resolved, _settings, heartbeat=activity.heartbeat)
+    settings = within_activity_timeout(_settings, activity.info().start_to_close_timeout)
+    result = await complete_turn(resolved, settings, heartbeat=activity.heartbeat)
     record_llm_usage(result.usage, node_id=req.node_id, provider=result.usage.provider, model=result.usage.model)
     output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)

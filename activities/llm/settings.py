@@ -24,7 +24,12 @@ REQUEST_TIMEOUT_VAR = "ITERLOOP_LLM_REQUEST_TIMEOUT"
 PROMPT_CACHING_VAR = "ITERLOOP_PROMPT_CACHING"
 
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
-DEFAULT_REQUEST_TIMEOUT = 600.0
+#: Seconds one HTTP request to a provider may take. It must end before the activity's own
+#: start-to-close timeout (the run option `llm_timeout_seconds`, 300 s by default): then a slow
+#: call fails as a clear, retryable `ModelUnavailable` and the connection is closed, instead of
+#: Temporal abandoning an attempt whose request goes on. `activity.llm_turn` also cuts it to fit
+#: a shorter activity timeout.
+DEFAULT_REQUEST_TIMEOUT = 270.0
 OPENAI_APIS = ("chat", "responses")
 
 

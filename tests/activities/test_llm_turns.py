@@ -3,10 +3,12 @@ settings, prices, conversations, tool names, and the judging of answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from activities import artifacts
 from activities.artifacts import LocalArtifactStore
 from activities.env import truthy
 from activities.llm import activity as llm_activity
-from activities.llm.activity import complete_turn, configure, judge, llm_turn, usage_of
+from activities.llm.activity import complete_turn, configure, judge, llm_turn, usage_of, within_activity_timeout
 from activities.llm.conversation import MISSING_RESULT_TEXT, paired
 from activities.llm.output_validation import parse_json_object
 from activities.llm.pricing import PriceFileError, PriceTable
@@ -103,6 +105,32 @@ async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeA
     second = await complete_turn(request(), cfg, store=store)
     assert first.conversation_ref == second.conversation_ref
     assert len(list((tmp_path / "store").rglob("*.json"))) == 1
+
+
+def test_a_provider_request_times_out_before_the_activity_does() -> None:
+    from workflows.state import RunOptions
+
+    assert LLMSettings().request_timeout_seconds < RunOptions().llm_timeout_seconds
+    assert LLMSettings.from_env({}).request_timeout_seconds == 270.0
+
+
+@pytest.mark.parametrize(("configured", "activity_seconds", "used"), [
+    (270.0, 300, 270.0), (600.0, 300, 270.0), (270.0, 60, 54.0), (100.0, 3600, 100.0), (600.0, 3600, 600.0)])
+def test_the_request_timeout_is_cut_to_fit_the_activitys(configured: float, activity_seconds: int, used: float) -> None:
+    settings = LLMSettings(request_timeout_seconds=configured)
+    assert within_activity_timeout(settings, timedelta(seconds=activity_seconds)).request_timeout_seconds == used
+    assert within_activity_timeout(settings, None) is settings
+
+
+async def test_the_activity_gives_the_provider_a_timeout_inside_its_own(fake: FakeAnthropic,
+                                                                        worker_settings: LLMSettings) -> None:
+    from activities.llm import anthropic_provider
+
+    fake.queue(Reply(answer={"approved": True, "comment": "ok", "needs_human_input": False}))
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, start_to_close_timeout=timedelta(seconds=120))
+    await env.run(llm_turn, request())
+    assert (fake.base_url, "test-key", 108.0) in anthropic_provider._clients
 
 
 async def test_pooled_clients_close(fake: FakeAnthropic, worker_settings: LLMSettings) -> None:
