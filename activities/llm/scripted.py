@@ -92,31 +92,40 @@ def load_script(path: str | Path) -> dict[str, Any]:
 
 
 def script_shape_problem(script: Any) -> str | None:
-    """What is wrong with the script's overall shape, or None. Entries' contents are checked per
-    visit, against the node's schema, when the node runs."""
+    """What is wrong with the script's overall shape, or None: every entry, as `load_script`
+    checks a file (and the API should check a script it is given). Entries' contents are checked
+    per visit, against the node's schema, when the node runs."""
     if not isinstance(script, dict):
         return f"expected a mapping of node id → scripted output, found {describe_value(script)}"
     for key, entry in script.items():
-        if not isinstance(key, str):
-            return f"key {key!r} is not a node id (a string); quote it"
-        if key == COST_KEY:
-            if isinstance(entry, bool) or not isinstance(entry, (int, float)) or entry < 0:
-                return f"'{COST_KEY}' must be a non-negative number of USD, found {describe_value(entry)}"
-            continue
-        if key == DEFAULTS_KEY and not isinstance(entry, dict):
-            return f"'{DEFAULTS_KEY}' must map field names to values, found {describe_value(entry)}"
-        if isinstance(entry, list) and not entry:
-            return f"entry '{key}' is an empty list; give at least one output"
-        if isinstance(entry, dict) and _is_outputs_wrapper(entry) and not entry["outputs"]:
-            return f"entry '{key}' has an empty 'outputs' list; give at least one output"
-        for where, item in _entry_items(key, entry):
-            problem = _turns_problem(item, where)
-            if problem is not None:
-                return problem
-        bad = _first_non_json(entry, key)
-        if bad is not None:
-            return (f"'{bad[0]}' holds {describe_value(bad[1])}, which JSON cannot carry (the script travels "
-                    "in the run input); quote it")
+        problem = entry_shape_problem(key, entry)
+        if problem is not None:
+            return problem
+    return None
+
+
+def entry_shape_problem(key: Any, entry: Any) -> str | None:
+    """What is wrong with one entry's shape (a node's, `defaults` or `cost_per_call_usd`), or None."""
+    if not isinstance(key, str):
+        return f"key {key!r} is not a node id (a string); quote it"
+    if key == COST_KEY:
+        if isinstance(entry, bool) or not isinstance(entry, (int, float)) or entry < 0:
+            return f"'{COST_KEY}' must be a non-negative number of USD, found {describe_value(entry)}"
+        return None
+    if key == DEFAULTS_KEY and not isinstance(entry, dict):
+        return f"'{DEFAULTS_KEY}' must map field names to values, found {describe_value(entry)}"
+    if isinstance(entry, list) and not entry:
+        return f"entry '{key}' is an empty list; give at least one output"
+    if isinstance(entry, dict) and _is_outputs_wrapper(entry) and not entry["outputs"]:
+        return f"entry '{key}' has an empty 'outputs' list; give at least one output"
+    for where, item in _entry_items(key, entry):
+        problem = _turns_problem(item, where)
+        if problem is not None:
+            return problem
+    bad = _first_non_json(entry, key)
+    if bad is not None:
+        return (f"'{bad[0]}' holds {describe_value(bad[1])}, which JSON cannot carry (the script travels "
+                "in the run input); quote it")
     return None
 
 
@@ -184,9 +193,14 @@ def scripted_turn(req: LLMTurnRequest) -> Any:
     """The script's item for this visit and turn: an output, a tool turn, a raw reply, or None
     (generate an output). Routers get their output here already."""
     script = req.script or {}
-    problem = script_shape_problem(script)
-    if problem is not None:
-        raise _script_error(f"the run's script is malformed: {problem}")
+    if not isinstance(script, dict):
+        raise _script_error(f"the run's script is malformed: {script_shape_problem(script)}")
+    # Only what this turn reads: the whole script was checked when it was loaded (`load_script`),
+    # and checking every node's entry on every turn made a long run's turns slower and slower.
+    for key in (req.node_id, DEFAULTS_KEY, COST_KEY):
+        problem = entry_shape_problem(key, script[key]) if key in script else None
+        if problem is not None:
+            raise _script_error(f"the run's script is malformed: {problem}")
     entry = script.get(req.node_id) if req.node_id not in (DEFAULTS_KEY, COST_KEY) else None
     if req.purpose == "route":
         return _route_output(req, entry)

@@ -459,3 +459,12 @@ async def test_offline_runs_skip_tools_the_registry_does_not_know() -> None:
 async def test_malformed_turns_are_a_script_error(entry: Any, problem: str) -> None:
     err = await script_error(script={"planner": entry})
     assert problem in err.message
+
+
+async def test_a_turn_checks_only_its_own_entry_and_the_shared_keys() -> None:
+    others_broken = {"planner": GOOD_PLAN, "critic": [], "judge": {"turns": []}}
+    assert await run(script=others_broken) == GOOD_PLAN  # the other nodes' entries are not this turn's business
+    err = await script_error(script={"planner": GOOD_PLAN, "cost_per_call_usd": -1})
+    assert "'cost_per_call_usd' must be a non-negative number" in err.message
+    err = await script_error(script={"planner": GOOD_PLAN, "defaults": [1]})
+    assert "'defaults' must map field names" in err.message
