@@ -9,8 +9,10 @@ tools the node may use, calls the provider the model string names, and judges th
 - ``invalid``: it does not (invalid JSON, a field of the wrong type, a refusal…); the workflow
   asks for a repair quoting ``invalid_reason``.
 
-Usage and USD cost are computed per turn; the conversation including the reply is stored
-(content-addressed) and its reference returned.
+Usage and USD cost are computed per turn. The turn's additions to the conversation (its new
+messages and the reply) are stored after the conversation they continue (content-addressed, see
+`conversation.py`) and the new reference returned; a final answer that nothing will continue
+(``keep_conversation`` false: no tool loop, no session) is not stored at all.
 
 The worker calls `configure` once with its settings; `complete_turn` holds all the logic and
 needs no activity context, so it is unit-tested directly against local fake APIs.
@@ -126,8 +128,11 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
     )
     reply = await _beating(provider.call(call), req.heartbeat_seconds, heartbeat,
                            f"{req.node_id} · turn {req.turn}: waiting for {name}")
-    ref = conversation.save([*messages, reply.message], run_id=req.run_id, node_id=req.node_id, store=store)
     result = judge(req, reply)
+    ref = ""
+    if req.keep_conversation or result.status != "final":  # a tool loop or a repair continues it
+        added = [*messages[len(history):], reply.message]
+        ref = conversation.save(req.conversation_ref, added, run_id=req.run_id, node_id=req.node_id, store=store)
     return result.model_copy(update={"usage": usage_of(name, model, reply, settings), "conversation_ref": ref,
                                      "tools": tool_infos(offered)})
 

@@ -1,17 +1,26 @@
 """The conversation of a node visit (or of a session spanning several), kept in the artifact store.
 
 History carries only its reference (`artifact://<run>/<node>/<sha256>.json`) and each turn's few
-new messages, never the whole, growing transcript. A turn loads the conversation, appends its new
-messages and the model's reply, and stores the result; the store is content-addressed, so a
-retried turn that gets the same reply writes nothing new.
+new messages, never the whole, growing transcript. The store holds it the same way: each turn
+stores only what it added — its new messages (the user prompt on turn 1, tool results, a repair
+request) and the model's reply — with the reference of the conversation it continued:
 
-The stored form is a JSON list of `ChatMessage` (see `workflows/messages.py`). Tool results keep
-their artifact stubs there; they are resolved only when sent to a model.
+    {"parent": "artifact://…" or "", "messages": [ChatMessage, …]}
+
+so a conversation of n turns costs n small objects, not n growing copies. `load` follows the
+parents back to the start. Objects are content-addressed, so a retried turn that gets the same
+reply writes nothing new, and a session forked from a conversation shares its ancestors. Objects
+written before this format (a JSON list of every message) are read as a whole conversation, so
+runs already in flight continue theirs.
+
+Tool results keep their artifact stubs in the store; they are resolved only when sent to a model.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -28,23 +37,74 @@ EMPTY_USER_TEXT = "(no input)"
 #: The result recorded for a tool call that never got one (the conversation moved on).
 MISSING_RESULT_TEXT = "error: no result (the tool was not run)"
 
+#: Loaded conversations kept in memory (stored objects never change, so they never go stale):
+#: the next turn of a loop, usually on the same worker, reads one object instead of its chain.
+_CACHE_SIZE = 64
+_loaded: OrderedDict[tuple[str, str], tuple[ChatMessage, ...]] = OrderedDict()
+_loaded_lock = threading.Lock()
+
 
 def load(ref: str, store: LocalArtifactStore) -> list[ChatMessage]:
-    """The messages stored at ``ref`` ("" = a new conversation)."""
+    """The whole conversation stored at ``ref`` ("" = a new conversation), oldest message first."""
     if not ref:
         return []
-    try:
-        return _MESSAGES.validate_json(store.get(ref))
-    except ValidationError as exc:
-        raise ApplicationError(f"conversation {ref} is not a list of chat messages: {exc.errors()[0]['msg']}",
-                               type=ERR_BAD_REQUEST, non_retryable=True) from None
+    root = str(store.root)
+    chain: list[tuple[str, list[ChatMessage]]] = []  # the objects read, newest first
+    prefix: tuple[ChatMessage, ...] = ()
+    current, seen = ref, set()
+    while current:
+        with _loaded_lock:
+            cached = _loaded.get((root, current))
+        if cached is not None:
+            prefix = cached
+            break
+        if current in seen:
+            raise ApplicationError(f"conversation {ref} refers back to itself through {current}",
+                                   type=ERR_BAD_REQUEST, non_retryable=True)
+        seen.add(current)
+        parent, messages = _read(current, store)
+        chain.append((current, messages))
+        current = parent
+    whole = prefix + tuple(m for _, messages in reversed(chain) for m in messages)
+    _remember(root, ref, whole)
+    return list(whole)
 
 
-def save(messages: list[ChatMessage], *, run_id: str, node_id: str, store: LocalArtifactStore) -> str:
-    """Store ``messages``; returns the reference (the same for the same content)."""
-    data = [m.model_dump(mode="json", exclude_defaults=True) for m in messages]
+def save(parent: str, messages: list[ChatMessage], *, run_id: str, node_id: str, store: LocalArtifactStore) -> str:
+    """Store ``messages`` as the continuation of the conversation at ``parent`` ("" = from the
+    start); returns the new conversation's reference (the same for the same content)."""
+    data = {"parent": parent, "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in messages]}
     body = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return store.put(run_id, node_id, body)
+    ref = store.put(run_id, node_id, body)
+    root = str(store.root)
+    with _loaded_lock:
+        before = _loaded.get((root, parent)) if parent else ()
+    if before is not None:  # the turn just loaded its parent: the next turn need not read anything
+        _remember(root, ref, before + tuple(messages))
+    return ref
+
+
+def _read(ref: str, store: LocalArtifactStore) -> tuple[str, list[ChatMessage]]:
+    """One stored object: its parent ("" for the first, or an old whole-conversation list) and messages."""
+    problem = "expected {parent, messages} or a list of chat messages"
+    try:
+        data = json.loads(store.get(ref))
+        if isinstance(data, list):
+            return "", _MESSAGES.validate_python(data)
+        if isinstance(data, dict) and set(data) == {"parent", "messages"} and isinstance(data["parent"], str):
+            return data["parent"], _MESSAGES.validate_python(data["messages"])
+    except ValueError as exc:  # not JSON, or messages that are not chat messages
+        problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"not JSON ({exc})"
+    raise ApplicationError(f"conversation {ref} cannot be read: {problem}", type=ERR_BAD_REQUEST,
+                           non_retryable=True)
+
+
+def _remember(root: str, ref: str, messages: tuple[ChatMessage, ...]) -> None:
+    with _loaded_lock:
+        _loaded[(root, ref)] = messages
+        _loaded.move_to_end((root, ref))
+        while len(_loaded) > _CACHE_SIZE:
+            _loaded.popitem(last=False)
 
 
 def with_turn_input(req: LLMTurnRequest, history: list[ChatMessage]) -> list[ChatMessage]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import artifacts
 from activities.llm import activity as llm_activity
+from activities.llm import conversation
 from activities.llm.activity import complete_turn, configure, llm_turn
 from activities.llm.provider import ModelProvider, resolve_provider
 from activities.llm.scripted import ScriptedProvider, ScriptLoadError, load_script
@@ -422,7 +422,7 @@ async def test_turns_continue_the_stored_conversation_through_a_repair_to_the_ou
     third = await turn(script=LOOP, tools=["sum_values", "echo"], turn=3, conversation_ref=second.conversation_ref,
                        new_messages=[repair])
     assert third.status == "final" and third.output == GOOD_PLAN
-    stored = [ChatMessage.model_validate(m) for m in json.loads(artifacts.store().get(third.conversation_ref))]
+    stored = conversation.load(third.conversation_ref, artifacts.store())
     assert [m.role for m in stored] == ["user", "assistant", "tool", "tool", "assistant", "user", "assistant"]
     assert stored[1].tool_calls[0].name == "sum_values" and stored[2].result == {"total": 3.0}
 
