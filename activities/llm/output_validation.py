@@ -130,8 +130,11 @@ def describe_value(value: Any) -> str:
 def parse_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
     """The JSON object a model wrote in ``text``, or None and what is wrong with the text.
 
-    Accepts the object alone, inside a Markdown code fence, or after some prose (the first object
-    that parses wins). Anything else is reported with the JSON parser's message.
+    Three readings, in order: the whole reply (surrounding whitespace aside) is a JSON object; the
+    whole reply is one Markdown code fence holding one; else the object that starts at the reply's
+    first `{`, whatever prose comes before or after it. Only that first `{` is tried: a brace in
+    the prose before the object, or an object that is cut off, is reported with the JSON parser's
+    message (which the repair request quotes). JSON that is not an object is refused as such.
     """
     stripped = text.strip()
     if not stripped:

@@ -31,12 +31,10 @@ _OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
 def effort_of(req: LLMTurnRequest) -> str:
-    """The turn's effort: the node's (the workflow already applied an input's `_reasoning_effort`),
-    else an `_reasoning_effort` input key; "" when none or not one of `EFFORTS`."""
-    for value in (req.reasoning_effort, req.input.get("_reasoning_effort")):
-        if isinstance(value, str) and value in EFFORTS:
-            return value
-    return ""
+    """The turn's effort: ``req.reasoning_effort``, where the workflow put the effective one (an
+    input's `_reasoning_effort` when valid, else the node's; it strips that key from the input);
+    "" when none or not one of `EFFORTS`."""
+    return req.reasoning_effort if req.reasoning_effort in EFFORTS else ""
 
 
 def openai_reasons(model_id: str) -> bool:

@@ -10,6 +10,8 @@ under the notification's key, so a retry only redoes what has not landed: the Sl
 posted once even when a webhook needed three attempts. Then it raises one error if anything is
 missing: `NotifyUnavailable` (retryable, after the longest `Retry-After` given) while some target
 may still succeed, else `NotifyRejected` (non-retryable) naming each refused target and why.
+A result therefore means every target got the notification: its ``failed`` list is always empty
+(the field stays in the contract, which never drops a field).
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class Notifier:
         transient = [o for o in outcomes if isinstance(o, Transient)]
         if transient or refused:
             raise failure_error(transient, refused, delivered)
+        # `NotifyResult.failed` stays empty: a target that was not delivered fails the activity
+        # (above), so Temporal retries what may still pass and records why the rest was refused.
         return NotifyResult(delivered=delivered)
 
     async def _once(self, key: str, label: str, send: Callable[[], Awaitable[str]]) -> Outcome | Transient:

@@ -248,11 +248,13 @@ async def test_claude_4_6_gets_adaptive_thinking_with_the_effort(fake: FakeAnthr
     assert fake.last.body["output_config"] == {"effort": expected}
 
 
-async def test_reasoning_effort_from_the_input_key(fake: FakeAnthropic, store: LocalArtifactStore) -> None:
+async def test_the_effort_is_the_one_the_workflow_chose(fake: FakeAnthropic, store: LocalArtifactStore) -> None:
+    # The workflow applies an input's `_reasoning_effort` to `reasoning_effort` and strips the key;
+    # the activity reads only the field, so a stray input key cannot change the effort.
     fake.queue(Reply(answer=GOOD), Reply(answer=GOOD))
-    await turn(fake, store, model="claude-haiku-4-5", input={"_reasoning_effort": "low"})
+    await turn(fake, store, model="claude-haiku-4-5", reasoning_effort="low")
     assert fake.last.body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
-    await turn(fake, store, model="claude-haiku-4-5")
+    await turn(fake, store, model="claude-haiku-4-5", input={"_reasoning_effort": "high"})
     assert "thinking" not in fake.last.body
 
 

@@ -165,6 +165,9 @@ def test_auto_or_pause_answering_must_fill_every_field_but_may_omit_the_flag() -
 
 def test_json_after_prose_is_found() -> None:
     assert parse_json_object('The answer is {"a": 1} as requested.') == ({"a": 1}, "")
+    assert parse_json_object('Here:\n```json\n{"a": 1}\n```\nDone.') == ({"a": 1}, "")
+    assert parse_json_object('```\n{"a": 2}\n```') == ({"a": 2}, "")
+    assert parse_json_object('Use {braces} carefully: {"a": 1}')[0] is None  # only the first `{` is tried
     assert parse_json_object("[1, 2]") == (None, "the reply is JSON but not an object: found list [1, 2]")
     assert parse_json_object("  ")[1] == "the reply is empty; expected a JSON object"
 
