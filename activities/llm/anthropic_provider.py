@@ -6,8 +6,10 @@ Translation of the neutral conversation:
 - assistant messages this provider produced are replayed from their ``native`` blocks verbatim
   (thinking blocks keep their signatures, which the API checks in a tool-use loop); others are
   rebuilt from their text and tool calls;
-- every `tool_use` is answered by a `tool_result` in the next user message: calls that never got
-  a result (the answer tool's call before a repair, a session inherited mid-loop) get one.
+- every `tool_use` is answered by a `tool_result` in the next user message: `conversation.paired`
+  answers the calls the neutral conversation lists (a session inherited mid-loop, a repaired
+  reply), and this module the ones only its native blocks hold (the answer tool's call, and
+  calls made alongside it, which are not run).
 
 Structured output is forced tool use: a synthetic tool, `final_answer`, whose input schema is
 the node's output schema. Without other tools the model must call it (`tool_choice: tool`); with
@@ -126,22 +128,31 @@ def request_params(call: ModelCall) -> dict[str, Any]:
 
 
 def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
-    """The neutral conversation (tool calls already paired with results) as Messages API turns."""
+    """The neutral conversation (tool calls already paired with results by `conversation.paired`)
+    as Messages API turns."""
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "assistant":
-            role, blocks = "assistant", _assistant_blocks(m)
+            blocks = _assistant_blocks(m)
+            _append(out, "assistant", blocks)
+            _append(out, "user", _unlisted_tool_results(m, blocks))
         elif m.role == "tool":
-            role, blocks = "user", [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": result_text(m),
-                                     "is_error": m.is_error}]
+            _append(out, "user", [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": result_text(m),
+                                   "is_error": m.is_error}])
         else:
-            role, blocks = "user", [{"type": "text", "text": m.text or EMPTY_USER_TEXT}]
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    _answer_every_tool_use(out)
+            _append(out, "user", [{"type": "text", "text": m.text or EMPTY_USER_TEXT}])
     return out
+
+
+def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Add ``blocks`` as a ``role`` turn, merged into the last turn when it has that role (the API
+    wants the roles to alternate)."""
+    if not blocks:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
 
 
 def _assistant_blocks(m: ChatMessage) -> list[dict[str, Any]]:
@@ -153,25 +164,16 @@ def _assistant_blocks(m: ChatMessage) -> list[dict[str, Any]]:
     return blocks or [{"type": "text", "text": "(no reply)"}]
 
 
-def _answer_every_tool_use(turns: list[dict[str, Any]]) -> None:
-    """Add a `tool_result` for each `tool_use` the next user turn does not answer."""
-    for i, turn in enumerate(turns):
-        if turn["role"] != "assistant":
-            continue
-        uses = [b for b in turn["content"] if b.get("type") == "tool_use"]
-        if not uses:
-            continue
-        if i + 1 == len(turns) or turns[i + 1]["role"] != "user":
-            turns.insert(i + 1, {"role": "user", "content": []})
-        following = turns[i + 1]["content"]
-        answered = {b.get("tool_use_id") for b in following if b.get("type") == "tool_result"}
-        missing = [{"type": "tool_result", "tool_use_id": b["id"],
-                    **({"content": ANSWER_RECEIVED} if b.get("name") == ANSWER_TOOL
-                       else {"content": MISSING_RESULT_TEXT, "is_error": True})}
-                   for b in uses if b["id"] not in answered]
-        following[:0] = missing
-        if not following:
-            following.append({"type": "text", "text": EMPTY_USER_TEXT})
+def _unlisted_tool_results(m: ChatMessage, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results for the `tool_use` blocks replayed from ``native`` that the neutral message does not
+    list as tool calls, so `conversation.paired` never answered them: the `final_answer` call
+    (answered as received) and calls made alongside it, which were not run. They go first in the
+    next user turn, where the API wants a `tool_use`'s result."""
+    listed = {c.id for c in m.tool_calls}
+    return [{"type": "tool_result", "tool_use_id": b["id"],
+             **({"content": ANSWER_RECEIVED} if b.get("name") == ANSWER_TOOL
+                else {"content": MISSING_RESULT_TEXT, "is_error": True})}
+            for b in blocks if b.get("type") == "tool_use" and b.get("id") not in listed]
 
 
 # -- response ----------------------------------------------------------------------------------

@@ -378,3 +378,26 @@ async def test_context_length_names_the_node_and_the_prompt_size(fake: FakeAnthr
     assert err.type == ERR_CONTEXT_LENGTH and err.non_retryable
     assert "node 'planner'" in err.message and "210000 tokens > 200000 maximum" in err.message
     assert "5,021 characters" in err.message  # system (21) + user (5,000)
+
+
+def test_every_tool_use_gets_exactly_one_result_whoever_answers_it() -> None:
+    from activities.llm.anthropic_provider import ANSWER_RECEIVED, wire_messages
+    from activities.llm.conversation import MISSING_RESULT_TEXT, paired
+
+    answered = ChatMessage(role="assistant", provider="anthropic", text="{}", native=[  # calls were dropped: answer given
+        {"type": "tool_use", "id": "toolu_ans", "name": ANSWER_TOOL, "input": {}},
+        {"type": "tool_use", "id": "toolu_side", "name": "echo", "input": {}}])
+    looping = ChatMessage(role="assistant", provider="anthropic", tool_calls=[{"id": "toolu_run", "name": "echo"}],
+                          native=[{"type": "tool_use", "id": "toolu_run", "name": "echo", "input": {}}])
+    messages = [ChatMessage(role="user", text="go"), answered, ChatMessage(role="user", text="fix it"), looping,
+                ChatMessage(role="user", text="answer now")]  # toolu_run's result never came
+
+    turns = wire_messages(paired(messages))
+
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant", "user"]
+    after_answer, after_loop = turns[2]["content"], turns[4]["content"]
+    assert [(b.get("tool_use_id"), b.get("content")) for b in after_answer[:2]] == [
+        ("toolu_ans", ANSWER_RECEIVED), ("toolu_side", MISSING_RESULT_TEXT)]
+    assert after_answer[2]["text"] == "fix it"
+    assert [b.get("tool_use_id") for b in after_loop if b["type"] == "tool_result"] == ["toolu_run"]
+    assert after_loop[0]["content"] == MISSING_RESULT_TEXT and after_loop[-1]["text"] == "answer now"
