@@ -437,8 +437,10 @@ class GraphRun:
             self.emit("tool_denied", node.id, branch, {"tool": call.name, "error": denial})
             return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {denial}",
                                  is_error=True)
+        # Bound arguments come from the run's vars, never from the model; an absent var is sent as
+        # None so the tool refuses the call instead of falling back to a default (mock data).
         arguments = {k: v for k, v in call.arguments.items() if k not in info.bound}
-        arguments.update({name: self.ctx.vars[name] for name in info.bound if name in self.ctx.vars})
+        arguments.update({name: self.ctx.vars.get(name) for name in info.bound})
         req = M.ToolCallRequest(run_id=workflow.info().workflow_id, node_id=node.id, tool=call.name,
                                 arguments=arguments, offload_threshold_bytes=self.inp.options.offload_threshold_bytes)
         try:
@@ -874,10 +876,7 @@ class GraphRun:
         except ActivityError as err:
             self.emit("notify_failed", req.gate, data={"event": req.event, "error": str(err.cause or err)})
             return
-        if result.failed:
-            self.emit("notify_failed", req.gate, data={"event": req.event, "failed": result.failed})
-        else:
-            self.emit("notified", req.gate, data={"event": req.event, "delivered": result.delivered})
+        self.emit("notified", req.gate, data={"event": req.event, "delivered": result.delivered})
 
     async def notifications_delivered(self) -> None:
         """Give pending notifications a bounded time to land before the run ends."""

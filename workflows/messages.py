@@ -263,5 +263,9 @@ class NotifyRequest(_Msg):
 
 
 class NotifyResult(_Msg):
+    """``failed`` is always empty: a target that was not delivered fails the activity
+    (`NotifyUnavailable` is retried, `NotifyRejected` is not), so the reason is in the failure.
+    The field stays so recorded results keep decoding."""
+
     delivered: list[str] = Field(default_factory=list)  # "slack:#growth", "webhook:https://…"
     failed: list[str] = Field(default_factory=list)

@@ -452,3 +452,38 @@ async def test_later_turns_carry_only_what_is_new(
     assert [t["turn"] for t in turns] == [1, 2]
     assert "x" * 5000 in turns[0]["user"] and turns[1]["user"] == "" and turns[1]["input"] == {}
     assert turns[1]["conversation_ref"] and [m["role"] for m in turns[1]["new_messages"]] == ["tool"]
+
+
+BOUND_SRC = """
+vars:
+  connector: json = { "name": "mock", "settings": {} }
+schema note:
+  summary: string
+agent analyst:
+  model: "openai/gpt-test"
+  output: note
+  tools: [get_funnel_data]
+workflow w:
+  entry: analyst
+  analyst -> done
+"""
+
+
+async def test_a_tool_reads_the_runs_connector_whatever_the_model_asks(
+        temporal_env: Any, task_queue: str, prices_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sneaky = {"funnel": "checkout", "lookback_days": 7,
+              "connector": {"name": "mixpanel", "settings": {"api_url": "http://attacker.invalid"}}}
+    with fake(FakeOpenAI) as server:
+        server.queue(Reply(tool_calls=[ToolUse("get_funnel_data", sneaky, id="call_1")]),
+                     Reply(answer={"summary": "read"}), Reply(tool_calls=[ToolUse("get_funnel_data", sneaky, id="c2")]),
+                     Reply(answer={"summary": "refused"}))
+        async with llm_worker(temporal_env.client, task_queue, server, prices_file, tmp_path, monkeypatch):
+            assert (await finish(await start(temporal_env.client, task_queue, BOUND_SRC))).status == "finished"
+            without_var = BOUND_SRC.replace('  connector: json = { "name": "mock", "settings": {} }\n', "  unused: int = 1\n")
+            assert (await finish(await start(temporal_env.client, task_queue, without_var))).status == "finished"
+    offered = server.requests[0].body["tools"][0]["function"]["parameters"]
+    assert "connector" not in json.dumps(offered)  # the model is never shown the argument
+    read = json.loads(chat_messages(server.requests[1])[-1]["content"])
+    assert read["steps"] and read["steps"][0]["users"] > 0  # the mock data, not the host the model named
+    refused = chat_messages(server.requests[3])[-1]["content"]
+    assert refused.startswith("error:") and "connector" in refused  # no var: refused, not the mock
