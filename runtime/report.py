@@ -145,7 +145,7 @@ def describe_event(event: Event) -> str:
         what = {"tool_calls": "asks for " + ", ".join(calls), "invalid": "answer does not match the schema",
                 "final": "answered"}.get(str(d.get("status")), str(d.get("status", "")))
         cached = f", {d['cached_tokens']:,} cached" if d.get("cached_tokens") else ""
-        cost = f", ${d['cost_usd']:.4f}" if d.get("cost_usd") else ""
+        cost = f", {format_cost(d['cost_usd'])}" if d.get("cost_usd") else ""
         return (f"llm turn {d.get('turn', '?')}: {what} ({int(d.get('input_tokens') or 0):,} in{cached}, "
                 f"{int(d.get('output_tokens') or 0):,} out{cost})")
     if kind == "llm_repair_requested":

@@ -611,3 +611,10 @@ def test_event_lines_say_what_happened() -> None:
     line = format_event_line(Event(seq=1, time="2026-01-02T10:00:05+00:00", type="branch_started", node="a",
                                    branch="split>a"))
     assert line.startswith("10:00:05  a") and line.endswith("[split>a]  branch started")
+
+
+def test_an_llm_turn_line_formats_its_cost_like_every_other_cost() -> None:
+    turn = {"turn": 1, "status": "final", "input_tokens": 1200, "output_tokens": 300}
+    assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=1.5)).endswith("300 out, $1.50)")
+    assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=0.0123)).endswith("300 out, $0.0123)")
+
