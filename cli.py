@@ -608,9 +608,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 
 def _runtime_settings() -> RuntimeSettings:
+    """The runtime settings from the environment; a value iterloop cannot use is a usage error (exit 2)."""
     from runtime.settings import Settings as RuntimeSettings
+    from runtime.settings import SettingsError
 
-    return RuntimeSettings.from_env(os.environ)
+    try:
+        return RuntimeSettings.from_env(os.environ)
+    except SettingsError as exc:
+        usage_error(str(exc))
 
 
 def _display_path(path: str) -> str:
@@ -753,13 +758,14 @@ def api_command(
 ) -> None:
     """Serve the REST API and the dashboard (bearer tokens from ITERLOOP_API_TOKENS); see docs/api.md."""
     from api.settings import ApiConfigError, ApiSettings
+    from runtime.settings import SettingsError
 
     try:
         settings = ApiSettings.from_env().with_overrides(
             host=host, port=port, auth_disabled=True if no_auth else None, address=address, namespace=namespace,
             task_queue=task_queue, workflows_dir=workflows)
         settings.check()
-    except ApiConfigError as exc:
+    except (ApiConfigError, SettingsError) as exc:
         usage_error(str(exc))
     from api.app import serve
 

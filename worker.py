@@ -9,6 +9,10 @@ Observability is switched on here, from settings (docs/observability.md): Promet
 (`ITERLOOP_METRICS_PORT`), OpenTelemetry traces through Temporal's tracing interceptor
 (`OTEL_EXPORTER_OTLP_ENDPOINT` or `ITERLOOP_TRACING=console`) and JSON logs
 (`ITERLOOP_LOG_FORMAT=json`).
+
+A configuration the worker cannot use (an unknown `ITERLOOP_TRACING`, a bad log level, model
+settings or a price file that do not parse) stops it before it connects, with one line
+`iterloop: <what is wrong>` and exit code 2 (`run_worker` raises `UsageError`, `main` prints it).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,8 +39,11 @@ from temporalio.runtime import (
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.llm.pricing import PriceFileError
+from activities.llm.settings import LLMSettingsError
+from runtime.command_errors import EXIT_USAGE, CommandError, UsageError
 from runtime.connect import connect
-from runtime.settings import Settings
+from runtime.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -176,12 +184,31 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+    try:
+        logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+    except (ValueError, TypeError):
+        raise SettingsError(f"ITERLOOP_LOG_LEVEL={settings.log_level!r} is not a log level; choose DEBUG, INFO, "
+                            "WARNING, ERROR or CRITICAL") from None
+
+
+#: What a worker's configuration can be wrong with: its settings, the model settings, the price file.
+CONFIGURATION_ERRORS = (SettingsError, LLMSettingsError, PriceFileError)
+
+
+def check_configuration(settings: Settings) -> None:
+    """Logging and the model layer, set up before anything connects: `UsageError` with the reason."""
+    from activities.llm.activity import configure
+
+    try:
+        configure_logging(settings)
+        configure(offline=settings.offline)
+    except CONFIGURATION_ERRORS as exc:
+        raise UsageError(str(exc)) from None
 
 
 async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM."""
-    configure_logging(settings)
+    """Run until SIGINT/SIGTERM; a configuration it cannot use is a `UsageError` before it connects."""
+    check_configuration(settings)
     install_telemetry_runtime(settings)
     provider = tracer_provider(settings)
     client = await connect(settings)
@@ -206,7 +233,12 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
 
 
 def main() -> None:
-    asyncio.run(run_worker(Settings.from_env()))
+    """`python -m worker` (how `iterloop run` starts a background worker): errors in one line, exit 2."""
+    try:
+        asyncio.run(run_worker(Settings.from_env()))
+    except (SettingsError, CommandError) as exc:
+        print(f"iterloop: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code if isinstance(exc, CommandError) else EXIT_USAGE) from None
 
 
 if __name__ == "__main__":

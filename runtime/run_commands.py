@@ -48,7 +48,7 @@ from runtime.run_inputs import (
 )
 from runtime.run_views import inspect_run, list_runs, print_events, write_report
 from runtime.server_address import settings_for_existing_runs
-from runtime.settings import Settings
+from runtime.settings import Settings, SettingsError
 from runtime.temporal_runs import RUN_STATUSES, connect_or_fail
 
 
@@ -57,9 +57,15 @@ from runtime.temporal_runs import RUN_STATUSES, connect_or_fail
 
 def command_settings(address: str | None, namespace: str | None, task_queue: str | None,
                      *, offline: bool | None = None) -> Settings:
-    """The environment (read once, here) with the command line's overrides on top."""
-    return Settings.from_env().with_overrides(address=address, namespace=namespace, task_queue=task_queue,
-                                              offline=offline)
+    """The environment (read once, here) with the command line's overrides on top.
+
+    A variable iterloop cannot use ends the command: `iterloop: <what is wrong>`, exit 2."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"iterloop: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE) from None
+    return settings.with_overrides(address=address, namespace=namespace, task_queue=task_queue, offline=offline)
 
 
 #: End the process with `os._exit` once a command that used Temporal is done. The SDK's Rust threads
@@ -361,8 +367,9 @@ def worker_command(
 
 
 async def run_foreground_worker(settings: Settings) -> int:
-    from worker import run_worker
+    from worker import check_configuration, run_worker
 
+    check_configuration(settings)  # model settings, price file, log level: `UsageError` before anything starts
     await connect_or_fail(settings)  # a clear message when the server is not there
     print(f"iterloop: worker polling task queue '{settings.task_queue}' at {settings.address} "
           f"(namespace {settings.namespace}{', offline: scripted model' if settings.offline else ''}); "

@@ -7,18 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from activities.env import truthy  # the one reading of on/off values, shared with the workers
+
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_TASK_QUEUE = "iterloop"
 TEMPORAL_CLI_VERSION = "1.5.1"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 class SettingsError(ValueError):
-    """An environment variable holds a value iterloop cannot use; the message names it."""
+    """An environment variable holds a value iterloop cannot use; the message names it.
+
+    The commands report it as one line, `iterloop: <message>`, and exit 2 (cli.py, runtime
+    `command_settings`, `iterloop api`, worker.py)."""
 
 
 def _port(env: Mapping[str, str], name: str) -> int | None:
@@ -36,6 +37,18 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], *, defa
         return default
     if raw not in allowed:
         raise SettingsError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+    return raw
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+
+
+def _log_level(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip().upper()
+    if not raw:
+        return "INFO"
+    if raw not in LOG_LEVELS:
+        raise SettingsError(f"{name}={raw!r} is not a log level; choose one of {', '.join(LOG_LEVELS)}")
     return raw
 
 
@@ -112,8 +125,8 @@ class Settings:
             address_configured=bool(address),
             home=Path(e.get("ITERLOOP_HOME") or ".iterloop"),
             temporal_bin=e.get("ITERLOOP_TEMPORAL_BIN") or None,
-            offline=_truthy(e.get("ITERLOOP_OFFLINE")),
-            ui_port=int(e.get("ITERLOOP_UI_PORT") or 8233),
+            offline=truthy(e.get("ITERLOOP_OFFLINE")),
+            ui_port=_port(e, "ITERLOOP_UI_PORT") or 8233,
             artifact_dir_override=Path(e["ITERLOOP_ARTIFACT_DIR"]) if e.get("ITERLOOP_ARTIFACT_DIR") else None,
             # The API reads Slack's usual names; the worker takes those too, or its own.
             slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN") or e.get("SLACK_BOT_TOKEN", ""),
@@ -127,7 +140,7 @@ class Settings:
             otlp_endpoint=e.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             service_name=e.get("OTEL_SERVICE_NAME") or "iterloop-worker",
             log_format=_choice(e, "ITERLOOP_LOG_FORMAT", ("text", "json"), default="text"),
-            log_level=(e.get("ITERLOOP_LOG_LEVEL") or "INFO").upper(),
+            log_level=_log_level(e, "ITERLOOP_LOG_LEVEL"),
             notify_slack_channel=(e.get("ITERLOOP_NOTIFY_SLACK_CHANNEL") or "").strip(),
             notify_webhooks=_words(e.get("ITERLOOP_NOTIFY_WEBHOOKS")),
             notify_events=_events(e, "ITERLOOP_NOTIFY_EVENTS"),

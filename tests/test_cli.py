@@ -518,3 +518,9 @@ def test_readme_example_in_init_matches_the_scaffold() -> None:
     for word in ("validate", "diagram", "fmt", "compile"):
         assert word in commands
         assert f"iterloop {word}" in cli.README_SNIPPET
+
+
+def test_server_commands_report_an_unusable_setting_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("server", "status", cwd=tmp_path, env={"ITERLOOP_LOG_FORMAT": "xml"})
+    assert result.returncode == 2
+    assert result.stderr == "iterloop: ITERLOOP_LOG_FORMAT='xml' is not one of text, json\n"

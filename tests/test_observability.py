@@ -100,6 +100,23 @@ def test_tracing_settings_choose_the_exporter() -> None:
         Settings.from_env({"ITERLOOP_METRICS_PORT": "http"})
 
 
+def test_a_log_level_logging_does_not_know_is_a_settings_error() -> None:
+    from runtime.command_errors import UsageError
+    from worker import check_configuration
+
+    with pytest.raises(SettingsError, match="ITERLOOP_LOG_LEVEL='LOUD' is not a log level"):
+        Settings.from_env({"ITERLOOP_LOG_LEVEL": "loud"})
+    assert Settings.from_env({"ITERLOOP_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with pytest.raises(UsageError, match="ITERLOOP_LOG_LEVEL='LOUD' is not a log level"):
+            check_configuration(Settings(log_level="LOUD"))  # settings built in code, not read from the environment
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def test_json_log_lines_carry_temporals_activity_info() -> None:
     record = logging.LogRecord("temporalio.activity", logging.WARNING, __file__, 1, "notify failed: %s", ("x",),
                                None)

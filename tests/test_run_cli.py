@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -618,3 +619,49 @@ def test_an_llm_turn_line_formats_its_cost_like_every_other_cost() -> None:
     assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=1.5)).endswith("300 out, $1.50)")
     assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=0.0123)).endswith("300 out, $0.0123)")
 
+
+# -- settings the commands cannot use ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variable", "value", "args", "expected"), [
+    ("ITERLOOP_TRACING", "jaeger", ["list"], "iterloop: ITERLOOP_TRACING='jaeger' is not one of off, otlp, console"),
+    ("ITERLOOP_NOTIFY_EVENTS", "run_ended", ["inspect", "some-run"],
+     "iterloop: ITERLOOP_NOTIFY_EVENTS names unknown event(s) run_ended"),
+    ("ITERLOOP_LOG_LEVEL", "loud", ["worker"], "iterloop: ITERLOOP_LOG_LEVEL='LOUD' is not a log level"),
+    ("ITERLOOP_UI_PORT", "eighty", ["cancel", "some-run"], "iterloop: ITERLOOP_UI_PORT='eighty' is not a TCP port"),
+])
+def test_a_setting_the_runtime_commands_cannot_use_is_one_line_and_exit_2(
+        tmp_path: Path, variable: str, value: str, args: list[str], expected: str) -> None:
+    result = _iterloop(*args, cwd=tmp_path, env={variable: value})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("ITERLOOP_OPENAI_API", "grpc", "iterloop: ITERLOOP_OPENAI_API='grpc' is not one of chat, responses"),
+    ("ITERLOOP_PRICES_FILE", "{missing}", "iterloop: "),
+    ("ITERLOOP_TRACING", "jaeger", "iterloop: ITERLOOP_TRACING='jaeger'"),
+])
+def test_a_worker_that_cannot_use_its_settings_says_why_in_one_line(
+        tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    env = {variable: value.replace("{missing}", str(tmp_path / "no-such-prices.yaml")),
+           "TEMPORAL_ADDRESS": "127.0.0.1:1"}  # never reached: the configuration is checked first
+    result = _iterloop("worker", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
+    background = subprocess.run([sys.executable, "-m", "worker"], cwd=REPO, env=_clean_env(env), capture_output=True,
+                                text=True, timeout=60)  # how `iterloop run` starts its background worker
+    assert background.returncode == 2 and background.stderr.startswith(expected), background.stderr
+    assert background.stderr.count("\n") == 1
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    names = ("ITERLOOP_", "TEMPORAL_", "OTEL_", "SLACK_")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(names)}, **extra}
+
+
+def _iterloop(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=REPO,
+                          env={**_clean_env(env), "ITERLOOP_HOME": str(cwd / ".iterloop")}, capture_output=True,
+                          text=True, timeout=60)
