@@ -26,7 +26,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import run_operations as ops
-from api.auth import Principal, check_csrf, clear_session, csrf_token, identify, match_token, set_session
+from api.auth import (
+    Principal,
+    check_csrf,
+    clear_session,
+    csrf_token,
+    identify,
+    match_token,
+    set_session,
+)
 from api.deps import TemporalConnection, api_settings, temporal_connection
 from api.errors import ApiError, Forbidden, Unauthorized, api_error_from_command
 from api.gate_forms import FormField, answers_from_form, form_fields
@@ -42,6 +50,8 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 #: The run page shows this many of the latest events.
 TIMELINE_EVENTS = 500
+#: A live run page reloads at most this often (rendering it asks Temporal for the whole run).
+RUN_PAGE_RELOAD_SECONDS = 5.0
 #: The approvals page asks at most this many waiting runs for their gates.
 APPROVAL_RUNS = 50
 #: How long the approvals page waits for one run's gates (a run whose worker is down must not stall it).
@@ -199,11 +209,11 @@ def gate_card(run_id: str, gate: Gate, user: Principal, *, workflow: str = "",
 NOTICES = {"cancelled": "Cancellation requested.", "retried": "Retry requested."}
 
 
-async def _run_page(request: Request, conn: TemporalConnection, settings: ApiSettings, user: Principal, run_id: str,
+async def _run_page(request: Request, conn: TemporalConnection, user: Principal, run_id: str,
                     *, failed_card: GateCard | None = None, status: int = 200) -> HTMLResponse:
     from runtime.temporal_runs import query_events
 
-    page = await ops.run_page(conn, settings, run_id)
+    page = await ops.run_page(conn, run_id)
     events = await query_events(page.found.handle, page.found.settings, 0)
     detail, view = page.detail, page.view
     graph = ""
@@ -225,12 +235,13 @@ async def _run_page(request: Request, conn: TemporalConnection, settings: ApiSet
         "events_elided": max(0, len(events) - TIMELINE_EVENTS),
         "live": detail.status not in TERMINAL_STATUSES, "last_seq": view.last_seq,
         "stream_url": f"/api/runs/{quote(run_id, safe='')}/events/stream",
+        "min_reload_ms": int(RUN_PAGE_RELOAD_SECONDS * 1000),
     }, status=status)
 
 
 @router.get("/runs/{run_id}")
-async def run_page(request: Request, run_id: str, conn: Conn, settings: Config, user: User) -> Response:
-    return await _run_page(request, conn, settings, user, run_id)
+async def run_page(request: Request, run_id: str, conn: Conn, user: User) -> Response:
+    return await _run_page(request, conn, user, run_id)
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -325,7 +336,7 @@ async def answer_from_form(request: Request, conn: Conn, settings: Config, user:
         else:
             try:
                 await ops.answer_gate(conn, run_id, gate_name, AnswerGate(
-                    answers=answers, answered_by=answered_by, interaction_id=interaction_id), default_by=user.name)
+                    answers=answers, answered_by=answered_by, interaction_id=interaction_id), principal=user.name)
             except CommandError as exc:
                 problem = api_error_from_command(exc)
                 error, status = problem.message, problem.status
@@ -335,7 +346,7 @@ async def answer_from_form(request: Request, conn: Conn, settings: Config, user:
     card = gate_card(run_id, gate, user, workflow=view.workflow, submitted=submitted, error=error,
                      answered_by=answered_by) if gate is not None else None
     if back_to_run:
-        return await _run_page(request, conn, settings, user, run_id, failed_card=card, status=status)
+        return await _run_page(request, conn, user, run_id, failed_card=card, status=status)
     approvals = await collect_open_gates(conn, user)
     if card is not None:
         approvals.cards = [card if c.gate.interaction_id == card.gate.interaction_id else c for c in approvals.cards]

@@ -78,8 +78,11 @@ class StartRun(_Body):
     """Exactly one of `workflow` (registered), `file` (a path on the API's host) or `source` (the text)."""
 
     workflow: str | None = Field(default=None, description="A registered workflow (see GET /api/workflows).")
-    file: str | None = Field(default=None, description="Path of a .iter file on the API's host.")
-    source: str | None = Field(default=None, description="The .iter text itself.", max_length=512 * 1024)
+    file: str | None = Field(default=None, description=(
+        "Path of a .iter file on the API's host, inside the workflows directory (or ITERLOOP_API_FILE_DIRS); "
+        "a relative path starts there."))
+    source: str | None = Field(default=None, max_length=512 * 1024, description=(
+        "The .iter text itself; refused (403) unless the API runs with ITERLOOP_API_ALLOW_SOURCE=1."))
     vars: dict[str, Any] = Field(default_factory=dict, description=(
         "Values of declared vars, as JSON values of the declared type (`28`, `true`, `[\"a\"]`), or as the "
         "text `iterloop run --var` takes (`\"28\"`)."))
@@ -90,7 +93,8 @@ class StartRun(_Body):
     script: dict[str, Any] | None = Field(default=None, description=(
         "Scripted model outputs (node id → output or list of outputs), as `iterloop run --script`; implies offline."))
     config: str | None = Field(default=None, description=(
-        "Path of a YAML preset on the API's host, as `iterloop run --config` (docs/growth-loop.md)."))
+        "A YAML preset, as `iterloop run --config` (docs/growth-loop.md), inside the presets directory "
+        "(ITERLOOP_API_PRESETS_DIR, default the workflows directory); a relative path starts there."))
     skip_gates: bool = Field(default=False, description="Answer every human gate automatically, as --skip-gates.")
     stop_after: list[str] = Field(default_factory=list, description="End the run right after these nodes.")
     notify: NotifySection | None = Field(default=None, description=(
@@ -227,8 +231,9 @@ class EventList(_Body):
 class AnswerGate(_Body):
     answers: dict[str, Any] = Field(description=(
         "Every field of the gate's output schema: typed JSON values, or text as `iterloop answer` takes it."))
-    answered_by: str | None = Field(default=None, max_length=200,
-                                    description="Who answers [default: the token's name].")
+    answered_by: str | None = Field(default=None, max_length=200, description=(
+        "On whose behalf the token answers: recorded as `<token name> (for <answered_by>)`; the token's name "
+        "alone when it is absent or the same."))
     interaction_id: str | None = Field(default=None, description=(
         "Pin the gate opening you answer (from the run's open_gates); a stale one is refused."))
 

@@ -36,15 +36,20 @@ from workflows.state import RunStatus
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},
-    403: {"model": ErrorResponse, "description": "The token may not do this (read-only token, dashboard session)."},
+    403: {"model": ErrorResponse, "description": (
+        "The token may not do this (read-only token, dashboard session), or the request names a file outside the "
+        "allowed directories, or sends .iter text while ITERLOOP_API_ALLOW_SOURCE is off.")},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "The request is invalid; the message says what to change."},
     503: {"model": ErrorResponse, "description": "Temporal cannot be reached, or no worker answers for the run."},
 }
 _RUN_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS, 404: {"model": ErrorResponse, "description": "No such run."}}
+_NOT_JSON: dict[int | str, dict[str, Any]] = {415: {"model": ErrorResponse, "description": (
+    "Not JSON: every POST under /api needs 'Content-Type: application/json' (or an 'X-Requested-With' header).")}}
 _ACT_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_RUN_ERRORS, 409: {"model": ErrorResponse, "description": "The run's state does not allow it (it has ended…)."}}
+    **_RUN_ERRORS, **_NOT_JSON,
+    409: {"model": ErrorResponse, "description": "The run's state does not allow it (it has ended…)."}}
 
 router = APIRouter(prefix="/api")
 
@@ -86,9 +91,10 @@ async def list_workflows(settings: Config, _: Reader) -> WorkflowList:
 
 
 @router.post("/runs", response_model=RunStarted, status_code=201, tags=["runs"],
-             responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "The run id is taken."}})
+             responses={**_ERRORS, **_NOT_JSON, 409: {"model": ErrorResponse, "description": "The run id is taken."}})
 async def start_run(body: StartRun, conn: Conn, settings: Config, who: Writer) -> RunStarted:
-    """Start a run of a registered workflow, a `.iter` file on the API's host, or `.iter` text.
+    """Start a run of a registered workflow, a `.iter` file of the allowed directories, or `.iter`
+    text (only with ITERLOOP_API_ALLOW_SOURCE=1); docs/api.md, "the trust boundary".
 
     Vars are checked against their declarations before anything starts (422 with the reason);
     compile errors are a 422 whose `details` lists the diagnostics.
@@ -110,9 +116,9 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], responses=_RUN_ERRORS)
-async def get_run(run_id: RunId, conn: Conn, settings: Config, _: Reader) -> RunDetail:
+async def get_run(run_id: RunId, conn: Conn, _: Reader) -> RunDetail:
     """The run's state: status, nodes, open gates (with their fields), failures, outputs, usage, budget."""
-    return await ops.run_detail(conn, settings, run_id)
+    return await ops.run_detail(conn, run_id)
 
 
 @router.get("/runs/{run_id}/events", response_model=EventList, tags=["runs"], responses=_RUN_ERRORS)
@@ -141,9 +147,9 @@ async def stream_events(
 
 @router.get("/runs/{run_id}/report", response_class=PlainTextResponse, tags=["runs"],
             responses={**_RUN_ERRORS, 200: {"content": {"text/markdown": {}}, "description": "The Markdown report."}})
-async def get_report(run_id: RunId, conn: Conn, settings: Config, _: Reader) -> PlainTextResponse:
+async def get_report(run_id: RunId, conn: Conn, _: Reader) -> PlainTextResponse:
     """The Markdown run report, as `iterloop report` writes it."""
-    text = await ops.run_report(conn, settings, run_id)
+    text = await ops.run_report(conn, run_id)
     return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 
@@ -152,8 +158,10 @@ async def get_report(run_id: RunId, conn: Conn, settings: Config, _: Reader) -> 
 async def answer_gate(run_id: RunId, gate: Annotated[str, Path(description="The human node.")], body: AnswerGate,
                       conn: Conn, who: Writer) -> GateAnswered:
     """Answer a human gate through the run's validated update: an unknown gate or field, a missing
-    field, a wrong type or a value outside the enum is a 422 with the reason, and nothing is recorded."""
-    return await ops.answer_gate(conn, run_id, gate, body, default_by=who.name)
+    field, a wrong type or a value outside the enum is a 422 with the reason, and nothing is recorded.
+    The answer is recorded as by the token's name (`ada`; `ada (for grace)` when `answered_by` names
+    someone else)."""
+    return await ops.answer_gate(conn, run_id, gate, body, principal=who.name)
 
 
 @router.post("/runs/{run_id}/retry", response_model=RetryRequested, tags=["runs"], responses=_ACT_ERRORS)

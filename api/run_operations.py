@@ -8,12 +8,11 @@ Temporal server it is configured for, and says so when no worker polls the task 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -32,8 +31,14 @@ from api.models import (
     RunSummary,
     StartRun,
 )
-from api.settings import ApiSettings
-from api.workflow_sources import CompiledSource, compile_file, compile_registered, compile_text
+from api.settings import ApiSettings, withheld_from_runs
+from api.workflow_sources import (
+    CompiledSource,
+    compile_file,
+    compile_registered,
+    compile_text,
+    confined_path,
+)
 from dsl.ir import Workflow
 from runtime.command_errors import CommandError, RunAlreadyExists, UsageError
 from runtime.settings import Settings
@@ -43,8 +48,11 @@ if TYPE_CHECKING:
 
     from workflows.state import Event, RunView
 
-#: How often an event stream asks the run for news.
+#: How often an event stream asks the run for new events (the `events` query, after the last seq).
 STREAM_POLL_SECONDS = 0.5
+#: How often an event stream without `run_*` events asks whether the run has ended (`describe` +
+#: the `state` query): a run terminated from outside Temporal records no event.
+STREAM_STATUS_SECONDS = 5.0
 #: A comment line keeps proxies from closing a quiet event stream.
 STREAM_KEEPALIVE_SECONDS = 15.0
 #: How long `cancel` waits for the run to end before answering (it ends anyway, later).
@@ -69,19 +77,24 @@ async def find_run(conn: TemporalConnection, run_id: str) -> FoundRun:
     return FoundRun(client, settings, handle, desc)
 
 
-def ui_link(api: ApiSettings, settings: Settings, run_id: str) -> str:
-    """The run in the Temporal Web UI."""
+def ui_link(settings: Settings, run_id: str) -> str:
+    """The run in the Temporal Web UI (ITERLOOP_TEMPORAL_UI_URL, else the dev server's UI)."""
     from runtime.server_address import web_ui_link
 
-    if api.temporal_ui_url:
-        return f"{api.temporal_ui_url}/namespaces/{quote(settings.namespace)}/workflows/{quote(run_id, safe='')}"
     return web_ui_link(settings, run_id)
 
 
-def run_links(api: ApiSettings, settings: Settings, run_id: str) -> RunLinks:
+def run_links(settings: Settings, run_id: str) -> RunLinks:
     q = quote(run_id, safe="")
     return RunLinks(self=f"/api/runs/{q}", events=f"/api/runs/{q}/events", stream=f"/api/runs/{q}/events/stream",
-                    report=f"/api/runs/{q}/report", dashboard=f"/runs/{q}", temporal_ui=ui_link(api, settings, run_id))
+                    report=f"/api/runs/{q}/report", dashboard=f"/runs/{q}", temporal_ui=ui_link(settings, run_id))
+
+
+def recorded_answerer(principal: str, given: str | None) -> str:
+    """Who an answer is recorded as: the caller's token name, plus the name the request gives when it
+    differs (`ada (for grace)`), so a request can say on whose behalf it answers but never forge who."""
+    named = (given or "").strip()[:200]
+    return principal if not named or named == principal else f"{principal} (for {named})"
 
 
 # -- start ---------------------------------------------------------------------------------------
@@ -101,7 +114,7 @@ def run_inputs_for(api: ApiSettings, wf: Workflow, body: StartRun) -> tuple[dict
     from runtime.run_inputs import check_var_values, missing_vars, resolve_env_defaults
 
     inputs = {**body.inputs, **check_var_values(body.vars, wf)}
-    env_values, warnings = resolve_env_defaults(wf, inputs, api.client_env)
+    env_values, warnings = resolve_env_defaults(wf, inputs, api.client_env, withheld=withheld_from_runs)
     missing = missing_vars(wf, inputs)
     if missing:
         raise UsageError(f"workflow '{wf.name}' needs a value for var(s) {', '.join(missing)}; give "
@@ -111,23 +124,22 @@ def run_inputs_for(api: ApiSettings, wf: Workflow, body: StartRun) -> tuple[dict
 
 async def start_run(conn: TemporalConnection, api: ApiSettings, body: StartRun, *, started_by: str) -> RunStarted:
     from runtime.background_workers import live_pollers
-    from runtime.run_follow import start_run as start_graph_run
-    from runtime.temporal_runs import temporal_errors
-
     from runtime.notify_options import run_notify_options
     from runtime.presets import prepare_run
+    from runtime.run_follow import start_run as start_graph_run
     from runtime.server_address import web_ui_base
+    from runtime.temporal_runs import temporal_errors
 
     compiled = compile_request(api, body)
-    prepared = prepare_run(Path(body.config) if body.config else None, compiled.wf, skip_gates=body.skip_gates,
-                           stop_after=body.stop_after)
+    prepared = prepare_run(preset_path(api, body.config), compiled.wf, skip_gates=body.skip_gates,
+                           stop_after=body.stop_after, preset_root=api.preset_root)
     inputs, warnings = run_inputs_for(api, prepared.workflow, body.model_copy(
         update={"inputs": {**prepared.inputs, **body.inputs}}))
     script = body.script if body.script is not None else ({} if body.offline or api.runtime.offline else None)
     client = await conn.get()
     settings = conn.effective_settings()
     notify = run_notify_options(api.runtime, preset=prepared.notify, request=body.notify,
-                                ui_base_url=api.temporal_ui_url or web_ui_base(settings))
+                                ui_base_url=web_ui_base(settings))
     options = {**prepared.run_options, **({"notify": notify} if notify else {})}
     try:
         run_id = await start_graph_run(client, settings, wf=prepared.workflow, inputs=inputs, source=compiled.source,
@@ -143,8 +155,17 @@ async def start_run(conn: TemporalConnection, api: ApiSettings, body: StartRun, 
         warnings.append(f"no worker polls task queue '{settings.task_queue}' at {settings.address}; the run waits "
                         "until one does (start one with `iterloop worker`)")
     return RunStarted(run_id=run_id, workflow=compiled.wf.name, source=compiled.source, status="running",
-                      task_queue=settings.task_queue, ui_url=ui_link(api, settings, run_id),
-                      links=run_links(api, settings, run_id), warnings=[*compiled.warnings, *warnings])
+                      task_queue=settings.task_queue, ui_url=ui_link(settings, run_id),
+                      links=run_links(settings, run_id), warnings=[*compiled.warnings, *warnings])
+
+
+def preset_path(api: ApiSettings, config: str | None) -> Path | None:
+    """The request's preset, confined to the presets directory (`Forbidden` outside it)."""
+    if config is None:
+        return None
+    root = api.preset_root
+    return confined_path(config, (root,) if root is not None else (), what="preset",
+                         setting="ITERLOOP_API_PRESETS_DIR or ITERLOOP_WORKFLOWS_DIR")
 
 
 # -- read ----------------------------------------------------------------------------------------
@@ -170,7 +191,7 @@ class RunPage:
     found: FoundRun
 
 
-async def run_page(conn: TemporalConnection, api: ApiSettings, run_id: str) -> RunPage:
+async def run_page(conn: TemporalConnection, run_id: str) -> RunPage:
     from runtime.run_views import current_view, inspect_document
     from runtime.temporal_runs import read_run_input
 
@@ -178,12 +199,12 @@ async def run_page(conn: TemporalConnection, api: ApiSettings, run_id: str) -> R
     view = await current_view(found.handle, found.desc, found.settings)
     run_input = await read_run_input(found.client, found.handle)
     doc = inspect_document(run_id, found.settings, found.desc, view, run_input)
-    doc["ui_url"] = ui_link(api, found.settings, run_id)
+    doc["ui_url"] = ui_link(found.settings, run_id)
     return RunPage(RunDetail.model_validate(doc), run_input.workflow if run_input else None, view, found)
 
 
-async def run_detail(conn: TemporalConnection, api: ApiSettings, run_id: str) -> RunDetail:
-    return (await run_page(conn, api, run_id)).detail
+async def run_detail(conn: TemporalConnection, run_id: str) -> RunDetail:
+    return (await run_page(conn, run_id)).detail
 
 
 async def run_events(conn: TemporalConnection, run_id: str, after_seq: int) -> EventList:
@@ -194,7 +215,7 @@ async def run_events(conn: TemporalConnection, run_id: str, after_seq: int) -> E
     return EventList(run_id=run_id, events=events, last_seq=max([after_seq, *(e.seq for e in events)]))
 
 
-async def run_report(conn: TemporalConnection, api: ApiSettings, run_id: str) -> str:
+async def run_report(conn: TemporalConnection, run_id: str) -> str:
     from runtime.report import render_report
     from runtime.run_views import current_view
     from runtime.temporal_runs import query_events
@@ -202,15 +223,17 @@ async def run_report(conn: TemporalConnection, api: ApiSettings, run_id: str) ->
     found = await find_run(conn, run_id)
     view = await current_view(found.handle, found.desc, found.settings)
     events = await query_events(found.handle, found.settings, 0)
-    return render_report(view, events, run_id=run_id, ui_url=ui_link(api, found.settings, run_id))
+    return render_report(view, events, run_id=run_id, ui_url=ui_link(found.settings, run_id))
 
 
 # -- act -----------------------------------------------------------------------------------------
 
 
 async def answer_gate(conn: TemporalConnection, run_id: str, gate: str, body: AnswerGate, *,
-                      default_by: str) -> GateAnswered:
-    """Through the validated update: a refused answer is `AnswerRejected` (422), nothing recorded."""
+                      principal: str) -> GateAnswered:
+    """Through the validated update: a refused answer is `AnswerRejected` (422), nothing recorded.
+
+    The answer is recorded as by ``principal`` (the caller's token name; see `recorded_answerer`)."""
     from runtime.command_errors import RunEnded
     from runtime.run_control import update_answer
     from runtime.temporal_runs import closed, ended_as, query_state
@@ -221,7 +244,7 @@ async def answer_gate(conn: TemporalConnection, run_id: str, gate: str, body: An
     view = await query_state(found.handle, found.settings)
     gate_open = any(g.gate == gate for g in view.open_gates)
     record = await update_answer(found.handle, found.settings, view, gate, body.answers,
-                                 by=(body.answered_by or "").strip() or default_by,
+                                 by=recorded_answerer(principal, body.answered_by),
                                  interaction_id=body.interaction_id)
     return GateAnswered(run_id=run_id, gate_open=gate_open, **record.model_dump())
 
@@ -260,47 +283,62 @@ def sse_message(data: Any, *, event: str | None = None, event_id: int | None = N
 
 
 async def stream_events(found: FoundRun, after_seq: int, *, poll_seconds: float = STREAM_POLL_SECONDS,
+                        status_seconds: float = STREAM_STATUS_SECONDS,
                         keepalive_seconds: float = STREAM_KEEPALIVE_SECONDS) -> AsyncIterator[str]:
     """The run's events as server-sent events, until it ends.
 
     Each run event is a default (`message`) event with `id: <seq>` and the event as JSON; when the
     run reaches a terminal status the stream sends `event: end` (`{"run_id", "status", "reason"}`)
     and closes. A problem reaching the run is `event: error` (`{"code", "message"}`), then close.
+
+    Every ``poll_seconds`` it asks only for the events after the last one sent (the `events`
+    query); whether the run has ended (`describe` and the `state` query) it asks at the start,
+    when a `run_*` event arrives, and otherwise every ``status_seconds`` (a run terminated from
+    outside records no event).
     """
-    from runtime.temporal_runs import (
-        RPC_TIMEOUT,
-        TERMINAL_STATUSES,
-        effective_status,
-        query_events,
-        query_state,
-        temporal_errors,
-    )
+    from runtime.temporal_runs import query_events
 
     loop = asyncio.get_running_loop()
     yield f"retry: {int(poll_seconds * 4000)}\n\n"
     after = after_seq
     quiet_since = loop.time()
+    checked_at: float | None = None
     while True:
         try:
-            async with temporal_errors(found.settings, found.handle.id):
-                desc = await found.handle.describe(rpc_timeout=RPC_TIMEOUT)
-            view = await query_state(found.handle, found.settings)
-            status = effective_status(view.status, desc)
             events: list[Event] = await query_events(found.handle, found.settings, after)
+            for event in events:
+                after = max(after, event.seq)
+                yield sse_message(event.model_dump(mode="json"), event_id=event.seq)
+            if events:
+                quiet_since = loop.time()
+            if (checked_at is None or loop.time() - checked_at >= status_seconds
+                    or any(e.type.startswith("run_") for e in events)):
+                checked_at = loop.time()
+                ended = await _ended(found)
+                if ended is not None:
+                    for event in await query_events(found.handle, found.settings, after):  # the last ones
+                        after = max(after, event.seq)
+                        yield sse_message(event.model_dump(mode="json"), event_id=event.seq)
+                    yield sse_message(ended, event="end")
+                    return
         except CommandError as exc:
             problem = api_error_from_command(exc)
             yield sse_message({"code": problem.code, "message": problem.message}, event="error")
-            return
-        for event in events:
-            after = max(after, event.seq)
-            yield sse_message(event.model_dump(mode="json"), event_id=event.seq)
-        if events:
-            quiet_since = loop.time()
-        if status in TERMINAL_STATUSES:
-            yield sse_message({"run_id": found.handle.id, "status": status,
-                               "reason": view.reason if view.status == status else ""}, event="end")
             return
         if loop.time() - quiet_since >= keepalive_seconds:
             quiet_since = loop.time()
             yield ": keepalive\n\n"
         await asyncio.sleep(poll_seconds)
+
+
+async def _ended(found: FoundRun) -> dict[str, str] | None:
+    """`{"run_id", "status", "reason"}` when the run has reached a terminal status, else None."""
+    from runtime.temporal_runs import RPC_TIMEOUT, TERMINAL_STATUSES, effective_status, query_state, temporal_errors
+
+    async with temporal_errors(found.settings, found.handle.id):
+        desc = await found.handle.describe(rpc_timeout=RPC_TIMEOUT)
+    view = await query_state(found.handle, found.settings)
+    status = effective_status(view.status, desc)
+    if status not in TERMINAL_STATUSES:
+        return None
+    return {"run_id": found.handle.id, "status": status, "reason": view.reason if view.status == status else ""}

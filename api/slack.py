@@ -7,22 +7,30 @@ signing secret. A wrong or missing signature, a timestamp more than five minutes
 request already seen (same signature, within those five minutes) are refused and change nothing.
 The API's bearer tokens do not apply here: the signature is the authentication.
 
-A click on one of our buttons (`activities/notify/slack_blocks.py` built the message) is checked
-against the run's `state` query: only the gate opening the button was posted for can be answered.
-A gate whose answer has only the decision field is answered at once; one with more fields opens a
-modal, and its submission answers. The answer goes through the idempotent `answer` signal with
-`answered_by = slack:<user>`, then the message is updated to say who decided and when. Updating
-the message is best effort: Slack being slow or down never holds up the answer.
+Slack wants the response within 3 seconds, and a modal must be opened with the click's
+`trigger_id` within 3 seconds too, while asking a run for its state can take up to 20 seconds
+(no worker up). So the request does only what must come first: check the signature, read the
+gate's answer schema from the run's compiled workflow (the run's input, kept by the Temporal
+server: no worker needed, at most `SYNC_SECONDS`), and open the modal when the gate has fields
+besides the decision. Then it acknowledges, and the rest runs after the response
+(`api.background`): the run's `state` query (only the gate opening the button was posted for can
+be answered), the idempotent `answer` signal with `answered_by = slack:<user id>` (Slack's
+stable id; the display name shows only in the message), and the message update saying who
+decided and when. Updating the message is best effort: Slack being slow or down never holds up
+the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -43,12 +51,18 @@ from activities.notify.slack_blocks import (
     gate_message,
     read_modal,
 )
-from api.deps import api_settings, temporal_client, temporal_connection
+from api.background import BackgroundWork
+from api.deps import TemporalConnection, api_settings, temporal_connection
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.settings import ApiSettings
-from dsl.ir import Schema
+from dsl.ir import HumanNode, Schema
+from runtime.command_errors import CommandError
 from workflows.messages import NotifyRequest
 from workflows.state import Gate, RunView
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
+    from workflows.state import RunInput
 
 log = logging.getLogger("iterloop.api.slack")
 
@@ -56,6 +70,9 @@ router = APIRouter(tags=["slack"])
 
 #: Slack's own rule: refuse requests whose timestamp is more than five minutes from now.
 MAX_REQUEST_AGE_SECONDS = 300
+#: How long the request may spend reading the gate's schema before it answers Slack (which
+#: gives up after 3 s, and a modal's trigger_id expires after 3 s).
+SYNC_SECONDS = 2.0
 
 
 class ReplayGuard:
@@ -146,21 +163,26 @@ def _payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
+@dataclass(frozen=True)
+class GateSchema:
+    schema: Schema | None  # None: a gate without an output schema (answered {"approved": …})
+
+
 class SlackInteraction:
     """One verified interaction: the run it is about, the user, and the Slack calls it makes."""
 
     def __init__(self, request: Request, settings: ApiSettings, payload: dict[str, Any], now: float) -> None:
-        self.request = request
         self.settings = settings
         self.payload = payload
         self.now = now
+        self.temporal: TemporalConnection = temporal_connection(request)
+        self.background: BackgroundWork = request.app.state.background
         user = payload.get("user") or {}
         self.user_id = str(user.get("id") or "unknown")
-        self.user_name = str(user.get("username") or user.get("name") or self.user_id)
-        self.slack = AsyncWebClient(token=settings.slack_bot_token or None,
-                                    base_url=settings.slack_api_url.rstrip("/") + "/")
+        self.slack = AsyncWebClient(token=settings.runtime.slack_bot_token or None,
+                                    base_url=settings.runtime.slack_api_url.rstrip("/") + "/")
 
-    # -- the two kinds of interaction ----------------------------------------------------------
+    # -- the two kinds of interaction: what must happen before Slack gets its response ----------
 
     async def on_click(self) -> Response:
         actions = [a for a in self.payload.get("actions") or [] if a.get("action_id") in DECISION_ACTIONS]
@@ -174,15 +196,12 @@ class SlackInteraction:
         channel = str(container.get("channel_id") or (self.payload.get("channel") or {}).get("id") or "")
         ts = str(container.get("message_ts") or (self.payload.get("message") or {}).get("ts") or "")
         blocks = (self.payload.get("message") or {}).get("blocks") or []
-        view, gate = await self._open_gate(value)
-        if gate is None:
-            await self._update(channel, ts, decided_blocks(blocks, self._closed_note(view, value)))
-            return Response(status_code=200)
-        plan = answer_plan(gate.schema_)
-        if plan.needs_modal:
+        schema = await self._schema_in_time(value)
+        plan = answer_plan(schema.schema) if schema is not None else None
+        if plan is not None and plan.needs_modal:
             await self._open_modal(answer_modal(plan, value, channel=channel, ts=ts))
             return Response(status_code=200)
-        await self._answer(value, view, gate, plan.answers(value.decision), channel, ts, blocks)
+        self._later(value, self._answer_click(value, channel, ts, blocks))
         return Response(status_code=200)
 
     async def on_modal_submit(self) -> Response:
@@ -191,26 +210,72 @@ class SlackInteraction:
             meta = ButtonValue.decode(_metadata_value(view_payload))
         except ValueError as exc:
             raise ApiError(str(exc), code="bad_request") from None
-        view, gate = await self._open_gate(meta)
-        if gate is None:
-            return _modal_errors({"": self._closed_note(view, meta)}, plan=None)
-        plan = answer_plan(gate.schema_)
+        schema = await self._schema_in_time(meta)
+        if schema is None:
+            return _modal_notice("Try again", f"Run `{meta.run_id}` could not be reached in time, or its gate "
+                                 f"'{meta.gate}' is not a question for people. Submit again in a moment.")
+        plan = answer_plan(schema.schema)
         submission = read_modal(view_payload, plan)
-        errors = field_errors(gate.schema_, plan, submission.details, gate=gate.gate)
+        errors = field_errors(schema.schema, plan, submission.details, gate=meta.gate)
         if errors:
-            return _modal_errors(errors, plan)
-        blocks = _rebuilt_gate_message(meta.run_id, view, gate)
-        await self._answer(meta, view, gate, plan.answers(meta.decision, submission.details), submission.channel,
-                           submission.ts, blocks)
+            return _modal_errors(errors)
+        self._later(meta, self._answer_submission(meta, submission.details, submission.channel, submission.ts))
         return Response(status_code=200)  # an empty 200 closes the modal
 
-    # -- helpers -------------------------------------------------------------------------------
+    async def _schema_in_time(self, value: ButtonValue) -> GateSchema | None:
+        """The gate's answer schema from the run's compiled workflow (its input, read from the Temporal
+        server within `SYNC_SECONDS`); None when it cannot be read in time or names no human gate."""
+        from runtime.temporal_runs import read_run_input
+        from workflows.scheduler import answer_schema
+
+        async def compiled_workflow() -> RunInput | None:
+            client = await self.temporal.get()
+            return await read_run_input(client, client.get_workflow_handle(value.run_id))
+
+        try:
+            run_input = await asyncio.wait_for(compiled_workflow(), SYNC_SECONDS)
+        except (TimeoutError, CommandError) as exc:  # Temporal slow or down: the answer goes on after the response
+            log.warning("could not read the workflow of run %s within %.0f s: %s", value.run_id, SYNC_SECONDS,
+                        exc or type(exc).__name__)
+            return None
+        node = run_input.workflow.nodes.get(value.gate) if run_input is not None else None
+        if not isinstance(node, HumanNode):
+            return None
+        assert run_input is not None
+        return GateSchema(answer_schema(run_input.workflow, node))
+
+    def _later(self, value: ButtonValue, work: Coroutine[Any, Any, None]) -> None:
+        self.background.start(work, name=f"Slack answer to gate '{value.gate}' of run {value.run_id}")
+
+    # -- after the response --------------------------------------------------------------------
+
+    async def _answer_click(self, value: ButtonValue, channel: str, ts: str, blocks: list[dict[str, Any]]) -> None:
+        view, gate = await self._open_gate(value)
+        if gate is None:
+            await self._update(channel, ts, decided_blocks(blocks, self._closed_note(view, value)))
+            return
+        plan = answer_plan(gate.schema_)
+        if plan.needs_modal:  # the schema could not be read in time to open the form
+            log.warning("gate '%s' of run %s needs a form in Slack, but the run could not be reached within %.0f s "
+                        "to open it; the click changed nothing", value.gate, value.run_id, SYNC_SECONDS)
+            return
+        await self._answer(value, view, gate, plan.answers(value.decision), channel, ts, blocks)
+
+    async def _answer_submission(self, value: ButtonValue, details: dict[str, Any], channel: str, ts: str) -> None:
+        view, gate = await self._open_gate(value)
+        if gate is None:
+            log.info("a Slack form for gate '%s' of run %s arrived after the gate closed: %s", value.gate,
+                     value.run_id, self._closed_note(view, value))
+            return
+        plan = answer_plan(gate.schema_)
+        await self._answer(value, view, gate, plan.answers(value.decision, details), channel, ts,
+                           _rebuilt_gate_message(value.run_id, view, gate))
 
     async def _open_gate(self, value: ButtonValue) -> tuple[RunView, Gate | None]:
         """The run's state and the gate opening the click is for (None when it is not open now)."""
         from runtime.temporal_runs import query_state
 
-        client = await temporal_client(self.request)
+        client = await self.temporal.get()
         view = await query_state(client.get_workflow_handle(value.run_id), self._runtime_settings())
         gate = next((g for g in view.open_gates
                      if g.gate == value.gate and g.interaction_id == value.interaction_id), None)
@@ -219,7 +284,7 @@ class SlackInteraction:
     def _closed_note(self, view: RunView, value: ButtonValue) -> str:
         record = next((a for a in view.answers if a.interaction_id == value.interaction_id), None)
         if record is not None:
-            return f"Already answered by {record.answered_by} at {record.answered_at}."
+            return f"Already answered by {_who(record.answered_by)} at {record.answered_at}."
         return f"This question is no longer open (the run is {view.status})."
 
     async def _answer(self, value: ButtonValue, view: RunView, gate: Gate, answers: dict[str, Any], channel: str,
@@ -230,20 +295,20 @@ class SlackInteraction:
         try:
             typed = coerce_answers(gate.schema_, answers, gate=gate.gate)
         except AnswerError as exc:
-            raise ApiError(f"the Slack answer does not fit gate '{gate.gate}': {exc}", code="answer_rejected",
-                           status=422) from None
-        client = await temporal_client(self.request)
+            log.warning("the Slack answer does not fit gate '%s' of run %s: %s", gate.gate, value.run_id, exc)
+            return
+        client = await self.temporal.get()
         await signal_answer(client.get_workflow_handle(value.run_id), self._runtime_settings(), view, gate.gate,
-                            typed, by=f"slack:{self.user_name}", interaction_id=gate.interaction_id)
+                            typed, by=f"slack:{self.user_id}", interaction_id=gate.interaction_id)
         note = decision_note(answer_plan(gate.schema_), typed, user_id=self.user_id, when_unix=int(self.now))
         await self._update(channel, ts, decided_blocks(blocks, note))
 
-    def _runtime_settings(self):  # type: ignore[no-untyped-def]
-        return temporal_connection(self.request).effective_settings()
+    def _runtime_settings(self) -> Settings:
+        return self.temporal.effective_settings()
 
     async def _update(self, channel: str, ts: str, blocks: list[dict[str, Any]]) -> None:
         """Best effort: the answer is already on its way whatever Slack says."""
-        if not (channel and ts and self.settings.slack_bot_token):
+        if not (channel and ts and self.settings.runtime.slack_bot_token):
             return
         try:
             await self.slack.chat_update(channel=channel, ts=ts, blocks=blocks, text="Answered in Slack")
@@ -254,7 +319,7 @@ class SlackInteraction:
 
     async def _open_modal(self, view: dict[str, Any]) -> None:
         trigger = str(self.payload.get("trigger_id") or "")
-        if not self.settings.slack_bot_token:
+        if not self.settings.runtime.slack_bot_token:
             raise ApiError("this gate needs a form in Slack, which needs SLACK_BOT_TOKEN on the API",
                            status=503, code="slack_not_configured")
         try:
@@ -263,6 +328,11 @@ class SlackInteraction:
             code = exc.response.get("error") if exc.response is not None else ""
             raise ApiError(f"Slack refused to open the answer form: {code or exc}", status=502,
                            code="slack_error") from None
+
+
+def _who(answered_by: str) -> str:
+    """`slack:U42ADA` as a Slack mention (Slack shows the person's current name); anyone else as recorded."""
+    return f"<@{answered_by[6:]}>" if answered_by.startswith("slack:") and answered_by[6:] else answered_by
 
 
 def field_errors(schema: Schema | None, plan: AnswerPlan, details: dict[str, Any], *, gate: str) -> dict[str, str]:
@@ -280,15 +350,17 @@ def field_errors(schema: Schema | None, plan: AnswerPlan, details: dict[str, Any
     return errors
 
 
-def _modal_errors(errors: dict[str, str], plan: AnswerPlan | None) -> JSONResponse:
+def _modal_errors(errors: dict[str, str]) -> JSONResponse:
     """Keep the modal open and show each message under its input (Slack's `response_action`)."""
-    if plan is None or "" in errors:
-        message = errors.get("", "")
-        return JSONResponse({"response_action": "update", "view": {
-            "type": "modal", "title": {"type": "plain_text", "text": "Gate closed"},
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": message}}]}})
     return JSONResponse({"response_action": "errors",
                          "errors": {FIELD_BLOCK_PREFIX + name: msg[:150] for name, msg in errors.items()}})
+
+
+def _modal_notice(title: str, message: str) -> JSONResponse:
+    """Replace the modal's content with a message (Slack's `response_action: update`)."""
+    return JSONResponse({"response_action": "update", "view": {
+        "type": "modal", "title": {"type": "plain_text", "text": title[:24]},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": message}}]}})
 
 
 def _metadata_value(view: dict[str, Any]) -> str:

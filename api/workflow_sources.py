@@ -4,6 +4,12 @@ Registered workflows are the `*.iter` files of one directory (`ITERLOOP_WORKFLOW
 `--workflows DIR`), named by their file stem: `growth_loop.iter` is `growth_loop`. Every source
 is compiled exactly as `iterloop run` compiles a file; errors become a 422 carrying the
 diagnostics.
+
+A request may not read just any file of the API's host: a `file` must resolve (symlinks
+followed) inside the workflows directory or `ITERLOOP_API_FILE_DIRS`, a preset (`config`) inside
+the presets directory (`confined_path`), and `.iter` text (`source`), whose tool nodes run shell
+commands on the workers, is refused unless `ITERLOOP_API_ALLOW_SOURCE=1`. A path outside is a
+403 that says nothing about whether the file exists.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 
 import dsl
 from activities.tools.catalog import builtin_tool_names
-from api.errors import Unprocessable
+from api.errors import Forbidden, Unprocessable
 from api.models import VarInfo, WorkflowInfo
 from api.settings import ApiSettings
 from dsl import CheckResult, CompileOptions
@@ -78,17 +84,43 @@ def compile_registered(settings: ApiSettings, name: str) -> CompiledSource:
     return _checked(_check_path(settings, path), str(path), str(path.resolve()))
 
 
+def confined_path(given: str, roots: tuple[Path, ...], *, what: str, setting: str) -> Path:
+    """``given`` resolved (symlinks followed) if it lies inside one of ``roots``; `Forbidden` otherwise.
+
+    A relative path starts at the first root that has it (else the first root). The check comes
+    before any look at the file, so a refusal never says whether something exists out there.
+    """
+    if not roots:
+        raise Forbidden(f"this API reads no {what} files: set {setting} to the directory they may come from",
+                        code="path_not_allowed")
+    path = Path(given)
+    if not path.is_absolute():
+        path = next((root / path for root in roots if (root / path).exists()), roots[0] / path)
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root.resolve()) for root in roots):
+        allowed = ", ".join(str(r) for r in roots)
+        raise Forbidden(f"{what} '{given}' is outside the directories the API may read {what} files from "
+                        f"({allowed}; {setting}); put the file there", code="path_not_allowed")
+    return resolved
+
+
 def compile_file(settings: ApiSettings, file: str) -> CompiledSource:
-    path = Path(file)
-    if path.suffix != ".iter":
+    if Path(file).suffix != ".iter":
         raise Unprocessable(f"file '{file}' is not a .iter file", code="file_not_found")
+    path = confined_path(file, settings.file_roots, what="workflow",
+                         setting="ITERLOOP_WORKFLOWS_DIR or ITERLOOP_API_FILE_DIRS")
     if not path.is_file():
-        raise Unprocessable(f"no file '{file}' on the API's host (relative paths start at {Path.cwd()})",
+        raise Unprocessable(f"no file '{file}' in {', '.join(str(r) for r in settings.file_roots)}",
                             code="file_not_found")
-    return _checked(_check_path(settings, path), str(path), str(path.resolve()))
+    return _checked(_check_path(settings, path), str(path), str(path))
 
 
 def compile_text(settings: ApiSettings, text: str) -> CompiledSource:
+    if not settings.allow_source:
+        raise Forbidden("starting runs from .iter text ('source') is off on this API: its tool nodes would run "
+                        "shell commands on the workers. Register the workflow (ITERLOOP_WORKFLOWS_DIR) and start "
+                        "it by name, or set ITERLOOP_API_ALLOW_SOURCE=1 if every token holder may run commands "
+                        "there", code="source_not_allowed")
     result = dsl.check_source(text, file="<api>", options=compile_options(settings))
     return _checked(result, "<api>", "the request body of POST /api/runs")
 

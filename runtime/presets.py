@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dsl import ir
 from dsl.durations import parse_duration
@@ -206,14 +213,22 @@ class LoadedPreset:
 # -- loading ---------------------------------------------------------------------------------------
 
 
-def load_preset(path: Path) -> LoadedPreset:
-    """Read, check and merge a preset file (and the files it `extends`)."""
+def load_preset(path: Path, *, within: Path | None = None) -> LoadedPreset:
+    """Read, check and merge a preset file (and the files it `extends`).
+
+    With ``within`` (the API's presets directory), every file of the chain must resolve inside
+    it, symlinks followed; one that does not is refused before it is read, so the error says
+    nothing about files elsewhere.
+    """
     chain: list[Path] = []
     merged: dict[str, Any] = {}
     current: Path | None = path
     layers: list[dict[str, Any]] = []
     while current is not None:
         resolved = current.resolve()
+        if within is not None and not resolved.is_relative_to(within.resolve()):
+            how = f"preset '{chain[-1]}' extends '{current}', which" if chain else f"preset '{current}'"
+            raise PresetError(f"{how} is outside the presets directory {within}; put the file there")
         if resolved in [p.resolve() for p in chain]:
             cycle = " → ".join(str(p) for p in [*chain, current])
             raise PresetError(f"preset '{chain[0]}' extends itself in a cycle: {cycle}")
@@ -561,7 +576,11 @@ def _apply_models(models: dict[str, str], wf: ir.Workflow, where: Path) -> list[
 
 
 def _apply_gates(p: Preset, wf: ir.Workflow, where: Path, *, skip_gates: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    from workflows.scheduler import AnswerError, answer_schema, coerce_answers  # pure functions
+    from workflows.scheduler import (  # pure functions
+        AnswerError,
+        answer_schema,
+        coerce_answers,
+    )
 
     humans = {n: node for n, node in wf.nodes.items() if isinstance(node, ir.HumanNode)}
     for name in p.gates:
@@ -639,12 +658,15 @@ class PreparedRun:
     notify: NotifySection | None = None  # the preset's `notify:` (merged with the defaults by the caller)
 
 
-def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_after: list[str]) -> PreparedRun:
-    """Apply the preset (if any), then --skip-gates and --stop-after, to the compiled workflow."""
+def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_after: list[str],
+                preset_root: Path | None = None) -> PreparedRun:
+    """Apply the preset (if any), then --skip-gates and --stop-after, to the compiled workflow.
+
+    ``preset_root`` confines the preset and the files it extends to one directory (the API's)."""
     prepared = PreparedRun(workflow=wf)
     gate_answers: dict[str, dict[str, Any]] = {}
     if config is not None:
-        applied = apply_preset(load_preset(config), wf, skip_gates=skip_gates)
+        applied = apply_preset(load_preset(config, within=preset_root), wf, skip_gates=skip_gates)
         prepared = PreparedRun(workflow=applied.workflow, inputs=applied.inputs, summary=applied.summary,
                                notify=applied.notify)
         gate_answers = applied.gate_answers

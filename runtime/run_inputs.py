@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +112,13 @@ def parse_input_json(text: str | None) -> dict[str, Any]:
     return value
 
 
-def resolve_env_defaults(wf: Workflow, given: Mapping[str, Any],
-                         env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+def resolve_env_defaults(wf: Workflow, given: Mapping[str, Any], env: Mapping[str, str], *,
+                         withheld: Callable[[str], bool] | None = None) -> tuple[dict[str, str], list[str]]:
     """`${NAME}` in string var defaults, resolved now, by the client (so visible in history).
 
     Returns the resolved values of vars not given on the command line, and warnings for
-    references to environment variables that are not set (they resolve to "").
+    references to environment variables that are not set (they resolve to ""). ``withheld`` names
+    the variables ``env`` leaves out on purpose (the API's secrets), so the warning says why.
     """
     from activities.env import expand_env  # pure: the same expansion the worker uses
 
@@ -127,7 +128,12 @@ def resolve_env_defaults(wf: Workflow, given: Mapping[str, Any],
         if name in given or not var.has_default or not isinstance(var.default, str) or "${" not in var.default:
             continue
         for ref in _ENV_REF.findall(var.default):
-            if ref not in env:
+            if ref in env:
+                continue
+            if withheld is not None and withheld(ref):
+                warnings.append(f"var {name}: ${{{ref}}} is not resolved here (a secret's name: it would be "
+                                f"stored in the run's history); it becomes \"\"; give var {name} a value instead")
+            else:
                 warnings.append(f"var {name}: environment variable {ref} is not set; ${{{ref}}} becomes \"\"")
         resolved[name] = expand_env(var.default, env)
     return resolved, warnings

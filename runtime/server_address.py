@@ -7,17 +7,34 @@ this directory started (`runtime.devserver`); `iterloop run` starts it when it i
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 
 from runtime.command_errors import UsageError
 from runtime.settings import Settings
 
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, `::1` (bracketed or not) or any 127.x.y.z address: only this machine can reach it."""
+    bare = host.strip().lower().strip("[]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:  # a host name such as 127.example.com is not a loopback address
+        return False
 
 
 def is_local_address(address: str) -> bool:
-    host = address.rpartition(":")[0] if ":" in address else address
-    return host in LOCAL_HOSTS
+    """Whether a Temporal `host:port` address (or a bare host) is on this machine."""
+    text = address.strip()
+    if text.startswith("["):  # [::1]:7233
+        host = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # localhost:7233
+        host = text.partition(":")[0]
+    else:  # a bare host, or a bare IPv6 address
+        host = text
+    return is_loopback_host(host)
 
 
 def settings_for_existing_runs(settings: Settings) -> Settings:

@@ -2,8 +2,10 @@
 //
 // It follows the run's server-sent events (GET /api/runs/RUN/events/stream, authorised by the
 // session cookie) and reloads the page when something happens, so the graph, nodes, gates and
-// timeline are always rendered by the server in the same words as the CLI. While someone is
-// filling in a form, it shows a note instead of reloading under their hands.
+// timeline are always rendered by the server in the same words as the CLI. Rendering the page
+// asks Temporal for the whole run, so a busy run does not reload it at every event: at most once
+// per `data-min-reload-ms` (a few seconds) since the page loaded, whatever happened meanwhile.
+// While someone is filling in a form, it shows a note instead of reloading under their hands.
 "use strict";
 
 (() => {
@@ -24,11 +26,14 @@
     return dirty || (active && active.closest && active.closest("form.answer") !== null);
   };
 
+  const loadedAt = Date.now();
+  const minReload = Number(script.dataset.minReloadMs) || 5000;
   let timer = null;
   const refresh = () => {
     if (timer !== null) {
-      return;
+      return;  // a reload is already due: everything until then comes with it
     }
+    const wait = Math.max(600, loadedAt + minReload - Date.now());
     timer = window.setTimeout(() => {
       timer = null;
       if (editing()) {
@@ -36,7 +41,7 @@
       } else {
         window.location.reload();
       }
-    }, 600);
+    }, wait);
   };
 
   const source = new EventSource(url, { withCredentials: true });

@@ -13,6 +13,7 @@ the event stream and the browser.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import textwrap
 import threading
@@ -125,6 +126,12 @@ class ApiHarness:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver",
                                  headers={**auth, **(headers or {})}, **kwargs)
 
+    def configured(self, *, base_url: str = "http://testserver", **overrides: Any) -> httpx.AsyncClient:
+        """A client (with the writer token) of another app: these settings with ``overrides``."""
+        app = create_app(dataclasses.replace(self.settings, **overrides))
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url,
+                                 headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+
     async def start(self, workflow: str = "gated", **body: Any) -> str:
         if workflow == "gated":
             body.setdefault("vars", {"topic": "checkout"})
@@ -160,10 +167,10 @@ def api_settings_for(temporal: Any, task_queue: str, tmp: Path, **overrides: Any
     for name, text in WORKFLOWS.items():
         (workflows_dir / f"{name}.iter").write_text(textwrap.dedent(text), encoding="utf-8")
     runtime = Settings(address=temporal.service_client.config.target_host, address_configured=True,
-                       task_queue=task_queue, home=tmp / ".iterloop")
+                       task_queue=task_queue, home=tmp / ".iterloop", ui_url="http://temporal-ui.test:8233")
     values: dict[str, Any] = dict(
         runtime=runtime, tokens=(ApiToken("ada", WRITE_TOKEN), ApiToken("viewer", READ_TOKEN, can_write=False)),
-        workflows_dir=workflows_dir, temporal_ui_url="http://temporal-ui.test:8233")
+        workflows_dir=workflows_dir)
     values.update(overrides)
     return ApiSettings(**values)
 

@@ -80,3 +80,40 @@ async def test_answer_a_gate_in_the_browser_and_see_the_run_finish(api: ApiHarne
     assert doc["status"] == "finished"
     assert [(a["gate"], a["answers"], a["answered_by"]) for a in doc["answers"]] == [
         ("approval", {"approved": True, "level": "high", "comment": "ship it"}, "ada")]
+
+
+#: Ten shell nodes, one after another: a run whose events keep coming for several seconds.
+TICKER = "".join(f'tool t{i}:\n  command: "sleep 0.5"\n\n' for i in range(10)) + (
+    "workflow ticker:\n  entry: t0\n" + "".join(f"  t{i} -> t{i + 1}\n" for i in range(9)) + "  t9 -> done\n")
+
+
+async def test_a_busy_run_page_reloads_at_most_every_few_seconds(api: ApiHarness, live_server: LiveServer) -> None:
+    """Rendering the run page asks Temporal for the whole run: not once per event."""
+    from playwright.async_api import async_playwright, expect
+
+    from api.dashboard import RUN_PAGE_RELOAD_SECONDS
+
+    (api.settings.workflows_dir / "ticker.iter").write_text(TICKER)  # type: ignore[operator]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{live_server.url}/login")
+            await page.fill('input[name="token"]', WRITE_TOKEN)
+            await page.click('button:has-text("Log in")')
+            await expect(page.locator("h1")).to_have_text("Runs")
+            run_id = await api.start("ticker")
+            loads: list[float] = []
+            page.on("load", lambda _: loads.append(asyncio.get_running_loop().time()))
+            started = asyncio.get_running_loop().time()
+            await page.goto(f"{live_server.url}/runs/{run_id}")
+            await expect(page.locator("#run-status")).to_have_text("finished", timeout=60_000)
+            took = asyncio.get_running_loop().time() - started
+        finally:
+            await browser.close()
+
+    # ten nodes' worth of events over ~5 s; at most one reload per RUN_PAGE_RELOAD_SECONDS after the first load
+    assert took < 40
+    assert len(loads) - 1 <= took / RUN_PAGE_RELOAD_SECONDS + 1, (loads, took)
+    gaps = [b - a for a, b in zip(loads, loads[1:])]
+    assert all(gap >= RUN_PAGE_RELOAD_SECONDS - 0.5 for gap in gaps), gaps

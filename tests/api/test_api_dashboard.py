@@ -92,10 +92,24 @@ async def test_logout_ends_the_session(api: ApiHarness, browser: httpx.AsyncClie
 
 async def test_without_auth_the_dashboard_needs_no_login(api: ApiHarness) -> None:
     app = create_app(api_settings_for(api.temporal, api.task_queue, api.tmp, auth_disabled=True, tokens=()))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080",
                                  headers=HTML) as anonymous:
         page = await anonymous.get("/")
     assert page.status_code == 200 and "no authentication (local)" in page.text
+
+
+async def test_without_auth_the_dashboard_forms_still_work_on_this_machine_only(api: ApiHarness) -> None:
+    run_id = await api.start("gated")
+    await api.wait_status(run_id, "waiting_human")
+    app = create_app(api_settings_for(api.temporal, api.task_queue, api.tmp, auth_disabled=True, tokens=()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost:8080",
+                                 headers=HTML) as local:
+        page = (await local.get(f"/runs/{run_id}")).text
+        rebound = await local.post(f"/runs/{run_id}/cancel", data={"csrf": csrf_of(page)},
+                                   headers={"Host": "attacker.example"})
+        assert rebound.status_code == 400 and (await api.state(run_id))["status"] == "waiting_human"
+        response = await local.post(f"/runs/{run_id}/cancel", data={"csrf": csrf_of(page)})
+    assert response.status_code == 303 and (await api.state(run_id))["status"] == "cancelled"
 
 
 # -- runs and the run page -----------------------------------------------------------------------
@@ -208,6 +222,18 @@ async def test_form_answer_is_typed_recorded_and_the_run_finishes(api: ApiHarnes
     assert done["answers"][0]["answered_by"] == "ada"
     run_page = await browser.get(response.headers["location"])
     assert "Recorded the answer for gate &#39;review&#39;." in run_page.text
+
+
+async def test_a_form_answer_for_someone_else_still_names_the_session_user(
+        api: ApiHarness, browser: httpx.AsyncClient) -> None:
+    run_id = await api.start("gated")
+    page = await approvals_with(browser, run_id)
+    data = {**gate_form_data(page, run_id, "approval", approved="true", level="low", comment="ok"),
+            "answered_by": "mallory"}
+    response = await browser.post("/approvals/answer", data=data)
+    assert response.status_code == 303, response.text
+    done = await api.wait_status(run_id, "finished")
+    assert done["answers"][0]["answered_by"] == "ada (for mallory)"
 
 
 async def test_rejected_form_answer_is_shown_inline_and_nothing_is_recorded(

@@ -153,15 +153,75 @@ async def test_vars_given_as_text_are_read_like_the_cli_reads_them(api: ApiHarne
     assert doc["vars"]["days"] == 7
 
 
-async def test_start_from_a_file_path_and_from_source_text(api: ApiHarness) -> None:
+async def test_start_from_a_file_in_the_workflows_dir_by_absolute_or_relative_path(api: ApiHarness) -> None:
     path = api.settings.workflows_dir / "gated.iter"  # type: ignore[operator]
-    from_file = await api.http.post("/api/runs", json={"file": str(path), "vars": {"topic": "a"}})
-    from_text = await api.http.post("/api/runs", json={"source": path.read_text(), "vars": {"topic": "b"}})
-    assert from_file.status_code == 201 and from_text.status_code == 201, (from_file.text, from_text.text)
-    api.started += [from_file.json()["run_id"], from_text.json()["run_id"]]
-    assert from_file.json()["source"] == str(path)
-    assert from_text.json()["source"] == "<api>"
-    await api.wait_status(from_text.json()["run_id"], "waiting_human")
+    absolute = await api.http.post("/api/runs", json={"file": str(path), "vars": {"topic": "a"}})
+    relative = await api.http.post("/api/runs", json={"file": "gated.iter", "vars": {"topic": "b"}})
+    assert absolute.status_code == 201 and relative.status_code == 201, (absolute.text, relative.text)
+    api.started += [absolute.json()["run_id"], relative.json()["run_id"]]
+    assert absolute.json()["source"] == relative.json()["source"] == str(path.resolve())
+    await api.wait_status(relative.json()["run_id"], "waiting_human")
+
+
+async def test_a_file_outside_the_workflows_dir_is_403_and_never_read(api: ApiHarness) -> None:
+    workflows = api.settings.workflows_dir
+    assert workflows is not None
+    outside = api.tmp / "elsewhere.iter"
+    outside.write_text((workflows / "gated.iter").read_text())
+    (workflows / "link.iter").symlink_to(outside)  # a symlink inside that leads out
+    attempts = [str(outside), str(api.tmp / "missing.iter"), "../elsewhere.iter", "../missing.iter",
+                str(workflows / "link.iter"), "link.iter"]
+    for file in attempts:
+        error = error_of(await api.http.post("/api/runs", json={"file": file, "vars": {"topic": "x"}}), 403)
+        assert error["code"] == "path_not_allowed" and "outside the directories" in error["message"], (file, error)
+        assert str(workflows) in error["message"] and "no file" not in error["message"], (file, error)
+
+
+async def test_file_dirs_setting_replaces_the_workflows_dir_for_file(api: ApiHarness) -> None:
+    shared = api.tmp / "shared"
+    shared.mkdir()
+    (shared / "mine.iter").write_text((api.settings.workflows_dir / "gated.iter").read_text())  # type: ignore[operator]
+    async with api.configured(file_dirs=(shared,)) as http:
+        allowed = await http.post("/api/runs", json={"file": "mine.iter", "vars": {"topic": "x"}})
+        refused = await http.post("/api/runs", json={"file": str(api.settings.workflows_dir / "gated.iter"),  # type: ignore[operator]
+                                                     "vars": {"topic": "x"}})
+    assert allowed.status_code == 201, allowed.text
+    api.started.append(allowed.json()["run_id"])
+    assert error_of(refused, 403)["code"] == "path_not_allowed"
+
+
+async def test_source_text_is_refused_unless_the_api_allows_it(api: ApiHarness) -> None:
+    text = (api.settings.workflows_dir / "gated.iter").read_text()  # type: ignore[operator]
+    refused = error_of(await api.http.post("/api/runs", json={"source": text, "vars": {"topic": "x"}}), 403)
+    assert refused["code"] == "source_not_allowed" and "ITERLOOP_API_ALLOW_SOURCE=1" in refused["message"]
+    async with api.configured(allow_source=True) as http:
+        started = await http.post("/api/runs", json={"source": text, "vars": {"topic": "b"}})
+    assert started.status_code == 201, started.text
+    api.started.append(started.json()["run_id"])
+    assert started.json()["source"] == "<api>"
+    await api.wait_status(started.json()["run_id"], "waiting_human")
+
+
+async def test_var_defaults_never_read_the_apis_secrets(api: ApiHarness) -> None:
+    from api.settings import ApiSettings
+
+    workflows = api.settings.workflows_dir
+    assert workflows is not None
+    (workflows / "env_defaults.iter").write_text(
+        'vars:\n  region: string = "${REGION}"\n  leak: string = "${SLACK_SIGNING_SECRET}"\n'
+        '  token: string = "${ITERLOOP_API_TOKENS}"\n  db: string = "${DB_PASSWORD}"\n\n'
+        'agent a:\n  model: "scripted"\n\nworkflow env_defaults:\n  entry: a\n  a -> done\n')
+    from_env = ApiSettings.from_env({"REGION": "eu-west-1", "SLACK_SIGNING_SECRET": "sign-0123456789",
+                                     "ITERLOOP_API_TOKENS": "ada:token-0123456789abcdef", "DB_PASSWORD": "hunter2"})
+    async with api.configured(client_env=from_env.client_env) as http:
+        response = await http.post("/api/runs", json={"workflow": "env_defaults", "offline": True})
+    assert response.status_code == 201, response.text
+    api.started.append(response.json()["run_id"])
+    doc = await api.wait_status(response.json()["run_id"], "finished")
+    assert (doc["vars"]["region"], doc["vars"]["leak"], doc["vars"]["token"], doc["vars"]["db"]) == (
+        "eu-west-1", "", "", "")
+    warnings = " ".join(response.json()["warnings"])
+    assert "${SLACK_SIGNING_SECRET} is not resolved here" in warnings and "hunter2" not in response.text
 
 
 @pytest.mark.parametrize(("variables", "expected"), [
@@ -182,7 +242,8 @@ async def test_start_with_bad_vars_is_422_and_starts_nothing(api: ApiHarness, va
 
 async def test_start_with_compile_errors_is_422_with_the_diagnostics(api: ApiHarness) -> None:
     source = 'agent a:\n  model: "scripted"\n  output: nope\n\nworkflow w:\n  entry: a\n  a -> done\n'
-    error = error_of(await api.http.post("/api/runs", json={"source": source}), 422)
+    async with api.configured(allow_source=True) as http:
+        error = error_of(await http.post("/api/runs", json={"source": source}), 422)
     assert error["code"] == "compile_errors" and "C002" in error["message"]
     assert [(d["code"], d["line"]) for d in error["details"]] == [("C002", 3)]
 
@@ -198,7 +259,7 @@ async def test_start_needs_exactly_one_workflow_source(api: ApiHarness) -> None:
 async def test_start_an_unknown_registered_workflow_or_missing_file_is_422(api: ApiHarness) -> None:
     unknown = error_of(await api.http.post("/api/runs", json={"workflow": "nope"}), 422)
     assert unknown["code"] == "workflow_not_found" and "gated" in unknown["message"]
-    missing = error_of(await api.http.post("/api/runs", json={"file": str(api.tmp / "missing.iter")}), 422)
+    missing = error_of(await api.http.post("/api/runs", json={"file": "missing.iter"}), 422)
     assert missing["code"] == "file_not_found"
 
 
@@ -253,7 +314,7 @@ async def test_unknown_run_is_404_everywhere(api: ApiHarness) -> None:
                                ("POST", "/api/runs/no-such-run/gates/approval/answer", {"answers": {}}),
                                ("POST", "/api/runs/no-such-run/retry", None),
                                ("POST", "/api/runs/no-such-run/cancel", None)]:
-        response = await api.http.request(method, path, json=body)
+        response = await api.http.request(method, path, json=body if method == "GET" or body else {})
         error = error_of(response, 404)
         assert error["code"] == "run_not_found" and "no-such-run" in error["message"], (path, error)
 
@@ -293,12 +354,19 @@ async def test_answer_is_recorded_with_who_and_the_run_finishes(api: ApiHarness)
     assert done["nodes"]["approval"]["status"] == "succeeded"
 
 
-async def test_answered_by_can_be_given(api: ApiHarness) -> None:
+async def test_answered_by_is_the_token_name_and_says_for_whom(api: ApiHarness) -> None:
     run_id, _ = await waiting_at_gate(api)
     response = await api.http.post(f"/api/runs/{run_id}/gates/approval/answer", json={
         "answers": {"approved": False, "level": "low", "comment": "no"}, "answered_by": "grace"})
-    assert response.json()["answered_by"] == "grace"
-    assert (await api.wait_status(run_id, "failed"))["answers"][0]["answered_by"] == "grace"
+    assert response.json()["answered_by"] == "ada (for grace)"
+    assert (await api.wait_status(run_id, "failed"))["answers"][0]["answered_by"] == "ada (for grace)"
+
+
+async def test_answered_by_naming_the_token_itself_is_just_the_name(api: ApiHarness) -> None:
+    run_id, _ = await waiting_at_gate(api)
+    response = await api.http.post(f"/api/runs/{run_id}/gates/approval/answer", json={
+        "answers": {"approved": True, "level": "low", "comment": "ok"}, "answered_by": " ada "})
+    assert response.json()["answered_by"] == "ada"
 
 
 async def test_a_stale_interaction_id_is_rejected(api: ApiHarness) -> None:
@@ -306,6 +374,38 @@ async def test_a_stale_interaction_id_is_rejected(api: ApiHarness) -> None:
     response = await api.http.post(f"/api/runs/{run_id}/gates/approval/answer", json={
         "answers": {"approved": True, "level": "low", "comment": ""}, "interaction_id": f"{run_id}:approval:9"})
     assert "inspect the run and answer the current question" in error_of(response, 422)["message"]
+
+
+# -- requests another web page could make ----------------------------------------------------------
+
+
+async def test_a_post_that_does_not_say_json_changes_nothing(api: ApiHarness) -> None:
+    """What a cross-site form or a plain `fetch` can send: no body, a form, text. All are 415."""
+    run_id, _ = await waiting_at_gate(api)
+    for headers, content in [({}, b""), ({"Content-Type": "application/x-www-form-urlencoded"}, b"x=1"),
+                             ({"Content-Type": "text/plain"}, b"{}"), ({"Content-Type": "multipart/form-data"}, b"")]:
+        for path in (f"/api/runs/{run_id}/cancel", f"/api/runs/{run_id}/retry"):
+            error = error_of(await api.http.post(path, content=content, headers=headers), 415)
+            assert error["code"] == "json_required" and "Content-Type: application/json" in error["message"]
+    assert (await api.state(run_id))["status"] == "waiting_human"
+    async with api.client(headers={"X-Requested-With": "iterloop-test"}) as marked:
+        assert (await marked.post(f"/api/runs/{run_id}/cancel")).status_code == 200
+
+
+async def test_without_auth_the_host_header_must_name_this_machine(api: ApiHarness) -> None:
+    run_id, _ = await waiting_at_gate(api)
+    app = create_app(api_settings_for(api.temporal, api.task_queue, api.tmp, auth_disabled=True, tokens=()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080") as local:
+        rebound = await local.post(f"/api/runs/{run_id}/cancel", json={}, headers={"Host": "attacker.example:8080"})
+        assert rebound.status_code == 400
+        assert (await api.state(run_id))["status"] == "waiting_human"
+        for host in ("localhost:8080", "127.0.0.1", "[::1]:8080"):
+            response = await local.get(f"/api/runs/{run_id}", headers={"Host": host})
+            assert response.status_code == 200, (host, response.text)
+        not_json = await local.post(f"/api/runs/{run_id}/cancel")
+        assert error_of(not_json, 415)["code"] == "json_required"
+        cancelled = await local.post(f"/api/runs/{run_id}/cancel", json={})
+    assert cancelled.status_code == 200 and (await api.state(run_id))["status"] == "cancelled"
 
 
 # -- events and report ---------------------------------------------------------------------------
@@ -341,23 +441,24 @@ async def test_retry_reruns_a_parked_node_once_fixed(api: ApiHarness) -> None:
     response = await api.http.post(f"/api/runs/{run_id}/retry", json={"node": "check"})
     assert response.status_code == 200 and response.json() == {"run_id": run_id, "retried": ["check"]}
     await api.wait_status(run_id, "finished")
-    ended = error_of(await api.http.post(f"/api/runs/{run_id}/retry"), 409)
+    ended = error_of(await api.http.post(f"/api/runs/{run_id}/retry", json={}), 409)
     assert ended["code"] == "run_ended"
 
 
 async def test_retry_without_a_parked_node_is_409(api: ApiHarness) -> None:
     run_id, _ = await waiting_at_gate(api)
-    error = error_of(await api.http.post(f"/api/runs/{run_id}/retry"), 409)
+    error = error_of(await api.http.post(f"/api/runs/{run_id}/retry", json={}), 409)
     assert error["code"] == "nothing_to_retry" and "waiting_human" in error["message"]
 
 
 async def test_cancel_ends_the_run_and_a_second_cancel_or_answer_is_409(api: ApiHarness) -> None:
     run_id, _ = await waiting_at_gate(api)
-    response = await api.http.post(f"/api/runs/{run_id}/cancel")
+    response = await api.http.post(f"/api/runs/{run_id}/cancel", json={})
     assert response.status_code == 200, response.text
     assert response.json()["ended"] is True and response.json()["execution_status"] == "canceled"
     assert (await api.state(run_id))["status"] == "cancelled"
-    assert error_of(await api.http.post(f"/api/runs/{run_id}/cancel"), 409)["code"] == "run_ended"
+    assert error_of(await api.http.post(f"/api/runs/{run_id}/cancel", headers={"X-Requested-With": "curl"}),
+                    409)["code"] == "run_ended"
     answer = await api.http.post(f"/api/runs/{run_id}/gates/approval/answer",
                                  json={"answers": {"approved": True, "level": "low", "comment": ""}})
     assert error_of(answer, 409)["code"] == "run_ended"

@@ -52,9 +52,65 @@ def test_settings_from_env() -> None:
     assert [(t.name, t.can_write) for t in settings.tokens] == [("ada", True), ("api", False)]
     assert settings.workflows_dir == Path("/srv/flows") and settings.max_body_bytes == 4096
     assert settings.runtime.address == "temporal:7233" and settings.runtime.address_configured
-    assert (settings.slack_signing_secret, settings.slack_bot_token, settings.slack_api_url) == (
+    assert (settings.slack_signing_secret, settings.runtime.slack_bot_token, settings.runtime.slack_api_url) == (
         "sign", "xoxb-1", "https://slack.com/api/")
     assert SECRET not in repr(settings) and "xoxb" not in repr(settings)
+    assert not settings.allow_source and settings.file_roots == (Path("/srv/flows"),)
+    assert settings.preset_root == Path("/srv/flows")
+
+
+def test_the_web_ui_address_and_slack_come_from_the_runtime_settings_alone() -> None:
+    from api.run_operations import ui_link
+
+    settings = ApiSettings.from_env({"ITERLOOP_TEMPORAL_UI_URL": "https://temporal.example/",
+                                     "ITERLOOP_SLACK_API_URL": "http://slack.test/api/"})
+    assert ui_link(settings.runtime, "run 1") == "https://temporal.example/namespaces/default/workflows/run%201"
+    assert settings.runtime.slack_api_url == "http://slack.test/api/"
+    assert not {"temporal_ui_url", "slack_bot_token", "slack_api_url"} & set(vars(settings))
+
+
+def test_file_presets_and_source_settings() -> None:
+    settings = ApiSettings.from_env({"ITERLOOP_WORKFLOWS_DIR": "/srv/flows", "ITERLOOP_API_ALLOW_SOURCE": "1",
+                                     "ITERLOOP_API_FILE_DIRS": f"/srv/a{os.pathsep}/srv/b",
+                                     "ITERLOOP_API_PRESETS_DIR": "/srv/presets"})
+    assert settings.allow_source
+    assert settings.file_roots == (Path("/srv/a"), Path("/srv/b")) and settings.preset_root == Path("/srv/presets")
+    assert ApiSettings().file_roots == () and ApiSettings().preset_root is None
+
+
+def test_var_defaults_resolve_from_the_environment_without_the_apis_secrets() -> None:
+    env = {"REGION": "eu", "HOME": "/root", "ITERLOOP_API_TOKENS": f"ada:{SECRET}",
+           "ITERLOOP_API_SESSION_SECRET": "s", "SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1",
+           "ITERLOOP_SLACK_BOT_TOKEN": "xoxb-2", "ANTHROPIC_API_KEY": "k", "openai_api_key": "k",
+           "GITHUB_TOKEN": "t", "ITERLOOP_WEBHOOK_SECRET": "w", "PGPASSWORD": "p", "DB_PASSWORD_FILE": "/x",
+           "AWS_SECRET_ACCESS_KEY": "a", "TEMPORAL_ADDRESS": "temporal:7233"}
+    assert ApiSettings.from_env(env).client_env == {"REGION": "eu", "HOME": "/root",
+                                                    "TEMPORAL_ADDRESS": "temporal:7233"}
+
+
+def test_loopback_hosts_are_this_machine_only() -> None:
+    from runtime.server_address import is_local_address, is_loopback_host
+
+    assert all(is_loopback_host(h) for h in ("localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "LOCALHOST"))
+    assert not any(is_loopback_host(h) for h in ("0.0.0.0", "127.example.com", "10.0.0.1", "example.com", "::"))
+    assert all(is_local_address(a) for a in ("localhost:7233", "127.0.0.1:7233", "[::1]:7233", "::1", "localhost"))
+    assert not any(is_local_address(a) for a in ("temporal:7233", "127.example.com:7233", "[2001:db8::1]:7233"))
+
+
+def test_the_recorded_answerer_is_the_token_name_with_whom_it_answers_for() -> None:
+    from api.run_operations import recorded_answerer
+
+    assert recorded_answerer("ada", None) == recorded_answerer("ada", " ") == recorded_answerer("ada", "ada") == "ada"
+    assert recorded_answerer("ada", "grace") == "ada (for grace)"
+    assert recorded_answerer("local", "bob") == "local (for bob)"
+
+
+def test_no_auth_accepts_only_this_machines_host_names() -> None:
+    from api.app import allowed_local_hosts
+
+    assert allowed_local_hosts("127.0.0.1") == ["127.0.0.1", "[::1]", "localhost"]
+    assert allowed_local_hosts("::1") == ["127.0.0.1", "[::1]", "localhost"]
+    assert "127.0.0.2" in allowed_local_hosts("127.0.0.2")
 
 
 def test_auth_can_be_disabled_only_on_loopback() -> None:
@@ -244,6 +300,13 @@ def test_api_command_refuses_to_serve_without_tokens() -> None:
     assert result.returncode == 2 and "no API tokens: set ITERLOOP_API_TOKENS" in result.stderr
 
 
+def test_api_command_reports_an_unusable_runtime_setting_in_one_line() -> None:
+    result = iterloop("api", "--no-auth", env={"ITERLOOP_NOTIFY_EVENTS": "run_ended"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == ("iterloop: ITERLOOP_NOTIFY_EVENTS names unknown event(s) run_ended; choose from "
+                             "gate_opened, run_finished, run_failed\n")
+
+
 def test_api_command_refuses_no_auth_on_a_public_address() -> None:
     result = iterloop("api", "--no-auth", "--host", "0.0.0.0")
     assert result.returncode == 2 and "only allowed on a loopback address" in result.stderr
@@ -283,3 +346,77 @@ async def test_api_command_serves_the_api(temporal_env: Any, tmp_path: Path) -> 
             proc.kill()
         log.close()
     assert "API and dashboard on http://127.0.0.1:" in (tmp_path / "api.log").read_text()
+
+
+# -- the event stream ------------------------------------------------------------------------------
+
+
+class ScriptedRun:
+    """A run handle whose `events` query returns one scripted batch per call; counts every call."""
+
+    id = "run-1"
+
+    def __init__(self, batches: list[list[str]], *, terminated_at_poll: int = 0) -> None:
+        from collections import Counter
+
+        self.batches = batches
+        self.calls: Counter[str] = Counter()
+        self.seq = 0
+        self.ended = False
+        self.terminated_at_poll = terminated_at_poll  # ended from outside: no run_* event
+
+    async def describe(self, rpc_timeout: Any = None) -> Any:
+        from types import SimpleNamespace
+
+        from temporalio.client import WorkflowExecutionStatus
+
+        self.calls["describe"] += 1
+        return SimpleNamespace(status=WorkflowExecutionStatus.COMPLETED if self.ended else WorkflowExecutionStatus.RUNNING)
+
+    async def query(self, name: str, *args: Any, result_type: Any = None, rpc_timeout: Any = None) -> Any:
+        from workflows.messages import Usage
+        from workflows.state import Event, RunView
+
+        self.calls[name] += 1
+        if name == "events":
+            self.ended = self.ended or self.calls["events"] == self.terminated_at_poll
+            batch = []
+            for kind in self.batches.pop(0) if self.batches else []:
+                self.seq += 1
+                batch.append(Event(seq=self.seq, time="2026-01-01T00:00:00+00:00", type=kind))
+                self.ended = self.ended or kind == "run_finished"
+            return [e for e in batch if e.seq > args[0]]
+        return RunView(workflow="w", source="w.iter", status="finished" if self.ended else "running",
+                       current_nodes=[], nodes={}, outputs={}, artifacts={}, vars={}, loop_counters={},
+                       budget_used={}, usage=Usage(), open_gates=[], failures=[], answers=[], last_seq=self.seq)
+
+
+@pytest.mark.asyncio
+async def test_the_event_stream_polls_events_and_asks_for_the_status_only_when_a_run_event_says_so() -> None:
+    from api.run_operations import FoundRun, stream_events
+    from runtime.settings import Settings
+
+    run = ScriptedRun([["run_started", "node_started"], [], [], [], ["node_finished"], [], [], ["run_finished"]])
+    found = FoundRun(client=None, settings=Settings(), handle=run, desc=None)  # type: ignore[arg-type]
+
+    messages = [m async for m in stream_events(found, 0, poll_seconds=0.001, status_seconds=3600)]
+
+    assert [m.split("\n")[0] for m in messages if m.startswith("id: ")] == ["id: 1", "id: 2", "id: 3", "id: 4"]
+    assert messages[-1].startswith("event: end")
+    assert '"status": "finished"' in messages[-1]
+    # eight polls of the events query (and one last look), but describe + state only at the start and at run_finished
+    assert (run.calls["events"], run.calls["describe"], run.calls["state"]) == (9, 2, 2)
+
+
+@pytest.mark.asyncio
+async def test_the_event_stream_still_notices_a_run_that_ends_without_an_event() -> None:
+    from api.run_operations import FoundRun, stream_events
+    from runtime.settings import Settings
+
+    run = ScriptedRun([], terminated_at_poll=20)
+    found = FoundRun(client=None, settings=Settings(), handle=run, desc=None)  # type: ignore[arg-type]
+
+    messages = [m async for m in stream_events(found, 0, poll_seconds=0.001, status_seconds=0.05)]
+
+    assert messages[-1].startswith("event: end") and '"status": "finished"' in messages[-1]
+    assert run.calls["describe"] >= 2 and run.calls["events"] > run.calls["describe"]

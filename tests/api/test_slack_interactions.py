@@ -3,7 +3,9 @@ posted button answers the gate on the real dev server, and forged, stale or repl
 refused and change nothing.
 
 The API is the real app (`create_app`) over an ASGI transport; the worker's notify activity and the
-API both talk to `FakeSlack`; signatures are computed here with `hmac`, as Slack computes them.
+API both talk to `FakeSlack`; signatures are computed here with `hmac`, as Slack computes them. The
+API acknowledges a click before it answers the gate (Slack wants a response within 3 s), so the
+tests poll for the answer and the message update.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from activities.notify import NotifyConfig  # noqa: E402
 from activities.notify.slack_blocks import ACTIONS_BLOCK, ButtonValue  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.errors import ApiError  # noqa: E402
-from api.settings import ApiSettings  # noqa: E402
+from api.settings import ApiSettings, ApiToken  # noqa: E402
 from api.slack import ReplayGuard, verify_slack_request  # noqa: E402
 from notify.fake_slack import FakeSlack  # noqa: E402
 from runs import compile_ok, finish, poll, state, wait_for  # noqa: E402
@@ -69,12 +71,14 @@ def slack() -> Iterator[FakeSlack]:
 @pytest_asyncio.fixture
 async def slack_api(temporal_env: WorkflowEnvironment, slack: FakeSlack) -> AsyncIterator[httpx.AsyncClient]:
     target = temporal_env.client.service_client.config.target_host
-    settings = ApiSettings(runtime=Settings(address=target, address_configured=True), auth_disabled=True,
-                           slack_signing_secret=SIGNING_SECRET, slack_bot_token=slack.token,
-                           slack_api_url=slack.base_url)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
-                                 base_url="http://testserver") as client:
+    runtime = Settings(address=target, address_configured=True, slack_bot_token=slack.token,
+                       slack_api_url=slack.base_url)
+    settings = ApiSettings(runtime=runtime, tokens=(ApiToken("ops", "ops-token-0123456789abcdef"),),
+                           slack_signing_secret=SIGNING_SECRET)
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         yield client
+    await app.state.background.drain()  # answers acknowledged but still on their way
 
 
 def worker(client: Client, task_queue: str, slack: FakeSlack):  # type: ignore[no-untyped-def]
@@ -159,12 +163,13 @@ async def test_signed_approve_click_answers_the_gate_and_updates_the_message(
         result = await finish(handle)
         replay = await post(slack_api, body, headers)
         view = await state(handle)
+        await poll(lambda: slack.calls_to("chat.update"), "the message update")
 
     assert response.status_code == 200
     assert result.status == "finished"
     [record] = view.answers
     assert (record.answered_by, record.answers, record.interaction_id) == (
-        "slack:ada", {"approved": True}, value.interaction_id)
+        "slack:U42ADA", {"approved": True}, value.interaction_id)  # Slack's stable user id, not the name
     [update] = slack.calls_to("chat.update")
     assert (update.body["channel"], update.body["ts"]) == (channel, ts)
     assert not any(b.get("block_id") == ACTIONS_BLOCK for b in update.body["blocks"])
@@ -193,6 +198,7 @@ async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
         submitted = await post(slack_api, body, signed(body))
         result = await finish(handle)
         view = await state(handle)
+        await poll(lambda: slack.calls_to("chat.update"), "the message update")
 
     assert clicked.status_code == 200 and opened.body["trigger_id"] == "1337.42.abcdef"
     assert [b["block_id"] for b in modal["blocks"] if b["type"] == "input"] == ["field:reviewer_notes"]
@@ -201,7 +207,7 @@ async def test_reject_with_notes_opens_a_modal_whose_submission_answers(
     assert result.status == "failed"  # `approval -> fail when not approved`
     [record] = view.answers
     assert record.answers == {"approved": False, "reviewer_notes": "guardrail too close"}
-    assert record.answered_by == "slack:ada"
+    assert record.answered_by == "slack:U42ADA"
     [update] = slack.calls_to("chat.update")
     note = update.body["blocks"][-1]["elements"][0]["text"]
     assert note.startswith("⛔ Rejected by <@U42ADA>") and "reviewer_notes: guardrail too close" in note
@@ -219,12 +225,57 @@ async def test_a_click_on_a_gate_answered_elsewhere_changes_nothing(
         body = form(click_payload(blocks, "iterloop_approve", channel, ts))
 
         response = await post(slack_api, body, signed(body))
+        await poll(lambda: slack.calls_to("chat.update"), "the message update")
         view = await state(handle)
 
     assert response.status_code == 200
     assert [(a.answered_by, a.answers) for a in view.answers] == [("cli", {"approved": False})]
     [update] = slack.calls_to("chat.update")
     assert "Already answered by cli" in update.body["blocks"][-1]["elements"][0]["text"]
+
+
+async def test_a_click_is_acknowledged_at_once_and_answers_when_a_worker_is_back(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
+    """Slack gives up after 3 s; asking the run for its state waits up to 20 s for a worker."""
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+    body = form(click_payload(blocks, "iterloop_approve", channel, ts))  # no worker polls now
+
+    clicked_at = time.monotonic()
+    response = await post(slack_api, body, signed(body))
+    took = time.monotonic() - clicked_at
+    async with worker(client, task_queue, slack):
+        result = await finish(handle)
+        view = await state(handle)
+        await poll(lambda: slack.calls_to("chat.update"), "the message update")
+
+    assert response.status_code == 200 and took < 2.5, took
+    assert result.status == "finished"
+    assert [(a.answered_by, a.answers) for a in view.answers] == [("slack:U42ADA", {"approved": True})]
+
+
+async def test_a_modal_opens_at_once_even_when_no_worker_answers(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
+    """The gate's fields come from the run's compiled workflow, which the Temporal server keeps."""
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue, APPROVAL_WITH_NOTES)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+    body = form(click_payload(blocks, "iterloop_approve", channel, ts))
+
+    clicked_at = time.monotonic()
+    response = await post(slack_api, body, signed(body))
+    took = time.monotonic() - clicked_at
+    await handle.terminate("test over")
+
+    assert response.status_code == 200 and took < 2.5, took
+    [opened] = slack.calls_to("views.open")
+    assert opened.body["trigger_id"] == "1337.42.abcdef"
+    assert [b["block_id"] for b in opened.body["view"]["blocks"] if b["type"] == "input"] == ["field:reviewer_notes"]
 
 
 # -- refused requests ------------------------------------------------------------------------------
