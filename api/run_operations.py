@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from api.deps import TemporalConnection
-from api.errors import Conflict, api_error_from_command
+from api.errors import Conflict, Unprocessable, api_error_from_command
 from api.models import (
     AnswerGate,
     CancelRequested,
@@ -135,6 +135,12 @@ async def start_run(conn: TemporalConnection, api: ApiSettings, body: StartRun, 
                            stop_after=body.stop_after, preset_root=api.preset_root)
     inputs, warnings = run_inputs_for(api, prepared.workflow, body.model_copy(
         update={"inputs": {**prepared.inputs, **body.inputs}}))
+    if body.script is not None:
+        from activities.llm.scripted import script_shape_problem
+
+        problem = script_shape_problem(body.script)
+        if problem is not None:
+            raise Unprocessable(f"script: {problem}", code="invalid_script")
     script = body.script if body.script is not None else ({} if body.offline or api.runtime.offline else None)
     client = await conn.get()
     settings = conn.effective_settings()

@@ -3,7 +3,7 @@ then the command line or API request, each overriding the one before.
 
 The result becomes `RunOptions.notify`, part of the run's input, so the choice is fixed when the
 run starts and visible in history. Only places go there; the Slack bot token and the webhook
-signing secret stay on the worker, and a webhook URL may hold `${ENV}` references that the
+signing secret stay on the worker, and a webhook URL may hold `${ITERLOOP_WEBHOOK_…}` references that the
 worker resolves (a URL with a token in it never enters history that way).
 """
 
@@ -24,7 +24,7 @@ class NotifySection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slack_channel: str | None = Field(None, description="Channel for gate approvals and run results, e.g. #growth")
-    webhooks: list[str] | None = Field(None, description="URLs that get signed JSON POSTs (`${ENV}` allowed)")
+    webhooks: list[str] | None = Field(None, description="URLs that get signed JSON POSTs (`${ITERLOOP_WEBHOOK_…}` allowed)")
     events: list[NotifyEvent] | None = Field(None, description="Which events to send [default: all]")
     enabled: bool = Field(True, description="false: this run reports nowhere, whatever the defaults say")
 

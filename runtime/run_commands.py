@@ -150,7 +150,7 @@ def run_command(
         "--notify-slack", help="Post gates and the result to this Slack channel (docs/notifications.md).",
         show_default=False)] = None,
     notify_webhook: Annotated[list[str] | None, typer.Option(
-        "--notify-webhook", help="POST signed JSON events to this URL (repeatable; `${ENV}` allowed).",
+        "--notify-webhook", help="POST signed JSON events to this URL (repeatable; `${ITERLOOP_WEBHOOK_…}` allowed).",
         show_default=False)] = None,
     no_notify: Annotated[bool, typer.Option(
         "--no-notify", help="Report nowhere, whatever the defaults and the preset say.")] = False,

@@ -25,9 +25,9 @@ def test_the_deployment_defaults_apply_to_every_run() -> None:
 
 def test_each_layer_overrides_only_what_it_sets() -> None:
     preset = NotifySection(slack_channel="#checkout-squad", events=["gate_opened"])
-    request = NotifySection(webhooks=["https://hooks.example/b", "${HOOK_URL}"])
+    request = NotifySection(webhooks=["https://hooks.example/b", "${ITERLOOP_WEBHOOK_B}"])
     got = run_notify_options(DEFAULTS, preset=preset, request=request, ui_base_url="http://localhost:8233")
-    assert got == {"slack_channel": "#checkout-squad", "webhooks": ["https://hooks.example/b", "${HOOK_URL}"],
+    assert got == {"slack_channel": "#checkout-squad", "webhooks": ["https://hooks.example/b", "${ITERLOOP_WEBHOOK_B}"],
                    "events": ["gate_opened"], "ui_base_url": "https://temporal.example"}
 
 
@@ -67,8 +67,8 @@ def test_describe_notify() -> None:
 
 def test_a_preset_carries_its_notify_section(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("notify:\n  slack_channel: '#growth'\n  webhooks: ['${GROWTH_HOOK}']\n")
-    assert load_preset(path).preset.notify == NotifySection(slack_channel="#growth", webhooks=["${GROWTH_HOOK}"])
+    path.write_text("notify:\n  slack_channel: '#growth'\n  webhooks: ['${ITERLOOP_WEBHOOK_GROWTH}']\n")
+    assert load_preset(path).preset.notify == NotifySection(slack_channel="#growth", webhooks=["${ITERLOOP_WEBHOOK_GROWTH}"])
 
 
 def test_a_misspelt_notify_key_is_a_preset_error(tmp_path: Path) -> None:

@@ -110,3 +110,11 @@ async def test_deployment_defaults_notify_unless_the_request_turns_them_off(api:
             await poll(lambda: hooks.deliveries, "the default webhook", timeout=30)
     delivered: list[Any] = [d.payload["run_id"] for d in hooks.deliveries]
     assert delivered == [started[0]] and hooks.deliveries[0].path == "/default"
+
+
+async def test_a_malformed_script_is_refused_before_the_run_starts(api: ApiHarness) -> None:  # noqa: F811
+    response = await api.http.post("/api/runs", json={"workflow": "gated", "vars": {"topic": "x"},
+                                                      "script": {"planner": []}})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_script" and "planner" in error["message"]
