@@ -16,7 +16,7 @@ Run commands add (see runtime/command_errors.py and docs/runtime.md):
 
 Start-up time matters (`iterloop validate` runs in editors and pre-commit hooks), so the imports
 at module level are limited to the standard library, typer, `dsl` (which is pure and never
-imports temporalio or an LLM SDK) and `activities.tools.catalog` (the builtin tool names as plain
+imports temporalio or an LLM SDK) and `workflows.contract.tool_catalog` (the builtin tool names as plain
 data, for C105). Commands that need anything heavier import it inside their function:
 `dsl.mermaid`, `dsl.unparse`, and the Temporal client, worker and LLM providers used by the
 runtime commands registered from runtime/run_commands.py. Keep it that way:
@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 
-from activities.tools.catalog import builtin_tool_names
 from dsl import IR_FORMAT_VERSION, CheckResult, CompileOptions, Diagnostic, check_file, parse
 from dsl.lexer import decode_source
+from workflows.contract.tool_catalog import builtin_tool_names
 
 if TYPE_CHECKING:  # the runtime is imported lazily, inside the commands that use it
     from runtime.devserver import ServerInfo
@@ -667,7 +667,6 @@ def server_start(
 def server_stop(as_json: JsonOpt = False) -> None:
     """Stop the dev server started from this directory (its data stays in .iterloop/temporal.db)."""
     from runtime import devserver
-
     from runtime.background_workers import stop_background_workers
 
     settings = _runtime_settings()

@@ -28,8 +28,8 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from workflows.messages import ERR_BAD_REQUEST
-from workflows.scheduler import ARTIFACT_KEY, ARTIFACT_REF_KEY, ARTIFACT_TOKEN_RE
+from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, ARTIFACT_TOKEN_RE
+from workflows.contract.messages import ERR_BAD_REQUEST
 
 #: Fields at most this large (as JSON) stay inline in a stub.
 INLINE_FIELD_BYTES = 1024

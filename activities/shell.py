@@ -4,7 +4,7 @@ How it behaves, and why:
 
 - **No raw splicing here.** The command arrives rendered: the workflow shell-quoted every
   template value before building the request. This activity only expands `$VAR` / `${VAR}`
-  environment references (`activities.env.expand_env_in_command`), so history holds the
+  environment references (`workflows.contract.env_refs.expand_env_in_command`), so history holds the
   unexpanded command and secrets stay on the worker.
 - **`/bin/sh -c` in its own process group** (`start_new_session=True`). Commands start children
   (pipelines, `&`, `make`); killing only `sh` would leave them running after a cancel or a
@@ -40,9 +40,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
-from activities.env import expand_env_in_command
-from workflows.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, SHELL_EXEC, ShellRequest, ShellResult
-from workflows.scheduler import ARTIFACT_KEY
+from workflows.contract.artifact_refs import ARTIFACT_KEY
+from workflows.contract.env_refs import expand_env_in_command
+from workflows.contract.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, SHELL_EXEC, ShellRequest, ShellResult
 
 SHELL = "/bin/sh"
 #: Per stream. Note the result holds stdout twice (as `stdout` and in `output`) and Temporal

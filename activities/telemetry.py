@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from opentelemetry import trace
 
-from workflows.messages import Usage
+from workflows.contract.messages import Usage
 
 # OpenTelemetry semantic conventions for generative AI (gen_ai.*).
 GEN_AI_SYSTEM = "gen_ai.system"

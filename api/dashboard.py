@@ -26,15 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import run_operations as ops
-from api.auth import (
-    Principal,
-    check_csrf,
-    clear_session,
-    csrf_token,
-    identify,
-    match_token,
-    set_session,
-)
+from api.auth import Principal, check_csrf, clear_session, csrf_token, identify, match_token, set_session
 from api.deps import TemporalConnection, api_settings, temporal_connection
 from api.errors import ApiError, Forbidden, Unauthorized, api_error_from_command
 from api.gate_forms import FormField, answers_from_form, form_fields
@@ -44,7 +36,7 @@ from api.settings import ApiSettings
 from runtime.command_errors import CommandError
 from runtime.report import describe_event, format_cost, format_duration, preview
 from runtime.temporal_runs import RUN_STATUSES, TERMINAL_STATUSES
-from workflows.state import Gate
+from workflows.contract.state import Gate
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from runtime.command_errors import (
     AnswerRejected,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dsl.ir import SchemaField
-from workflows.state import Gate
+from workflows.contract.state import Gate
 
 FIELD_PREFIX = "field."
 #: A gate without an output schema takes free text under this key (as `iterloop run` asks for it).

@@ -1,6 +1,6 @@
 """The REST API's request and response bodies (they are also the OpenAPI schema).
 
-Run details reuse the shapes the `state` query returns (`workflows.state`) and the document
+Run details reuse the shapes the `state` query returns (`workflows.contract.state`) and the document
 `iterloop inspect --json` prints, so the CLI, the API and the dashboard show the same data.
 """
 
@@ -11,9 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dsl.ir import FieldType, SchemaField
-from workflows.messages import Usage
-from workflows.state import AnswerRecord, Event, RunStatus
 from runtime.notify_options import NotifySection
+from workflows.contract.messages import Usage
+from workflows.contract.state import AnswerRecord, Event, RunStatus
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
 

@@ -32,7 +32,7 @@ from api.models import (
 from api.settings import ApiSettings
 from api.workflow_sources import describe_registered
 from runtime.command_errors import CommandError, TemporalUnavailable, short_error
-from workflows.state import RunStatus
+from workflows.contract.state import RunStatus
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},

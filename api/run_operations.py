@@ -32,13 +32,7 @@ from api.models import (
     StartRun,
 )
 from api.settings import ApiSettings, withheld_from_runs
-from api.workflow_sources import (
-    CompiledSource,
-    compile_file,
-    compile_registered,
-    compile_text,
-    confined_path,
-)
+from api.workflow_sources import CompiledSource, compile_file, compile_registered, compile_text, confined_path
 from dsl.ir import Workflow
 from runtime.command_errors import CommandError, RunAlreadyExists, UsageError
 from runtime.settings import Settings
@@ -46,7 +40,7 @@ from runtime.settings import Settings
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 
-    from workflows.state import Event, RunView
+    from workflows.contract.state import Event, RunView
 
 #: How often an event stream asks the run for new events (the `events` query, after the last seq).
 STREAM_POLL_SECONDS = 0.5
@@ -136,7 +130,7 @@ async def start_run(conn: TemporalConnection, api: ApiSettings, body: StartRun, 
     inputs, warnings = run_inputs_for(api, prepared.workflow, body.model_copy(
         update={"inputs": {**prepared.inputs, **body.inputs}}))
     if body.script is not None:
-        from activities.llm.scripted import script_shape_problem
+        from workflows.contract.scripts import script_shape_problem
 
         problem = script_shape_problem(body.script)
         if problem is not None:

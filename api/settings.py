@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from activities.env import truthy
 from runtime.server_address import is_loopback_host
 from runtime.settings import Settings
+from workflows.contract.env_refs import truthy
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

@@ -38,7 +38,14 @@ from fastapi.responses import JSONResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from activities.notify.slack_blocks import (
+from api.background import BackgroundWork
+from api.deps import TemporalConnection, api_settings, temporal_connection
+from api.errors import ApiError, Forbidden, Unauthorized
+from api.settings import ApiSettings
+from dsl.ir import HumanNode, Schema
+from runtime.command_errors import CommandError
+from workflows.contract.messages import NotifyRequest
+from workflows.contract.slack_blocks import (
     DECISION_ACTIONS,
     FIELD_BLOCK_PREFIX,
     MODAL_CALLBACK,
@@ -51,18 +58,11 @@ from activities.notify.slack_blocks import (
     gate_message,
     read_modal,
 )
-from api.background import BackgroundWork
-from api.deps import TemporalConnection, api_settings, temporal_connection
-from api.errors import ApiError, Forbidden, Unauthorized
-from api.settings import ApiSettings
-from dsl.ir import HumanNode, Schema
-from runtime.command_errors import CommandError
-from workflows.messages import NotifyRequest
-from workflows.state import Gate, RunView
+from workflows.contract.state import Gate, RunView
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
-    from workflows.state import RunInput
+    from workflows.contract.state import RunInput
 
 log = logging.getLogger("iterloop.api.slack")
 
@@ -226,7 +226,7 @@ class SlackInteraction:
         """The gate's answer schema from the run's compiled workflow (its input, read from the Temporal
         server within `SYNC_SECONDS`); None when it cannot be read in time or names no human gate."""
         from runtime.temporal_runs import read_run_input
-        from workflows.scheduler import answer_schema
+        from workflows.contract.answers import answer_schema
 
         async def compiled_workflow() -> RunInput | None:
             client = await self.temporal.get()
@@ -290,7 +290,7 @@ class SlackInteraction:
     async def _answer(self, value: ButtonValue, view: RunView, gate: Gate, answers: dict[str, Any], channel: str,
                       ts: str, blocks: list[dict[str, Any]]) -> None:
         from runtime.run_control import signal_answer
-        from workflows.scheduler import AnswerError, coerce_answers
+        from workflows.contract.answers import AnswerError, coerce_answers
 
         try:
             typed = coerce_answers(gate.schema_, answers, gate=gate.gate)
@@ -337,7 +337,7 @@ def _who(answered_by: str) -> str:
 
 def field_errors(schema: Schema | None, plan: AnswerPlan, details: dict[str, Any], *, gate: str) -> dict[str, str]:
     """Per detail field, why its value does not fit the gate's schema (empty when all fit)."""
-    from workflows.scheduler import AnswerError, coerce_answers
+    from workflows.contract.answers import AnswerError, coerce_answers
 
     errors: dict[str, str] = {}
     if schema is None:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dsl
-from activities.tools.catalog import builtin_tool_names
 from api.errors import Forbidden, Unprocessable
 from api.models import VarInfo, WorkflowInfo
 from api.settings import ApiSettings
 from dsl import CheckResult, CompileOptions
 from dsl.ir import HumanNode, Workflow
+from workflows.contract.tool_catalog import builtin_tool_names
 
 _REGISTERED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 

@@ -50,7 +50,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import messages as M
+    from workflows.contract import messages as M
 
 from runtime.devserver import FAST_DISPATCH_ARGS
 
@@ -145,7 +145,7 @@ class Bench:
     async def start_graph(self, wf: Any, prefix: str, script: dict[str, Any] | None = None) -> Any:
         import uuid
 
-        from workflows.state import WORKFLOW_TYPE, RunInput, RunOptions, RunResult
+        from workflows.contract.state import WORKFLOW_TYPE, RunInput, RunOptions, RunResult
 
         return await self.client.start_workflow(
             WORKFLOW_TYPE, RunInput(workflow=wf, source=f"{prefix}.iter", options=RunOptions(script=script)),
@@ -289,7 +289,7 @@ async def bench_gate(b: Bench, reps: int) -> dict[str, Any]:
 
     from temporalio.api.enums.v1 import EventType
 
-    from workflows.state import Answer, RunResult, RunView
+    from workflows.contract.state import Answer, RunResult, RunView
 
     wf = b.compile(GATE_SOURCE)
     rows: list[dict[str, float]] = []
@@ -367,7 +367,7 @@ async def start_server(stock: bool) -> Any:
     from runtime.connect import DATA_CONVERTER
     from runtime.devserver import find_temporal_binary
     from runtime.settings import Settings
-    from workflows.state import SEARCH_ATTRIBUTES
+    from workflows.contract.state import SEARCH_ATTRIBUTES
 
     makers = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list,
               "Double": SearchAttributeKey.for_float}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -24,6 +24,8 @@ InteractionMode = Literal["none", "human", "llm", "llm_or_human"]
 FieldType = Literal["string", "bool", "int", "float", "json", "string[]"]
 Transport = Literal["unknown", "stdio", "http", "sse"]
 RefKind = Literal["vars", "input", "outputs", "artifacts"]
+ReasoningEffort = Literal["low", "medium", "high", "extra_high"]
+REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
 NodeKind = Literal["agent", "judge", "router", "join", "human", "tool", "wait", "done", "fail"]
 
 

@@ -13,18 +13,7 @@ import json
 import math
 from collections.abc import Callable
 
-from .ir import (
-    AgentNode,
-    Edge,
-    HumanNode,
-    JoinNode,
-    Node,
-    RouterNode,
-    ToolNode,
-    TerminalNode,
-    WaitNode,
-    Workflow,
-)
+from .ir import AgentNode, Edge, HumanNode, JoinNode, Node, RouterNode, TerminalNode, ToolNode, WaitNode, Workflow
 
 VIEWS = ("compact", "detailed", "full")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import ast as A
 from .diagnostics import Diagnostic, make
+from .ir import REASONING_EFFORTS
 from .lexer import DEDENT, EOF, FLOAT, IDENT, INDENT, INT, NEWLINE, NOT_NAMES, PROMPTLINE, PUNCT, STRING, Token, lex
 
 INT64_MAX = 2**63 - 1
@@ -30,7 +31,6 @@ ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm")
 AWAIT_MODES = ("wait_all", "best_effort")
 INTERACTIONS = ("none", "human", "llm", "llm_or_human")
 HUMAN_MODES = {"pause_until_answers": "human", "auto_answer": "llm", "auto_or_pause": "llm_or_human"}
-REASONING_EFFORTS = ("low", "medium", "high", "extra_high")
 TRANSPORTS = ("stdio", "http", "sse")
 RESERVED_NAMES = ("done", "fail")
 

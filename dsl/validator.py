@@ -16,7 +16,6 @@ from .compiler import SourceMap
 from .diagnostics import Diagnostic, Severity, make
 from .graph import Upstream, is_convergence_point, loop_endpoints, reachable
 
-REASONING_EFFORTS = ("low", "medium", "high", "extra_high")
 _MULTI_TARGET_ROUTERS = ("fan_out_all", "round_robin", "llm")
 
 
@@ -246,7 +245,7 @@ class _Validator:
     def check_reasoning_effort(self) -> None:
         for node in self.wf.nodes.values():
             effort = getattr(node, "reasoning_effort", "")
-            if effort and effort not in REASONING_EFFORTS:
+            if effort and effort not in ir.REASONING_EFFORTS:
                 self.diag("C024", f"{node.kind} '{node.id}' has invalid reasoning_effort '{effort}'",
                           self.src.prop(node.id, "reasoning_effort"),
                           hint="Use low, medium, high or extra_high.")

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.command_errors import CommandError
-from runtime.server_address import is_local_address
 from runtime.processes import pid_alive
+from runtime.server_address import is_local_address
 from runtime.settings import Settings
 from runtime.temporal_runs import RPC_TIMEOUT, temporal_errors
 

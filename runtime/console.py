@@ -20,7 +20,7 @@ from runtime.temporal_runs import RPC_TIMEOUT, query_state, temporal_errors, upd
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
-    from workflows.state import Event, Gate, RunView
+    from workflows.contract.state import Event, Gate, RunView
 
 
 def print_columns(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, right: set[int]) -> None:
@@ -176,7 +176,7 @@ async def prompt_gate(handle: WorkflowHandle[Any, Any], settings: Settings, gate
     """
     from temporalio.client import WorkflowUpdateFailedError
 
-    from workflows.state import Answer, AnswerRecord
+    from workflows.contract.state import Answer, AnswerRecord
 
     say(f"── human gate '{gate.gate}' ──")
     for line in describe_gate(gate):

@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 
 from runtime.processes import pid_alive
 from runtime.settings import TEMPORAL_CLI_VERSION, Settings
-from workflows.state import SEARCH_ATTRIBUTES
+from workflows.contract.state import SEARCH_ATTRIBUTES
 
 #: `go install` target and the release tag the SDK download asks for.
 TEMPORAL_CLI_TAG = f"v{TEMPORAL_CLI_VERSION}"

@@ -9,13 +9,12 @@ worker resolves (a URL with a token in it never enters history that way).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.settings import Settings
-
-NotifyEvent = Literal["gate_opened", "run_finished", "run_failed"]
+from workflows.contract.vocabulary import NotifyEvent
 
 
 class NotifySection(BaseModel):

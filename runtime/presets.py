@@ -33,14 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dsl import ir
 from dsl.durations import parse_duration
@@ -576,11 +569,7 @@ def _apply_models(models: dict[str, str], wf: ir.Workflow, where: Path) -> list[
 
 
 def _apply_gates(p: Preset, wf: ir.Workflow, where: Path, *, skip_gates: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    from workflows.scheduler import (  # pure functions
-        AnswerError,
-        answer_schema,
-        coerce_answers,
-    )
+    from workflows.contract.answers import AnswerError, answer_schema, coerce_answers
 
     humans = {n: node for n, node in wf.nodes.items() if isinstance(node, ir.HumanNode)}
     for name in p.gates:
@@ -692,7 +681,7 @@ def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_
 
 def skip_gate_answers(wf: ir.Workflow) -> dict[str, dict[str, Any]]:
     """`--skip-gates` alone: an approving answer for every gate a person would answer."""
-    from workflows.scheduler import answer_schema, coerce_answers
+    from workflows.contract.answers import answer_schema, coerce_answers
 
     return {n: coerce_answers(answer_schema(wf, node), derived_answer(answer_schema(wf, node), SKIP_GATES_NOTE), gate=n)
             for n, node in sorted(wf.nodes.items())

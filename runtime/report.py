@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from workflows.state import Event, RunView
+from workflows.contract.state import Event, RunView
 
 #: Statuses after which nothing more happens to a run.
 TERMINAL_STATUSES = ("finished", "failed", "cancelled", "budget_exceeded")

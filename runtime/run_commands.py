@@ -51,7 +51,6 @@ from runtime.server_address import settings_for_existing_runs
 from runtime.settings import Settings, SettingsError
 from runtime.temporal_runs import RUN_STATUSES, connect_or_fail
 
-
 # -- running a command ---------------------------------------------------------------------------
 
 

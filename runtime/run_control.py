@@ -32,7 +32,7 @@ from runtime.temporal_runs import (
 if TYPE_CHECKING:
     from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 
-    from workflows.state import Answer, AnswerRecord, RunView
+    from workflows.contract.state import Answer, AnswerRecord, RunView
 
 
 # -- answer --------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ async def send_answer(settings: Settings, run_id: str, gate: str, values: dict[s
 
 def _answer_message(view: RunView, gate: str, values: dict[str, Any], by: str, interaction_id: str | None) -> Answer:
     """The answer for the gate's current opening (``interaction_id`` pins one; stale ones are refused)."""
-    from workflows.state import Answer
+    from workflows.contract.state import Answer
 
     if interaction_id is None:
         open_gate = next((g for g in view.open_gates if g.gate == gate), None)
@@ -85,7 +85,7 @@ async def update_answer(handle: WorkflowHandle[Any, Any], settings: Settings, vi
     the run refuses it. A gate that is not open yet keeps the answer for when it opens."""
     from temporalio.client import WorkflowUpdateFailedError
 
-    from workflows.state import AnswerRecord
+    from workflows.contract.state import AnswerRecord
 
     message = _answer_message(view, gate, values, by, interaction_id)
     try:

@@ -55,7 +55,7 @@ from runtime.temporal_runs import (
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
-    from workflows.state import Event, RunView
+    from workflows.contract.state import Event, RunView
 
 
 @dataclass
@@ -144,7 +144,7 @@ async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs:
     from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
-    from workflows.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
+    from workflows.contract.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
 
     run_id = run_id or new_run_id(wf)
     run_input = RunInput(workflow=wf, run_inputs=inputs, source=source,

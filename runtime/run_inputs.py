@@ -120,7 +120,7 @@ def resolve_env_defaults(wf: Workflow, given: Mapping[str, Any], env: Mapping[st
     references to environment variables that are not set (they resolve to ""). ``withheld`` names
     the variables ``env`` leaves out on purpose (the API's secrets), so the warning says why.
     """
-    from activities.env import expand_env  # pure: the same expansion the worker uses
+    from workflows.contract.env_refs import expand_env  # pure: the same expansion the worker uses
 
     resolved: dict[str, str] = {}
     warnings: list[str] = []
@@ -199,7 +199,7 @@ def load_script_option(path: Path | None) -> dict[str, Any] | None:
     """The `--script` file of scripted model outputs, loaded; None without the option."""
     if path is None:
         return None
-    from activities.llm.scripted import ScriptLoadError, load_script
+    from workflows.contract.scripts import ScriptLoadError, load_script
 
     try:
         return load_script(path)

@@ -38,7 +38,7 @@ from runtime.temporal_runs import (
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 
-    from workflows.state import RunInput, RunView
+    from workflows.contract.state import RunInput, RunView
 
 
 async def load_run(settings: Settings, run_id: str) -> tuple[Client, WorkflowHandle[Any, Any],
@@ -205,7 +205,7 @@ def visibility_query(status: str | None, *, workflow: str | None = None, gate: s
     status it last published, so asking for a status of a live run, or for an open gate, also
     asks for a running execution.
     """
-    from workflows.state import SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE
+    from workflows.contract.state import SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE
 
     query = f'WorkflowType="{WORKFLOW_TYPE}"'
     for attribute, value in ((SA_STATUS, status), (SA_WORKFLOW, workflow), (SA_OPEN_GATES, gate)):
@@ -224,7 +224,7 @@ async def list_run_rows(client: Client, settings: Settings, query: str, limit: i
     """The runs matching a visibility ``query`` (at most ``limit``), newest first."""
     from temporalio.common import SearchAttributeKey
 
-    from workflows.state import SA_COST, SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW
+    from workflows.contract.state import SA_COST, SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW
 
     key_wf, key_status = SearchAttributeKey.for_keyword(SA_WORKFLOW), SearchAttributeKey.for_keyword(SA_STATUS)
     key_cost, key_gates = SearchAttributeKey.for_float(SA_COST), SearchAttributeKey.for_keyword_list(SA_OPEN_GATES)

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from activities.env import truthy  # the one reading of on/off values, shared with the workers
+from workflows.contract import vocabulary
+from workflows.contract.env_refs import truthy  # the one reading of on/off values, shared with the workers
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_TASK_QUEUE = "iterloop"
@@ -52,7 +53,7 @@ def _log_level(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
-NOTIFY_EVENTS = ("gate_opened", "run_finished", "run_failed")
+NOTIFY_EVENTS = vocabulary.NOTIFY_EVENTS
 
 
 def _words(raw: str | None) -> tuple[str, ...]:

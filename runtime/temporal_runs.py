@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.command_errors import CommandError, RunNotFound, TemporalUnavailable, short_error
 from runtime.settings import Settings
+from workflows.contract import vocabulary
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 
-    from workflows.state import Event, RunInput, RunView
+    from workflows.contract.state import Event, RunInput, RunView
 
-RUN_STATUSES = ("running", "waiting_human", "failed_resumable", "finished", "failed", "cancelled", "budget_exceeded")
-TERMINAL_STATUSES = ("finished", "failed", "cancelled", "budget_exceeded")
+RUN_STATUSES = vocabulary.RUN_STATUSES
+TERMINAL_STATUSES = tuple(s for s in RUN_STATUSES if s in vocabulary.FINAL_STATUSES)
 
 POLL_INTERVAL_SECONDS = 0.5  # how often a command that follows a run asks it for news
 RPC_TIMEOUT = timedelta(seconds=20)
@@ -68,7 +69,7 @@ async def temporal_errors(settings: Settings, run_id: str = "") -> AsyncIterator
 async def describe_run(client: Client, settings: Settings,
                        run_id: str) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
     """The run's handle (following continue-as-new) and its description; RunNotFound if unknown."""
-    from workflows.state import WORKFLOW_TYPE
+    from workflows.contract.state import WORKFLOW_TYPE
 
     handle = client.get_workflow_handle(run_id)
     async with temporal_errors(settings, run_id):
@@ -79,14 +80,14 @@ async def describe_run(client: Client, settings: Settings,
 
 
 async def query_state(handle: WorkflowHandle[Any, Any], settings: Settings) -> RunView:
-    from workflows.state import RunView
+    from workflows.contract.state import RunView
 
     async with temporal_errors(settings, handle.id):
         return await handle.query("state", result_type=RunView, rpc_timeout=RPC_TIMEOUT)
 
 
 async def query_events(handle: WorkflowHandle[Any, Any], settings: Settings, after_seq: int = 0) -> list[Event]:
-    from workflows.state import Event
+    from workflows.contract.state import Event
 
     async with temporal_errors(settings, handle.id):
         return await handle.query("events", after_seq, result_type=list[Event], rpc_timeout=RPC_TIMEOUT)
@@ -94,7 +95,7 @@ async def query_events(handle: WorkflowHandle[Any, Any], settings: Settings, aft
 
 async def read_run_input(client: Client, handle: WorkflowHandle[Any, Any]) -> RunInput | None:
     """The input of the run's current execution (it carries the compiled workflow); None if unreadable."""
-    from workflows.state import RunInput
+    from workflows.contract.state import RunInput
 
     try:
         async for event in handle.fetch_history_events(page_size=1, rpc_timeout=RPC_TIMEOUT):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from cli_harness import Cli, cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +34,7 @@ async def temporal_env() -> AsyncIterator[object]:
 
     from runtime.connect import DATA_CONVERTER
     from runtime.devserver import FAST_DISPATCH_ARGS
-    from workflows.state import SEARCH_ATTRIBUTES
+    from workflows.contract.state import SEARCH_ATTRIBUTES
 
     makers = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list,
               "Double": SearchAttributeKey.for_float}
@@ -55,3 +57,22 @@ async def temporal_env() -> AsyncIterator[object]:
 @pytest.fixture
 def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+# -- the CLI against the session's dev server (tests/cli_harness.py) ----------------------------
+
+
+@pytest.fixture
+def bare_cli(temporal_env: Any, task_queue: str, tmp_path: Path) -> Cli:
+    """The CLI with no worker polling its task queue."""
+    address = temporal_env.client.service_client.config.target_host
+    return Cli(cli_env(address, task_queue, tmp_path / ".iterloop"), tmp_path)
+
+
+@pytest_asyncio.fixture
+async def cli(temporal_env: Any, task_queue: str, bare_cli: Cli) -> AsyncIterator[Cli]:
+    """The CLI, with an offline worker polling its task queue inside the test process."""
+    from worker import build_worker
+
+    async with build_worker(temporal_env.client, task_queue, offline=True):
+        yield bare_cli

@@ -15,20 +15,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
+from cli_harness import Cli, Result, cli_env  # noqa: F401
 
 import dsl
 from runtime.command_errors import UsageError
 from runtime.report import describe_event, format_event_line, render_report
 from runtime.run_inputs import parse_answer_assignments, parse_var_assignments, resolve_env_defaults
-from workflows.messages import Usage
-from workflows.state import AnswerRecord, Event, Failure, NodeState, RunView
+from workflows.contract.messages import Usage
+from workflows.contract.state import AnswerRecord, Event, Failure, NodeState, RunView
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,70 +104,6 @@ workflow guarded:
   entry: check
   check -> done
 """
-
-
-# -- running the CLI -----------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """`iterloop` against the session's dev server, on this test's task queue, in ``cwd``."""
-
-    env: dict[str, str]
-    cwd: Path
-
-    async def __call__(self, *args: str, timeout: float = 60) -> Result:
-        # Asynchronous on purpose: the in-test worker runs on this event loop and must keep polling.
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", *args, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
-
-    def write(self, name: str, text: str) -> str:
-        (self.cwd / name).write_text(text, encoding="utf-8")
-        return name
-
-
-def cli_env(address: str, task_queue: str, home: Path) -> dict[str, str]:
-    dropped = ("NO_COLOR", "ITERION_DEFAULT_SUPERVISOR_MODEL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ITERLOOP_")) and k not in dropped}
-    env.update(TEMPORAL_ADDRESS=address, ITERLOOP_TASK_QUEUE=task_queue, ITERLOOP_HOME=str(home),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
-               ITERLOOP_TEST_TOPIC="durable loops")
-    return env
-
-
-@pytest.fixture
-def bare_cli(temporal_env: Any, task_queue: str, tmp_path: Path) -> Cli:
-    """The CLI with no worker polling its task queue."""
-    address = temporal_env.client.service_client.config.target_host
-    return Cli(cli_env(address, task_queue, tmp_path / ".iterloop"), tmp_path)
-
-
-@pytest_asyncio.fixture
-async def cli(temporal_env: Any, task_queue: str, bare_cli: Cli) -> AsyncIterator[Cli]:
-    """The CLI, with an offline worker polling its task queue inside the test process."""
-    from worker import build_worker
-
-    async with build_worker(temporal_env.client, task_queue, offline=True):
-        yield bare_cli
 
 
 async def eventually(check: Any, *, timeout: float = 20, interval: float = 0.2) -> Any:

@@ -24,11 +24,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from dsl import ir
-    from workflows import messages as M
     from workflows import metrics
     from workflows import scheduler as S
     from workflows import sessions as Sessions
-    from workflows.state import (
+    from workflows.contract import messages as M
+    from workflows.contract import vocabulary
+    from workflows.contract.state import (
         SA_COST,
         SA_OPEN_GATES,
         SA_STATUS,
@@ -54,10 +55,8 @@ _KEY_COST = SearchAttributeKey.for_float(SA_COST)
 
 _HISTORY_KEPT = 200  # {{outputs.X.history}} keeps the latest outputs; bounds carried state
 
-_NON_RETRYABLE = [M.ERR_BAD_REQUEST, M.ERR_SCHEMA, M.ERR_COMMAND_FAILED, M.ERR_POLICY, M.ERR_UNKNOWN_TOOL,
-                  M.ERR_SCRIPT, M.ERR_MODEL_AUTH, M.ERR_MODEL_PERMISSION, M.ERR_MODEL_NOT_FOUND,
-                  M.ERR_CONTEXT_LENGTH, "PayloadSizeError"]
-_EFFORTS = ("low", "medium", "high", "extra_high")  # accepted from an input's `_reasoning_effort`
+_NON_RETRYABLE = list(vocabulary.NON_RETRYABLE)
+_EFFORTS = vocabulary.REASONING_EFFORTS  # accepted from an input's `_reasoning_effort`
 
 
 def _heartbeat_interval(timeout_seconds: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.messages import Usage
+from workflows.contract.messages import Usage
 
 
 def _meter(workflow_name: str):  # type: ignore[no-untyped-def]

@@ -14,7 +14,6 @@ reference keep their type while anything else is interpolated text.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,12 +21,10 @@ from typing import Any
 
 from dsl import ir
 from dsl.templates import MISSING, TemplateError, evaluate_mapping, render
-
-#: Large outputs are stored by activities (activities/artifacts.py); the workflow keeps a stub
-#: `{…small fields, "$artifact": {"uri", "bytes", "fields"}}` and hands references onwards.
-ARTIFACT_KEY = "$artifact"
-ARTIFACT_REF_KEY = "$artifact_ref"
-ARTIFACT_TOKEN_RE = re.compile(r"⟦artifact:([^⟧]+)⟧")
+from workflows.contract.answers import AnswerError, answer_schema, coerce_answers, interaction_id  # noqa: F401
+from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, artifact_token  # noqa: F401
+from workflows.contract.scripts import script_for_node  # noqa: F401
+from workflows.contract.tool_policy import DEFAULT_TOOL_MAX_STEPS, effective_tool_policy, policy_denial, tool_allowed  # noqa: F401
 
 #: Tools that only read the workspace; an agent using only these is not "mutating".
 READ_ONLY_TOOLS = frozenset({"git_diff", "git_status", "read_file", "list_files", "search_codebase", "tree"})
@@ -211,17 +208,6 @@ def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_r
     return result
 
 
-def artifact_token(value: Any) -> str | None:
-    """The text token standing for a stored value, if ``value`` is a stub or a reference."""
-    if isinstance(value, dict):
-        if ARTIFACT_REF_KEY in value:
-            return f"⟦artifact:{value[ARTIFACT_REF_KEY]}#{'.'.join(value.get('path', []))}⟧"
-        stub = value.get(ARTIFACT_KEY)
-        if isinstance(stub, dict) and "uri" in stub:
-            return f"⟦artifact:{stub['uri']}#⟧"
-    return None
-
-
 def _tokenised(value: Any) -> Any:
     token = artifact_token(value)
     if token is not None:
@@ -276,45 +262,6 @@ def _json(value: Any) -> str:
 def prompt_body(wf: ir.Workflow, name: str) -> str:
     prompt = wf.prompts.get(name)
     return prompt.body if prompt else ""
-
-
-def script_for_node(script: dict[str, Any] | None, node_id: str) -> dict[str, Any] | None:
-    """The part of an offline script one model call needs (its node's entry and the shared keys),
-    so a turn's request does not carry every node's outputs into history. None stays None (a real
-    model); an empty script stays an empty script (generated outputs)."""
-    if script is None:
-        return None
-    return {k: v for k, v in script.items() if k in (node_id, "defaults", "cost_per_call_usd")}
-
-
-# -- tool policy -------------------------------------------------------------------------------
-
-DEFAULT_TOOL_MAX_STEPS = 5  # Iterion's default when a node leaves `tool_max_steps` unset
-
-
-def effective_tool_policy(wf: ir.Workflow, node: ir.Node) -> list[str] | None:
-    """The allowlist that governs ``node``: its own `tool_policy` replaces (never extends) the
-    workflow's; None means no policy anywhere, so every tool is allowed."""
-    own = getattr(node, "tool_policy", None)
-    return list(own) if own is not None else (list(wf.tool_policy) if wf.tool_policy is not None else None)
-
-
-def tool_allowed(name: str, policy: list[str] | None) -> bool:
-    """Whether ``policy`` lets a node call tool ``name``: `*` allows everything, `a.b.*` any name
-    in namespace `a.b.`, anything else only that exact name. An empty list denies everything."""
-    if policy is None:
-        return True
-    for pattern in policy:
-        if pattern == "*" or pattern == name:
-            return True
-        if pattern.endswith(".*") and name.startswith(pattern[:-1]):
-            return True
-    return False
-
-
-def policy_denial(name: str, policy: list[str] | None) -> str:
-    return (f"tool '{name}' is not in the allowlist ({', '.join(policy or []) or 'empty'}); "
-            "add it to the node's or the workflow's tool_policy")
 
 
 # -- parallel branches -------------------------------------------------------------------------
@@ -391,107 +338,6 @@ def mutating_branches(wf: ir.Workflow, fan_targets: list[str], convergence: str 
         if mutating:
             result.append(start)
     return result
-
-
-# -- gates -------------------------------------------------------------------------------------
-
-
-class AnswerError(ValueError):
-    """An answer that does not fit the gate; the message says what to send instead."""
-
-
-def coerce_answers(schema: ir.Schema | None, answers: dict[str, Any], *, gate: str) -> dict[str, Any]:
-    """Check and convert answers against the gate's output schema.
-
-    CLI answers arrive as strings (`--answer approved=true`); they are converted to the field's
-    type so edge conditions see real booleans. Every schema field is required; extra keys are an
-    error (a typo must not silently pass).
-    """
-    if schema is None:
-        return dict(answers)
-    known = {f.name: f for f in schema.fields}
-    unknown = sorted(k for k in answers if k not in known)
-    if unknown:
-        raise AnswerError(f"gate '{gate}' has no field {', '.join(map(repr, unknown))}; expected fields: "
-                          f"{', '.join(known) or '(none)'}")
-    out: dict[str, Any] = {}
-    for f in schema.fields:
-        if f.name not in answers:
-            raise AnswerError(f"gate '{gate}' needs field '{f.name}' ({_describe_field(f)})")
-        out[f.name] = _coerce(f, answers[f.name], gate)
-    return out
-
-
-def _describe_field(f: ir.SchemaField) -> str:
-    if f.enum_values:
-        return f"{f.type}, one of {', '.join(f.enum_values)}"
-    return f.type
-
-
-def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
-    def bad() -> AnswerError:
-        return AnswerError(f"gate '{gate}' field '{f.name}' expects {_describe_field(f)}, got {value!r}")
-
-    t = f.type
-    if t == "bool":
-        if isinstance(value, bool):
-            result: Any = value
-        elif isinstance(value, str) and value.strip().lower() in ("true", "yes", "y", "1", "false", "no", "n", "0"):
-            result = value.strip().lower() in ("true", "yes", "y", "1")
-        else:
-            raise bad()
-    elif t == "int":
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, int):
-            result = value
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            result = int(value.strip())
-        else:
-            raise bad()
-    elif t == "float":
-        if isinstance(value, bool):
-            raise bad()
-        try:
-            result = float(value)
-        except (TypeError, ValueError):
-            raise bad() from None
-    elif t == "string":
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise bad()
-        result = str(value)
-    elif t == "string[]":
-        if isinstance(value, str):
-            result = [s.strip() for s in value.split(",") if s.strip()]
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            result = list(value)
-        else:
-            raise bad()
-    else:  # json
-        if isinstance(value, str):
-            import json
-
-            try:
-                result = json.loads(value)
-            except ValueError:
-                result = value
-        else:
-            result = value
-    if f.enum_values and t in ("string", "string[]"):
-        values = result if isinstance(result, list) else [result]
-        for v in values:
-            if v not in f.enum_values:
-                raise bad()
-    return result
-
-
-def answer_schema(wf: ir.Workflow, node: ir.HumanNode) -> ir.Schema | None:
-    return wf.schemas.get(node.output_schema) if node.output_schema else None
-
-
-def interaction_id(run_id: str, node_id: str, visit: int) -> str:
-    """Stable id of one gate opening: the same gate in a later loop iteration gets a new id."""
-    return f"{run_id}:{node_id}:{visit}"
 
 
 # -- budget ------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.http_retry import retry_after_delay
-from workflows.messages import (
+from workflows.contract.messages import (
     ERR_BAD_REQUEST,
     ERR_CONNECTOR_AUTH,
     ERR_CONNECTOR_UNAVAILABLE,

@@ -34,14 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from temporalio.exceptions import ApplicationError
 
 from activities.http_retry import retry_after_delay
-from workflows.messages import ERR_BAD_REQUEST, ERR_RATE_LIMITED
-
-# Flag-provider error types. They belong next to the other error types in workflows/messages.py
-# (which the CLI matches to explain failures); they live here until that file gains them.
-ERR_FLAG_AUTH = "FlagProviderAuthFailed"
-ERR_FLAG_CONFLICT = "FlagConflict"
-ERR_FLAG_NOT_FOUND = "FlagNotFound"
-ERR_FLAG_PROVIDER_UNAVAILABLE = "FlagProviderUnavailable"
+from workflows.contract.vocabulary import (  # noqa: F401  (the flag providers import them from here)
+    ERR_BAD_REQUEST,
+    ERR_FLAG_AUTH,
+    ERR_FLAG_CONFLICT,
+    ERR_FLAG_NOT_FOUND,
+    ERR_FLAG_PROVIDER_UNAVAILABLE,
+    ERR_RATE_LIMITED,
+)
 
 # The common denominator of the providers' key rules (GrowthBook: letters, digits, `-` and `_`).
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"

@@ -32,13 +32,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
-from activities.telemetry import record_llm_usage
 from activities.artifacts import LocalArtifactStore
-from activities.env import expand_env
 from activities.llm import anthropic_provider, conversation, openai_provider
 from activities.llm.anthropic_provider import AnthropicProvider
 from activities.llm.openai_provider import OpenAIProvider
-from activities.llm.output_validation import find_violation, parse_json_object
 from activities.llm.pricing import price_table, turn_price_table
 from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelCall, ModelProvider, ModelReply, resolve_provider
 from activities.llm.reasoning import effort_of
@@ -53,7 +50,10 @@ from activities.llm.structured_output import (
     system_instructions,
 )
 from activities.llm.tool_specs import node_tools, permitted_tools, tool_infos
-from workflows.messages import ERR_BAD_REQUEST, LLM_TURN, LLMTurnRequest, LLMTurnResult, Usage
+from activities.telemetry import record_llm_usage
+from workflows.contract.env_refs import expand_env
+from workflows.contract.messages import ERR_BAD_REQUEST, LLM_TURN, LLMTurnRequest, LLMTurnResult, Usage
+from workflows.contract.output_validation import find_violation, parse_json_object
 
 #: Provider name → factory. A new provider is one module plus one line here.
 PROVIDERS: dict[str, Callable[[LLMSettings], ModelProvider]] = {

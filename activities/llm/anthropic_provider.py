@@ -38,7 +38,7 @@ from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCount
 from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive
 from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
 from activities.llm.tool_specs import ToolNames
-from workflows.messages import ERR_BAD_REQUEST, ChatMessage, ToolCall
+from workflows.contract.messages import ERR_BAD_REQUEST, ChatMessage, ToolCall
 
 ANSWER_TOOL = "final_answer"
 DEFAULT_BASE_URL = "https://api.anthropic.com"

@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
 from activities.artifacts import LocalArtifactStore
-from workflows.messages import ERR_BAD_REQUEST, ChatMessage, LLMTurnRequest
+from workflows.contract.messages import ERR_BAD_REQUEST, ChatMessage, LLMTurnRequest
 
 _MESSAGES = TypeAdapter(list[ChatMessage])
 

@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 from activities.http_retry import retry_delay_from_headers
 from activities.llm.conversation import prompt_size
 from activities.llm.provider import ModelCall
-from workflows.messages import (
+from workflows.contract.messages import (
     ERR_BAD_REQUEST,
     ERR_CONTEXT_LENGTH,
     ERR_MODEL_AUTH,

@@ -37,7 +37,7 @@ from activities.llm.provider import (
 from activities.llm.reasoning import ANTHROPIC_THINKING_BUDGET, OPENAI_EFFORT, openai_reasons
 from activities.llm.settings import OPENAI_API_KEY_VAR, LLMSettings
 from activities.llm.tool_specs import ToolNames
-from workflows.messages import ChatMessage, ToolCall
+from workflows.contract.messages import ChatMessage, ToolCall
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import genai_prices
 
-from activities.data_files import read_data_file
 from activities.llm.provider import TokenCounts, model_id
+from workflows.contract.data_files import read_data_file
 
 log = logging.getLogger("iterloop.llm.pricing")
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from activities.env import expand_env
-from workflows.messages import ChatMessage, LLMTurnRequest, ToolCall
+from workflows.contract.env_refs import expand_env
+from workflows.contract.messages import ChatMessage, LLMTurnRequest, ToolCall
 
 SCRIPTED = "scripted"
 ANTHROPIC = "anthropic"
@@ -172,7 +172,7 @@ def api_key_or_fail(key: str, *, base_url: str | None, provider: str, key_var: s
     variable to set."""
     from temporalio.exceptions import ApplicationError
 
-    from workflows.messages import ERR_MODEL_AUTH
+    from workflows.contract.messages import ERR_MODEL_AUTH
 
     if key:
         return key

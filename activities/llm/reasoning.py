@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 
-from workflows.messages import LLMTurnRequest
+from workflows.contract.messages import LLMTurnRequest
+from workflows.contract.vocabulary import REASONING_EFFORTS
 
-EFFORTS = ("low", "medium", "high", "extra_high")
+EFFORTS = REASONING_EFFORTS
 ANTHROPIC_THINKING_BUDGET = {"low": 2048, "medium": 8192, "high": 16384, "extra_high": 32768}
 OPENAI_EFFORT = {"low": "low", "medium": "medium", "high": "high", "extra_high": "xhigh"}
 ANTHROPIC_EFFORT = {"low": "low", "medium": "medium", "high": "high", "extra_high": "max"}

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from activities.env import truthy
+from workflows.contract.env_refs import truthy
 
 ANTHROPIC_API_KEY_VAR = "ANTHROPIC_API_KEY"
 ANTHROPIC_BASE_URL_VAR = "ANTHROPIC_BASE_URL"

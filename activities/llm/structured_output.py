@@ -18,7 +18,7 @@ from typing import Any
 
 from activities.llm.provider import AnswerSpec, wire_name
 from dsl.ir import Schema, SchemaField
-from workflows.messages import LLMTurnRequest
+from workflows.contract.messages import LLMTurnRequest
 
 NEEDS_HUMAN_INPUT = "needs_human_input"
 SELECTED_ROUTE = "selected_route"

@@ -26,8 +26,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm.provider import ToolSpec, wire_name
 from activities.tools.registry import Tool, registry
-from workflows.messages import ERR_BAD_REQUEST, LLMTurnRequest, ToolInfo
-from workflows.scheduler import tool_allowed
+from workflows.contract.messages import ERR_BAD_REQUEST, LLMTurnRequest, ToolInfo
+from workflows.contract.tool_policy import tool_allowed
 
 
 def node_tools(req: LLMTurnRequest, *, skip_unknown: bool = False) -> list[ToolSpec]:

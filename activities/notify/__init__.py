@@ -5,7 +5,7 @@ messages and maps clicks back to a gate's answer (the interactivity endpoint, `a
 uses it too); `webhooks` builds, signs and sends the JSON POSTs. See docs/notifications.md.
 """
 
-from activities.notify.activity import NotifyConfig, Notifier, notification_key
+from activities.notify.activity import Notifier, NotifyConfig, notification_key
 from activities.notify.errors import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE
 
 __all__ = ["ERR_NOTIFY_REJECTED", "ERR_NOTIFY_UNAVAILABLE", "NotifyConfig", "Notifier", "notification_key"]

@@ -28,10 +28,10 @@ from temporalio import activity
 
 from activities.notify.delivery_store import DeliveryStore
 from activities.notify.errors import Outcome, Permanent, Transient, failure_error
-from activities.notify.slack_blocks import gate_message, run_end_message
 from activities.notify.slack_poster import SlackPoster
 from activities.notify.webhooks import WebhookSender, expand_webhook_url, webhook_payload
-from workflows.messages import NOTIFY, NotifyRequest, NotifyResult
+from workflows.contract.messages import NOTIFY, NotifyRequest, NotifyResult
+from workflows.contract.slack_blocks import gate_message, run_end_message
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 

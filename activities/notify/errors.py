@@ -13,9 +13,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-#: Error types of the `iterloop.notify` activity (the workflow lists the non-retryable one).
-ERR_NOTIFY_REJECTED = "NotifyRejected"  # non-retryable: configuration or receiver refused it
-ERR_NOTIFY_UNAVAILABLE = "NotifyUnavailable"  # retryable: Slack or a webhook may answer later
+from workflows.contract.vocabulary import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE  # noqa: F401
 
 
 class DeliveryError(Exception):

@@ -35,10 +35,10 @@ from typing import Any
 
 import httpx
 
-from activities.env import expand_env, referenced_names
 from activities.http_retry import retry_delay_from_headers
 from activities.notify.errors import Permanent, Transient
-from workflows.messages import NotifyRequest
+from workflows.contract.env_refs import expand_env, referenced_names
+from workflows.contract.messages import NotifyRequest
 
 EVENT_HEADER = "X-Iterloop-Event"
 EVENT_ID_HEADER = "X-Iterloop-Event-Id"

@@ -20,15 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from temporalio.exceptions import ApplicationError
 
 from activities import stats
-from activities.stats.defaults import SEQUENTIAL_TUNING
-from activities.stats.errors import StatsInputError
 from activities.connectors.base import ExperimentResults, FunnelData, HistoricalExperiment
 from activities.connectors.registry import connector_from_config
 from activities.flags.base import Flag, FlagSpec
 from activities.flags.registry import flag_provider_from_config
+from activities.stats.defaults import SEQUENTIAL_TUNING
+from activities.stats.errors import StatsInputError
 from activities.tools.registry import tool
-from workflows.messages import ERR_BAD_REQUEST
-
+from workflows.contract.messages import ERR_BAD_REQUEST
 
 #: The infrastructure arguments a model never sets (activities/tools/registry.py, "Bound
 #: arguments"): the connector comes from the run var `connector`, the flag provider from the run

@@ -36,7 +36,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
-from workflows.messages import ERR_BAD_REQUEST, ERR_UNKNOWN_TOOL, TOOL_CALL, ToolCallRequest, ToolCallResult
+from workflows.contract.messages import ERR_BAD_REQUEST, ERR_UNKNOWN_TOOL, TOOL_CALL, ToolCallRequest, ToolCallResult
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)

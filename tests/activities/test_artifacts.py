@@ -9,8 +9,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
-from workflows.scheduler import DataContext, as_text, build_input, render_command
 from dsl import check_source
+from workflows.scheduler import DataContext, as_text, build_input, render_command
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Analytics connectors: the mock dataset's story, the warehouse on DuckDB and SQLite, and GA4,
-Mixpanel and Amplitude through their real clients against local servers (fake_analytics_apis)."""
+Mixpanel and Amplitude through their real clients against local servers (tests/fakes/analytics_apis.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from fakes.analytics_apis import EXPERIMENT_ARMS, FakeAmplitude, FakeGA4, FakeMixpanel
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
@@ -31,8 +32,7 @@ from activities.connectors.ga4 import GA4Connector
 from activities.connectors.mock import DATASET, MockConnector, load_dataset
 from activities.connectors.registry import CONNECTORS
 from activities.connectors.warehouse import WarehouseConnector, load_mock_dataset
-from fake_analytics_apis import EXPERIMENT_ARMS, FakeAmplitude, FakeGA4, FakeMixpanel
-from workflows.messages import (
+from workflows.contract.messages import (
     ERR_BAD_REQUEST,
     ERR_CONNECTOR_AUTH,
     ERR_RATE_LIMITED,

@@ -16,7 +16,7 @@ from activities.llm import conversation
 from activities.llm.activity import complete_turn
 from activities.llm.settings import LLMSettings
 from dsl.ir import Schema, SchemaField
-from workflows.messages import ChatMessage, LLMTurnRequest, LLMTurnResult
+from workflows.contract.messages import ChatMessage, LLMTurnRequest, LLMTurnResult
 
 ANSWER = Schema(name="answer", fields=[SchemaField(name="summary", type="string")])
 LOOP = {"analyst": {"turns": [{"tool_calls": [{"name": "sum_values", "arguments": {"values": [1, 2]}}]},

@@ -1,5 +1,5 @@
 """Flag providers: the local JSON store end to end (including two processes at once), and the
-GrowthBook and Unleash adapters against local fakes of their APIs (tests/activities/fake_flag_servers.py)."""
+GrowthBook and Unleash adapters against local fakes of their APIs (tests/fakes/flag_servers.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from fakes.flag_servers import FakeGrowthBook, FakeUnleash
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.flags import FlagSpec, flag_provider_from_config
+from activities.flags import growthbook as growthbook_module
 from activities.flags.base import (
     ERR_FLAG_AUTH,
     ERR_FLAG_CONFLICT,
@@ -25,12 +27,10 @@ from activities.flags.base import (
     ERR_FLAG_PROVIDER_UNAVAILABLE,
     FlagProvider,
 )
-from activities.flags import growthbook as growthbook_module
 from activities.flags.growthbook import GrowthBookFlagProvider
 from activities.flags.local import LocalFlagProvider
 from activities.flags.unleash import UnleashFlagProvider
-from fake_flag_servers import FakeGrowthBook, FakeUnleash
-from workflows.messages import ERR_BAD_REQUEST, ERR_RATE_LIMITED
+from workflows.contract.messages import ERR_BAD_REQUEST, ERR_RATE_LIMITED
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_SECONDS = 15.0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.llm_servers import ANTHROPIC_ANSWER_TOOL, Drop, FakeAnthropic, Failure, Raw, Reply, ToolUse
+from fakes.llm_servers import ANTHROPIC_ANSWER_TOOL, Drop, Failure, FakeAnthropic, Raw, Reply, ToolUse
 from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import LocalArtifactStore
@@ -17,7 +17,7 @@ from activities.llm.activity import complete_turn
 from activities.llm.anthropic_provider import ANSWER_TOOL
 from activities.llm.settings import LLMSettings
 from dsl.ir import Schema, SchemaField
-from workflows.messages import (
+from workflows.contract.messages import (
     ERR_BAD_REQUEST,
     ERR_CONTEXT_LENGTH,
     ERR_MODEL_AUTH,

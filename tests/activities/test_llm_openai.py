@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.llm_servers import Drop, FakeOpenAI, Failure, Raw, Reply, ToolUse
+from fakes.llm_servers import Drop, Failure, FakeOpenAI, Raw, Reply, ToolUse
 from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import LocalArtifactStore
@@ -18,7 +18,7 @@ from activities.http_retry import MAX_RETRY_AFTER
 from activities.llm.activity import complete_turn
 from activities.llm.settings import LLMSettings
 from dsl.ir import Schema, SchemaField
-from workflows.messages import (
+from workflows.contract.messages import (
     ERR_BAD_REQUEST,
     ERR_CONTEXT_LENGTH,
     ERR_MODEL_AUTH,

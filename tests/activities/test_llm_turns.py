@@ -18,17 +18,17 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import artifacts
 from activities.artifacts import LocalArtifactStore
-from activities.env import truthy
 from activities.llm import activity as llm_activity
 from activities.llm.activity import complete_turn, configure, judge, llm_turn, usage_of, within_activity_timeout
 from activities.llm.conversation import MISSING_RESULT_TEXT, paired
-from activities.llm.output_validation import parse_json_object
 from activities.llm.pricing import PriceFileError, PriceTable
 from activities.llm.provider import ModelReply, TokenCounts, ToolSpec, model_id, resolve_provider, wire_name
 from activities.llm.settings import LLMSettings, LLMSettingsError
 from activities.llm.tool_specs import ToolNames
 from dsl.ir import Schema, SchemaField
-from workflows.messages import ChatMessage, LLMTurnRequest, ToolCall
+from workflows.contract.env_refs import truthy
+from workflows.contract.messages import ChatMessage, LLMTurnRequest, ToolCall
+from workflows.contract.output_validation import parse_json_object
 
 ANSWER = Schema(name="review_auto_or_pause", fields=[SchemaField(name="approved", type="bool"),
                                                      SchemaField(name="comment", type="string"),
@@ -108,7 +108,7 @@ async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeA
 
 
 def test_a_provider_request_times_out_before_the_activity_does() -> None:
-    from workflows.state import RunOptions
+    from workflows.contract.state import RunOptions
 
     assert LLMSettings().request_timeout_seconds < RunOptions().llm_timeout_seconds
     assert LLMSettings.from_env({}).request_timeout_seconds == 270.0

@@ -14,10 +14,18 @@ from activities.llm import activity as llm_activity
 from activities.llm import conversation
 from activities.llm.activity import complete_turn, configure, llm_turn
 from activities.llm.provider import ModelProvider, resolve_provider
-from activities.llm.scripted import ScriptedProvider, ScriptLoadError, load_script
+from activities.llm.scripted import ScriptedProvider
 from activities.llm.settings import LLMSettings
 from dsl.ir import Schema, SchemaField
-from workflows.messages import ERR_BAD_REQUEST, ERR_MODEL_AUTH, ERR_SCRIPT, ChatMessage, LLMTurnRequest, LLMTurnResult
+from workflows.contract.messages import (
+    ERR_BAD_REQUEST,
+    ERR_MODEL_AUTH,
+    ERR_SCRIPT,
+    ChatMessage,
+    LLMTurnRequest,
+    LLMTurnResult,
+)
+from workflows.contract.scripts import ScriptLoadError, load_script
 
 PLAN = Schema(name="plan", fields=[
     SchemaField(name="hypothesis", type="string"),

@@ -12,9 +12,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import shell
-from activities.env import expand_env, expand_env_in_command
 from activities.shell import OUTPUT_LIMIT_BYTES, shell_exec
-from workflows.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, ShellRequest, ShellResult
+from workflows.contract.env_refs import expand_env, expand_env_in_command
+from workflows.contract.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, ShellRequest, ShellResult
 
 DEADLINE_SECONDS = 10.0
 

@@ -12,7 +12,7 @@ from activities.llm.activity import complete_turn
 from activities.llm.settings import LLMSettings
 from activities.llm.tool_specs import node_tools, tool_spec
 from activities.tools.registry import Tool
-from workflows.messages import LLMTurnRequest
+from workflows.contract.messages import LLMTurnRequest
 
 
 def request(**kw: Any) -> LLMTurnRequest:

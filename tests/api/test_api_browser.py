@@ -12,7 +12,6 @@ import shutil
 from typing import Any
 
 import pytest
-
 from api_harness import WRITE_TOKEN, ApiHarness, LiveServer, api, live_server  # noqa: F401
 
 pytestmark = pytest.mark.asyncio

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-
 from api_harness import READ_TOKEN, WRITE_TOKEN, ApiHarness, api, api_settings_for  # noqa: F401
 
 from api.app import create_app

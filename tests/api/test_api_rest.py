@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from api_harness import READ_TOKEN, ApiHarness, LiveServer, api, api_settings_for, live_server  # noqa: F401
 from runs import free_port, poll
 

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from api_harness import ApiHarness, api  # noqa: F401
-from notify.fake_webhook import WebhookReceiver
+from fakes.webhook import WebhookReceiver
 from runs import poll
 
 from api.app import create_app

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from api_harness import GATED
 from runs import compile_ok, free_port, poll
 
@@ -25,7 +24,7 @@ from api.settings import ApiConfigError, ApiSettings, ApiToken, parse_tokens
 from dsl.ir import Schema, SchemaField
 from runtime.command_errors import UsageError
 from runtime.run_inputs import check_var_values, missing_vars
-from workflows.state import Gate
+from workflows.contract.state import Gate
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-token-0123456789"
@@ -374,8 +373,8 @@ class ScriptedRun:
         return SimpleNamespace(status=WorkflowExecutionStatus.COMPLETED if self.ended else WorkflowExecutionStatus.RUNNING)
 
     async def query(self, name: str, *args: Any, result_type: Any = None, rpc_timeout: Any = None) -> Any:
-        from workflows.messages import Usage
-        from workflows.state import Event, RunView
+        from workflows.contract.messages import Usage
+        from workflows.contract.state import Event, RunView
 
         self.calls[name] += 1
         if name == "events":

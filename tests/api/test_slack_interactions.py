@@ -13,31 +13,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 import pytest_asyncio
+from fakes.slack import FakeSlack  # noqa: E402
+from runs import compile_ok, finish, poll, state, wait_for  # noqa: E402
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))  # the shared run helpers (runs.py)
-
 from activities.notify import NotifyConfig  # noqa: E402
-from activities.notify.slack_blocks import ACTIONS_BLOCK, ButtonValue  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.errors import ApiError  # noqa: E402
 from api.settings import ApiSettings, ApiToken  # noqa: E402
 from api.slack import ReplayGuard, verify_slack_request  # noqa: E402
-from notify.fake_slack import FakeSlack  # noqa: E402
-from runs import compile_ok, finish, poll, state, wait_for  # noqa: E402
 from runtime.settings import Settings  # noqa: E402
-from workflows.state import WORKFLOW_TYPE, Answer, NotifyOptions, RunInput, RunOptions, RunResult  # noqa: E402
+from workflows.contract.slack_blocks import ACTIONS_BLOCK, ButtonValue  # noqa: E402
+from workflows.contract.state import WORKFLOW_TYPE, Answer, NotifyOptions, RunInput, RunOptions, RunResult  # noqa: E402
 
 SIGNING_SECRET = "iterloop-slack-signing-secret"
 USER = {"id": "U42ADA", "username": "ada", "name": "ada", "team_id": "T1"}

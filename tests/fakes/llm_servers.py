@@ -60,7 +60,7 @@ Examples::
         env = {**os.environ, **server.env()}            # OPENAI_BASE_URL, OPENAI_API_KEY
         server.default = Reply(text="ok")
 
-`tests/` is on `sys.path` when pytest runs (its conftest.py lives there), hence ``fakes.llm_servers``.
+`tests/` is on `sys.path` when pytest runs (`pythonpath` in pyproject.toml), hence ``fakes.llm_servers``.
 """
 
 from __future__ import annotations

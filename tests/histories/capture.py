@@ -22,12 +22,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "workflows")]
-
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory  # noqa: E402
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from runs import all_runs_history, finish, running_worker, start, start_local_env, wait_for  # noqa: E402
-from workflows.state import Answer  # noqa: E402
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory  # noqa: E402
+
+from workflows.contract.state import Answer  # noqa: E402
 
 #: Workflow ids are `corpus-<scenario>`; test_replay.py derives them from the file names.
 ID_PREFIX = "corpus-"

@@ -15,9 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.testing import WorkflowEnvironment
-
 from runs import (
     DevServerProcess,
     events_with,
@@ -31,8 +28,11 @@ from runs import (
     stop_process,
     wait_for,
 )
-from workflows.messages import LLM_TURN, SHELL_EXEC, TOOL_CALL
-from workflows.state import Answer, RunResult
+from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.contract.messages import LLM_TURN, SHELL_EXEC, TOOL_CALL
+from workflows.contract.state import Answer, RunResult
 
 pytestmark = pytest.mark.asyncio
 

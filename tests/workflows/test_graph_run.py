@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import runs
+from runs import finish, state, wait_for
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-import runs
-from runs import finish, state, wait_for
-from workflows.state import Answer, Event, RunResult
+from workflows.contract.state import Answer, Event, RunResult
 
 pytestmark = pytest.mark.asyncio
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
-from temporalio.client import Client
-
 from fakes.llm_servers import Failure, FakeAnthropic, FakeLLMServer, FakeOpenAI, Recorded, Reply, ToolUse
 from runs import events_with, finish, start, wait_for
-from workflows.state import RunView
+from temporalio.client import Client
+
+from workflows.contract.state import RunView
 
 FINDING = """
 schema finding:

@@ -11,15 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from runs import finish, running_worker, start, wait_for
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from runs import finish, running_worker, start, wait_for
 from runtime.connect import DATA_CONVERTER
 from worker import workflow_runner
+from workflows.contract.state import Answer
 from workflows.graph_run import GraphRun
-from workflows.state import Answer
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 CORPUS = sorted(HISTORIES.glob("*.json"))

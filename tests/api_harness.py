@@ -2,7 +2,7 @@
 
 Test modules import the fixtures they use (`from api_harness import api  # noqa: F401`). This is
 not a conftest.py: a second top-level `conftest` module would shadow the root one that
-`tests/workflows/runs.py` imports `temporal_binary` from.
+`tests/runs.py` imports `temporal_binary` from.
 
 `api` gives an `ApiHarness`: the FastAPI app (built by `create_app` from real `ApiSettings`), an
 `httpx.AsyncClient` speaking to it in-process (ASGI) with the writer token, the Temporal client
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 import textwrap
 import threading
 from collections.abc import AsyncIterator
@@ -24,9 +23,6 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))  # the shared run helpers
-
 from runs import free_port, poll, running_worker  # noqa: E402
 
 from api.app import create_app  # noqa: E402

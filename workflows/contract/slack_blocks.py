@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dsl.ir import Schema, SchemaField
-from workflows.messages import NotifyRequest
+from workflows.contract.messages import NotifyRequest
 
 Decision = Literal["approve", "reject", "answer"]
 

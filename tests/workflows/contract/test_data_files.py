@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.data_files import read_data_file
 from activities.llm.pricing import PriceFileError, PriceTable
-from activities.llm.scripted import ScriptLoadError, load_script
+from workflows.contract.data_files import read_data_file
+from workflows.contract.scripts import ScriptLoadError, load_script
 
 
 class RecipeError(ValueError):

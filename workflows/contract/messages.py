@@ -13,38 +13,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsl.ir import Schema
-
-# Stable activity names (they appear in histories and in the Temporal UI).
-LLM_TURN = "iterloop.llm_turn"
-SHELL_EXEC = "iterloop.shell_exec"
-TOOL_CALL = "iterloop.tool_call"
-ARTIFACT_PUT = "iterloop.artifact_put"
-NOTIFY = "iterloop.notify"
-
-# Non-retryable application error types (also matched by the CLI to explain failures).
-ERR_BAD_REQUEST = "BadRequest"
-ERR_SCHEMA = "SchemaViolation"
-ERR_COMMAND_FAILED = "CommandFailed"
-ERR_POLICY = "PolicyDenied"
-ERR_UNKNOWN_TOOL = "UnknownTool"
-ERR_SCRIPT = "ScriptError"
-
-# Model call failures (activities/llm). Rate limits, overload, network errors and 5xx are retried
-# (after the server's Retry-After when it gives one); these are permanent.
-ERR_MODEL_AUTH = "ModelAuthFailed"  # 401: missing or wrong API key
-ERR_MODEL_PERMISSION = "ModelPermissionDenied"  # 403: the key may not use this model
-ERR_MODEL_NOT_FOUND = "ModelNotFound"  # 404: unknown model name
-ERR_CONTEXT_LENGTH = "ContextLengthExceeded"  # the prompt does not fit the model's context window
-ERR_MODEL_RATE_LIMITED = "ModelRateLimited"  # retryable
-ERR_MODEL_UNAVAILABLE = "ModelUnavailable"  # retryable: 5xx, overload, network
-
-# Analytics connector failures (activities/connectors). Auth and unknown names are permanent
-# (non-retryable); rate limits and outages are retried, after the server's Retry-After delay.
-ERR_CONNECTOR_AUTH = "ConnectorAuthFailed"
-ERR_UNKNOWN_METRIC = "UnknownMetric"
-ERR_UNKNOWN_FUNNEL = "UnknownFunnel"
-ERR_RATE_LIMITED = "RateLimited"
-ERR_CONNECTOR_UNAVAILABLE = "ConnectorUnavailable"
+from workflows.contract.vocabulary import (  # noqa: F401  (re-exported: the names requests use)
+    ERR_BAD_REQUEST,
+    ERR_COMMAND_FAILED,
+    ERR_CONNECTOR_AUTH,
+    ERR_CONNECTOR_UNAVAILABLE,
+    ERR_CONTEXT_LENGTH,
+    ERR_MODEL_AUTH,
+    ERR_MODEL_NOT_FOUND,
+    ERR_MODEL_PERMISSION,
+    ERR_MODEL_RATE_LIMITED,
+    ERR_MODEL_UNAVAILABLE,
+    ERR_POLICY,
+    ERR_RATE_LIMITED,
+    ERR_SCHEMA,
+    ERR_SCRIPT,
+    ERR_UNKNOWN_FUNNEL,
+    ERR_UNKNOWN_METRIC,
+    ERR_UNKNOWN_TOOL,
+    LLM_TURN,
+    NOTIFY,
+    SHELL_EXEC,
+    TOOL_CALL,
+    LLMPurpose,
+    LLMTurnStatus,
+    NotifyEvent,
+)
 
 
 class _Msg(BaseModel):
@@ -89,9 +83,6 @@ class Usage(_Msg):
             cache_savings_usd=self.cache_savings_usd + other.cache_savings_usd,
             calls=self.calls + other.calls,
         )
-
-
-LLMPurpose = Literal["node", "route", "auto_answer", "auto_or_pause"]
 
 
 class ToolCall(_Msg):
@@ -181,9 +172,6 @@ class LLMTurnRequest(_Msg):
     keep_conversation: bool = True
 
 
-LLMTurnStatus = Literal["final", "tool_calls", "invalid"]
-
-
 class LLMTurnResult(_Msg):
     """One model turn. ``final``: ``output`` is the node's (schema-valid) output. ``tool_calls``:
     the workflow runs ``tool_calls`` and asks again. ``invalid``: the answer did not match the
@@ -232,9 +220,6 @@ class ToolCallRequest(_Msg):
 
 class ToolCallResult(_Msg):
     output: dict[str, Any]
-
-
-NotifyEvent = Literal["gate_opened", "run_finished", "run_failed"]
 
 
 class NotifyRequest(_Msg):

@@ -15,9 +15,9 @@ import pytest
 from runtime import devserver
 from runtime.devserver import DevServerError, DevServerStartError, PortInUseError, TemporalBinaryNotFound
 from runtime.settings import Settings
-from workflows.state import SEARCH_ATTRIBUTES
+from workflows.contract.state import SEARCH_ATTRIBUTES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

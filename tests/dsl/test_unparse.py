@@ -14,7 +14,7 @@ import dsl
 from dsl.parser import parse
 from dsl.unparse import format_file, format_source
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(ROOT.glob("examples/**/*.iter"))
 
 

@@ -6,26 +6,24 @@ the `state` query returns exactly this shape to the CLI and the API.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsl.ir import Schema, Workflow
-from workflows.messages import Usage
-
-WORKFLOW_TYPE = "iterloop.GraphRun"
-
-RunStatus = Literal[
-    "running", "waiting_human", "failed_resumable", "finished", "failed", "cancelled", "budget_exceeded"
-]
-NodeStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped"]
-
-#: Search attributes registered on the dev server (and documented for clusters).
-SA_WORKFLOW = "IterloopWorkflow"
-SA_STATUS = "IterloopStatus"
-SA_OPEN_GATES = "IterloopOpenGates"
-SA_COST = "IterloopCostUsd"
-SEARCH_ATTRIBUTES = {SA_WORKFLOW: "Keyword", SA_STATUS: "Keyword", SA_OPEN_GATES: "KeywordList", SA_COST: "Double"}
+from workflows.contract.messages import Usage
+from workflows.contract.vocabulary import (  # noqa: F401  (re-exported for the clients)
+    NOTIFY_EVENTS,
+    SA_COST,
+    SA_OPEN_GATES,
+    SA_STATUS,
+    SA_WORKFLOW,
+    SEARCH_ATTRIBUTES,
+    WORKFLOW_TYPE,
+    NodeStatus,
+    NotifyEvent,
+    RunStatus,
+)
 
 
 class _Model(BaseModel):
@@ -41,7 +39,7 @@ class NotifyOptions(_Model):
 
     slack_channel: str = ""
     webhooks: list[str] = Field(default_factory=list)  # URLs; `${ENV}` resolved on the worker
-    events: list[str] = Field(default_factory=lambda: ["gate_opened", "run_finished", "run_failed"])
+    events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
     ui_base_url: str = ""  # e.g. http://localhost:8233 → links to the run in the Web UI
 
 

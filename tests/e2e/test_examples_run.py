@@ -1,6 +1,6 @@
 """Every example runs to its end, offline, on the session's Temporal dev server.
 
-Each `.iter` file under examples/ (except growth_loop.iter, which tests/test_growth_loop.py runs
+Each `.iter` file under examples/ (except growth_loop.iter, which tests/e2e/test_growth_loop.py runs
 through the CLI) is compiled as `iterloop validate` and `iterloop run` compile it and run by an
 in-process offline worker: the scripted model (the `<stem>.script.yaml` beside the file when there
 is one, else outputs generated from the schemas, as `iterloop run FILE --offline` does), builtin
@@ -17,30 +17,27 @@ import inspect
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "workflows"))  # the shared run helpers (runs.py)
+from runs import finish, running_worker, start, wait_for  # noqa: E402
 
 import dsl  # noqa: E402
-from activities.llm.scripted import load_script  # noqa: E402
-from activities.tools.catalog import builtin_tool_names  # noqa: E402
 from activities.tools.registry import call_tool, registry  # noqa: E402
 from dsl import ir  # noqa: E402
-from runs import finish, running_worker, start, wait_for  # noqa: E402
 from runtime.presets import prepare_run, skip_gate_answers  # noqa: E402
 from runtime.run_inputs import script_beside  # noqa: E402
-from workflows.state import Event, RunResult, RunView  # noqa: E402
+from workflows.contract.scripts import load_script  # noqa: E402
+from workflows.contract.state import Event, RunResult, RunView  # noqa: E402
+from workflows.contract.tool_catalog import builtin_tool_names  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 ALL_EXAMPLES = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.glob("**/*.iter"))
-#: Run by tests/test_growth_loop.py (with its presets), not here.
+#: Run by tests/e2e/test_growth_loop.py (with its presets), not here.
 OWN_TESTS = {"growth_loop.iter"}
 
 

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from cli_harness import Cli, cli_env
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportions_ztest
 
-from test_run_cli import Cli, cli_env
-from workflows.state import RunView
+from workflows.contract.state import RunView
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LOOP = str(REPO / "examples" / "growth_loop.iter")
 SCRIPT = str(REPO / "examples" / "growth_loop.script.yaml")
 DEMO_PRESET = REPO / "examples" / "growth_loop.demo.yaml"
@@ -322,7 +322,7 @@ async def eventually(check: Any, what: str, timeout: float = 60) -> None:
 async def test_a_worker_restart_during_the_monitoring_wait_does_not_stop_the_loop(
         temporal_env: Any, task_queue: str, bare_cli: Cli, tmp_path: Path) -> None:
     from runtime.background_workers import live_pollers
-    from workflows.state import RunResult
+    from workflows.contract.state import RunResult
 
     client = temporal_env.client
     address = client.service_client.config.target_host

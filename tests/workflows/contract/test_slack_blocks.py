@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from activities.notify.slack_blocks import (
+from dsl.ir import Schema, SchemaField
+from workflows.contract.messages import NotifyRequest
+from workflows.contract.slack_blocks import (
     ACTION_ANSWER,
     ACTION_APPROVE,
     ACTIONS_BLOCK,
@@ -20,8 +22,6 @@ from activities.notify.slack_blocks import (
     key_facts,
     read_modal,
 )
-from dsl.ir import Schema, SchemaField
-from workflows.messages import NotifyRequest
 
 
 def schema(*fields: tuple[str, str] | tuple[str, str, list[str]]) -> Schema:

@@ -1,7 +1,7 @@
 """Presets (`iterloop run --config`): loading, validation messages, and what they do to a workflow.
 
 Pure tests: no server. The end-to-end behaviour of the growth loop's preset is in
-tests/test_growth_loop.py.
+tests/e2e/test_growth_loop.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from runtime.presets import (
     render_summary,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GROWTH_LOOP = REPO / "examples" / "growth_loop.iter"
 
 

@@ -14,16 +14,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from fakes.slack import FakeSlack
+from fakes.webhook import WebhookReceiver
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.http_retry import MAX_RETRY_AFTER
-from activities.notify import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE, NotifyConfig, Notifier
-from activities.notify.slack_blocks import ACTION_APPROVE, ACTION_OPEN_RUN, ACTION_REJECT, ButtonValue
+from activities.notify import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE, Notifier, NotifyConfig
 from dsl.ir import Schema, SchemaField
-from notify.fake_slack import FakeSlack
-from notify.fake_webhook import WebhookReceiver
-from workflows.messages import NotifyRequest, Usage
+from workflows.contract.messages import NotifyRequest, Usage
+from workflows.contract.slack_blocks import ACTION_APPROVE, ACTION_OPEN_RUN, ACTION_REJECT, ButtonValue
 
 SECRET = "whsec-test-secret"
 

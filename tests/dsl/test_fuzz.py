@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import dsl
 from dsl.ir import Workflow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED_CORPUS = [p.read_text(encoding="utf-8") for p in sorted(ROOT.glob("examples/**/*.iter"))] or [
     'agent a:\n  model: "m"\nworkflow w:\n  entry: a\n  a -> done\n'
 ]

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
-
+from cli_harness import Cli, cli_env
+from e2e.test_growth_loop import FIRST_FLAG, LOOP, SCRIPT, inspect, preset
 from fakes.llm_servers import FakeAnthropic, Recorded, Reply
-from test_growth_loop import FIRST_FLAG, LOOP, SCRIPT, inspect, preset
-from test_run_cli import Cli, cli_env
 
 ROLES = {"You are the Analyst": "analyst", "You are the Planner": "planner", "You are the Critic": "critic",
          "You are the Synthesizer": "synthesizer"}

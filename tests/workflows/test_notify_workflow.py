@@ -3,20 +3,16 @@ the worker posts to the local Slack and webhook fakes; a refused delivery never 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from fakes.slack import FakeSlack  # noqa: E402
+from fakes.webhook import WebhookReceiver  # noqa: E402
+from runs import finish, poll, start, state, wait_for  # noqa: E402
 from temporalio.testing import WorkflowEnvironment
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))  # the shared run helpers (runs.py)
-
 from activities.notify import NotifyConfig  # noqa: E402
-from notify.fake_slack import FakeSlack  # noqa: E402
-from notify.fake_webhook import WebhookReceiver  # noqa: E402
-from runs import finish, poll, start, state, wait_for  # noqa: E402
-from workflows.state import Answer, Event, NotifyOptions  # noqa: E402
+from workflows.contract.state import Answer, Event, NotifyOptions  # noqa: E402
 
 SECRET = "whsec-workflow-test"
 

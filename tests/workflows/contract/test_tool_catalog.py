@@ -7,10 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from activities.tools.catalog import BOUND_ARGUMENTS, BUILTIN_TOOLS, bound_run_vars, builtin_tool_names, mutating_tool_names
 from activities.tools.registry import registry
+from workflows.contract.tool_catalog import (
+    BOUND_ARGUMENTS,
+    BUILTIN_TOOLS,
+    bound_run_vars,
+    builtin_tool_names,
+    mutating_tool_names,
+)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_catalog_names_are_the_registry_names() -> None:
@@ -28,7 +34,7 @@ def test_catalog_bound_arguments_match_the_registry() -> None:
 
 
 def test_importing_the_catalog_loads_nothing_heavy() -> None:
-    code = ("import sys, activities.tools.catalog; "
+    code = ("import sys, workflows.contract.tool_catalog; "
             "print([m for m in ('temporalio', 'pydantic', 'activities.tools.registry', 'activities.connectors') "
             "if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

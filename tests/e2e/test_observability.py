@@ -16,18 +16,16 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from runs import finish, free_port, poll, start, stop_process  # noqa: E402
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "workflows"))  # the shared run helpers (runs.py)
-
 from activities.telemetry import record_llm_usage  # noqa: E402
-from runs import finish, free_port, poll, start, stop_process  # noqa: E402
 from runtime.settings import Settings, SettingsError  # noqa: E402
-from workflows.messages import Usage  # noqa: E402
 from worker import JsonLogFormatter, build_worker, tracer_provider, tracing_interceptor  # noqa: E402
+from workflows.contract.messages import Usage  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 ONE_AGENT = """
 agent writer:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.state import SEARCH_ATTRIBUTES
+from workflows.contract.state import SEARCH_ATTRIBUTES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"postgresql", "temporal", "temporal-ui", "temporal-setup", "worker", "api"}
 ITERLOOP_SERVICES = ("worker", "api")
 

@@ -21,16 +21,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from conftest import temporal_binary
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 import dsl
-from conftest import temporal_binary
 from runtime.connect import DATA_CONVERTER
-from workflows.state import SEARCH_ATTRIBUTES, WORKFLOW_TYPE, RunInput, RunOptions, RunResult, RunView
+from workflows.contract.state import SEARCH_ATTRIBUTES, WORKFLOW_TYPE, RunInput, RunOptions, RunResult, RunView
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 _KEY_MAKERS = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list,
                "Double": SearchAttributeKey.for_float}

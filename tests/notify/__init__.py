@@ -1,1 +1,0 @@
-"""Notification tests and the local fakes they share (imported as `notify.fake_slack`, `notify.fake_webhook`)."""

@@ -1,0 +1,110 @@
+"""Human answers: how an answer is checked against a gate's schema, and how a gate opening is named.
+
+The workflow's `answer` update validator, the signal handler, the API's forms, the Slack
+interactivity handler and preset gate answers all check an answer the same way, so they share
+this one pure module of the contract (it imports only the IR).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dsl import ir
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit the gate; the message says what to send instead."""
+
+
+def coerce_answers(schema: ir.Schema | None, answers: dict[str, Any], *, gate: str) -> dict[str, Any]:
+    """Check and convert answers against the gate's output schema.
+
+    CLI answers arrive as strings (`--answer approved=true`); they are converted to the field's
+    type so edge conditions see real booleans. Every schema field is required; extra keys are an
+    error (a typo must not silently pass).
+    """
+    if schema is None:
+        return dict(answers)
+    known = {f.name: f for f in schema.fields}
+    unknown = sorted(k for k in answers if k not in known)
+    if unknown:
+        raise AnswerError(f"gate '{gate}' has no field {', '.join(map(repr, unknown))}; expected fields: "
+                          f"{', '.join(known) or '(none)'}")
+    out: dict[str, Any] = {}
+    for f in schema.fields:
+        if f.name not in answers:
+            raise AnswerError(f"gate '{gate}' needs field '{f.name}' ({_describe_field(f)})")
+        out[f.name] = _coerce(f, answers[f.name], gate)
+    return out
+
+
+def _describe_field(f: ir.SchemaField) -> str:
+    if f.enum_values:
+        return f"{f.type}, one of {', '.join(f.enum_values)}"
+    return f.type
+
+
+def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
+    def bad() -> AnswerError:
+        return AnswerError(f"gate '{gate}' field '{f.name}' expects {_describe_field(f)}, got {value!r}")
+
+    t = f.type
+    if t == "bool":
+        if isinstance(value, bool):
+            result: Any = value
+        elif isinstance(value, str) and value.strip().lower() in ("true", "yes", "y", "1", "false", "no", "n", "0"):
+            result = value.strip().lower() in ("true", "yes", "y", "1")
+        else:
+            raise bad()
+    elif t == "int":
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            result = value
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            result = int(value.strip())
+        else:
+            raise bad()
+    elif t == "float":
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+    elif t == "string":
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad()
+        result = str(value)
+    elif t == "string[]":
+        if isinstance(value, str):
+            result = [s.strip() for s in value.split(",") if s.strip()]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            result = list(value)
+        else:
+            raise bad()
+    else:  # json
+        if isinstance(value, str):
+            try:
+                result = json.loads(value)
+            except ValueError:
+                result = value
+        else:
+            result = value
+    if f.enum_values and t in ("string", "string[]"):
+        values = result if isinstance(result, list) else [result]
+        for v in values:
+            if v not in f.enum_values:
+                raise bad()
+    return result
+
+
+def answer_schema(wf: ir.Workflow, node: ir.HumanNode) -> ir.Schema | None:
+    return wf.schemas.get(node.output_schema) if node.output_schema else None
+
+
+def interaction_id(run_id: str, node_id: str, visit: int) -> str:
+    """Stable id of one gate opening: the same gate in a later loop iteration gets a new id."""
+    return f"{run_id}:{node_id}:{visit}"
+
