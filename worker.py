@@ -55,7 +55,8 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 #: Pure data and semantics modules shared by workflow code and activities. Passing them through
 #: the sandbox keeps one class identity for the pydantic models on both sides (and saves
 #: re-importing them for every workflow run); they do no I/O, so this is safe.
-PASSTHROUGH_MODULES = ("dsl", "workflows.contract", "workflows.scheduler", "workflows.sessions", "workflows.metrics")
+PASSTHROUGH_MODULES = ("dsl", "workflows.contract", "workflows.edges", "workflows.inputs", "workflows.convergence",
+                       "workflows.budget", "workflows.sessions", "workflows.metrics", "workflows.nodes")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

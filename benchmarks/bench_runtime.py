@@ -58,7 +58,7 @@ HAND_WRITTEN_TYPE = "bench.HandWrittenChain"
 PAYLOAD = "hello"
 
 # GraphRun's activity options for a `call:` tool node with default RunOptions (graph_run.py
-# `activity`/`tool`), so both sides ask Temporal for exactly the same thing.
+# `activity`, nodes/tool.py), so both sides ask Temporal for exactly the same thing.
 _TIMEOUT = timedelta(seconds=600)
 _RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                      non_retryable_error_types=[M.ERR_BAD_REQUEST, M.ERR_SCHEMA, M.ERR_COMMAND_FAILED, M.ERR_POLICY,

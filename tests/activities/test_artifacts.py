@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
 from dsl import check_source
-from workflows.scheduler import DataContext, as_text, build_input, render_command
+from workflows.inputs import DataContext, as_text, build_input, render_command
 
 
 @pytest.fixture(autouse=True)

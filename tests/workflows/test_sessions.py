@@ -6,8 +6,8 @@ import pytest
 
 import dsl
 from dsl import ir
-from workflows import scheduler as S
 from workflows import sessions as Sessions
+from workflows.contract.tool_policy import effective_tool_policy, tool_allowed
 
 
 def plan(mode: str, *, node_input: dict | None = None, branch: str = "", sessions: dict | None = None,
@@ -82,7 +82,7 @@ def test_repair_request_quotes_the_reason_and_the_schema() -> None:
     ("create_feature_flag", ["check_srm", "create_feature_flag"], True),
 ])
 def test_tool_allowed(name: str, policy: list[str] | None, allowed: bool) -> None:
-    assert S.tool_allowed(name, policy) is allowed
+    assert tool_allowed(name, policy) is allowed
 
 
 def test_a_node_policy_replaces_the_workflow_policy() -> None:
@@ -102,6 +102,6 @@ workflow w:
 """)
     assert result.workflow is not None, [d.render() for d in result.diagnostics]
     wf: ir.Workflow = result.workflow
-    assert S.effective_tool_policy(wf, wf.nodes["a"]) == ["echo"]
-    assert S.effective_tool_policy(wf, wf.nodes["b"]) == ["check_srm"]
-    assert S.effective_tool_policy(wf.model_copy(update={"tool_policy": None}), wf.nodes["b"]) is None
+    assert effective_tool_policy(wf, wf.nodes["a"]) == ["echo"]
+    assert effective_tool_policy(wf, wf.nodes["b"]) == ["check_srm"]
+    assert effective_tool_policy(wf.model_copy(update={"tool_policy": None}), wf.nodes["b"]) is None

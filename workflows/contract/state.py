@@ -119,10 +119,17 @@ class Failure(_Model):
     at: str = ""
 
 
-class CarriedState(_Model):
-    """Compact state handed to the next execution on continue-as-new."""
+class RunState(_Model):
+    """The run's state: what the workflow changes as the run goes, kept in this one object so that
+    continue-as-new hands it over whole (`RunInput.carried`).
 
-    next_node: str
+    What belongs to one execution only (open gates, parked failures, the nodes running now, the
+    final status, pending notifications) is not here: it is never carried over. The serialised
+    shape is what recorded histories hold in their run input: fields are added with defaults,
+    never renamed, and their order stays.
+    """
+
+    next_node: str  # where the next execution starts; set when the run continues as new
     vars: dict[str, Any]
     outputs: dict[str, dict[str, Any]]
     history: dict[str, list[dict[str, Any]]]
@@ -142,13 +149,32 @@ class CarriedState(_Model):
     sessions: dict[str, str] = Field(default_factory=dict)  # session id → conversation artifact URI
     branch_sessions: dict[str, str] = Field(default_factory=dict)  # branch → its latest session id
 
+    @classmethod
+    def begin(cls, wf: Workflow, vars: dict[str, Any]) -> RunState:
+        """A new run's state: nothing done yet, every node pending, the walk at the entry."""
+        return cls(next_node=wf.entry, vars=vars, outputs={}, history={}, artifacts={}, artifact_versions={},
+                   loop_counters={}, rr_counters={}, budget_used={}, budget_warned=[],
+                   nodes={n: NodeState() for n in wf.nodes}, answers=[], early_answers={}, events=[], seq=0,
+                   started_at="", executions=1)
+
+    def total_usage(self) -> Usage:
+        """The run's usage: the sum of its nodes'."""
+        total = Usage()
+        for state in self.nodes.values():
+            total = total.plus(state.usage)
+        return total
+
+
+#: The name continue-as-new's state had before it became the run's one state object.
+CarriedState = RunState
+
 
 class RunInput(_Model):
     workflow: Workflow
     run_inputs: dict[str, Any] = Field(default_factory=dict)
     source: str = ""
     options: RunOptions = Field(default_factory=RunOptions)
-    carried: CarriedState | None = None
+    carried: RunState | None = None
 
 
 class RunView(_Model):
