@@ -8,7 +8,7 @@ the output's small top-level fields (the booleans conditions read, short strings
 
 Workflow code never reads the store (that would be I/O). When a template needs an offloaded
 value, the workflow passes a reference (`{"$artifact_ref": uri, "path": [...]}`, or the token
-`⟦artifact:uri#path⟧` inside text, see workflows/scheduler.py) and the next activity resolves it
+`⟦artifact:uri#path⟧` inside text, see workflows/inputs.py) and the next activity resolves it
 here, on the worker, just before use.
 
 The default store is a local directory (`.iterloop/artifacts`); objects are content-addressed,
@@ -26,10 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.exceptions import ApplicationError
-
+from activities.errors import BadRequestError
 from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, ARTIFACT_TOKEN_RE
-from workflows.contract.messages import ERR_BAD_REQUEST
 
 #: Fields at most this large (as JSON) stay inline in a stub.
 INLINE_FIELD_BYTES = 1024
@@ -56,18 +54,17 @@ class LocalArtifactStore:
 
     def get(self, uri: str) -> bytes:
         if not uri.startswith(URI_PREFIX):
-            raise ApplicationError(f"not an artifact reference: {uri!r}", type=ERR_BAD_REQUEST, non_retryable=True)
+            raise BadRequestError(f"not an artifact reference: {uri!r}")
         rel = Path(uri[len(URI_PREFIX):])
         if rel.is_absolute() or ".." in rel.parts:
-            raise ApplicationError(f"artifact reference escapes the store: {uri!r}", type=ERR_BAD_REQUEST,
-                                   non_retryable=True)
+            raise BadRequestError(f"artifact reference escapes the store: {uri!r}")
         path = self.root / rel
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise ApplicationError(
+            raise BadRequestError(
                 f"artifact {uri} is missing from the store at {self.root}; the run's outputs must stay available "
-                "for as long as the run (and its history) exists", type=ERR_BAD_REQUEST, non_retryable=True) from None
+                "for as long as the run (and its history) exists") from None
 
 
 def _safe(part: str) -> str:

@@ -37,12 +37,12 @@ import time
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
+from activities.errors import BadRequestError, CommandFailedError
 from workflows.contract.artifact_refs import ARTIFACT_KEY
 from workflows.contract.env_refs import expand_env_in_command
-from workflows.contract.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, SHELL_EXEC, ShellRequest, ShellResult
+from workflows.contract.messages import SHELL_EXEC, ShellRequest, ShellResult
 
 SHELL = "/bin/sh"
 #: Per stream. Note the result holds stdout twice (as `stdout` and in `output`) and Temporal
@@ -64,10 +64,9 @@ _write_order = itertools.count()
 async def shell_exec(req: ShellRequest) -> ShellResult:
     """Run ``req.command`` with `sh -c` in ``req.cwd`` and return its output (see module doc)."""
     if req.timeout_seconds <= 0 or req.heartbeat_seconds <= 0:
-        raise ApplicationError(
+        raise BadRequestError(
             f"shell node '{req.node_id}': timeout_seconds and heartbeat_seconds must be positive, "
-            f"got {req.timeout_seconds} and {req.heartbeat_seconds}",
-            type=ERR_BAD_REQUEST, non_retryable=True)
+            f"got {req.timeout_seconds} and {req.heartbeat_seconds}")
     # Stored (large) template values arrive as tokens; expand them quoted, then the environment.
     command = expand_env_in_command(artifacts.expand_tokens(req.command, quote=shlex.quote))
     started = time.monotonic()
@@ -125,10 +124,9 @@ async def _spawn(req: ShellRequest, command: str) -> asyncio.subprocess.Process:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
     except OSError as e:
         where = f"in working directory {req.cwd!r}" if req.cwd else "in the worker's working directory"
-        raise ApplicationError(
+        raise BadRequestError(
             f"shell node '{req.node_id}': cannot start {SHELL} {where}: {e.strerror or e}. "
-            "Check that the directory exists on the worker (the run's shell cwd option).",
-            type=ERR_BAD_REQUEST, non_retryable=True) from None
+            "Check that the directory exists on the worker (the run's shell cwd option).") from None
 
 
 async def _wait_heartbeating(finished: asyncio.Future[Any], req: ShellRequest, started: float,
@@ -181,7 +179,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def _failure(req: ShellRequest, what: str, exit_code: int | None, stdout: _Tail, stderr: _Tail, *,
-             timed_out: bool) -> ApplicationError:
+             timed_out: bool) -> CommandFailedError:
     err_text, out_text = stderr.text(), stdout.text()
     shown, label = (err_text, "stderr") if err_text.strip() else (out_text, "stdout")
     lines = shown.rstrip().splitlines()[-FAILURE_MESSAGE_LINES:]
@@ -194,7 +192,7 @@ def _failure(req: ShellRequest, what: str, exit_code: int | None, stdout: _Tail,
         "stdout_tail": out_text[-FAILURE_TAIL_BYTES:],
         "stderr_tail": err_text[-FAILURE_TAIL_BYTES:],
     }
-    return ApplicationError(message, details, type=ERR_COMMAND_FAILED, non_retryable=True)
+    return CommandFailedError(message, details=details)
 
 
 def _signal_name(number: int) -> str:

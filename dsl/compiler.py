@@ -3,19 +3,22 @@
 Follows Iterion's compile order (which decides diagnostic order and which duplicate wins):
 MCP servers, schemas, prompts, agents, judges, routers, humans, tools, then iterloop's joins and
 waits, terminals, entry, vars, edges, workflow settings. Positions never enter the IR; they live in
-a ``SourceMap`` that the validator uses to point diagnostics at the source.
+a ``SourceMap`` (`dsl.source_map`) that the validator uses to point diagnostics at the source. The
+compiler runs the validator as its last phase; the validator knows nothing of the compiler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import ast as A
 from . import ir
 from .diagnostics import Diagnostic, Severity, make
 from .durations import parse_duration
+from .source_map import SourceMap
 from .templates import TemplateError, extract_refs, ref_offsets
+from .validator import validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,31 +31,6 @@ class CompileOptions:
 
     default_model: str = ""
     known_tools: frozenset[str] | None = None
-
-
-@dataclass
-class SourceMap:
-    """Where things are in the source, for diagnostics about the IR."""
-
-    workflow: A.Pos = field(default_factory=A.Pos)
-    entry: A.Pos | None = None
-    nodes: dict[str, A.Pos] = field(default_factory=dict)
-    node_props: dict[str, dict[str, A.Pos]] = field(default_factory=dict)
-    edges: list[A.Edge] = field(default_factory=list)
-    prompt_refs: dict[str, list[A.Pos]] = field(default_factory=dict)
-    prompts: dict[str, A.Pos] = field(default_factory=dict)
-    command_refs: dict[str, list[A.Pos]] = field(default_factory=dict)
-    with_refs: dict[tuple[int, int], list[A.Pos]] = field(default_factory=dict)  # (edge, entry) → ref positions
-    loops: dict[str, A.Pos] = field(default_factory=dict)
-
-    def node(self, node_id: str) -> A.Pos:
-        return self.nodes.get(node_id, self.workflow)
-
-    def prop(self, node_id: str, name: str) -> A.Pos:
-        return self.node_props.get(node_id, {}).get(name) or self.node(node_id)
-
-    def edge(self, index: int) -> A.Edge | None:
-        return self.edges[index] if 0 <= index < len(self.edges) else None
 
 
 def _type_matches(vtype: str, lit: A.Literal_) -> bool:
@@ -531,8 +509,6 @@ def _did_you_mean(name: str, known: Iterable[str], what: str) -> str | None:
 
 def compile_ast(file: A.File, options: CompileOptions | None = None) -> tuple[ir.Workflow | None, list[Diagnostic], SourceMap]:
     """Compile and validate. The IR is returned even when errors were found (check them)."""
-    from .validator import validate
-
     compiler = _Compiler(file, options or CompileOptions())
     workflow = compiler.compile()
     diags = compiler.diags

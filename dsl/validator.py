@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from . import ir
 from .ast import Pos
-from .compiler import SourceMap
 from .diagnostics import Diagnostic, Severity, make
 from .graph import Upstream, is_convergence_point, loop_endpoints, reachable
+from .source_map import SourceMap
 
 _MULTI_TARGET_ROUTERS = ("fan_out_all", "round_robin", "llm")
 

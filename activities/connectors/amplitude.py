@@ -26,26 +26,25 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.connectors.base import (
-    BaseConnector,
-    ConnectorAuthError,
-    ConnectorConfigError,
-    ConnectorUnavailableError,
+from activities.connectors.base import BaseConnector
+from activities.connectors.http_api import get_json
+from activities.connectors.models import (
     ExperimentResults,
     FunnelData,
     Granularity,
     MetricSeries,
     RatioMetric,
+    variant_result,
+)
+from activities.connectors.series import check_query, parse_day, series_from_daily
+from activities.errors import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorUnavailableError,
     UnknownFunnelError,
     UnknownMetricError,
-    check_query,
-    get_json,
-    parse_day,
-    series_from_daily,
-    variant_result,
 )
 
 DEFAULT_API_URL = "https://amplitude.com/api/2"
@@ -116,12 +115,8 @@ class AmplitudeConnector(BaseConnector):
         key, secret = self.env_value("AMPLITUDE_API_KEY"), self.env_value("AMPLITUDE_SECRET_KEY")
         if not (key and secret):
             raise ConnectorAuthError(f"amplitude: no credentials on the worker. {AUTH_HINT}")
-        self.base_url = (self.settings.api_url or self.env_value("AMPLITUDE_API_URL") or DEFAULT_API_URL).rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.base_url, auth=(key, secret),
-                                         timeout=self.settings.timeout_seconds)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        self.base_url = self.service_url(self.settings.api_url, "AMPLITUDE_API_URL", DEFAULT_API_URL)
+        self._client = self.open_http(self.base_url, auth=(key, secret), timeout_seconds=self.settings.timeout_seconds)
 
     # -- the interface -------------------------------------------------------------------------
 

@@ -37,25 +37,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.connectors.base import (
-    BaseConnector,
-    ConnectorAuthError,
-    ConnectorConfigError,
-    ConnectorError,
-    ConnectorUnavailableError,
+from activities.connectors.base import BaseConnector
+from activities.connectors.models import (
     ExperimentResults,
     FunnelData,
     Granularity,
     MetricSeries,
     RatioMetric,
-    UnknownFunnelError,
-    UnknownMetricError,
-    check_query,
-    error_for_status,
-    parse_day,
-    series_from_daily,
     variant_result,
 )
+from activities.connectors.series import check_query, parse_day, series_from_daily
+from activities.errors import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorUnavailableError,
+    UnknownFunnelError,
+    UnknownMetricError,
+)
+from activities.http_errors import CONNECTOR_FAILURES
 
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 AUTH_HINT = ("Set GOOGLE_APPLICATION_CREDENTIALS on the worker to a service-account key file whose "
@@ -246,8 +246,8 @@ class GA4Connector(BaseConnector):
             raise
         except gexc.GoogleAPICallError as e:
             status = e.code if isinstance(e.code, int) else 500
-            raise error_for_status(self.name, status, e.message or str(e), retry_after=_retry_after(e),
-                                   auth_hint=AUTH_HINT) from None
+            raise CONNECTOR_FAILURES.service_error(self.name, status, e.message or str(e),
+                                                   retry_after=_retry_after(e), hint=AUTH_HINT) from None
         except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as e:
             raise ConnectorAuthError(f"ga4: cannot get credentials: {e}. {AUTH_HINT}") from None
         except Exception as e:  # requests' ConnectionError, google.auth TransportError, timeouts

@@ -25,27 +25,26 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.connectors.base import (
-    BaseConnector,
-    ConnectorAuthError,
-    ConnectorConfigError,
-    ConnectorUnavailableError,
+from activities.connectors.base import BaseConnector
+from activities.connectors.http_api import get_json
+from activities.connectors.models import (
     ExperimentResults,
     FunnelData,
     Granularity,
-    InvalidQueryError,
     MetricSeries,
     RatioMetric,
+    variant_result,
+)
+from activities.connectors.series import check_query, parse_day, series_from_daily
+from activities.errors import (
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorUnavailableError,
+    InvalidQueryError,
     UnknownFunnelError,
     UnknownMetricError,
-    check_query,
-    get_json,
-    parse_day,
-    series_from_daily,
-    variant_result,
 )
 
 DEFAULT_API_URL = "https://mixpanel.com/api/query"
@@ -112,13 +111,10 @@ class MixpanelConnector(BaseConnector):
         if account and not self.project_id:
             raise ConnectorConfigError("mixpanel: a service account needs the project id: set the connector's "
                                        "project_id setting or MIXPANEL_PROJECT_ID on the worker")
-        self.base_url = (self.settings.api_url or self.env_value("MIXPANEL_API_URL") or DEFAULT_API_URL).rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.base_url, auth=(account or secret, secret if account else ""),
-                                         timeout=self.settings.timeout_seconds,
-                                         headers={"Accept": "application/json"})
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        self.base_url = self.service_url(self.settings.api_url, "MIXPANEL_API_URL", DEFAULT_API_URL)
+        self._client = self.open_http(self.base_url, auth=(account or secret, secret if account else ""),
+                                      timeout_seconds=self.settings.timeout_seconds,
+                                      headers={"Accept": "application/json"})
 
     # -- the interface -------------------------------------------------------------------------
 

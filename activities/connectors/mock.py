@@ -23,22 +23,19 @@ from typing import Any
 
 from pydantic import Field
 
-from activities.connectors.base import (
-    BaseConnector,
+from activities.connectors.base import BaseConnector
+from activities.connectors.history import select_history
+from activities.connectors.models import (
     ExperimentResults,
     FunnelData,
     Granularity,
     HistoricalExperiment,
-    InvalidQueryError,
     MetricSeries,
-    UnknownFunnelError,
-    UnknownMetricError,
     VariantResult,
-    check_query,
-    select_history,
-    series_from_daily,
     variant_result,
 )
+from activities.connectors.series import check_query, series_from_daily
+from activities.errors import InvalidQueryError, UnknownFunnelError, UnknownMetricError
 
 DATASET = Path(__file__).with_name("data") / "mock_dataset.json"
 

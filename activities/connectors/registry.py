@@ -22,7 +22,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from activities.connectors.base import BaseConnector, ConnectorConfigError
+from activities.connectors.base import BaseConnector
+from activities.errors import ConnectorConfigError
 
 #: name → "module:Class" (imported on first use) or the class itself (see `register_connector`).
 CONNECTORS: dict[str, str | type[BaseConnector]] = {

@@ -33,25 +33,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.connectors.base import (
-    BaseConnector,
-    ConnectorConfigError,
-    ConnectorUnavailableError,
+from activities.connectors.base import BaseConnector
+from activities.connectors.mock import DATASET
+from activities.connectors.models import (
     ExperimentResults,
     FunnelData,
     Granularity,
     HistoricalExperiment,
-    InvalidQueryError,
     MetricSeries,
     RatioMetric,
-    UnknownFunnelError,
-    UnknownMetricError,
-    check_query,
-    parse_day,
-    series_from_daily,
     variant_result,
 )
-from activities.connectors.mock import DATASET
+from activities.connectors.series import check_query, parse_day, series_from_daily
+from activities.errors import (
+    ConnectorConfigError,
+    ConnectorUnavailableError,
+    InvalidQueryError,
+    UnknownFunnelError,
+    UnknownMetricError,
+)
 
 _SEGMENT_FILTER = """
   AND (:platform IS NULL OR {t}platform = :platform)

@@ -34,19 +34,9 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from activities.flags.base import (
-    Flag,
-    FlagConfigError,
-    FlagConflictError,
-    FlagNotFoundError,
-    FlagRequestError,
-    FlagSpec,
-    FlagVariant,
-    control_key,
-    existing_flag,
-    recorded_time,
-)
+from activities.errors import FlagConfigError, FlagConflictError, FlagNotFoundError, FlagRequestError
 from activities.flags.http_provider import HttpFlagProvider
+from activities.flags.models import Flag, FlagSpec, FlagVariant, control_key, existing_flag, recorded_time
 
 DEFAULT_API_URL = "https://api.growthbook.io"
 CLOUD_APP_URL = "https://app.growthbook.io"
@@ -76,7 +66,7 @@ class GrowthBookFlagProvider(HttpFlagProvider):
         if not key:
             raise FlagConfigError(f"growthbook: {API_KEY_ENV} is not set on the worker. {self.auth_hint}",
                                   details={"provider": self.name})
-        base = (self.settings.api_url or self.env_value(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+        base = self.service_url(self.settings.api_url, API_URL_ENV, DEFAULT_API_URL)
         # The docs give the base as ".../api"; accept both spellings since our paths start with /api.
         base = base.removesuffix("/api")
         self._setup_client(base, {"Authorization": f"Bearer {key}"}, self.settings.timeout_seconds)

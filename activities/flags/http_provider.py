@@ -1,5 +1,6 @@
 """What the REST providers (GrowthBook, Unleash) share: one httpx client, and HTTP failures turned
-into `FlagError`s with the server's own explanation and `Retry-After` delay."""
+into `FlagError`s (through `activities.http_errors.FLAG_FAILURES`) with the server's own
+explanation and `Retry-After` delay."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activities.flags.base import FlagConfigError, FlagProvider, FlagProviderUnavailableError, error_for_status
+from activities.errors import FlagConfigError, FlagProviderUnavailableError
+from activities.flags.base import FlagProvider
+from activities.http_errors import FLAG_FAILURES
 
 
 class HttpFlagProvider(FlagProvider):
@@ -24,11 +27,8 @@ class HttpFlagProvider(FlagProvider):
     def _setup_client(self, base_url: str, headers: Mapping[str, str], timeout_seconds: float) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise FlagConfigError(f"{self.name}: the API URL must start with http:// or https://, got {base_url!r}")
-        self.client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_seconds,
-                                        headers={"Accept": "application/json", **headers})
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+        self.client = self.open_http(base_url.rstrip("/"), timeout_seconds=timeout_seconds,
+                                     headers={"Accept": "application/json", **headers})
 
     async def _call(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """Send one request; its JSON body (None when empty), or the matching `FlagError`."""
@@ -41,8 +41,9 @@ class HttpFlagProvider(FlagProvider):
             raise FlagProviderUnavailableError(f"{self.name} cannot be reached at {self.client.base_url}: {e}",
                                                details={"provider": self.name}) from None
         if response.status_code >= 400:
-            raise error_for_status(self.name, response.status_code, f"{method} {path}: {_error_text(response)}",
-                                   retry_after=_retry_after(response), auth_hint=self.auth_hint)
+            raise FLAG_FAILURES.service_error(self.name, response.status_code,
+                                              f"{method} {path}: {_error_text(response)}",
+                                              retry_after=_retry_after(response), hint=self.auth_hint)
         if not response.content.strip():
             return None
         try:

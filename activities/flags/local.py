@@ -27,17 +27,9 @@ from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 
-from activities.flags.base import (
-    Flag,
-    FlagConfigError,
-    FlagNotFoundError,
-    FlagProvider,
-    FlagProviderUnavailableError,
-    FlagSpec,
-    existing_flag,
-    recorded_time,
-    rolled_back,
-)
+from activities.errors import FlagConfigError, FlagNotFoundError, FlagProviderUnavailableError
+from activities.flags.base import FlagProvider
+from activities.flags.models import Flag, FlagSpec, existing_flag, recorded_time, rolled_back
 
 DEFAULT_PATH = ".iterloop/flags.json"
 FILE_VERSION = 1

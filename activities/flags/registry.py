@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from activities.flags.base import FlagConfigError, FlagProvider
+from activities.errors import FlagConfigError
+from activities.flags.base import FlagProvider
 from activities.flags.growthbook import GrowthBookFlagProvider
 from activities.flags.local import LocalFlagProvider
 from activities.flags.unleash import UnleashFlagProvider

@@ -31,19 +31,9 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from activities.flags.base import (
-    Flag,
-    FlagConfigError,
-    FlagConflictError,
-    FlagNotFoundError,
-    FlagRequestError,
-    FlagSpec,
-    FlagVariant,
-    existing_flag,
-    recorded_time,
-    rolled_back,
-)
+from activities.errors import FlagConfigError, FlagConflictError, FlagNotFoundError, FlagRequestError
 from activities.flags.http_provider import HttpFlagProvider
+from activities.flags.models import Flag, FlagSpec, FlagVariant, existing_flag, recorded_time, rolled_back
 
 API_TOKEN_ENV = "UNLEASH_API_TOKEN"
 API_URL_ENV = "UNLEASH_API_URL"
@@ -66,7 +56,7 @@ class UnleashFlagProvider(HttpFlagProvider):
     def __init__(self, settings: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(settings, env=env)
         token = self.env_value(API_TOKEN_ENV)
-        base = (self.settings.api_url or self.env_value(API_URL_ENV)).rstrip("/").removesuffix("/api")
+        base = self.service_url(self.settings.api_url, API_URL_ENV).removesuffix("/api")
         if not token or not base:
             missing = " and ".join(n for n, v in ((API_TOKEN_ENV, token), (API_URL_ENV, base)) if not v)
             raise FlagConfigError(f"unleash: {missing} not set on the worker. {self.auth_hint} "

@@ -29,10 +29,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
 from activities.artifacts import LocalArtifactStore
+from activities.errors import BadRequestError
 from activities.llm import anthropic_provider, conversation, openai_provider
 from activities.llm.anthropic_provider import AnthropicProvider
 from activities.llm.openai_provider import OpenAIProvider
@@ -52,7 +52,7 @@ from activities.llm.structured_output import (
 from activities.llm.tool_specs import node_tools, permitted_tools, tool_infos
 from activities.telemetry import record_llm_usage
 from workflows.contract.env_refs import expand_env
-from workflows.contract.messages import ERR_BAD_REQUEST, LLM_TURN, LLMTurnRequest, LLMTurnResult, Usage
+from workflows.contract.messages import LLM_TURN, LLMTurnRequest, LLMTurnResult, Usage
 from workflows.contract.output_validation import find_violation, parse_json_object
 
 #: Provider name → factory. A new provider is one module plus one line here.
@@ -109,7 +109,7 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
     try:
         name = resolve_provider(req.model, script_available=req.script is not None, offline=settings.offline, env=env)
     except ValueError as e:
-        raise ApplicationError(f"node '{req.node_id}': {e}", type=ERR_BAD_REQUEST, non_retryable=True) from None
+        raise BadRequestError(f"node '{req.node_id}': {e}") from None
     provider = PROVIDERS[name](settings)
     model = expand_env(req.model, env).strip()
 

@@ -30,15 +30,15 @@ import json
 from typing import Any
 
 import anthropic
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import BadRequestError
 from activities.llm.conversation import EMPTY_USER_TEXT, MISSING_RESULT_TEXT, result_text
 from activities.llm.errors import context_length_error, model_error
 from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCounts, api_key_or_fail, wire_name
 from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive
 from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
 from activities.llm.tool_specs import ToolNames
-from workflows.contract.messages import ERR_BAD_REQUEST, ChatMessage, ToolCall
+from workflows.contract.messages import ChatMessage, ToolCall
 
 ANSWER_TOOL = "final_answer"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -83,9 +83,8 @@ class AnthropicProvider:
 def request_params(call: ModelCall) -> dict[str, Any]:
     """The `messages.create` arguments for ``call`` (pure, so tests can inspect them)."""
     if call.answer and any(wire_name(t.name) == ANSWER_TOOL for t in call.defined_tools):
-        raise ApplicationError(f"node '{call.request.node_id}': a tool named '{ANSWER_TOOL}' clashes with the answer "
-                               "tool iterloop adds for structured output; rename the tool",
-                               type=ERR_BAD_REQUEST, non_retryable=True)
+        raise BadRequestError(f"node '{call.request.node_id}': a tool named '{ANSWER_TOOL}' clashes with the answer "
+                               "tool iterloop adds for structured output; rename the tool")
     tools: list[dict[str, Any]] = [{"name": wire_name(t.name), "description": t.description,
                                     "input_schema": t.parameters} for t in call.defined_tools]
     if call.answer:

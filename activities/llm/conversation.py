@@ -24,11 +24,11 @@ from collections import OrderedDict
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
 from activities.artifacts import LocalArtifactStore
-from workflows.contract.messages import ERR_BAD_REQUEST, ChatMessage, LLMTurnRequest
+from activities.errors import BadRequestError
+from workflows.contract.messages import ChatMessage, LLMTurnRequest
 
 _MESSAGES = TypeAdapter(list[ChatMessage])
 
@@ -59,8 +59,7 @@ def load(ref: str, store: LocalArtifactStore) -> list[ChatMessage]:
             prefix = cached
             break
         if current in seen:
-            raise ApplicationError(f"conversation {ref} refers back to itself through {current}",
-                                   type=ERR_BAD_REQUEST, non_retryable=True)
+            raise BadRequestError(f"conversation {ref} refers back to itself through {current}")
         seen.add(current)
         parent, messages = _read(current, store)
         chain.append((current, messages))
@@ -95,8 +94,7 @@ def _read(ref: str, store: LocalArtifactStore) -> tuple[str, list[ChatMessage]]:
             return data["parent"], _MESSAGES.validate_python(data["messages"])
     except ValueError as exc:  # not JSON, or messages that are not chat messages
         problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"not JSON ({exc})"
-    raise ApplicationError(f"conversation {ref} cannot be read: {problem}", type=ERR_BAD_REQUEST,
-                           non_retryable=True)
+    raise BadRequestError(f"conversation {ref} cannot be read: {problem}")
 
 
 def _remember(root: str, ref: str, messages: tuple[ChatMessage, ...]) -> None:

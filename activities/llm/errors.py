@@ -3,12 +3,16 @@
 | what happened                               | error type              | retried                      |
 |---------------------------------------------|-------------------------|------------------------------|
 | 429 rate limit                              | `ModelRateLimited`      | yes, after the server's `retry-after-ms` / `Retry-After` |
-| 529 overloaded, 5xx, 408, 409, network      | `ModelUnavailable`      | yes (after `Retry-After` when given) |
+| 529 overloaded, 5xx, 408, 409, 425, network | `ModelUnavailable`      | yes (after `Retry-After` when given) |
 | 401 authentication                          | `ModelAuthFailed`       | no: set the API key variable named in the message |
 | 403 permission                              | `ModelPermissionDenied` | no |
 | 404 not found (unknown model)               | `ModelNotFound`         | no |
 | the prompt does not fit the context window  | `ContextLengthExceeded` | no: the message names the node and the size |
 | 400/422 and other 4xx                       | `BadRequest`            | no: the provider's message is quoted |
+
+The status table and the words are `MODEL_FAILURES` in `activities.http_errors` (shared with the
+other services); the classes are the `ModelError` branch of `activities.errors`. This module adds
+what only model providers have: the SDKs' exception types and the context-window check.
 
 The SDKs' own retries are off (`max_retries=0`): Temporal's retry policy is the only one, so a
 retry shows in the workflow's history and survives a worker restart.
@@ -21,20 +25,12 @@ from typing import Any
 
 import anthropic
 import openai
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import ContextLengthError, ModelError, ModelUnavailableError
+from activities.http_errors import MODEL_FAILURES, HttpFailure, http_failure
 from activities.http_retry import retry_delay_from_headers
 from activities.llm.conversation import prompt_size
 from activities.llm.provider import ModelCall
-from workflows.contract.messages import (
-    ERR_BAD_REQUEST,
-    ERR_CONTEXT_LENGTH,
-    ERR_MODEL_AUTH,
-    ERR_MODEL_NOT_FOUND,
-    ERR_MODEL_PERMISSION,
-    ERR_MODEL_RATE_LIMITED,
-    ERR_MODEL_UNAVAILABLE,
-)
 
 _STATUS_ERRORS = (anthropic.APIStatusError, openai.APIStatusError)
 _CONNECTION_ERRORS = (anthropic.APIConnectionError, openai.APIConnectionError)
@@ -43,61 +39,44 @@ _CONTEXT_PATTERN = re.compile(r"prompt is too long|context (length|window)|maxim
                               r"input is too long|reduce the length", re.I)
 
 
-def model_error(exc: Exception, call: ModelCall, *, provider: str, base_url: str, key_var: str) -> ApplicationError | None:
+def model_error(exc: Exception, call: ModelCall, *, provider: str, base_url: str, key_var: str) -> ModelError | None:
     """The Temporal error for an SDK exception, or None if ``exc`` is not a provider failure."""
     where = f"node '{call.request.node_id}' ({provider} model '{call.model_id}')"
     if isinstance(exc, _RESPONSE_ERRORS):
-        return ApplicationError(f"{where}: {provider} sent a response the client cannot read: {exc}",
-                                type=ERR_MODEL_UNAVAILABLE)
+        return ModelUnavailableError(f"{where}: {provider} sent a response the client cannot read: {exc}")
     if isinstance(exc, _STATUS_ERRORS):
         return _status_error(exc, call, where=where, provider=provider, base_url=base_url, key_var=key_var)
     if isinstance(exc, _CONNECTION_ERRORS):
         cause = exc.__cause__ or exc.__context__
         detail = f"{exc}" + (f" ({type(cause).__name__}: {cause})" if cause else "")
-        return ApplicationError(f"{where}: cannot reach {provider} at {base_url}: {detail}", type=ERR_MODEL_UNAVAILABLE)
+        return ModelUnavailableError(f"{where}: cannot reach {provider} at {base_url}: {detail}")
     return None
 
 
-def _status_error(exc: Any, call: ModelCall, *, where: str, provider: str, base_url: str,
-                  key_var: str) -> ApplicationError:
+def _status_error(exc: Any, call: ModelCall, *, where: str, provider: str, base_url: str, key_var: str) -> ModelError:
     status = int(exc.status_code)
     message = api_message(exc)
     quoted = f"HTTP {status}: {message}"
-    delay = retry_delay_from_headers(exc.response.headers)
-    if status == 429:
-        return ApplicationError(f"{where}: rate limited by {provider} ({quoted}); retrying"
-                                + (f" after {delay.total_seconds():g}s" if delay else ""),
-                                type=ERR_MODEL_RATE_LIMITED, next_retry_delay=delay)
-    if status >= 500 or status in (408, 409):
-        return ApplicationError(f"{where}: {provider} is unavailable ({quoted}); retrying",
-                                type=ERR_MODEL_UNAVAILABLE, next_retry_delay=delay)
-    if status == 401:
-        return ApplicationError(f"{where}: {provider} rejected the API key ({quoted}); set {key_var} in the worker's "
-                                f"environment to a valid key for {base_url}", type=ERR_MODEL_AUTH, non_retryable=True)
-    if status == 403:
-        return ApplicationError(f"{where}: {provider} does not allow this API key to use the model ({quoted}); use a key "
-                                "with access to it, or another model", type=ERR_MODEL_PERMISSION, non_retryable=True)
-    if status == 404:
-        return ApplicationError(f"{where}: {provider} does not know this model ({quoted}); check the node's `model:` "
-                                f"(sent as '{call.model_id}' to {base_url})", type=ERR_MODEL_NOT_FOUND,
-                                non_retryable=True)
-    if status == 413 or is_context_length(exc, message):
+    if http_failure(status) is HttpFailure.REJECTED and (status == 413 or is_context_length(exc, message)):
         return context_length_error(call, where=where, detail=quoted)
-    return ApplicationError(f"{where}: {provider} rejected the request ({quoted})", type=ERR_BAD_REQUEST,
-                            non_retryable=True)
+    delay = retry_delay_from_headers(exc.response.headers)
+    after = f" after {delay.total_seconds():g}s" if delay else ""
+    return MODEL_FAILURES.error(status, next_retry_delay=delay, where=where, provider=provider,
+                                quoted=quoted, after=after, key_var=key_var, base_url=base_url, model=call.model_id)
 
 
 def is_context_length(exc: Any, message: str) -> bool:
+    """Whether a refusal is about the prompt's size (providers say so in a code or in words)."""
     return getattr(exc, "code", None) == "context_length_exceeded" or bool(_CONTEXT_PATTERN.search(message))
 
 
-def context_length_error(call: ModelCall, *, where: str, detail: str) -> ApplicationError:
+def context_length_error(call: ModelCall, *, where: str, detail: str) -> ContextLengthError:
+    """What to do when the prompt does not fit: its size, and the ways to make it smaller."""
     chars = prompt_size(call.system, call.messages)
-    return ApplicationError(
+    return ContextLengthError(
         f"{where}: the prompt does not fit the model's context window ({detail}); the prompt holds {chars:,} "
         f"characters (about {chars // 4:,} tokens) in {len(call.messages)} messages. Shorten the prompts, start a "
-        "fresh session instead of inheriting one, lower tool_max_steps, or use a model with a larger context window",
-        type=ERR_CONTEXT_LENGTH, non_retryable=True)
+        "fresh session instead of inheriting one, lower tool_max_steps, or use a model with a larger context window")
 
 
 def api_message(exc: Any) -> str:

@@ -159,7 +159,7 @@ class ModelReply:
 @runtime_checkable
 class ModelProvider(Protocol):
     """One model backend. Implementations must not read the environment, and must raise
-    `ApplicationError`s (see `errors.py`) for failures: non-retryable for permanent ones."""
+    `ModelError`s (see `errors.py`) for failures: non-retryable for permanent ones."""
 
     name: str
 
@@ -170,15 +170,13 @@ def api_key_or_fail(key: str, *, base_url: str | None, provider: str, key_var: s
     """The key to send: the configured one; a placeholder for a custom (compatible) server that
     wants none; without a key for the provider's own endpoint, a non-retryable error naming the
     variable to set."""
-    from temporalio.exceptions import ApplicationError
-
-    from workflows.contract.messages import ERR_MODEL_AUTH
+    from activities.errors import ModelAuthError  # temporalio: imported only when a key is looked up
 
     if key:
         return key
     if base_url is None:
-        raise ApplicationError(
+        raise ModelAuthError(
             f"node '{node_id}': no {provider} API key; set {key_var} in the worker's environment, or run offline "
-            "(--offline / ITERLOOP_OFFLINE=1)", type=ERR_MODEL_AUTH, non_retryable=True)
+            "(--offline / ITERLOOP_OFFLINE=1)")
     return "unused"  # OpenAI-compatible and other custom servers often want no key
 

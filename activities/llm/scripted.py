@@ -12,11 +12,10 @@ import copy
 import json
 from typing import Any
 
-from temporalio.exceptions import ApplicationError
-
+from activities.errors import ScriptError
 from activities.llm.provider import SCRIPTED, ModelCall, ModelReply, TokenCounts
 from dsl.ir import SchemaField
-from workflows.contract.messages import ERR_SCRIPT, ChatMessage, LLMTurnRequest, ToolCall
+from workflows.contract.messages import ChatMessage, LLMTurnRequest, ToolCall
 from workflows.contract.output_validation import describe_value, find_violation
 from workflows.contract.scripts import (
     COST_KEY,
@@ -206,6 +205,6 @@ def _where(req: LLMTurnRequest) -> str:
     return f"node '{req.node_id}' (visit {req.visit})"
 
 
-def _script_error(message: str) -> ApplicationError:
-    return ApplicationError(message, type=ERR_SCRIPT, non_retryable=True)
+def _script_error(message: str) -> ScriptError:
+    return ScriptError(message)
 

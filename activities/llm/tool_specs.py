@@ -22,11 +22,11 @@ import copy
 from functools import cache
 from typing import Any
 
-from temporalio.exceptions import ApplicationError
-
+from activities.errors import BadRequestError
 from activities.llm.provider import ToolSpec, wire_name
-from activities.tools.registry import Tool, registry
-from workflows.contract.messages import ERR_BAD_REQUEST, LLMTurnRequest, ToolInfo
+from activities.tools.registry import registry
+from activities.tools.spec import Tool
+from workflows.contract.messages import LLMTurnRequest, ToolInfo
 from workflows.contract.tool_policy import tool_allowed
 
 
@@ -120,10 +120,10 @@ def _refs(node: Any) -> set[str]:
     return set()
 
 
-def _unknown(req: LLMTurnRequest, name: str, tools: dict[str, Any], what: str) -> ApplicationError:
-    return ApplicationError(
+def _unknown(req: LLMTurnRequest, name: str, tools: dict[str, Any], what: str) -> BadRequestError:
+    return BadRequestError(
         f"node '{req.node_id}': tool '{name}' {what}; registered tools: {', '.join(sorted(tools))}. "
-        "Fix the node's `tools:` list", type=ERR_BAD_REQUEST, non_retryable=True)
+        "Fix the node's `tools:` list")
 
 
 class ToolNames:
@@ -135,8 +135,8 @@ class ToolNames:
             wire = wire_name(s.name)
             other = self._by_wire.setdefault(wire, s.name)
             if other != s.name:
-                raise ApplicationError(f"tools '{other}' and '{s.name}' have the same name for the model ('{wire}'); "
-                                       "offer only one of them", type=ERR_BAD_REQUEST, non_retryable=True)
+                raise BadRequestError(f"tools '{other}' and '{s.name}' have the same name for the model ('{wire}'); "
+                                       "offer only one of them")
 
     def registry_name(self, wire: str) -> str:
         """The registry name of a called tool; an unknown name comes back as the model wrote it

@@ -6,6 +6,6 @@ uses it too); `webhooks` builds, signs and sends the JSON POSTs. See docs/notifi
 """
 
 from activities.notify.activity import Notifier, NotifyConfig, notification_key
-from activities.notify.errors import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE
+from workflows.contract.vocabulary import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE
 
 __all__ = ["ERR_NOTIFY_REJECTED", "ERR_NOTIFY_UNAVAILABLE", "NotifyConfig", "Notifier", "notification_key"]

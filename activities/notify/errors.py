@@ -2,8 +2,10 @@
 
 A delivery either went through, failed for a reason that may pass (network, 5xx, a rate limit:
 `Transient`), or failed for a reason retrying cannot fix (a wrong token, an unknown channel, a
-4xx from a webhook: `Permanent`). The activity tries every target, remembers each outcome, and
-raises once at the end: retryable if anything may still pass, else non-retryable.
+4xx from a webhook: `Permanent`); which HTTP answers are which is `NOTIFY_FAILURES` in
+`activities.http_errors`. The activity tries every target, remembers each outcome, and raises once
+at the end: `NotifyUnavailableError` (retried) if anything may still pass, else
+`NotifyRejectedError`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio.exceptions import ApplicationError
-
-from workflows.contract.vocabulary import ERR_NOTIFY_REJECTED, ERR_NOTIFY_UNAVAILABLE  # noqa: F401
+from activities.errors import NotifyError, NotifyRejectedError, NotifyUnavailableError
 
 
 class DeliveryError(Exception):
@@ -46,14 +46,13 @@ class Outcome:
     detail: str = ""  # Slack: "channel_id/ts"; failures: the reason
 
 
-def failure_error(transient: list[Transient], permanent: list[Outcome], delivered: list[str]) -> ApplicationError:
+def failure_error(transient: list[Transient], permanent: list[Outcome], delivered: list[str]) -> NotifyError:
     """The one error an attempt raises when some target did not get the notification."""
     details = {"delivered": delivered, "failed": [o.target for o in permanent] + [t.target for t in transient]}
     if transient:
         waits = [t.retry_after for t in transient if t.retry_after is not None]
         lines = [str(t) for t in transient] + [f"{o.target}: {o.detail}" for o in permanent]
-        return ApplicationError("notification not delivered yet (will retry): " + "; ".join(lines), details,
-                                type=ERR_NOTIFY_UNAVAILABLE, next_retry_delay=max(waits) if waits else None)
+        return NotifyUnavailableError("notification not delivered yet (will retry): " + "; ".join(lines),
+                                      details=details, next_retry_delay=max(waits) if waits else None)
     lines = [f"{o.target}: {o.detail}" for o in permanent]
-    return ApplicationError("notification refused: " + "; ".join(lines), details,
-                            type=ERR_NOTIFY_REJECTED, non_retryable=True)
+    return NotifyRejectedError("notification refused: " + "; ".join(lines), details=details)

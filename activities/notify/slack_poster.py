@@ -2,8 +2,9 @@
 
 Slack answers HTTP 200 with `{"ok": false, "error": "…"}` for most failures and HTTP 429 with a
 `Retry-After` header when rate limited; the client raises `SlackApiError` for both. Rate limits,
-Slack's own outages and network errors are `Transient`; anything else (a revoked token, a channel
-the bot is not in, a missing scope) is `Permanent`, with a message that says what to fix.
+Slack's own outages (its error codes, or an HTTP status `NOTIFY_FAILURES` retries) and network
+errors are `Transient`; anything else (a revoked token, a channel the bot is not in, a missing
+scope) is `Permanent`, with a message that says what to fix.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from activities.http_errors import NOTIFY_FAILURES
 from activities.http_retry import retry_delay_from_headers
 from activities.notify.errors import DeliveryError, Permanent, Transient
 
@@ -54,11 +56,12 @@ class SlackPoster:
 
 
 def slack_failure(target: str, err: SlackApiError) -> DeliveryError:
+    """Sort Slack's refusal: retry what may pass (its delay from the headers), else say what to fix."""
     response = err.response
     status = getattr(response, "status_code", 0) or 0
     data = getattr(response, "data", None)
     code = str(data.get("error", "")) if isinstance(data, dict) else ""
-    if status == 429 or code in TRANSIENT_ERRORS or status >= 500:
+    if code in TRANSIENT_ERRORS or (status >= 400 and NOTIFY_FAILURES.retryable(status)):
         headers = getattr(response, "headers", None) or {}
         delay = retry_delay_from_headers(headers)
         return Transient(target, f"Slack answered {code or f'HTTP {status}'}", retry_after=delay)

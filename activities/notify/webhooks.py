@@ -11,7 +11,8 @@ Every webhook is one JSON POST (payload documented in docs/notifications.md) wit
   over the raw bytes, compare in constant time and reject old timestamps (`verify_signature`).
 
 2xx is delivered. 408, 425, 429 and 5xx, timeouts and connection errors are retried (after the
-receiver's `Retry-After` when it sends one); any other answer, redirects included, is permanent.
+receiver's `Retry-After` when it sends one); any other answer, redirects included, is permanent
+(`NOTIFY_FAILURES` in `activities.http_errors`).
 Failures name the status code and its reason phrase only: a receiver's response body never
 reaches the activity's result or error, which land in the run's history.
 
@@ -35,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from activities.http_errors import NOTIFY_FAILURES
 from activities.http_retry import retry_delay_from_headers
 from activities.notify.errors import Permanent, Transient
 from workflows.contract.env_refs import expand_env, referenced_names
@@ -44,7 +46,6 @@ EVENT_HEADER = "X-Iterloop-Event"
 EVENT_ID_HEADER = "X-Iterloop-Event-Id"
 TIMESTAMP_HEADER = "X-Iterloop-Timestamp"
 SIGNATURE_HEADER = "X-Iterloop-Signature"
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
 USER_AGENT = "iterloop-webhooks/1"
 #: The only environment variables a webhook URL may refer to.
 URL_VAR_PREFIX = "ITERLOOP_WEBHOOK_"
@@ -148,7 +149,7 @@ class WebhookSender:
         if 200 <= status < 300:
             return
         answered = f"HTTP {status} {response.reason_phrase}".rstrip()  # never the body: it would enter history
-        if status in RETRYABLE_STATUSES or status >= 500:
+        if NOTIFY_FAILURES.retryable(status):
             raise Transient(target, f"webhook answered {answered}",
                             retry_after=retry_delay_from_headers(response.headers))
         if 300 <= status < 400:

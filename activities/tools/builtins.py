@@ -1,10 +1,13 @@
-"""General-purpose builtin tools. The growth-experimentation tools live in their own modules."""
+"""General-purpose builtin tools (wiring checks, tests). The growth-experimentation tools live in
+the domain modules beside this one."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.tools.registry import tool
+from activities.tools.spec import ToolSet
+
+TOOLS = ToolSet()
 
 
 class EchoInput(BaseModel):
@@ -15,7 +18,7 @@ class EchoOutput(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-@tool("echo")
+@TOOLS.tool("echo")
 async def echo(args: EchoInput) -> EchoOutput:
     """Return the arguments unchanged (wiring checks and tests)."""
     return EchoOutput(**(args.model_extra or {}))
@@ -30,7 +33,7 @@ class SumOutput(BaseModel):
     count: int
 
 
-@tool("sum_values")
+@TOOLS.tool("sum_values")
 async def sum_values(args: SumInput) -> SumOutput:
     """Add up a list of numbers."""
     return SumOutput(total=sum(args.values), count=len(args.values))

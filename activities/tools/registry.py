@@ -1,15 +1,18 @@
 """The builtin tool registry and the activity that calls a tool by name.
 
-A tool is an async function with a pydantic input model and a pydantic output model; the input
-model's JSON schema is what an LLM sees, and the same model validates arguments coming from a
-tool node's `with` mappings. Registering is one decorator.
+A tool is an async function with a pydantic input model and a pydantic output model
+(`activities.tools.spec.Tool`); the input model's JSON schema is what an LLM sees, and the same
+model validates arguments coming from a tool node's `with` mappings. Each tool module collects
+its tools in a `ToolSet`; this module assembles them into one table, in the tool catalog's order,
+and refuses a catalog entry without an implementation (and `Tool` refuses an implementation
+without a catalog entry), so `workflows.contract.tool_catalog` is the one list of what exists.
 
 **Bound arguments.** Some arguments choose infrastructure — which analytics source to query
 (`connector`), which flag service to write to (`provider`) — and a model must never choose them:
 a prompt-injected model could point a connector at another host, with the worker's credentials
-(`${VAR}` in connector settings is expanded on the worker). A tool declares them with
-``bound=``, each argument with the run var it comes from (``bound=("connector",)`` when the names
-agree, ``bound={"provider": "flag_provider"}`` when they do not). Then:
+(`${VAR}` in connector settings is expanded on the worker). The catalog's `BOUND_ARGUMENTS`
+declares them, each argument with the run var it comes from (``{"provider": "flag_provider"}``).
+Then:
 
 - the model is not shown them (`activities/llm/tool_specs.py` removes them from the schema) and
   the turn reports the run var names in `ToolInfo.bound`;
@@ -26,101 +29,63 @@ name is used and its default still applies when it is left out.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import artifacts
-from workflows.contract.messages import ERR_BAD_REQUEST, ERR_UNKNOWN_TOOL, TOOL_CALL, ToolCallRequest, ToolCallResult
+from activities.errors import BadRequestError, UnknownToolError
+from activities.tools import builtins, experiments, feature_flags, funnels, learning, statistics
+from activities.tools.spec import Tool, ToolSet
+from workflows.contract.messages import TOOL_CALL, ToolCallRequest, ToolCallResult
+from workflows.contract.tool_catalog import BUILTIN_TOOLS
 
-In = TypeVar("In", bound=BaseModel)
-Out = TypeVar("Out", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Tool:
-    name: str
-    description: str
-    input_model: type[BaseModel]
-    output_model: type[BaseModel]
-    fn: Callable[[Any], Awaitable[BaseModel]]
-    mutating: bool = False
-    #: (argument, run var) pairs a model never sets (see the module docstring); a tuple keeps
-    #: the tool hashable, so the schema offered to models can be cached per tool.
-    bound: tuple[tuple[str, str], ...] = ()
-
-    def json_schema(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
-
-    @property
-    def bound_arguments(self) -> dict[str, str]:
-        """Bound argument → the run var it comes from."""
-        return dict(self.bound)
-
-    @property
-    def bound_vars(self) -> list[str]:
-        """The run vars the workflow fills for a model's call (what `ToolInfo.bound` reports)."""
-        return [var for _, var in self.bound]
+#: Every module that defines builtin tools.
+TOOL_SETS: tuple[ToolSet, ...] = (builtins.TOOLS, funnels.TOOLS, experiments.TOOLS, statistics.TOOLS,
+                                  feature_flags.TOOLS, learning.TOOLS)
 
 
-_REGISTRY: dict[str, Tool] = {}
+def assemble(sets: tuple[ToolSet, ...]) -> dict[str, Tool]:
+    """Name → tool for every tool in ``sets``, in the catalog's order. A tool defined twice, or a
+    catalog entry that no module implements, is a programming error caught at the first call."""
+    found: dict[str, Tool] = {}
+    for tool_set in sets:
+        for t in tool_set.tools:
+            if t.name in found:
+                raise ValueError(f"builtin tool '{t.name}' is defined twice")
+            found[t.name] = t
+    missing = [name for name in BUILTIN_TOOLS if name not in found]
+    if missing:
+        raise ValueError(f"the tool catalog lists {', '.join(missing)}, which no tool module implements")
+    return {name: found[name] for name in BUILTIN_TOOLS}
 
 
-def tool(name: str, *, mutating: bool = False, bound: Sequence[str] | Mapping[str, str] = ()
-         ) -> Callable[[Callable[[In], Awaitable[Out]]], Callable[[In], Awaitable[Out]]]:
-    """Register ``fn(args: InputModel) -> OutputModel`` as builtin tool ``name``.
-
-    ``bound`` names the arguments a model never sets: a list when each comes from the run var of
-    the same name, else a mapping argument → run var."""
-
-    def register(fn: Callable[[In], Awaitable[Out]]) -> Callable[[In], Awaitable[Out]]:
-        hints = inspect.get_annotations(fn, eval_str=True)
-        params = [p for p in inspect.signature(fn).parameters]
-        input_model, output_model = hints[params[0]], hints["return"]
-        if name in _REGISTRY:
-            raise ValueError(f"builtin tool '{name}' is registered twice")
-        names = (bound,) if isinstance(bound, str) else bound
-        pairs = tuple(names.items()) if isinstance(names, Mapping) else tuple((a, a) for a in names)
-        unknown = [a for a, _ in pairs if a not in input_model.model_fields]
-        if unknown:
-            raise ValueError(f"builtin tool '{name}': bound argument(s) {', '.join(unknown)} are not fields of "
-                             f"{input_model.__name__}")
-        _REGISTRY[name] = Tool(name, inspect.getdoc(fn) or "", input_model, output_model, fn,  # type: ignore[arg-type]
-                               mutating, pairs)
-        return fn
-
-    return register
+@cache
+def _table() -> dict[str, Tool]:
+    return assemble(TOOL_SETS)
 
 
 def registry() -> dict[str, Tool]:
-    _load_builtins()
-    return dict(_REGISTRY)
+    """Every builtin tool by name (a copy: callers may change it)."""
+    return dict(_table())
 
 
 def tool_names() -> frozenset[str]:
-    return frozenset(registry())
-
-
-def _load_builtins() -> None:
-    from activities.tools import builtins, growth  # noqa: F401  (they register on import)
+    return frozenset(_table())
 
 
 async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    tools = registry()
+    """Validate ``arguments`` against tool ``name``'s input model, run it, and return its output as JSON."""
+    tools = _table()
     t = tools.get(name)
     if t is None:
-        raise ApplicationError(f"unknown builtin tool '{name}'; available: {', '.join(sorted(tools))}",
-                               type=ERR_UNKNOWN_TOOL, non_retryable=True)
+        raise UnknownToolError(f"unknown builtin tool '{name}'; available: {', '.join(sorted(tools))}")
     try:
         args = t.input_model.model_validate(_with_bound_values(t, arguments))
     except ValidationError as exc:
-        raise ApplicationError(f"invalid arguments for tool '{name}': {exc}", type=ERR_BAD_REQUEST,
-                               non_retryable=True) from None
+        raise BadRequestError(f"invalid arguments for tool '{name}': {exc}") from None
     result = await t.fn(args)
     return result.model_dump(mode="json")
 
@@ -134,10 +99,10 @@ def _with_bound_values(t: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
             continue  # a `call:` node's own arguments: the argument as written, else its default
         value = out.pop(var)
         if value is None:
-            raise ApplicationError(
+            raise BadRequestError(
                 f"tool '{t.name}' got no '{argument}': a model never chooses it, the workflow fills it from the run "
                 f"var '{var}', and this run has none. Declare `{var}` in the workflow's vars (see docs/models.md, "
-                "Tools), or pass it in the tool node's `with`", type=ERR_BAD_REQUEST, non_retryable=True)
+                "Tools), or pass it in the tool node's `with`")
         out[argument] = value
     return out
 

@@ -17,9 +17,11 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 
 from activities.connectors import (
+    BaseConnector,
     ConnectorAuthError,
     ConnectorConfigError,
     ConnectorError,
+    FunnelData,
     InvalidQueryError,
     RateLimitedError,
     UnknownFunnelError,
@@ -27,7 +29,6 @@ from activities.connectors import (
     connector_from_config,
     connector_names,
 )
-from activities.connectors.base import BaseConnector, FunnelData
 from activities.connectors.ga4 import GA4Connector
 from activities.connectors.mock import DATASET, MockConnector, load_dataset
 from activities.connectors.registry import CONNECTORS

@@ -20,17 +20,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities.flags import FlagSpec, flag_provider_from_config
 from activities.flags import growthbook as growthbook_module
-from activities.flags.base import (
+from activities.flags.base import FlagProvider
+from activities.flags.growthbook import GrowthBookFlagProvider
+from activities.flags.local import LocalFlagProvider
+from activities.flags.unleash import UnleashFlagProvider
+from workflows.contract.vocabulary import (
+    ERR_BAD_REQUEST,
     ERR_FLAG_AUTH,
     ERR_FLAG_CONFLICT,
     ERR_FLAG_NOT_FOUND,
     ERR_FLAG_PROVIDER_UNAVAILABLE,
-    FlagProvider,
+    ERR_RATE_LIMITED,
 )
-from activities.flags.growthbook import GrowthBookFlagProvider
-from activities.flags.local import LocalFlagProvider
-from activities.flags.unleash import UnleashFlagProvider
-from workflows.contract.messages import ERR_BAD_REQUEST, ERR_RATE_LIMITED
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_SECONDS = 15.0

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from activities.llm.activity import complete_turn
 from activities.llm.settings import LLMSettings
 from activities.llm.tool_specs import node_tools, tool_spec
-from activities.tools.registry import Tool
+from activities.tools.spec import Tool
 from workflows.contract.messages import LLMTurnRequest
 
 

@@ -4,7 +4,7 @@ The registry (`activities/tools/registry.py`) imports the tools themselves, and 
 temporalio, the connectors, the flag providers and the statistics. `iterloop validate` must stay
 light (it runs in editors and pre-commit hooks, and tests/test_cli.py checks that it loads neither
 temporalio nor an LLM SDK), yet it needs the names to report a `call:` of an unknown tool (C105).
-So the names live here as plain data too. tests/activities/test_tool_catalog.py checks that this
+So the names live here as plain data too. tests/workflows/contract/test_tool_catalog.py checks that this
 table and the registry agree: registering a tool means adding one line here.
 
 This module imports nothing beyond the standard library; keep it that way.
@@ -18,7 +18,7 @@ BUILTIN_TOOLS: dict[str, bool] = {
     # general purpose (activities/tools/builtins.py)
     "echo": False,
     "sum_values": False,
-    # the growth-experimentation tools (activities/tools/growth.py)
+    # the growth-experimentation tools (activities/tools/: funnels, statistics, experiments, feature_flags, learning)
     "get_funnel_data": False,
     "detect_anomalies": False,
     "get_historical_experiments": False,
