@@ -1,234 +1,65 @@
 """The `iterloop` command: check, draw, format, compile and run `.iter` workflows.
 
-This module sits on top of `dsl/` and wires it to the terminal. It renders diagnostics (which the
-DSL produces as plain data) for humans or as JSON, maps outcomes to exit codes, and reads the
-environment once, at the edge, into a `Settings` object.
+Only the command line lives here: each command reads its options, builds its settings (the
+environment is read once, here), calls a runtime function or the run service
+(`runtime.run_service.RunService`, which the REST API calls too) and turns the outcome into output
+and an exit code. What the commands do is in `runtime/`:
 
-Exit codes, for every command:
+    language_commands.py   validate, diagram, fmt, compile (diagnostics_text.py renders diagnostics)
+    scaffold.py            init
+    server_commands.py     server start | stop | status
+    run_service.py         run, answer, inspect, list, events, report, retry, cancel
+    run_follow.py          what `run` shows while it follows a run; console.py, the other run output
+
+Exit codes, for every command (runtime/command_errors.py; docs/runtime.md for users):
     0  success (warnings alone do not fail)
-    1  the input has problems: diagnostics with errors, files that `fmt --check` would change
+    1  the input has problems: diagnostics with errors, files that `fmt --check` would change;
+       a run failed; an answer was rejected
     2  usage or I/O error: unknown option, missing or unreadable file, unknown run id
-Run commands add (see runtime/command_errors.py and docs/runtime.md):
     3  the run waits for a human answer (non-interactive `run`)
     4  the run is parked as failed_resumable (fix the cause, then `iterloop retry`)
     5  the run stopped because a budget was exceeded
   130  the run was cancelled
 
 Start-up time matters (`iterloop validate` runs in editors and pre-commit hooks), so the imports
-at module level are limited to the standard library, typer, `dsl` (which is pure and never
-imports temporalio or an LLM SDK) and `workflows.contract.tool_catalog` (the builtin tool names as plain
-data, for C105). Commands that need anything heavier import it inside their function:
-`dsl.mermaid`, `dsl.unparse`, and the Temporal client, worker and LLM providers used by the
-runtime commands registered from runtime/run_commands.py. Keep it that way:
-tests/test_cli.py asserts that `import cli` loads neither temporalio nor anthropic nor openai.
+at module level are limited to the standard library, typer and the pure language side
+(`runtime.language_commands`, which loads `dsl`). Commands that need anything heavier import it
+inside their function: the run service, the Temporal client, the worker, the API. Keep it that
+way: tests/test_cli.py asserts that `import cli` loads neither temporalio nor anthropic nor openai.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from dsl import IR_FORMAT_VERSION, CheckResult, CompileOptions, Diagnostic, check_file, parse
-from dsl.lexer import decode_source
-from workflows.contract.tool_catalog import builtin_tool_names
+from runtime.command_errors import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, CommandError
+from runtime.language_commands import EXIT_PROBLEMS, LanguageSettings
+from workflows.contract.vocabulary import RUN_STATUSES
 
-if TYPE_CHECKING:  # the runtime is imported lazily, inside the commands that use it
-    from runtime.devserver import ServerInfo
-    from runtime.settings import Settings as RuntimeSettings
+if TYPE_CHECKING:  # the runtime's Temporal side is imported lazily, inside the commands that use it
+    from dsl.ir import Workflow
+    from runtime.run_models import EventList
+    from runtime.run_service import RunService
+    from runtime.settings import Settings
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
+T = TypeVar("T")
 
+#: How long `iterloop cancel` waits for the run to end (a person watches; the API waits less).
+CANCEL_WAIT_SECONDS = 10.0
 
-# -- settings (read once, here) ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything the commands take from the environment, read once when the CLI starts.
-
-    ``default_model`` fills an empty `model:` (ITERLOOP_DEFAULT_MODEL, or Iterion's
-    ITERION_DEFAULT_SUPERVISOR_MODEL so existing setups keep working). ``no_color`` follows
-    https://no-color.org: any non-empty NO_COLOR disables colour.
-    """
-
-    default_model: str = ""
-    no_color: bool = False
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        model = env.get("ITERLOOP_DEFAULT_MODEL") or env.get("ITERION_DEFAULT_SUPERVISOR_MODEL") or ""
-        return cls(default_model=model.strip(), no_color=bool(env.get("NO_COLOR")))
-
-    def compile_options(self) -> CompileOptions:
-        # The light catalog, not the registry: the registry imports temporalio and the connectors.
-        return CompileOptions(default_model=self.default_model, known_tools=builtin_tool_names())
-
-    def use_color(self, stream: TextIO) -> bool:
-        """Colour only for a terminal, so pipes, files and CI logs get plain text."""
-        return not self.no_color and _is_tty(stream)
-
-
-def _is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # closed or replaced streams
-        return False
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    """The settings the root callback stored; read from the environment if a command runs alone."""
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        root.obj = Settings.from_env(os.environ)
-    return root.obj
-
-
-# -- rendering diagnostics -----------------------------------------------------------------------
-
-
-_ANSI = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "bold": "\x1b[1m", "hint": "\x1b[36m", "reset": "\x1b[0m"}
-
-
-class _Painter:
-    """Wraps text in ANSI colours, or leaves it alone when colour is off."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, style: str, text: str) -> str:
-        return f"{_ANSI[style]}{text}{_ANSI['reset']}" if self.enabled else text
-
-
-def source_lines(source: str) -> list[str]:
-    """Split like the lexer does (on LF, dropping a CR before it) so line numbers agree."""
-    return [line[:-1] if line.endswith("\r") else line for line in source.split("\n")]
-
-
-def caret_line(line: str, column: int, length: int) -> str:
-    """Spaces up to ``column`` (tabs copied, so the caret lines up however tabs render), then carets.
-
-    The caret run is clipped to the end of the line but is never empty, so a diagnostic at the
-    end of a line (a missing token) still points somewhere.
-    """
-    before = line[: max(0, column - 1)]
-    prefix = "".join("\t" if ch == "\t" else " " for ch in before)
-    prefix += " " * max(0, column - 1 - len(before))
-    available = max(1, len(line) - (column - 1))
-    return prefix + "^" * max(1, min(length, available))
-
-
-def render_diagnostic(diag: Diagnostic, lines: list[str] | None, paint: _Painter) -> str:
-    """`file:line:col: severity [CODE]: message`, the source line, a caret line and the hint."""
-    where = f"{diag.file or '<input>'}:{diag.line}:{diag.column}"
-    out = [f"{paint('bold', where)}: {paint(diag.severity, diag.severity)} [{diag.code}]: {diag.message}"]
-    if lines is not None and 1 <= diag.line <= len(lines):
-        text = lines[diag.line - 1]
-        out.append(f"    {text}")
-        out.append(f"    {paint(diag.severity, caret_line(text, diag.column, diag.length))}")
-    if diag.hint:
-        out.append(f"  {paint('hint', 'hint:')} {diag.hint}")
-    return "\n".join(out)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def summary_line(errors: int, warnings: int, files: int) -> str:
-    return f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {_plural(files, 'file')}"
-
-
-def print_diagnostics(result: CheckResult, stream: TextIO, paint: _Painter) -> None:
-    lines = source_lines(result.source) if result.source else None
-    for diag in result.diagnostics:
-        print(render_diagnostic(diag, lines, paint), file=stream)
-
-
-def usage_error(message: str) -> NoReturn:
-    """Print ``iterloop: message`` on stderr and exit 2 (the user must fix the command line)."""
-    print(f"iterloop: {message}", file=sys.stderr)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def describe_os_error(path: Path | str, exc: OSError) -> str:
-    """`cannot read 'x.iter': No such file or directory`: names the file and the reason."""
-    reason = exc.strerror or exc.__class__.__name__
-    return f"cannot read '{path}': {reason}"
-
-
-# -- checking files ------------------------------------------------------------------------------
-
-
-@dataclass
-class FileReport:
-    """The outcome for one file: a check result, or the I/O error that prevented checking it."""
-
-    path: str
-    result: CheckResult | None = None
-    io_error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.result is not None and self.result.ok
-
-    def to_json(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            "file": self.path,
-            "ok": self.ok,
-            "diagnostics": [d.model_dump() for d in self.result.diagnostics] if self.result else [],
-        }
-        if self.result is not None and self.result.workflow is not None:
-            data["workflow"] = self.result.workflow.name
-        if self.io_error:
-            data["error"] = self.io_error
-        return data
-
-
-def check_one(path: Path, options: CompileOptions) -> FileReport:
-    try:
-        return FileReport(str(path), result=check_file(path, options=options))
-    except OSError as exc:
-        return FileReport(str(path), io_error=describe_os_error(path, exc))
-
-
-def check_or_exit(ctx: typer.Context, path: Path) -> CheckResult:
-    """Check one file for a command that needs a clean workflow (diagram, compile).
-
-    Those commands write their product on stdout, so diagnostics go to stderr; errors stop the
-    command (exit 1), warnings are shown and the command goes on.
-    """
-    settings = _settings(ctx)
-    try:
-        result = check_file(path, options=settings.compile_options())
-    except OSError as exc:
-        usage_error(describe_os_error(path, exc))
-    paint = _Painter(settings.use_color(sys.stderr))
-    print_diagnostics(result, sys.stderr, paint)
-    if not result.ok:
-        print(summary_line(len(result.errors), len(result.warnings), 1), file=sys.stderr)
-        raise typer.Exit(EXIT_PROBLEMS)
-    return result
-
-
-def _node_summary(result: CheckResult) -> str:
-    wf = result.workflow
-    if wf is None:
-        return ""
-    steps = sum(1 for node in wf.nodes.values() if node.kind not in ("done", "fail"))
-    return f"workflow '{wf.name}': {_plural(steps, 'node')}, {_plural(len(wf.edges), 'edge')}"
-
-
-# -- the app -------------------------------------------------------------------------------------
+#: End the process with `os._exit` once a command that used Temporal is done. The SDK's Rust threads
+#: can abort interpreter shutdown ("Fatal Python error: PyGILState_Release ... finalizing",
+#: temporalio/sdk-python#300; seen here when a worker stops), which would turn the command's exit
+#: code into 134. Code that calls the commands in-process (a test harness) sets this to False.
+HARD_EXIT = True
 
 app = typer.Typer(
     name="iterloop",
@@ -237,65 +68,130 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold API keys read from the environment
 )
+server_app = typer.Typer(
+    help="Run the local Temporal dev server (data in .iterloop/temporal.db, Web UI on port 8233).",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
 
 
 @app.callback()
 def root(ctx: typer.Context) -> None:
     """Durable AI workflows declared in .iter files, run on Temporal."""
-    ctx.obj = Settings.from_env(os.environ)
+    ctx.obj = LanguageSettings.from_env(os.environ)
 
+
+# -- from options to an exit code ----------------------------------------------------------------
+
+
+def _language(ctx: typer.Context) -> LanguageSettings:
+    """The settings the root callback stored; read from the environment if a command runs alone."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, LanguageSettings):
+        root.obj = LanguageSettings.from_env(os.environ)
+    return root.obj
+
+
+def _report(exc: CommandError, *, as_json: bool = False) -> int:
+    """`iterloop: message` on stderr (and the error as JSON on stdout for --json); the exit code."""
+    if as_json:
+        print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+    print(f"iterloop: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _finish(command: Callable[[], int]) -> NoReturn:
+    """Run a command that needs no Temporal and exit with its code."""
+    try:
+        code = command()
+    except CommandError as exc:
+        code = _report(exc)
+    raise typer.Exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code``; with `os._exit` once temporalio is loaded (see `HARD_EXIT`)."""
+    if HARD_EXIT and "temporalio" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
+
+
+def _execute(command: Coroutine[Any, Any, int], *, as_json: bool,
+             on_interrupt: Callable[[], str] | None = None) -> NoReturn:
+    """Run a command's coroutine and exit with its code; errors become `iterloop: message`."""
+    try:
+        code = asyncio.run(command)
+    except CommandError as exc:
+        code = _report(exc, as_json=as_json)
+    except KeyboardInterrupt:
+        message = on_interrupt() if on_interrupt else "interrupted"
+        print(f"\niterloop: {message}", file=sys.stderr)
+        code = EXIT_CANCELLED
+    _exit(code)
+
+
+def _serve(call: Callable[[], Awaitable[T]], show: Callable[[T], None], *, as_json: bool) -> NoReturn:
+    """Make one run-service call, show its result, exit 0; its errors become `iterloop: message`."""
+
+    async def body() -> int:
+        show(await call())
+        return EXIT_OK
+
+    _execute(body(), as_json=as_json)
+
+
+def _runtime_settings(address: str | None = None, namespace: str | None = None, task_queue: str | None = None,
+                      *, offline: bool | None = None) -> Settings:
+    """The environment (read once, here) with the command line's overrides on top; a value
+    iterloop cannot use ends the command: `iterloop: <what is wrong>`, exit 2."""
+    from runtime.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"iterloop: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE) from None
+    return settings.with_overrides(address=address, namespace=namespace, task_queue=task_queue, offline=offline)
+
+
+def _run_service(address: str | None, namespace: str | None, task_queue: str | None,
+                 *, offline: bool | None = None) -> RunService:
+    """The run service of a command on this machine: it may use (and start) the local dev server
+    and background workers, and says so on stderr."""
+    from runtime.run_service import RunService
+
+    return RunService(_runtime_settings(address, namespace, task_queue, offline=offline), manage_local=True,
+                      notice=lambda message: print(f"iterloop: {message}", file=sys.stderr))
+
+
+def _checked_workflow(ctx: typer.Context, file: Path) -> Workflow:
+    """The compiled workflow of ``file``; its diagnostics on stderr, exit 1 on errors, 2 if unreadable."""
+    from runtime.language_commands import checked_workflow
+
+    try:
+        wf = checked_workflow(file, _language(ctx))
+    except CommandError as exc:
+        raise typer.Exit(_report(exc)) from None
+    if wf is None:
+        raise typer.Exit(EXIT_PROBLEMS)
+    return wf
+
+
+# -- the language: validate, diagram, fmt, compile, init -----------------------------------------
 
 FilesArg = Annotated[list[Path], typer.Argument(help=".iter files", show_default=False)]
 FileArg = Annotated[Path, typer.Argument(help="an .iter file", show_default=False)]
+JsonDoc = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
 @app.command()
-def validate(
-    ctx: typer.Context,
-    files: FilesArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
+def validate(ctx: typer.Context, files: FilesArg, as_json: JsonDoc = False) -> None:
     """Parse, compile and validate workflows without running them."""
-    settings = _settings(ctx)
-    options = settings.compile_options()
-    reports = [check_one(path, options) for path in files]
-    errors = sum(len(r.result.errors) for r in reports if r.result)
-    warnings = sum(len(r.result.warnings) for r in reports if r.result)
+    from runtime.language_commands import validate as validate_files
 
-    if as_json:
-        doc = {"files": [r.to_json() for r in reports], "errors": errors, "warnings": warnings}
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-        for r in reports:
-            if r.io_error:
-                print(f"iterloop: {r.io_error}", file=sys.stderr)
-    else:
-        print_validation(reports, settings, errors, warnings)
-
-    raise typer.Exit(validation_exit_code(reports))
-
-
-def print_validation(reports: list[FileReport], settings: Settings, errors: int, warnings: int) -> None:
-    """Diagnostics on stdout (they are this command's product), I/O errors on stderr, a summary."""
-    paint = _Painter(settings.use_color(sys.stdout))
-    for report in reports:
-        if report.io_error:
-            print(f"iterloop: {report.io_error}", file=sys.stderr)
-            continue
-        assert report.result is not None
-        print_diagnostics(report.result, sys.stdout, paint)
-        if report.ok:
-            print(f"{report.path}: ok, {_node_summary(report.result)}")
-    checked = sum(1 for r in reports if r.result is not None)
-    unreadable = len(reports) - checked
-    tail = f" ({_plural(unreadable, 'file')} could not be read)" if unreadable else ""
-    print(summary_line(errors, warnings, checked) + tail)
-
-
-def validation_exit_code(reports: Iterable[FileReport]) -> int:
-    reports = list(reports)
-    if any(r.io_error for r in reports):
-        return EXIT_USAGE
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_PROBLEMS
+    _finish(lambda: validate_files(files, _language(ctx), as_json=as_json))
 
 
 @app.command()
@@ -310,32 +206,9 @@ def diagram(
     ] = None,
 ) -> None:
     """Draw a workflow as a Mermaid flowchart (paste it in GitHub Markdown or mermaid.live)."""
-    from dsl import mermaid  # lazy: only this command needs it
+    from runtime.language_commands import diagram as draw
 
-    chosen = diagram_view(view, detailed=detailed, full=full, known=mermaid.VIEWS)
-    result = check_or_exit(ctx, file)
-    assert result.workflow is not None
-    text = mermaid.to_mermaid(result.workflow, view=chosen).rstrip("\n") + "\n"
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        write_atomically(output, text)
-    except OSError as exc:
-        usage_error(f"cannot write '{output}': {exc.strerror or exc}")
-    print(f"wrote {output}", file=sys.stderr)
-
-
-def diagram_view(view: str, *, detailed: bool, full: bool, known: Iterable[str]) -> str:
-    """Resolve --view and its Iterion-style shortcuts --detailed / --full into one view name."""
-    known = tuple(known)
-    shortcuts = [name for name, on in (("detailed", detailed), ("full", full)) if on]
-    if len(shortcuts) > 1 or (shortcuts and view not in ("compact", shortcuts[0])):
-        usage_error("choose one view: --view, --detailed and --full disagree")
-    chosen = shortcuts[0] if shortcuts else view
-    if chosen not in known:
-        usage_error(f"unknown view '{chosen}'; choose one of: {', '.join(known)}")
-    return chosen
+    _finish(lambda: draw(file, _language(ctx), view=view, detailed=detailed, full=full, output=output))
 
 
 @app.command()
@@ -345,222 +218,17 @@ def fmt(
     check: Annotated[bool, typer.Option("--check", help="List files that would change; write nothing.")] = False,
 ) -> None:
     """Rewrite files in the canonical layout (only files that change; never files with parse errors)."""
-    from dsl.unparse import format_source  # lazy: only this command needs it
+    from runtime.language_commands import fmt as format_files
 
-    paint = _Painter(_settings(ctx).use_color(sys.stdout))
-    outcome = FmtOutcome()
-    for path in files:
-        format_one(path, format_source, check=check, outcome=outcome, paint=paint)
-    if check and outcome.would_change:
-        print(f"{_plural(len(outcome.would_change), 'file')} would be reformatted")
-    raise typer.Exit(outcome.exit_code())
-
-
-@dataclass
-class FmtOutcome:
-    """What `fmt` did to each file, to decide the exit code once all files are processed."""
-
-    would_change: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    io_errors: list[str] = field(default_factory=list)
-
-    def exit_code(self) -> int:
-        if self.io_errors:
-            return EXIT_USAGE
-        return EXIT_PROBLEMS if self.failed or self.would_change else EXIT_OK
-
-
-def format_one(
-    path: Path, format_source: Callable[[str], str], *, check: bool, outcome: FmtOutcome, paint: _Painter
-) -> None:
-    """Format one file, recording the outcome; the file is only touched when its text changes."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        outcome.io_errors.append(str(path))
-        print(f"iterloop: {describe_os_error(path, exc)}", file=sys.stderr)
-        return
-    source, problem = decode_source(data)
-    if source is None:
-        assert problem is not None
-        report_unformattable(path, [problem.model_copy(update={"file": str(path)})], "", outcome, paint)
-        return
-    try:
-        formatted = format_source(source)
-    except ValueError as exc:
-        report_unformattable(path, parse_errors(source, str(path)), str(exc), outcome, paint, source)
-        return
-    if formatted == source:
-        return
-    if check:
-        outcome.would_change.append(str(path))
-        print(f"would reformat {path}")
-        return
-    try:
-        write_atomically(path, formatted)
-    except OSError as exc:
-        outcome.io_errors.append(str(path))
-        print(f"iterloop: cannot write '{path}': {exc.strerror or exc}", file=sys.stderr)
-        return
-    print(f"reformatted {path}")
-
-
-def parse_errors(source: str, file: str) -> list[Diagnostic]:
-    _, diags = parse(source)
-    return [d.model_copy(update={"file": file}) for d in diags if d.is_error]
-
-
-def report_unformattable(
-    path: Path, diags: list[Diagnostic], reason: str, outcome: FmtOutcome, paint: _Painter, source: str = ""
-) -> None:
-    """A file that does not parse is left untouched; say why, with the parse errors if known."""
-    outcome.failed.append(str(path))
-    lines = source_lines(source) if source else None
-    for diag in diags:
-        print(render_diagnostic(diag, lines, paint))
-    detail = f": {reason}" if reason and not diags else ""
-    print(f"{path}: not formatted, the file has parse errors{detail}")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, then rename over the target.
-
-    A crash or a full disk leaves either the old file or the new one, never half of each; the
-    original's permission bits are kept, and a symlink keeps pointing at the file it names.
-    """
-    path = path.resolve()
-    directory = path.parent
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
-            os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    _finish(lambda: format_files(files, _language(ctx), check=check))
 
 
 @app.command("compile")
 def compile_(ctx: typer.Context, file: FileArg) -> None:
     """Print the compiled IR as JSON (what a run executes; diagnostics go to stderr)."""
-    result = check_or_exit(ctx, file)
-    assert result.workflow is not None
-    print(result.workflow.to_json())
+    from runtime.language_commands import compile_ir
 
-
-# -- init ------------------------------------------------------------------------------------------
-
-HELLO_ITER = """\
-## hello.iter: the smallest useful loop. A writer drafts a paragraph, a reviewer judges it,
-## and the draft goes back for revision (at most 3 times) until it is approved.
-## Check it with `iterloop validate hello.iter`, draw it with `iterloop diagram hello.iter`.
-vars:
-  topic: string = "durable AI workflows"
-
-prompt writer_system:
-  You write one short, friendly and accurate paragraph for newcomers.
-
-prompt writer_user:
-  Write a short introduction to {{vars.topic}}.
-  If a reviewer left feedback on an earlier draft, address it:
-  {{outputs.reviewer.history}}
-
-prompt reviewer_system:
-  You review a paragraph for accuracy and clarity.
-  Approve it only if a newcomer would understand it.
-
-prompt reviewer_user:
-  Review this paragraph about {{vars.topic}}:
-  {{outputs.writer.text}}
-
-schema draft:
-  text: string
-
-schema verdict:
-  approved: bool
-  feedback: string
-
-agent writer:
-  model: "claude-sonnet-4-5"
-  output: draft
-  system: writer_system
-  user: writer_user
-
-judge reviewer:
-  model: "claude-sonnet-4-5"
-  output: verdict
-  system: reviewer_system
-  user: reviewer_user
-
-workflow hello:
-  entry: writer
-
-  budget:
-    max_cost_usd: 1
-    max_iterations: 10
-
-  writer -> reviewer
-  reviewer -> done when approved
-  reviewer -> writer when not approved as revise(3)
-"""
-
-GITIGNORE = """\
-# iterloop
-.env
-.iterloop/
-__pycache__/
-.venv/
-"""
-
-ENV_EXAMPLE = """\
-# Copy to .env and fill in; never commit .env.
-ANTHROPIC_API_KEY=
-OPENAI_API_KEY=
-# Used for agents, judges and llm routers that leave `model:` empty.
-ITERLOOP_DEFAULT_MODEL=
-"""
-
-README_SNIPPET = """\
-# My iterloop workflows
-
-`hello.iter` is a writer/reviewer loop declared in iterloop's `.iter` language.
-
-```sh
-iterloop validate hello.iter                   # check it (exit 1 on errors)
-iterloop diagram hello.iter --view detailed    # draw it as a Mermaid flowchart
-iterloop fmt hello.iter                        # normalise its layout
-iterloop compile hello.iter                    # print the compiled IR (JSON)
-```
-
-Copy `.env.example` to `.env` and set an API key before running workflows.
-"""
-
-#: What `iterloop init` writes, in order. Keep hello.iter valid: tests/test_cli.py validates it.
-SCAFFOLD: tuple[tuple[str, str], ...] = (
-    ("hello.iter", HELLO_ITER),
-    ("README.md", README_SNIPPET),
-    (".env.example", ENV_EXAMPLE),
-    (".gitignore", GITIGNORE),
-)
+    _finish(lambda: compile_ir(file, _language(ctx)))
 
 
 @app.command()
@@ -568,144 +236,49 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
 ) -> None:
     """Scaffold an example project; existing files are never overwritten."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        usage_error(f"cannot create directory '{directory}': {exc.strerror or exc}")
-    if not directory.is_dir():
-        usage_error(f"'{directory}' exists and is not a directory")
-    for name, content in SCAFFOLD:
-        target = directory / name
-        if target.exists():
-            print(f"skipped {target} (already exists)")
-            continue
-        try:
-            write_new_file(target, content)
-        except FileExistsError:
-            print(f"skipped {target} (already exists)")
-            continue
-        except OSError as exc:
-            usage_error(f"cannot write '{target}': {exc.strerror or exc}")
-        print(f"created {target}")
-    print(f"next: iterloop validate {directory / 'hello.iter'}")
+    from runtime.scaffold import init_project
 
-
-def write_new_file(path: Path, content: str) -> None:
-    """Create ``path`` exclusively, so a file appearing meanwhile is not clobbered either."""
-    with open(path, "x", encoding="utf-8", newline="") as handle:
-        handle.write(content)
+    _finish(lambda: init_project(directory))
 
 
 # -- server: the local Temporal dev server ---------------------------------------------------------
-
-server_app = typer.Typer(
-    help="Run the local Temporal dev server (data in .iterloop/temporal.db, Web UI on port 8233).",
-    no_args_is_help=True,
-)
-app.add_typer(server_app, name="server")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-
-
-def _runtime_settings() -> RuntimeSettings:
-    """The runtime settings from the environment; a value iterloop cannot use is a usage error (exit 2)."""
-    from runtime.settings import Settings as RuntimeSettings
-    from runtime.settings import SettingsError
-
-    try:
-        return RuntimeSettings.from_env(os.environ)
-    except SettingsError as exc:
-        usage_error(str(exc))
-
-
-def _display_path(path: str) -> str:
-    """Relative to the working directory when inside it (`.iterloop/temporal.db`), else absolute."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
-
-
-def print_server(info: ServerInfo, *, headline: str) -> None:
-    print(headline)
-    print(f"  address:  {info.address}  (namespace {info.namespace})")
-    print(f"  Web UI:   {info.ui_url or 'off (started with --headless)'}")
-    print(f"  data:     {_display_path(info.db_path)}  (closed runs kept 30 days)")
-    print(f"  log:      {_display_path(info.log_path)}")
-    print(f"Point the worker at it: TEMPORAL_ADDRESS={info.address} iterloop worker")
-    print("Stop it with: iterloop server stop")
 
 
 @server_app.command("start")
 def server_start(
     headless: Annotated[bool, typer.Option("--headless", help="Do not serve the Web UI.")] = False,
-    as_json: JsonOpt = False,
+    as_json: JsonDoc = False,
 ) -> None:
     """Start the dev server in the background, or report the one already running.
 
     The address comes from TEMPORAL_ADDRESS (default localhost:7233), the UI port from
     ITERLOOP_UI_PORT (default 8233), the state directory from ITERLOOP_HOME (default .iterloop).
     """
-    from runtime import devserver
+    from runtime.server_commands import start_server
 
-    try:
-        info = devserver.start(_runtime_settings(), headless=headless)
-    except devserver.DevServerError as exc:
-        usage_error(str(exc))
-    if as_json:
-        print(json.dumps({"state": "running", "reused": info.reused, **info.model_dump(mode="json")}))
-        return
-    if info.reused:
-        uptime = devserver.format_uptime(info.uptime_seconds())
-        headline = f"Temporal dev server already running (pid {info.pid}, up {uptime})"
-    else:
-        headline = f"Temporal dev server started (pid {info.pid})"
-    print_server(info, headline=headline)
+    settings = _runtime_settings()
+    _finish(lambda: start_server(settings, headless=headless, as_json=as_json))
 
 
 @server_app.command("stop")
-def server_stop(as_json: JsonOpt = False) -> None:
+def server_stop(as_json: JsonDoc = False) -> None:
     """Stop the dev server started from this directory (its data stays in .iterloop/temporal.db)."""
-    from runtime import devserver
-    from runtime.background_workers import stop_background_workers
+    from runtime.server_commands import stop_server
 
     settings = _runtime_settings()
-    workers = stop_background_workers(settings)
-    try:
-        info = devserver.stop(settings)
-    except devserver.DevServerError as exc:
-        usage_error(str(exc))
-    if workers and not as_json:
-        print(f"stopped {len(workers)} background worker(s): pid {', '.join(map(str, workers))}")
-    if as_json:
-        print(json.dumps({"stopped": info is not None, "server": info.model_dump(mode="json") if info else None,
-                          "workers_stopped": workers}))
-    elif info is None:
-        print("no dev server was running")
-    else:
-        print(f"stopped the Temporal dev server (pid {info.pid}); data kept in {_display_path(info.db_path)}")
+    _finish(lambda: stop_server(settings, as_json=as_json))
 
 
 @server_app.command("status")
-def server_status(as_json: JsonOpt = False) -> None:
+def server_status(as_json: JsonDoc = False) -> None:
     """Say whether the dev server is running, where, and for how long (exit 1 when stopped)."""
-    from runtime import devserver
+    from runtime.server_commands import server_status as status
 
-    current = devserver.status(_runtime_settings())
-    if as_json:
-        print(json.dumps(current.model_dump(mode="json")))
-    elif current.state == "running" and current.server is not None:
-        uptime = devserver.format_uptime(current.uptime_seconds or 0)
-        answering = "" if current.reachable else "; its port does not answer yet"
-        headline = f"Temporal dev server running (pid {current.server.pid}, up {uptime}{answering})"
-        print_server(current.server, headline=headline)
-    else:
-        print(f"Temporal dev server stopped ({current.detail})")
-        print("Start it with: iterloop server start")
-    raise typer.Exit(EXIT_OK if current.state == "running" else EXIT_PROBLEMS)
+    settings = _runtime_settings()
+    _finish(lambda: status(settings, as_json=as_json))
 
 
-# -- version ---------------------------------------------------------------------------------------
+# -- version and api -------------------------------------------------------------------------------
 
 
 def package_version() -> str:
@@ -719,16 +292,15 @@ def package_version() -> str:
 
 
 @app.command("version")
-def version_(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
+def version_(as_json: JsonDoc = False) -> None:
     """Print iterloop's version, the Python version and the IR format version."""
     import platform
 
+    from dsl import IR_FORMAT_VERSION
+
     python = platform.python_version()
     if as_json:
-        doc = {"iterloop": package_version(), "python": python, "ir_format_version": IR_FORMAT_VERSION}
-        print(json.dumps(doc))
+        print(json.dumps({"iterloop": package_version(), "python": python, "ir_format_version": IR_FORMAT_VERSION}))
         return
     print(f"iterloop {package_version()}")
     print(f"Python {python} ({sys.executable})")
@@ -765,7 +337,8 @@ def api_command(
             task_queue=task_queue, workflows_dir=workflows)
         settings.check()
     except (ApiConfigError, SettingsError) as exc:
-        usage_error(str(exc))
+        print(f"iterloop: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE) from None
     from api.app import serve
 
     print(f"iterloop: API and dashboard on http://{settings.host}:{settings.port}/ "
@@ -775,10 +348,273 @@ def api_command(
     serve(settings)
 
 
-# The runtime commands (run, answer, inspect, list, events, report, retry, cancel) load temporalio lazily.
-from runtime.run_commands import register as _register_run  # noqa: E402
+# -- runs: run, answer, inspect, list, events, report, retry, cancel, worker -------------------------
 
-_register_run(app)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="Temporal host:port [env TEMPORAL_ADDRESS; default: the local dev server].",
+    show_default=False)]
+NamespaceOpt = Annotated[str | None, typer.Option(
+    "--namespace", help="Temporal namespace [env TEMPORAL_NAMESPACE; default: default].", show_default=False)]
+TaskQueueOpt = Annotated[str | None, typer.Option(
+    "--task-queue", help="Task queue of the workers [env ITERLOOP_TASK_QUEUE; default: iterloop].",
+    show_default=False)]
+RunArg = Annotated[str, typer.Argument(help="The run id (its Temporal workflow id).", metavar="RUN",
+                                       show_default=False)]
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The .iter file to run.", show_default=False)],
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="Set a var: NAME=VALUE (repeatable). int/float/bool/json/string[] vars take JSON.",
+        show_default=False)] = None,
+    input_json: Annotated[str | None, typer.Option(
+        "--input", help="Run inputs as a JSON object (--var wins for the same name).", show_default=False)] = None,
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", help="Workflow id of the run [default: <workflow>-<8 hex>].", show_default=False)] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start the run and return; do not follow it.")] = False,
+    as_json: JsonOpt = False,
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="YAML script of model outputs (offline scripted model) [default with --offline: "
+                         "FILE's stem + .script.yaml beside it, if present].", show_default=False)] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Use the scripted model for every model call (no API key needed).")] = False,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Who answers gates at the prompt [default: your user name].", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="A YAML preset: vars, wait durations, loop bounds, models, gates, budget "
+                         "(docs/growth-loop.md).", show_default=False)] = None,
+    skip_gates: Annotated[bool, typer.Option(
+        "--skip-gates", help="Answer every human gate automatically (approve; the preset's answer if it "
+                             "gives one).")] = False,
+    stop_after: Annotated[list[str] | None, typer.Option(
+        "--stop-after", help="End the run (finished) right after this node completes (repeatable).",
+        show_default=False)] = None,
+    notify_slack: Annotated[str | None, typer.Option(
+        "--notify-slack", help="Post gates and the result to this Slack channel (docs/notifications.md).",
+        show_default=False)] = None,
+    notify_webhook: Annotated[list[str] | None, typer.Option(
+        "--notify-webhook", help="POST signed JSON events to this URL (repeatable; `${ITERLOOP_WEBHOOK_…}` allowed).",
+        show_default=False)] = None,
+    no_notify: Annotated[bool, typer.Option(
+        "--no-notify", help="Report nowhere, whatever the defaults and the preset say.")] = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Run a workflow on Temporal and follow it: events as they happen, prompts at human gates.
+
+    Exit codes: 0 finished, 1 failed or compile errors, 2 usage error, 3 waiting for a human,
+    4 parked (failed_resumable: fix, then `iterloop retry`), 5 budget exceeded, 130 cancelled.
+    """
+    from runtime.notify_options import NotifySection
+    from runtime.run_follow import print_prepared, start_and_follow
+    from runtime.run_inputs import default_answerer, script_beside
+    from runtime.run_start import CompiledWorkflow, StartRequest
+
+    wf = _checked_workflow(ctx, file)  # compiled as `iterloop validate` compiles it
+    service = _run_service(address, namespace, task_queue, offline=True if offline else None)
+    found_script = script_beside(file) if script is None and service.configured.offline else None
+    request = StartRequest(
+        compiled=CompiledWorkflow(workflow=wf, source=str(file), location=str(file.resolve())),
+        origin=f"`iterloop run {file}`", given_by="command_line", run_id=run_id, input_json=input_json,
+        var_assignments=var or [], config=config, skip_gates=skip_gates, stop_after=stop_after or [],
+        offline=offline, script_file=script or found_script, env=dict(os.environ),
+        notify=NotifySection(slack_channel=notify_slack, webhooks=notify_webhook or None, enabled=not no_notify))
+    try:
+        prepared = service.prepare(request)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc)) from None
+    print_prepared(prepared, found_script=found_script)
+    started: list[str] = []
+    _execute(start_and_follow(service, prepared, detach=detach, as_json=as_json, by=by or default_answerer(),
+                              started=started), as_json=as_json, on_interrupt=lambda: (
+        f"stopped following; run {started[0]} goes on. Follow it again with `iterloop events {started[0]} "
+        f"--follow`, stop it with `iterloop cancel {started[0]}`" if started else "interrupted"))
+
+
+@app.command("answer")
+def answer_command(
+    run_id: RunArg,
+    gate: Annotated[str, typer.Option("--gate", help="The human node to answer.", show_default=False)],
+    answer: Annotated[list[str] | None, typer.Option(
+        "--answer", help="FIELD=VALUE (repeatable); values are converted to the field's type.",
+        show_default=False)] = None,
+    answers_file: Annotated[Path | None, typer.Option(
+        "--answers-file", help="A JSON or YAML mapping of field → value.", show_default=False)] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Who answers (recorded with the answer) [default: your user name].", show_default=False)] = None,
+    use_signal: Annotated[bool, typer.Option(
+        "--signal", help="Send a signal (fire and forget, idempotent) instead of a validated update.")] = False,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Answer a human gate (a validated update; --signal for fire and forget).
+
+    The update is checked before anything is recorded: a wrong field, type or gate is refused at
+    once with the reason (exit 1).
+    """
+    from runtime.command_errors import UsageError
+    from runtime.console import print_answer
+    from runtime.run_inputs import default_answerer, load_answers_file, parse_answer_assignments
+
+    try:
+        if answer and answers_file is not None:
+            raise UsageError("give the answers with --answer or with --answers-file, not both")
+        values: dict[str, Any] = (load_answers_file(answers_file) if answers_file is not None
+                                  else parse_answer_assignments(answer or []))
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    service = _run_service(address, namespace, task_queue)
+    answered_by = by or default_answerer()
+    _serve(lambda: (service.signal_answer(run_id, gate, values, by=answered_by) if use_signal
+                    else service.answer(run_id, gate, values, by=answered_by)),
+           lambda answered: print_answer(answered, as_json=as_json), as_json=as_json)
+
+
+@app.command("inspect")
+def inspect_command(run_id: RunArg, as_json: JsonOpt = False, address: AddressOpt = None,
+                    namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Show a run: status, nodes, open gates, failures, budget and its Web UI link.
+
+    The node table has each node's visits, status, tokens and cost; open gates show their
+    instructions and expected fields; failures show the retry command.
+    """
+    from runtime.console import print_inspection
+
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.inspect(run_id), lambda run: print_inspection(run.detail, as_json=as_json),
+           as_json=as_json)
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[str | None, typer.Option(
+        "--status", help=f"Only runs with this status: {', '.join(RUN_STATUSES)}.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many runs.", min=1)] = 20,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """List runs (id, workflow, status, start time, cost) from Temporal's visibility store."""
+    from runtime.command_errors import UsageError
+    from runtime.console import print_run_list
+
+    if status is not None and status not in RUN_STATUSES:
+        raise typer.Exit(_report(UsageError(f"unknown status '{status}'; choose one of: {', '.join(RUN_STATUSES)}"),
+                                 as_json=as_json))
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.list_runs(status=status, limit=limit),
+           lambda listing: print_run_list(listing.runs, status=status, as_json=as_json), as_json=as_json)
+
+
+@app.command("events")
+def events_command(
+    run_id: RunArg,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep printing new events until the run ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (JSON Lines).")] = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Print a run's events: time, node, branch and what happened."""
+    from runtime.console import event_text
+
+    service = _run_service(address, namespace, task_queue)
+
+    async def body() -> int:
+        batches = service.follow(run_id) if follow else _once(service.events(run_id))
+        async for batch in batches:
+            for event in batch.events:
+                print(event_text(event, as_json=as_json), flush=True)
+        return EXIT_OK
+
+    _execute(body(), as_json=False, on_interrupt=lambda: "stopped following (the run goes on)")
+
+
+async def _once(listing: Awaitable[EventList]) -> AsyncIterator[EventList]:
+    """The events of one `RunService.events` call, shaped like one look of `RunService.follow`."""
+    yield await listing
+
+
+@app.command("report")
+def report_command(
+    run_id: RunArg,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the Markdown here instead of stdout.", show_default=False)] = None,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Write a Markdown report of a run: summary, timeline, artifacts, tokens and cost per node."""
+    from runtime.console import print_report
+
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.report(run_id), lambda text: print_report(text, output), as_json=False)
+
+
+@app.command("retry")
+def retry_command(
+    run_id: RunArg,
+    node: Annotated[str | None, typer.Option(
+        "--node", help="The parked node to re-run [default: every parked node].", show_default=False)] = None,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Re-run the node(s) a run parked on (status failed_resumable), after you fixed the cause."""
+    from runtime.console import print_retried
+
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.retry(run_id, node), lambda retried: print_retried(retried, as_json=as_json),
+           as_json=as_json)
+
+
+@app.command("cancel")
+def cancel_command(run_id: RunArg, as_json: JsonOpt = False, address: AddressOpt = None,
+                   namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Cancel a run: it stops where it is and ends with status cancelled."""
+    from runtime.console import print_cancelled
+
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.cancel(run_id, wait_seconds=CANCEL_WAIT_SECONDS),
+           lambda cancelled: print_cancelled(cancelled, as_json=as_json), as_json=as_json)
+
+
+@app.command("worker")
+def worker_command(
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Use the scripted model for every model call [env ITERLOOP_OFFLINE].")] = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Run a worker in the foreground: the interpreter and every activity (Ctrl-C stops it)."""
+    from runtime.server_address import settings_for_existing_runs
+
+    settings = settings_for_existing_runs(
+        _runtime_settings(address, namespace, task_queue, offline=True if offline else None))
+
+    async def body() -> int:
+        import worker
+        from runtime.temporal_runs import connect_or_fail
+
+        worker.check_configuration(settings)  # model settings, price file, log level: `UsageError` first
+        await connect_or_fail(settings)  # a clear message when the server is not there
+        print(f"iterloop: worker polling task queue '{settings.task_queue}' at {settings.address} "
+              f"(namespace {settings.namespace}{', offline: scripted model' if settings.offline else ''}); "
+              "Ctrl-C stops it", file=sys.stderr)
+        await worker.run_worker(settings)
+        return EXIT_OK
+
+    _execute(body(), as_json=False, on_interrupt=lambda: "worker stopped")
 
 
 def main() -> None:

@@ -27,9 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import BackgroundWork
 from api.body_limit import BodySizeLimit
-from api.deps import TemporalConnection
 from api.errors import error_body, install_error_handlers
 from api.settings import ApiSettings
+from runtime.run_service import RunService
 
 log = logging.getLogger("iterloop.api")
 
@@ -58,7 +58,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api_settings = settings
-    app.state.temporal = TemporalConnection(settings.runtime)
+    app.state.runs = RunService(settings.runtime)  # no dev server, no background workers: what it is given
     app.state.background = BackgroundWork()
     install_error_handlers(app, html=dashboard.render_error_page)
     app.include_router(rest.router)

@@ -38,6 +38,13 @@ class Principal:
     via: Literal["token", "session", "open"]
 
 
+def recorded_answerer(principal: str, given: str | None) -> str:
+    """Who an answer is recorded as: the caller's token name, plus the name the request gives when it
+    differs (`ada (for grace)`), so a request can say on whose behalf it answers but never forge who."""
+    named = (given or "").strip()[:200]
+    return principal if not named or named == principal else f"{principal} (for {named})"
+
+
 def token_fingerprint(token: ApiToken) -> str:
     return hashlib.sha256(token.secret.encode()).hexdigest()[:24]
 

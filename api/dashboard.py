@@ -1,4 +1,4 @@
-"""The dashboard: server-rendered pages over the same run operations as the REST API.
+"""The dashboard: server-rendered pages over the same run service as the REST API and the CLI.
 
     /              runs: status, cost, open gates (filter by status, workflow, gate)
     /runs/RUN      one run: graph coloured by node state, nodes, gates, outputs, artifacts,
@@ -25,16 +25,25 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import run_operations as ops
-from api.auth import Principal, check_csrf, clear_session, csrf_token, identify, match_token, set_session
-from api.deps import TemporalConnection, api_settings, temporal_connection
+from api.auth import (
+    Principal,
+    check_csrf,
+    clear_session,
+    csrf_token,
+    identify,
+    match_token,
+    recorded_answerer,
+    set_session,
+)
+from api.deps import api_settings, run_service
 from api.errors import ApiError, Forbidden, Unauthorized, api_error_from_command
 from api.gate_forms import FormField, answers_from_form, form_fields
 from api.graph_svg import NodeLook, render_graph
-from api.models import AnswerGate, RunSummary
 from api.settings import ApiSettings
 from runtime.command_errors import CommandError
 from runtime.report import describe_event, format_cost, format_duration, preview
+from runtime.run_models import RunSummary
+from runtime.run_service import RunService
 from runtime.temporal_runs import RUN_STATUSES, TERMINAL_STATUSES
 from workflows.contract.state import Gate
 
@@ -52,7 +61,7 @@ APPROVAL_QUERY_SECONDS = 5.0
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
-Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
+Runs = Annotated[RunService, Depends(run_service)]
 Config = Annotated[ApiSettings, Depends(api_settings)]
 
 
@@ -165,13 +174,13 @@ def _require_write(user: Principal) -> None:
 
 
 @router.get("/")
-async def runs_page(request: Request, conn: Conn, user: User, status: str = "", workflow: str = "",
+async def runs_page(request: Request, runs: Runs, user: User, status: str = "", workflow: str = "",
                     gate: str = "") -> Response:
     if status and status not in RUN_STATUSES:
         raise ApiError(f"unknown status '{status}'; choose one of {', '.join(RUN_STATUSES)}", status=422,
                        code="invalid_request")
-    listing = await ops.list_runs(conn, status=status or None, workflow=workflow.strip() or None,
-                                  gate=gate.strip() or None, limit=200)
+    listing = await runs.list_runs(status=status or None, workflow=workflow.strip() or None,
+                                   gate=gate.strip() or None, limit=200)
     return _page(request, "runs.html", {"runs": listing.runs, "query": listing.query, "nav": "runs",
                                         "filters": {"status": status, "workflow": workflow, "gate": gate}})
 
@@ -201,17 +210,17 @@ def gate_card(run_id: str, gate: Gate, user: Principal, *, workflow: str = "",
 NOTICES = {"cancelled": "Cancellation requested.", "retried": "Retry requested."}
 
 
-async def _run_page(request: Request, conn: TemporalConnection, user: Principal, run_id: str,
+async def _run_page(request: Request, runs: RunService, user: Principal, run_id: str,
                     *, failed_card: GateCard | None = None, status: int = 200) -> HTMLResponse:
     from runtime.temporal_runs import query_events
 
-    page = await ops.run_page(conn, run_id)
-    events = await query_events(page.found.handle, page.found.settings, 0)
-    detail, view = page.detail, page.view
+    snapshot = await runs.inspect(run_id)
+    events = await query_events(snapshot.found.handle, snapshot.found.settings, 0)
+    detail, view = snapshot.detail, snapshot.view
     graph = ""
-    if page.wf is not None:
+    if snapshot.workflow is not None:
         looks = {name: NodeLook(state.status, state.visits) for name, state in view.nodes.items()}
-        graph = render_graph(page.wf, looks, detail.current_nodes)
+        graph = render_graph(snapshot.workflow, looks, detail.current_nodes)
     cards = []
     for gate in view.open_gates:
         if failed_card is not None and failed_card.gate.interaction_id == gate.interaction_id:
@@ -232,25 +241,25 @@ async def _run_page(request: Request, conn: TemporalConnection, user: Principal,
 
 
 @router.get("/runs/{run_id}")
-async def run_page(request: Request, run_id: str, conn: Conn, user: User) -> Response:
-    return await _run_page(request, conn, user, run_id)
+async def run_page(request: Request, run_id: str, runs: Runs, user: User) -> Response:
+    return await _run_page(request, runs, user, run_id)
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Config, user: User) -> Response:
+async def cancel_from_dashboard(request: Request, run_id: str, runs: Runs, settings: Config, user: User) -> Response:
     form = await request.form()
     check_csrf(request, settings, str(form.get("csrf") or ""))
     _require_write(user)
-    await ops.cancel_run(conn, run_id)
+    await runs.cancel(run_id)
     return RedirectResponse(f"/runs/{quote(run_id, safe='')}?notice=cancelled", status_code=303)
 
 
 @router.post("/runs/{run_id}/retry")
-async def retry_from_dashboard(request: Request, run_id: str, conn: Conn, settings: Config, user: User) -> Response:
+async def retry_from_dashboard(request: Request, run_id: str, runs: Runs, settings: Config, user: User) -> Response:
     form = await request.form()
     check_csrf(request, settings, str(form.get("csrf") or ""))
     _require_write(user)
-    await ops.retry_run(conn, run_id, str(form.get("node") or "") or None)
+    await runs.retry(run_id, str(form.get("node") or "") or None)
     return RedirectResponse(f"/runs/{quote(run_id, safe='')}?notice=retried", status_code=303)
 
 
@@ -263,15 +272,15 @@ class Approvals:
     problems: list[str] = field(default_factory=list)  # runs that could not be asked for their gates
 
 
-async def collect_open_gates(conn: TemporalConnection, user: Principal) -> Approvals:
+async def collect_open_gates(runs: RunService, user: Principal) -> Approvals:
     """The open gates of the runs that wait for a human, oldest first."""
     from runtime.temporal_runs import query_state
 
-    listing = await ops.list_runs(conn, status="waiting_human", workflow=None, gate=None, limit=APPROVAL_RUNS)
+    listing = await runs.list_runs(status="waiting_human", limit=APPROVAL_RUNS)
 
     async def gates_of(summary: RunSummary) -> tuple[list[GateCard], str]:
         try:
-            found = await ops.find_run(conn, summary.run_id)
+            found = await runs.find(summary.run_id)
             view = await asyncio.wait_for(query_state(found.handle, found.settings), APPROVAL_QUERY_SECONDS)
         except CommandError as exc:
             return [], f"{summary.run_id}: {exc}"
@@ -290,13 +299,13 @@ async def collect_open_gates(conn: TemporalConnection, user: Principal) -> Appro
 
 
 @router.get("/approvals")
-async def approvals_page(request: Request, conn: Conn, user: User) -> Response:
-    approvals = await collect_open_gates(conn, user)
+async def approvals_page(request: Request, runs: Runs, user: User) -> Response:
+    approvals = await collect_open_gates(runs, user)
     return _page(request, "approvals.html", {"approvals": approvals, "nav": "approvals"})
 
 
 @router.post("/approvals/answer")
-async def answer_from_form(request: Request, conn: Conn, settings: Config, user: User) -> Response:
+async def answer_from_form(request: Request, runs: Runs, settings: Config, user: User) -> Response:
     """Answer one gate from its form; a refusal re-renders the page with the reason beside the form."""
     from runtime.temporal_runs import query_state
 
@@ -312,7 +321,7 @@ async def answer_from_form(request: Request, conn: Conn, settings: Config, user:
         if isinstance(value, str):
             submitted.setdefault(key, []).append(value)
 
-    found = await ops.find_run(conn, run_id)
+    found = await runs.find(run_id)
     view = await query_state(found.handle, found.settings)
     gate = next((g for g in view.open_gates if g.gate == gate_name and g.interaction_id == interaction_id), None)
     error, status = "", 422
@@ -327,8 +336,8 @@ async def answer_from_form(request: Request, conn: Conn, settings: Config, user:
             error = "; ".join(problems)
         else:
             try:
-                await ops.answer_gate(conn, run_id, gate_name, AnswerGate(
-                    answers=answers, answered_by=answered_by, interaction_id=interaction_id), principal=user.name)
+                await runs.answer(run_id, gate_name, answers, by=recorded_answerer(user.name, answered_by),
+                                  interaction_id=interaction_id)
             except CommandError as exc:
                 problem = api_error_from_command(exc)
                 error, status = problem.message, problem.status
@@ -338,8 +347,8 @@ async def answer_from_form(request: Request, conn: Conn, settings: Config, user:
     card = gate_card(run_id, gate, user, workflow=view.workflow, submitted=submitted, error=error,
                      answered_by=answered_by) if gate is not None else None
     if back_to_run:
-        return await _run_page(request, conn, user, run_id, failed_card=card, status=status)
-    approvals = await collect_open_gates(conn, user)
+        return await _run_page(request, runs, user, run_id, failed_card=card, status=status)
+    approvals = await collect_open_gates(runs, user)
     if card is not None:
         approvals.cards = [card if c.gate.interaction_id == card.gate.interaction_id else c for c in approvals.cards]
         if not any(c is card for c in approvals.cards):

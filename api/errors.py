@@ -20,6 +20,7 @@ from starlette.responses import Response
 from runtime.command_errors import (
     AnswerRejected,
     CommandError,
+    InvalidScript,
     NodeNotParked,
     NothingToRetry,
     RunAlreadyExists,
@@ -86,6 +87,7 @@ _COMMAND_ERRORS: tuple[tuple[type[CommandError], int, str], ...] = (
     (RunEnded, 409, "run_ended"),
     (NothingToRetry, 409, "nothing_to_retry"),
     (NodeNotParked, 409, "node_not_parked"),
+    (InvalidScript, 422, "invalid_script"),
     (UsageError, 422, "invalid_request"),
     (CommandError, 409, "conflict"),
 )

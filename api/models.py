@@ -1,19 +1,22 @@
-"""The REST API's request and response bodies (they are also the OpenAPI schema).
+"""The REST API's own request and response bodies (they are also the OpenAPI schema).
 
-Run details reuse the shapes the `state` query returns (`workflows.contract.state`) and the document
-`iterloop inspect --json` prints, so the CLI, the API and the dashboard show the same data.
+What the API returns about runs (`RunDetail`, `RunList`, `EventList`, `GateAnswered`,
+`RetryRequested`, `CancelRequested`) are the run service's models (`runtime.run_models`): the same
+objects `iterloop inspect --json`, `list --json`, `answer --json`, `retry --json` and
+`cancel --json` print, so the CLI, the API and the dashboard show the same data. This module holds
+what only HTTP has: the request bodies, the start response with its links, health, errors.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dsl.ir import FieldType, SchemaField
+from dsl.ir import FieldType
 from runtime.notify_options import NotifySection
-from workflows.contract.messages import Usage
-from workflows.contract.state import AnswerRecord, Event, RunStatus
+from workflows.contract.state import RunStatus
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
 
@@ -117,6 +120,12 @@ class RunLinks(_Body):
     dashboard: str
     temporal_ui: str
 
+    @classmethod
+    def for_run(cls, run_id: str, temporal_ui: str) -> RunLinks:
+        q = quote(run_id, safe="")
+        return cls(self=f"/api/runs/{q}", events=f"/api/runs/{q}/events", stream=f"/api/runs/{q}/events/stream",
+                   report=f"/api/runs/{q}/report", dashboard=f"/runs/{q}", temporal_ui=temporal_ui)
+
 
 class RunStarted(_Body):
     run_id: str
@@ -127,102 +136,6 @@ class RunStarted(_Body):
     ui_url: str
     links: RunLinks
     warnings: list[str] = Field(default_factory=list)
-
-
-# -- listing runs --------------------------------------------------------------------------------
-
-
-class RunSummary(_Body):
-    run_id: str
-    workflow: str
-    status: str
-    execution_status: str
-    started_at: str | None
-    closed_at: str | None
-    cost_usd: float
-    open_gates: list[str]
-
-
-class RunList(_Body):
-    runs: list[RunSummary]
-    query: str = Field(description="The Temporal visibility query used (works in the Web UI too).")
-
-
-# -- one run ---------------------------------------------------------------------------------------
-
-
-class NodeDetail(_Body):
-    """One node of `GET /api/runs/{id}`: the same keys as `iterloop inspect --json`'s nodes."""
-
-    kind: str
-    visits: int
-    status: str
-    attempts: int
-    tokens: int
-    cached_tokens: int = 0
-    model_calls: int = 0
-    cost_usd: float
-    model: str
-    error: str
-
-
-class GateDetail(_Body):
-    gate: str
-    interaction_id: str
-    instructions: str
-    questions: dict[str, Any]
-    opened_at: str
-    timeout_seconds: float | None
-    fields: list[SchemaField] = Field(description="The answer's fields; every one is required.")
-    answer_command: str
-
-
-class FailureDetail(_Body):
-    node: str
-    branch: str = ""
-    error: str
-    error_type: str = ""
-    at: str = ""
-    retry_command: str
-
-
-class BudgetRow(_Body):
-    dimension: str
-    used: int | float | None  # tokens and iterations are counts, cost and duration are not
-    limit: int | float | None
-
-
-class RunDetail(_Body):
-    """The `state` query, completed with Temporal's view of the execution (as `iterloop inspect --json`)."""
-
-    run_id: str
-    workflow: str
-    source: str
-    status: RunStatus
-    reason: str
-    execution_status: str
-    task_queue: str
-    started_at: str | None
-    closed_at: str | None
-    current_nodes: list[str]
-    nodes: dict[str, NodeDetail]
-    open_gates: list[GateDetail]
-    failures: list[FailureDetail]
-    answers: list[AnswerRecord]
-    usage: Usage
-    budget: list[BudgetRow]
-    loop_counters: dict[str, int]
-    outputs: dict[str, dict[str, Any]]
-    artifacts: dict[str, dict[str, Any]]
-    vars: dict[str, Any]
-    executions: int
-    ui_url: str
-
-
-class EventList(_Body):
-    run_id: str
-    events: list[Event]
-    last_seq: int = Field(description="Pass it as `after_seq` to get only newer events.")
 
 
 # -- acting on runs --------------------------------------------------------------------------------
@@ -238,27 +151,5 @@ class AnswerGate(_Body):
         "Pin the gate opening you answer (from the run's open_gates); a stale one is refused."))
 
 
-class GateAnswered(_Body):
-    run_id: str
-    gate: str
-    interaction_id: str
-    answers: dict[str, Any]
-    answered_by: str
-    answered_at: str
-    gate_open: bool = Field(description="False: the gate was not open; the answer is kept for when it opens.")
-
-
 class RetryNodes(_Body):
     node: str | None = Field(default=None, description="The parked node to re-run [default: every parked node].")
-
-
-class RetryRequested(_Body):
-    run_id: str
-    retried: list[str]
-
-
-class CancelRequested(_Body):
-    run_id: str
-    cancel_requested: bool
-    ended: bool = Field(description="True once the run has ended (within a few seconds when a worker is up).")
-    execution_status: str

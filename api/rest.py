@@ -11,27 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from api import run_operations as ops
-from api.auth import Principal, reader, writer
-from api.deps import TemporalConnection, api_settings, temporal_connection
-from api.models import (
-    AnswerGate,
-    CancelRequested,
-    ErrorResponse,
-    EventList,
-    GateAnswered,
-    Health,
-    RetryNodes,
-    RetryRequested,
-    RunDetail,
-    RunList,
-    RunStarted,
-    StartRun,
-    WorkflowList,
-)
+from api.auth import Principal, reader, recorded_answerer, writer
+from api.deps import api_settings, run_service
+from api.errors import Conflict
+from api.event_stream import stream_events as sse_stream
+from api.models import AnswerGate, ErrorResponse, Health, RetryNodes, RunLinks, RunStarted, StartRun, WorkflowList
 from api.settings import ApiSettings
-from api.workflow_sources import describe_registered
-from runtime.command_errors import CommandError, TemporalUnavailable, short_error
+from api.workflow_sources import describe_registered, start_request
+from runtime.command_errors import CommandError, RunAlreadyExists, TemporalUnavailable, short_error
+from runtime.run_models import CancelRequested, EventList, GateAnswered, RetryRequested, RunDetail, RunList
+from runtime.run_service import RunService
 from workflows.contract.state import RunStatus
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -55,7 +44,7 @@ router = APIRouter(prefix="/api")
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
 
-Conn = Annotated[TemporalConnection, Depends(temporal_connection)]
+Runs = Annotated[RunService, Depends(run_service)]
 Config = Annotated[ApiSettings, Depends(api_settings)]
 Reader = Annotated[Principal, Depends(reader)]
 Writer = Annotated[Principal, Depends(writer)]
@@ -64,13 +53,13 @@ RunId = Annotated[str, Path(description="The run id (its Temporal workflow id)."
 
 @router.get("/health", response_model=Health, tags=["service"],
             responses={503: {"model": Health, "description": "Temporal cannot be reached."}})
-async def health(conn: Conn) -> Any:
+async def health(runs: Runs) -> Any:
     """Whether the API can reach Temporal (no authentication: for load balancers and compose health checks)."""
-    settings = conn.effective_settings()
+    settings = runs.settings
     try:
-        client = await conn.get()
+        client = await runs.client()
         if not await client.service_client.check_health(timeout=HEALTH_TIMEOUT):
-            raise TemporalUnavailable(f"Temporal at {conn.effective_settings().address} reports it is not serving")
+            raise TemporalUnavailable(f"Temporal at {runs.settings.address} reports it is not serving")
     except CommandError as exc:
         body = Health(status="degraded", temporal="unreachable", namespace=settings.namespace,
                       task_queue=settings.task_queue, message=str(exc))
@@ -79,7 +68,7 @@ async def health(conn: Conn) -> Any:
         body = Health(status="degraded", temporal="unreachable", namespace=settings.namespace,
                       task_queue=settings.task_queue, message=f"Temporal at {settings.address}: {short_error(exc)}")
         return JSONResponse(body.model_dump(), status_code=503)
-    settings = conn.effective_settings()
+    settings = runs.settings
     return Health(status="ok", temporal="reachable", namespace=settings.namespace, task_queue=settings.task_queue)
 
 
@@ -92,19 +81,29 @@ async def list_workflows(settings: Config, _: Reader) -> WorkflowList:
 
 @router.post("/runs", response_model=RunStarted, status_code=201, tags=["runs"],
              responses={**_ERRORS, **_NOT_JSON, 409: {"model": ErrorResponse, "description": "The run id is taken."}})
-async def start_run(body: StartRun, conn: Conn, settings: Config, who: Writer) -> RunStarted:
+async def start_run(body: StartRun, runs: Runs, settings: Config, who: Writer) -> RunStarted:
     """Start a run of a registered workflow, a `.iter` file of the allowed directories, or `.iter`
     text (only with ITERLOOP_API_ALLOW_SOURCE=1); docs/api.md, "the trust boundary".
 
     Vars are checked against their declarations before anything starts (422 with the reason);
     compile errors are a 422 whose `details` lists the diagnostics.
     """
-    return await ops.start_run(conn, settings, body, started_by=who.name)
+    prepared = runs.prepare(start_request(settings, body, started_by=who.name))
+    try:
+        started = await runs.start(prepared)
+    except RunAlreadyExists:
+        raise Conflict(f"a run with id '{body.run_id}' already exists; run ids are never reused, choose another "
+                       "run_id", code="run_exists") from None
+    compiled = prepared.request.compiled
+    return RunStarted(run_id=started.run_id, workflow=compiled.workflow.name, source=compiled.source,
+                      status=started.status, task_queue=started.task_queue, ui_url=started.ui_url,
+                      links=RunLinks.for_run(started.run_id, started.ui_url),
+                      warnings=[*compiled.warnings, *prepared.warnings, *started.warnings])
 
 
 @router.get("/runs", response_model=RunList, tags=["runs"], responses=_ERRORS)
 async def list_runs(
-    conn: Conn, _: Reader,
+    runs: Runs, _: Reader,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     workflow: Annotated[str | None, Query(max_length=200, description="Only runs of this workflow name.")] = None,
     gate: Annotated[str | None, Query(max_length=200, description="Only runs with this gate open.")] = None,
@@ -112,67 +111,69 @@ async def list_runs(
 ) -> RunList:
     """Runs from Temporal's visibility store, newest first (eventually consistent: a run that just
     changed status may take a moment to show under its new one)."""
-    return await ops.list_runs(conn, status=status, workflow=workflow, gate=gate, limit=limit)
+    return await runs.list_runs(status=status, workflow=workflow, gate=gate, limit=limit)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], responses=_RUN_ERRORS)
-async def get_run(run_id: RunId, conn: Conn, _: Reader) -> RunDetail:
-    """The run's state: status, nodes, open gates (with their fields), failures, outputs, usage, budget."""
-    return await ops.run_detail(conn, run_id)
+async def get_run(run_id: RunId, runs: Runs, _: Reader) -> RunDetail:
+    """The run's state: status, nodes, open gates (with their fields), failures, outputs, usage, budget
+    (what `iterloop inspect --json` prints)."""
+    return (await runs.inspect(run_id)).detail
 
 
 @router.get("/runs/{run_id}/events", response_model=EventList, tags=["runs"], responses=_RUN_ERRORS)
-async def get_events(run_id: RunId, conn: Conn, _: Reader,
+async def get_events(run_id: RunId, runs: Runs, _: Reader,
                      after_seq: Annotated[int, Query(ge=0, description="Only events after this seq.")] = 0) -> EventList:
     """The run's events (the latest 2,000 are kept)."""
-    return await ops.run_events(conn, run_id, after_seq)
+    return await runs.events(run_id, after_seq)
 
 
 @router.get("/runs/{run_id}/events/stream", tags=["runs"], response_class=StreamingResponse,
             responses={**_RUN_ERRORS, 200: {"content": {"text/event-stream": {}},
                                             "description": "Server-sent events until the run ends."}})
 async def stream_events(
-    run_id: RunId, conn: Conn, _: Reader,
+    run_id: RunId, runs: Runs, _: Reader,
     after_seq: Annotated[int, Query(ge=0, description="Start after this seq.")] = 0,
     last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> StreamingResponse:
     """Server-sent events: each run event (`id` = its seq, `data` = the event as JSON), then
     `event: end` with the final status when the run ends. A reconnect with `Last-Event-ID`
     resumes after that event."""
-    found = await ops.find_run(conn, run_id)
+    found = await runs.find(run_id)
     resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return StreamingResponse(ops.stream_events(found, max(after_seq, resume)), media_type="text/event-stream",
+    return StreamingResponse(sse_stream(found, max(after_seq, resume)), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/runs/{run_id}/report", response_class=PlainTextResponse, tags=["runs"],
             responses={**_RUN_ERRORS, 200: {"content": {"text/markdown": {}}, "description": "The Markdown report."}})
-async def get_report(run_id: RunId, conn: Conn, _: Reader) -> PlainTextResponse:
+async def get_report(run_id: RunId, runs: Runs, _: Reader) -> PlainTextResponse:
     """The Markdown run report, as `iterloop report` writes it."""
-    text = await ops.run_report(conn, run_id)
+    text = await runs.report(run_id)
     return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 
 @router.post("/runs/{run_id}/gates/{gate}/answer", response_model=GateAnswered, tags=["runs"],
              responses=_ACT_ERRORS)
 async def answer_gate(run_id: RunId, gate: Annotated[str, Path(description="The human node.")], body: AnswerGate,
-                      conn: Conn, who: Writer) -> GateAnswered:
+                      runs: Runs, who: Writer) -> GateAnswered:
     """Answer a human gate through the run's validated update: an unknown gate or field, a missing
     field, a wrong type or a value outside the enum is a 422 with the reason, and nothing is recorded.
     The answer is recorded as by the token's name (`ada`; `ada (for grace)` when `answered_by` names
     someone else)."""
-    return await ops.answer_gate(conn, run_id, gate, body, principal=who.name)
+    return await runs.answer(run_id, gate, body.answers, by=recorded_answerer(who.name, body.answered_by),
+                             interaction_id=body.interaction_id)
 
 
 @router.post("/runs/{run_id}/retry", response_model=RetryRequested, tags=["runs"], responses=_ACT_ERRORS)
-async def retry_run(run_id: RunId, conn: Conn, _: Writer,
+async def retry_run(run_id: RunId, runs: Runs, _: Writer,
                     body: Annotated[RetryNodes | None, Body()] = None) -> RetryRequested:
     """Re-run the node(s) a run parked on (status failed_resumable), once the cause is fixed."""
-    return await ops.retry_run(conn, run_id, body.node if body else None)
+    return await runs.retry(run_id, body.node if body else None)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=CancelRequested, tags=["runs"], responses=_ACT_ERRORS)
-async def cancel_run(run_id: RunId, conn: Conn, _: Writer) -> CancelRequested:
+async def cancel_run(run_id: RunId, runs: Runs, _: Writer) -> CancelRequested:
     """Cancel a run wherever it is; it ends with status cancelled."""
-    return await ops.cancel_run(conn, run_id)
+    return await runs.cancel(run_id)
 

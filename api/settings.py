@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from runtime.language_commands import default_model_from_env
 from runtime.server_address import is_loopback_host
 from runtime.settings import Settings
 from workflows.contract.env_refs import truthy
@@ -147,7 +148,7 @@ class ApiSettings:
             presets_dir=Path(presets_dir) if presets_dir else None,
             allow_source=truthy(e.get("ITERLOOP_API_ALLOW_SOURCE")),
             max_body_bytes=int(_number(e, "ITERLOOP_API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
-            default_model=(e.get("ITERLOOP_DEFAULT_MODEL") or e.get("ITERION_DEFAULT_SUPERVISOR_MODEL") or "").strip(),
+            default_model=default_model_from_env(e),
             host=e.get("ITERLOOP_API_HOST") or DEFAULT_HOST,
             port=int(_number(e, "ITERLOOP_API_PORT", DEFAULT_PORT)),
             slack_signing_secret=e.get("ITERLOOP_SLACK_SIGNING_SECRET") or e.get("SLACK_SIGNING_SECRET", ""),

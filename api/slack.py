@@ -39,7 +39,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from api.background import BackgroundWork
-from api.deps import TemporalConnection, api_settings, temporal_connection
+from api.deps import api_settings, run_service
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.settings import ApiSettings
 from dsl.ir import HumanNode, Schema
@@ -61,6 +61,7 @@ from workflows.contract.slack_blocks import (
 from workflows.contract.state import Gate, RunView
 
 if TYPE_CHECKING:
+    from runtime.run_service import RunService
     from runtime.settings import Settings
     from workflows.contract.state import RunInput
 
@@ -175,7 +176,7 @@ class SlackInteraction:
         self.settings = settings
         self.payload = payload
         self.now = now
-        self.temporal: TemporalConnection = temporal_connection(request)
+        self.runs: RunService = run_service(request)
         self.background: BackgroundWork = request.app.state.background
         user = payload.get("user") or {}
         self.user_id = str(user.get("id") or "unknown")
@@ -229,7 +230,7 @@ class SlackInteraction:
         from workflows.contract.answers import answer_schema
 
         async def compiled_workflow() -> RunInput | None:
-            client = await self.temporal.get()
+            client = await self.runs.client()
             return await read_run_input(client, client.get_workflow_handle(value.run_id))
 
         try:
@@ -275,7 +276,7 @@ class SlackInteraction:
         """The run's state and the gate opening the click is for (None when it is not open now)."""
         from runtime.temporal_runs import query_state
 
-        client = await self.temporal.get()
+        client = await self.runs.client()
         view = await query_state(client.get_workflow_handle(value.run_id), self._runtime_settings())
         gate = next((g for g in view.open_gates
                      if g.gate == value.gate and g.interaction_id == value.interaction_id), None)
@@ -289,22 +290,23 @@ class SlackInteraction:
 
     async def _answer(self, value: ButtonValue, view: RunView, gate: Gate, answers: dict[str, Any], channel: str,
                       ts: str, blocks: list[dict[str, Any]]) -> None:
-        from runtime.run_control import signal_answer
+        from runtime.run_service import send_answer_signal
         from workflows.contract.answers import AnswerError, coerce_answers
+        from workflows.contract.state import Answer
 
         try:
             typed = coerce_answers(gate.schema_, answers, gate=gate.gate)
         except AnswerError as exc:
             log.warning("the Slack answer does not fit gate '%s' of run %s: %s", gate.gate, value.run_id, exc)
             return
-        client = await self.temporal.get()
-        await signal_answer(client.get_workflow_handle(value.run_id), self._runtime_settings(), view, gate.gate,
-                            typed, by=f"slack:{self.user_id}", interaction_id=gate.interaction_id)
+        client = await self.runs.client()
+        await send_answer_signal(client.get_workflow_handle(value.run_id), self._runtime_settings(), Answer(
+            gate=gate.gate, answers=typed, answered_by=f"slack:{self.user_id}", interaction_id=gate.interaction_id))
         note = decision_note(answer_plan(gate.schema_), typed, user_id=self.user_id, when_unix=int(self.now))
         await self._update(channel, ts, decided_blocks(blocks, note))
 
     def _runtime_settings(self) -> Settings:
-        return self.temporal.effective_settings()
+        return self.runs.settings
 
     async def _update(self, channel: str, ts: str, blocks: list[dict[str, Any]]) -> None:
         """Best effort: the answer is already on its way whatever Slack says."""

@@ -1,9 +1,11 @@
-"""Where a run's workflow comes from: a registered workflow, a file on the API's host, or text.
+"""What a `POST /api/runs` may start: a registered workflow, a file on the API's host, or text, with
+a preset from the presets directory; `start_request` turns the body into the run service's
+`StartRequest` (runtime/run_start.py), the same request `iterloop run` builds.
 
 Registered workflows are the `*.iter` files of one directory (`ITERLOOP_WORKFLOWS_DIR`, or
 `--workflows DIR`), named by their file stem: `growth_loop.iter` is `growth_loop`. Every source
-is compiled exactly as `iterloop run` compiles a file; errors become a 422 carrying the
-diagnostics.
+is compiled exactly as `iterloop run` compiles a file (`runtime.language_commands.compile_options`);
+errors become a 422 carrying the diagnostics.
 
 A request may not read just any file of the API's host: a `file` must resolve (symlinks
 followed) inside the workflows directory or `ITERLOOP_API_FILE_DIRS`, a preset (`config`) inside
@@ -15,30 +17,51 @@ commands on the workers, is refused unless `ITERLOOP_API_ALLOW_SOURCE=1`. A path
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import dsl
 from api.errors import Forbidden, Unprocessable
-from api.models import VarInfo, WorkflowInfo
-from api.settings import ApiSettings
+from api.models import StartRun, VarInfo, WorkflowInfo
+from api.settings import ApiSettings, withheld_from_runs
 from dsl import CheckResult, CompileOptions
-from dsl.ir import HumanNode, Workflow
-from workflows.contract.tool_catalog import builtin_tool_names
+from dsl.ir import HumanNode
+from runtime.language_commands import compile_options as run_compile_options
+from runtime.run_start import CompiledWorkflow, StartRequest
 
 _REGISTERED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-@dataclass(frozen=True)
-class CompiledSource:
-    wf: Workflow
-    source: str  # what the run input records (a path, or `<api>` for text)
-    location: str  # where the file is, for the Web UI's run details
-    warnings: list[str]
+def start_request(settings: ApiSettings, body: StartRun, *, started_by: str) -> StartRequest:
+    """The run service's request for a `POST /api/runs` body: its workflow compiled, its preset
+    confined, `${NAME}` in var defaults read from the API's environment without its secrets."""
+    return StartRequest(
+        compiled=compile_request(settings, body), origin=f"started through the iterloop REST API by {started_by}",
+        given_by="request", run_id=body.run_id, inputs=body.inputs, vars=body.vars,
+        config=preset_path(settings, body.config), preset_root=settings.preset_root, skip_gates=body.skip_gates,
+        stop_after=body.stop_after, offline=body.offline, script=body.script, notify=body.notify,
+        env=dict(settings.client_env), withheld=withheld_from_runs)
+
+
+def compile_request(settings: ApiSettings, body: StartRun) -> CompiledWorkflow:
+    if body.workflow is not None:
+        return compile_registered(settings, body.workflow)
+    if body.file is not None:
+        return compile_file(settings, body.file)
+    assert body.source is not None
+    return compile_text(settings, body.source)
+
+
+def preset_path(settings: ApiSettings, config: str | None) -> Path | None:
+    """The request's preset, confined to the presets directory (`Forbidden` outside it)."""
+    if config is None:
+        return None
+    root = settings.preset_root
+    return confined_path(config, (root,) if root is not None else (), what="preset",
+                         setting="ITERLOOP_API_PRESETS_DIR or ITERLOOP_WORKFLOWS_DIR")
 
 
 def compile_options(settings: ApiSettings) -> CompileOptions:
-    return CompileOptions(default_model=settings.default_model, known_tools=builtin_tool_names())
+    return run_compile_options(settings.default_model)
 
 
 def _registered_path(settings: ApiSettings, name: str) -> Path:
@@ -79,7 +102,7 @@ def describe_registered(settings: ApiSettings) -> list[WorkflowInfo]:
     return infos
 
 
-def compile_registered(settings: ApiSettings, name: str) -> CompiledSource:
+def compile_registered(settings: ApiSettings, name: str) -> CompiledWorkflow:
     path = _registered_path(settings, name)
     return _checked(_check_path(settings, path), str(path), str(path.resolve()))
 
@@ -104,7 +127,7 @@ def confined_path(given: str, roots: tuple[Path, ...], *, what: str, setting: st
     return resolved
 
 
-def compile_file(settings: ApiSettings, file: str) -> CompiledSource:
+def compile_file(settings: ApiSettings, file: str) -> CompiledWorkflow:
     if Path(file).suffix != ".iter":
         raise Unprocessable(f"file '{file}' is not a .iter file", code="file_not_found")
     path = confined_path(file, settings.file_roots, what="workflow",
@@ -115,7 +138,7 @@ def compile_file(settings: ApiSettings, file: str) -> CompiledSource:
     return _checked(_check_path(settings, path), str(path), str(path))
 
 
-def compile_text(settings: ApiSettings, text: str) -> CompiledSource:
+def compile_text(settings: ApiSettings, text: str) -> CompiledWorkflow:
     if not settings.allow_source:
         raise Forbidden("starting runs from .iter text ('source') is off on this API: its tool nodes would run "
                         "shell commands on the workers. Register the workflow (ITERLOOP_WORKFLOWS_DIR) and start "
@@ -132,7 +155,7 @@ def _check_path(settings: ApiSettings, path: Path) -> CheckResult:
         raise Unprocessable(f"cannot read '{path}': {exc.strerror or exc}", code="file_not_found") from None
 
 
-def _checked(result: CheckResult, source: str, location: str) -> CompiledSource:
+def _checked(result: CheckResult, source: str, location: str) -> CompiledWorkflow:
     if not result.ok or result.workflow is None:
         errors = result.errors
         problems = [d.model_dump(mode="json") for d in errors]
@@ -140,4 +163,5 @@ def _checked(result: CheckResult, source: str, location: str) -> CompiledSource:
         raise Unprocessable(f"the workflow does not compile: {first}"
                             + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
                             code="compile_errors", details=problems)
-    return CompiledSource(result.workflow, source, location, [d.render() for d in result.warnings])
+    return CompiledWorkflow(workflow=result.workflow, source=source, location=location,
+                            warnings=[d.render() for d in result.warnings])

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from runtime.command_errors import CommandError
 from runtime.processes import pid_alive
@@ -143,18 +143,19 @@ def _log_tail(path: str, lines: int = 15) -> str:
 
 @dataclass
 class WorkerCheck:
-    state: str  # "polling" (someone polls), "started" (we started one), "none" (remote, nobody polls)
+    state: Literal["polling", "started", "none"]  # someone polls; we started one; nobody polls (yet)
     pollers: list[str]
     record: WorkerRecord | None = None
 
 
-async def ensure_worker(client: Client, settings: Settings, task_queue: str) -> WorkerCheck:
-    """Reuse a worker polling ``task_queue``; on a local server start one when there is none."""
+async def ensure_worker(client: Client, settings: Settings, task_queue: str, *, spawn: bool = True) -> WorkerCheck:
+    """Reuse a worker polling ``task_queue``; on a local server start one when there is none
+    (unless ``spawn`` is False: the REST API only talks to the workers it is given)."""
     async with temporal_errors(settings):
         pollers = await live_pollers(client, settings.namespace, task_queue)
     if pollers:
         return WorkerCheck("polling", pollers)
-    if not is_local_address(settings.address):
+    if not spawn or not is_local_address(settings.address):
         return WorkerCheck("none", [])
     record = spawn_worker(settings, task_queue)
     expected = f"{record.pid}@{socket.gethostname()}"
@@ -173,10 +174,14 @@ async def ensure_worker(client: Client, settings: Settings, task_queue: str) -> 
         await asyncio.sleep(0.2)
 
 
-async def ensure_worker_for_run(client: Client, settings: Settings, desc: WorkflowExecutionDescription) -> None:
+def started_worker_notice(check: WorkerCheck, task_queue: str) -> str | None:
+    """What to tell the user when a background worker was started for them (None otherwise)."""
+    if check.state != "started" or check.record is None:
+        return None
+    return (f"started a background worker (pid {check.record.pid}) for task queue '{task_queue}'; "
+            f"log: {check.record.log_path}")
+
+
+async def ensure_worker_for_run(client: Client, settings: Settings, desc: WorkflowExecutionDescription) -> WorkerCheck:
     """Queries, updates and retries need a worker on the run's task queue."""
-    queue = desc.task_queue or settings.task_queue
-    check = await ensure_worker(client, settings, queue)
-    if check.state == "started" and check.record is not None:
-        print(f"iterloop: started a background worker (pid {check.record.pid}) for task queue '{queue}'; "
-              f"log: {check.record.log_path}", file=sys.stderr)
+    return await ensure_worker(client, settings, desc.task_queue or settings.task_queue)

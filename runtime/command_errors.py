@@ -59,6 +59,10 @@ class NodeNotParked(UsageError):
     """`retry --node N` names a node that is not parked."""
 
 
+class InvalidScript(UsageError):
+    """Scripted model outputs given inline (the API's `script`) do not have a script's shape."""
+
+
 class RunEnded(CommandError):
     """The run has ended: there is no gate to answer and nothing to retry or cancel."""
 

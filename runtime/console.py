@@ -1,4 +1,5 @@
-"""The runtime commands' terminal output: tables, event and progress lines, gates, and gate prompts.
+"""The runtime commands' terminal output: tables, event and progress lines, gates, gate prompts,
+and the text form of `inspect` and `list` (their `--json` form is the run service's model as is).
 
 `Terminal` writes event lines and, on a terminal, a progress line rewritten in place below them.
 The texts themselves (event lines, costs, durations) come from `runtime.report`, which the
@@ -8,11 +9,14 @@ Markdown report shares.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dsl.ir import SchemaField, Workflow
+from runtime.command_errors import UsageError
 from runtime.run_inputs import field_hint
 from runtime.settings import Settings
 from runtime.temporal_runs import RPC_TIMEOUT, query_state, temporal_errors, update_failure_message
@@ -20,6 +24,7 @@ from runtime.temporal_runs import RPC_TIMEOUT, query_state, temporal_errors, upd
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
+    from runtime.run_models import AnswerSignalled, CancelRequested, GateAnswered, RetryRequested, RunDetail, RunSummary
     from workflows.contract.state import Event, Gate, RunView
 
 
@@ -92,6 +97,126 @@ def progress_text(view: RunView, wf: Workflow) -> str:
     current = ", ".join(f"{n} · {kind_label(wf.nodes[n].kind) if n in wf.nodes else 'node'}"
                         for n in view.current_nodes) or view.status.replace("_", " ")
     return f"[{visited}/{len(steps)} nodes] {current}"
+
+
+# -- inspect and list ----------------------------------------------------------------------------
+
+
+def print_inspection(detail: RunDetail, *, as_json: bool = False) -> None:
+    """`iterloop inspect`: the run's status, node table, open gates, failures and budget."""
+    from runtime.report import format_cost, format_duration, preview
+
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+        return
+    print(f"run        {detail.run_id}")
+    print(f"workflow   {detail.workflow}" + (f"  ({detail.source})" if detail.source else ""))
+    print(f"status     {detail.status}" + (f": {detail.reason}" if detail.reason else "")
+          + f"   [Temporal: {detail.execution_status}, task queue {detail.task_queue}]")
+    print(f"started    {detail.started_at or '?'}" + (f"   closed {detail.closed_at}" if detail.closed_at else ""))
+    print(f"current    {', '.join(detail.current_nodes) or '—'}")
+    print(f"Web UI     {detail.ui_url}")
+    print()
+    rows = [(name, n.kind, str(n.visits), n.status, f"{n.tokens:,}", f"{n.cached_tokens:,}", format_cost(n.cost_usd))
+            for name, n in detail.nodes.items()]
+    print_columns(("NODE", "KIND", "VISITS", "STATUS", "TOKENS", "CACHED", "COST"), rows, right={2, 4, 5, 6})
+    usage = detail.usage
+    if usage.calls:
+        print(f"\nmodel      {usage.calls:,} calls · {usage.input_tokens:,} in ({usage.cached_tokens:,} cached) · "
+              f"{usage.output_tokens:,} out · {format_cost(usage.cost_usd)}"
+              + (f" · caching saved {format_cost(usage.cache_savings_usd)}" if usage.cache_savings_usd else ""))
+    if detail.open_gates:
+        print("\nopen gates")
+        for gate in detail.open_gates:
+            print(f"  {gate.gate}  (opened {gate.opened_at or '?'})")
+            for line in (gate.instructions or "").rstrip().splitlines():
+                print(f"    {line}")
+            for key, value in gate.questions.items():
+                if not key.startswith("_"):
+                    print(f"    · {key}: {preview(value, 200)}")
+            expected = ", ".join(f"{f.name} ({field_hint(f)})" for f in gate.fields) or "text"
+            print(f"    expected: {expected}")
+            print(f"    answer:   {gate.answer_command}")
+    if detail.failures:
+        print("\nfailures (the run is parked; fix the cause, then retry)")
+        for failure in detail.failures:
+            print(f"  {failure.node}" + (f" [{failure.branch}]" if failure.branch else "") + f": {failure.error}")
+            print(f"    retry: {failure.retry_command}")
+    print("\nbudget")
+    for row in detail.budget:
+        used, limit = row.used, row.limit
+        if row.dimension == "cost_usd":
+            used_s, limit_s = format_cost(used or 0), (format_cost(limit) if limit else None)
+        elif row.dimension == "duration_s":
+            used_s = format_duration(used) if used is not None else "—"
+            limit_s = format_duration(limit) if limit else None
+        else:
+            used_s, limit_s = ("—" if used is None else f"{used:,}"), (f"{limit:,}" if limit else None)
+        share = f" ({100 * used / limit:.0f}%)" if limit and isinstance(used, (int, float)) else ""
+        print(f"  {row.dimension:<18} {used_s}" + (f" of {limit_s}{share}" if limit_s else " (no limit)"))
+
+
+def print_run_list(runs: list[RunSummary], *, status: str | None, as_json: bool = False) -> None:
+    """`iterloop list`: one row per run (id, workflow, status, start time, cost)."""
+    from runtime.report import format_cost
+
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in runs])
+        return
+    if not runs:
+        print("no runs" + (f" with status {status}" if status else ""))
+        return
+    table = [(r.run_id, r.workflow, r.status, local_time(r.started_at), format_cost(r.cost_usd)) for r in runs]
+    print_columns(("ID", "WORKFLOW", "STATUS", "STARTED", "COST"), table, right={4})
+
+
+def print_answer(result: GateAnswered | AnswerSignalled, *, as_json: bool) -> None:
+    """`iterloop answer`: what the run recorded (an update), or that the answer is on its way (a signal)."""
+    from runtime.run_models import AnswerSignalled
+
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    elif isinstance(result, AnswerSignalled):
+        note = ("" if result.gate_open else f" (gate '{result.gate}' is not open now: the run keeps the answer until "
+                "it opens, or records a rejection in its events if it is not valid)")
+        print(f"sent the answer for gate '{result.gate}' of run {result.run_id} as a signal{note}")
+        print(f"check it with: iterloop events {result.run_id}")
+    elif not result.gate_open:
+        print(f"gate '{result.gate}' of run {result.run_id} is not open yet; the answer is kept and used when it opens")
+    else:
+        print(f"recorded the answer for gate '{result.gate}' of run {result.run_id} (by {result.answered_by}): "
+              f"{json.dumps(result.answers, ensure_ascii=False)}")
+
+
+def print_retried(result: RetryRequested, *, as_json: bool) -> None:
+    """`iterloop retry`: which nodes run again, and how to follow them."""
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        print(f"retrying {', '.join(result.retried)} in run {result.run_id}; follow it with "
+              f"`iterloop events {result.run_id} --follow`")
+
+
+def print_cancelled(result: CancelRequested, *, as_json: bool) -> None:
+    """`iterloop cancel`: whether the run has ended already or will when a worker sees the request."""
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    elif result.ended:
+        print(f"cancelled run {result.run_id}")
+    else:
+        print(f"asked run {result.run_id} to cancel; it ends as cancelled when a worker picks up the request")
+
+
+def print_report(text: str, output: Path | None) -> None:
+    """`iterloop report`: the Markdown on stdout, or in ``output`` (`wrote FILE` on stderr)."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
+    print(f"wrote {output}", file=sys.stderr)
 
 
 # -- gates ---------------------------------------------------------------------------------------

@@ -493,7 +493,7 @@ def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
     if p.cycles is not None:
         o.loops[CYCLE_LOOP] = (p.cycles - 1, "cycles")
     # The monitoring and replan loops sit inside the cycle loop, so each cycle starts them afresh
-    # (workflows.scheduler.inner_loops): per-cycle settings are the loops' own bounds.
+    # (workflows.edges.inner_loops): per-cycle settings are the loops' own bounds.
     if monitoring is not None and monitoring.max_looks_per_cycle is not None:
         o.loops[MONITORING_LOOP] = (monitoring.max_looks_per_cycle - 1, "monitoring.max_looks_per_cycle")
     if p.replans is not None:

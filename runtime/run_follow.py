@@ -1,5 +1,7 @@
-"""`iterloop run`: start a run and follow it, with prompts at human gates on a terminal.
+"""`iterloop run` on a terminal: report the start, then follow the run, with prompts at human gates.
 
+The run service starts the run (`RunService.start`); this module is what a person sees while it
+goes: event lines, a progress line, the gate prompts, the final line and the preset's summary.
 Following stops when the run ends, parks (failed_resumable), or waits for an answer nobody can
 give here; the exit code says which (`runtime.command_errors`).
 """
@@ -9,22 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import Workflow
-from runtime.background_workers import ensure_worker
-from runtime.command_errors import (
-    EXIT_OK,
-    EXIT_PARKED,
-    EXIT_WAITING,
-    STATUS_EXIT_CODES,
-    CommandError,
-    RunAlreadyExists,
-    short_error,
-)
+from runtime.command_errors import EXIT_OK, EXIT_PARKED, EXIT_WAITING, STATUS_EXIT_CODES
 from runtime.console import (
     Terminal,
     event_text,
@@ -37,14 +28,13 @@ from runtime.console import (
     progress_text,
     prompt_gate,
 )
-from runtime.notify_options import NotifySection, describe_notify, run_notify_options
-from runtime.server_address import server_for_run, web_ui_base, web_ui_link
+from runtime.notify_options import describe_notify
+from runtime.server_address import web_ui_link
 from runtime.settings import Settings
 from runtime.temporal_runs import (
     POLL_INTERVAL_SECONDS,
     RPC_TIMEOUT,
     TERMINAL_STATUSES,
-    connect_or_fail,
     effective_status,
     execution_failure,
     query_events,
@@ -53,127 +43,53 @@ from runtime.temporal_runs import (
 )
 
 if TYPE_CHECKING:
-    from temporalio.client import Client, WorkflowHandle
+    from temporalio.client import WorkflowHandle
 
+    from runtime.run_service import RunService
+    from runtime.run_start import PreparedStart
     from workflows.contract.state import Event, RunView
 
 
-@dataclass
-class RunRequest:
-    """What `iterloop run` was asked to do, checked and resolved (vars typed, `${ENV}` defaults filled)."""
-
-    file: Path
-    wf: Workflow
-    inputs: dict[str, Any]
-    run_id: str | None
-    script: dict[str, Any] | None
-    detach: bool
-    as_json: bool
-    by: str
-    #: More `RunOptions` fields: `stop_after`, `gate_answers` (--stop-after, --skip-gates, --config).
-    run_options: dict[str, Any] = field(default_factory=dict)
-    #: Lines for the run's details in the Web UI (e.g. what a preset changed).
-    details: list[str] = field(default_factory=list)
-    #: Template lines printed when the run ends (a preset's `summary:`), see `runtime.presets`.
-    summary: list[str] = field(default_factory=list)
-    #: Where the run reports: the preset's `notify:` and the command line's, over the defaults.
-    notify_preset: NotifySection | None = None
-    notify_request: NotifySection | None = None
+def print_prepared(prepared: PreparedStart, *, found_script: Path | None) -> None:
+    """Before the start, on stderr: unresolved `${NAME}` defaults, the script found beside the file,
+    and what the preset, --skip-gates and --stop-after changed."""
+    for warning in prepared.warnings:
+        print(f"iterloop: warning: {warning}", file=sys.stderr)
+    if found_script is not None:
+        print(f"iterloop: offline: model outputs from {found_script} (found beside the file; --script chooses "
+              "another)", file=sys.stderr)
+    for line in prepared.notes:
+        print(f"iterloop: {line}", file=sys.stderr)
 
 
-async def start_and_follow(settings: Settings, req: RunRequest, started: list[str]) -> int:
-    """Start the run (with a worker for it), then follow it unless --detach; ``started`` gets its id."""
-    settings = await server_for_run(settings)
-    client = await connect_or_fail(settings)
-    check = await ensure_worker(client, settings, settings.task_queue)
-    if check.state == "started" and check.record is not None:
-        print(f"iterloop: started a background worker (pid {check.record.pid}) for task queue "
-              f"'{settings.task_queue}'; log: {check.record.log_path}", file=sys.stderr)
-    elif check.state == "none":
-        print(f"iterloop: warning: no worker polls task queue '{settings.task_queue}' at {settings.address}; the run "
-              "waits until one does (start one with `iterloop worker`)", file=sys.stderr)
-
-    notify = run_notify_options(settings, preset=req.notify_preset, request=req.notify_request,
-                                ui_base_url=web_ui_base(settings))
-    run_id = await start_run(client, settings, wf=req.wf, inputs=req.inputs, source=str(req.file),
-                             location=str(req.file.resolve()), run_id=req.run_id, script=req.script,
-                             origin=f"`iterloop run {req.file}`",
-                             options={**req.run_options, **({"notify": notify} if notify else {})},
-                             details=req.details)
-    if notify and not req.as_json:
-        print(f"iterloop: reporting to {describe_notify(notify)}", file=sys.stderr)
-    started.append(run_id)
-    link = web_ui_link(settings, run_id)
-    handle = client.get_workflow_handle(run_id)
-    if req.detach:
-        if req.as_json:
-            print_json({"run_id": run_id, "workflow": req.wf.name, "file": str(req.file), "status": "running",
-                         "task_queue": settings.task_queue, "address": settings.address,
-                         "namespace": settings.namespace, "ui_url": link,
-                         "worker": {"state": check.state, "pid": check.record.pid if check.record else None}})
+async def start_and_follow(service: RunService, prepared: PreparedStart, *, detach: bool, as_json: bool, by: str,
+                           started: list[str]) -> int:
+    """Start the prepared run, then follow it unless ``detach``; ``started`` gets its id (so Ctrl-C
+    can say how to follow it again). The exit code says how the run stands (`STATUS_EXIT_CODES`)."""
+    run = await service.start(prepared)
+    for warning in run.warnings:
+        print(f"iterloop: warning: {warning}", file=sys.stderr)
+    if run.notify and not as_json:
+        print(f"iterloop: reporting to {describe_notify(run.notify)}", file=sys.stderr)
+    started.append(run.run_id)
+    if detach:
+        if as_json:
+            print_json({"run_id": run.run_id, "workflow": run.workflow, "file": run.source, "status": run.status,
+                        "task_queue": run.task_queue, "address": run.address, "namespace": run.namespace,
+                        "ui_url": run.ui_url, "worker": {"state": run.worker.state, "pid": run.worker.pid}})
         else:
-            print(f"started run {run_id} (workflow {req.wf.name}, file {req.file})")
-            print(f"  follow:  iterloop events {run_id} --follow")
-            print(f"  inspect: iterloop inspect {run_id}")
-            print(f"  Web UI:  {link}")
+            print(f"started run {run.run_id} (workflow {run.workflow}, file {run.source})")
+            print(f"  follow:  iterloop events {run.run_id} --follow")
+            print(f"  inspect: iterloop inspect {run.run_id}")
+            print(f"  Web UI:  {run.ui_url}")
         return EXIT_OK
-    if not req.as_json:
-        print(f"started run {run_id} (workflow {req.wf.name}, file {req.file})")
-        print(f"  Web UI: {link}")
-    interactive = not req.as_json and is_tty(sys.stdin)
-    return await follow_run(handle, settings, run_id, req.wf, as_json=req.as_json, interactive=interactive,
-                            by=req.by, summary=req.summary)
-
-
-def new_run_id(wf: Workflow) -> str:
-    """`<workflow>-<8 hex digits>`: the id of a run started without one."""
-    return f"{wf.name}-{uuid.uuid4().hex[:8]}"
-
-
-async def start_run(client: Client, settings: Settings, *, wf: Workflow, inputs: dict[str, Any], source: str,
-                    location: str, run_id: str | None, script: dict[str, Any] | None, origin: str,
-                    options: dict[str, Any] | None = None, details: list[str] | None = None) -> str:
-    """Start a GraphRun for ``wf`` and return its id (the CLI's `run` and the REST API share it).
-
-    ``source`` is kept in the run input (inspect shows it); ``origin`` (how it was started) and
-    ``location`` (where the workflow file is) go into the Web UI's run details. An existing id is
-    `RunAlreadyExists`; a namespace without iterloop's search attributes says how to add them.
-    ``options`` are further `RunOptions` fields (`stop_after`, `gate_answers`); ``details`` are
-    extra lines for the run details (what a preset changed).
-    """
-    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
-    from workflows.contract.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
-
-    run_id = run_id or new_run_id(wf)
-    run_input = RunInput(workflow=wf, run_inputs=inputs, source=source,
-                         options=RunOptions(script=script, **(options or {})))
-    attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),
-                                        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
-    async with temporal_errors(settings):
-        try:
-            await client.start_workflow(
-                WORKFLOW_TYPE, run_input, id=run_id, task_queue=settings.task_queue, result_type=RunResult,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=attributes,
-                static_summary=f"{wf.name} · {Path(source).name}",
-                static_details=f"{origin}\n\nworkflow **{wf.name}** from `{location}`"
-                               + (f"\n\ncontent hash `{wf.content_hash}`" if wf.content_hash else "")
-                               + ("\n\nscripted model (offline run)" if script is not None else "")
-                               + "".join(f"\n\n{line}" for line in details or []),
-                rpc_timeout=RPC_TIMEOUT)
-        except WorkflowAlreadyStartedError:
-            raise RunAlreadyExists(f"a run with id '{run_id}' already exists; choose another --run-id "
-                                   f"(or look at it: `iterloop inspect {run_id}`)") from None
-        except Exception as exc:
-            if "search attribute" in str(exc).lower():
-                raise CommandError(
-                    f"namespace '{settings.namespace}' lacks iterloop's search attributes ({short_error(exc)}); "
-                    "`iterloop server start` registers them on the dev server; on a cluster run "
-                    "`temporal operator search-attribute create --name IterloopWorkflow --type Keyword` "
-                    "(and IterloopStatus Keyword, IterloopOpenGates KeywordList, IterloopCostUsd Double)") from None
-            raise
-    return run_id
+    if not as_json:
+        print(f"started run {run.run_id} (workflow {run.workflow}, file {run.source})")
+        print(f"  Web UI: {run.ui_url}")
+    handle = (await service.client()).get_workflow_handle(run.run_id)
+    interactive = not as_json and is_tty(sys.stdin)
+    return await follow_run(handle, service.settings, run.run_id, prepared.workflow, as_json=as_json,
+                            interactive=interactive, by=by, summary=prepared.summary)
 
 
 async def follow_run(handle: WorkflowHandle[Any, Any], settings: Settings, run_id: str, wf: Workflow, *,

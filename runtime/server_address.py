@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import sys
+from collections.abc import Callable
 
 from runtime.command_errors import UsageError
 from runtime.settings import Settings
@@ -73,8 +73,9 @@ def web_ui_link(settings: Settings, run_id: str) -> str:
     return f"{web_ui_base(settings)}/namespaces/{quote(settings.namespace)}/workflows/{quote(run_id, safe='')}"
 
 
-async def server_for_run(settings: Settings) -> Settings:
-    """With no address configured, the local dev server (started here if it is not running)."""
+async def server_for_run(settings: Settings, say: Callable[[str], None]) -> Settings:
+    """With no address configured, the local dev server (started here if it is not running); ``say``
+    tells the user which one."""
     if settings.address_configured:
         return settings
     from runtime import devserver
@@ -83,6 +84,5 @@ async def server_for_run(settings: Settings) -> Settings:
         info = await asyncio.to_thread(devserver.ensure_running, settings)
     except devserver.DevServerError as exc:
         raise UsageError(f"cannot start the local Temporal dev server: {exc}") from None
-    print(f"iterloop: using the local Temporal dev server at {info.address}"
-          + (f" (Web UI {info.ui_url})" if info.ui_url else ""), file=sys.stderr)
+    say(f"using the local Temporal dev server at {info.address}" + (f" (Web UI {info.ui_url})" if info.ui_url else ""))
     return settings.with_overrides(address=info.address)

@@ -1,7 +1,7 @@
 """Talking to Temporal about runs: connect, describe, query, and say what state a run is in.
 
 The SDK's errors become `CommandError`s that say what to do (`temporal_errors`). temporalio is
-imported inside the functions (start-up cost, see `runtime.run_commands`).
+imported inside the functions (start-up cost: `iterloop validate` must start fast, see cli.py).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 
 import cli
 from dsl.ir import Workflow
+from runtime import diagnostics_text, language_commands, scaffold
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -271,16 +272,16 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_caret_copies_tabs_so_it_lines_up_with_the_source() -> None:
-    assert cli.caret_line("\t\tfoo bar", 4, 3) == "\t\t ^^^"
+    assert diagnostics_text.caret_line("\t\tfoo bar", 4, 3) == "\t\t ^^^"
 
 
 def test_caret_is_clipped_to_the_line_but_never_empty() -> None:
-    assert cli.caret_line("abc", 2, 10) == " ^^"
-    assert cli.caret_line("abc", 4, 1) == "   ^"
+    assert diagnostics_text.caret_line("abc", 2, 10) == " ^^"
+    assert diagnostics_text.caret_line("abc", 4, 1) == "   ^"
 
 
 def test_source_lines_match_the_lexer_on_crlf() -> None:
-    assert cli.source_lines("a\r\nb\n") == ["a", "b", ""]
+    assert diagnostics_text.source_lines("a\r\nb\n") == ["a", "b", ""]
 
 
 # -- diagram ---------------------------------------------------------------------------------------
@@ -383,10 +384,10 @@ def test_format_one_rewrites_only_changed_files_and_spares_unparsable_ones(tmp_p
     messy = write(tmp_path, "messy.iter", MESSY)
     tidy = write(tmp_path, "tidy.iter", CLEAN)
     broken = write(tmp_path, "broken.iter", UNPARSABLE)
-    outcome = cli.FmtOutcome()
-    paint = cli._Painter(False)
+    outcome = language_commands.FmtOutcome()
+    paint = diagnostics_text.Painter(False)
     for path in (messy, tidy, broken):
-        cli.format_one(path, formatter, check=False, outcome=outcome, paint=paint)
+        language_commands.format_one(path, formatter, check=False, outcome=outcome, paint=paint)
     assert messy.read_text(encoding="utf-8") == MESSY.replace("    ", "  ")
     assert tidy.read_text(encoding="utf-8") == CLEAN
     assert broken.read_text(encoding="utf-8") == UNPARSABLE
@@ -396,8 +397,8 @@ def test_format_one_rewrites_only_changed_files_and_spares_unparsable_ones(tmp_p
 
 def test_format_one_check_mode_records_but_does_not_write(tmp_path: Path) -> None:
     messy = write(tmp_path, "messy.iter", MESSY)
-    outcome = cli.FmtOutcome()
-    cli.format_one(messy, lambda s: s.replace("    ", "  "), check=True, outcome=outcome, paint=cli._Painter(False))
+    outcome = language_commands.FmtOutcome()
+    language_commands.format_one(messy, lambda s: s.replace("    ", "  "), check=True, outcome=outcome, paint=diagnostics_text.Painter(False))
     assert outcome.would_change == [str(messy)]
     assert messy.read_text(encoding="utf-8") == MESSY
     assert outcome.exit_code() == 1
@@ -406,7 +407,7 @@ def test_format_one_check_mode_records_but_does_not_write(tmp_path: Path) -> Non
 def test_atomic_write_keeps_permissions(tmp_path: Path) -> None:
     path = write(tmp_path, "x.iter", "old")
     path.chmod(0o640)
-    cli.write_atomically(path, "new")
+    language_commands.write_atomically(path, "new")
     assert path.read_text(encoding="utf-8") == "new"
     assert path.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["x.iter"]
@@ -416,7 +417,7 @@ def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
     target = write(tmp_path, "real.iter", "old")
     link = tmp_path / "link.iter"
     link.symlink_to(target)
-    cli.write_atomically(link, "new")
+    language_commands.write_atomically(link, "new")
     assert link.is_symlink()
     assert target.read_text(encoding="utf-8") == "new"
 
@@ -463,7 +464,7 @@ def test_init_scaffolds_a_project_that_validates(tmp_path: Path) -> None:
 
 def test_init_scaffold_is_already_formatted() -> None:
     unparse = pytest.importorskip("dsl.unparse")
-    assert unparse.format_source(cli.HELLO_ITER) == cli.HELLO_ITER
+    assert unparse.format_source(scaffold.HELLO_ITER) == scaffold.HELLO_ITER
 
 
 def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
@@ -517,7 +518,7 @@ def test_readme_example_in_init_matches_the_scaffold() -> None:
     commands = {c.name or c.callback.__name__ for c in cli.app.registered_commands}
     for word in ("validate", "diagram", "fmt", "compile"):
         assert word in commands
-        assert f"iterloop {word}" in cli.README_SNIPPET
+        assert f"iterloop {word}" in scaffold.README_SNIPPET
 
 
 def test_server_commands_report_an_unusable_setting_in_one_line(tmp_path: Path) -> None:

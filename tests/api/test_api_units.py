@@ -59,7 +59,7 @@ def test_settings_from_env() -> None:
 
 
 def test_the_web_ui_address_and_slack_come_from_the_runtime_settings_alone() -> None:
-    from api.run_operations import ui_link
+    from runtime.server_address import web_ui_link as ui_link
 
     settings = ApiSettings.from_env({"ITERLOOP_TEMPORAL_UI_URL": "https://temporal.example/",
                                      "ITERLOOP_SLACK_API_URL": "http://slack.test/api/"})
@@ -97,7 +97,7 @@ def test_loopback_hosts_are_this_machine_only() -> None:
 
 
 def test_the_recorded_answerer_is_the_token_name_with_whom_it_answers_for() -> None:
-    from api.run_operations import recorded_answerer
+    from api.auth import recorded_answerer
 
     assert recorded_answerer("ada", None) == recorded_answerer("ada", " ") == recorded_answerer("ada", "ada") == "ada"
     assert recorded_answerer("ada", "grace") == "ada (for grace)"
@@ -392,7 +392,8 @@ class ScriptedRun:
 
 @pytest.mark.asyncio
 async def test_the_event_stream_polls_events_and_asks_for_the_status_only_when_a_run_event_says_so() -> None:
-    from api.run_operations import FoundRun, stream_events
+    from api.event_stream import stream_events
+    from runtime.run_service import FoundRun
     from runtime.settings import Settings
 
     run = ScriptedRun([["run_started", "node_started"], [], [], [], ["node_finished"], [], [], ["run_finished"]])
@@ -409,7 +410,8 @@ async def test_the_event_stream_polls_events_and_asks_for_the_status_only_when_a
 
 @pytest.mark.asyncio
 async def test_the_event_stream_still_notices_a_run_that_ends_without_an_event() -> None:
-    from api.run_operations import FoundRun, stream_events
+    from api.event_stream import stream_events
+    from runtime.run_service import FoundRun
     from runtime.settings import Settings
 
     run = ScriptedRun([], terminated_at_poll=20)

@@ -1,0 +1,497 @@
+"""The run service: everything `iterloop` and the REST API do to runs, written once.
+
+    service = RunService(settings)                  # the API: one per app, shared by its requests
+    service = RunService(settings, manage_local=True, notice=say)   # a CLI command
+    prepared = service.prepare(StartRequest(...))   # pure: presets, vars, script (UsageError)
+    started = await service.start(prepared)         # StartedRun
+    detail = (await service.inspect(run_id)).detail # RunDetail: inspect --json and GET /api/runs/{id}
+
+It holds the `Settings` and one Temporal client, connected on first use (so the API starts while
+Temporal is down and recovers when it is up; an unreachable server is `TemporalUnavailable`). It
+returns the typed results of `runtime.run_models` and raises `CommandError`s, which the CLI turns
+into `iterloop: message` and an exit code and the API into an HTTP status.
+
+The one difference between its callers is ``manage_local``. A command on a person's machine
+(`manage_local=True`) uses the local dev server when no address is configured (starting it for a
+new run) and makes sure a worker polls the run's task queue, starting one in the background on a
+local server; ``notice`` tells the person when it did either. The API (`manage_local=False`) only
+talks to the server and the workers it is configured for, and says when no worker polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dsl.ir import Workflow
+from runtime.background_workers import WorkerCheck, ensure_worker, ensure_worker_for_run, started_worker_notice
+from runtime.command_errors import AnswerRejected, NodeNotParked, NothingToRetry, RunEnded
+from runtime.console import gate_answer_command, gate_fields
+from runtime.notify_options import run_notify_options
+from runtime.run_models import (
+    AnswerSignalled,
+    BudgetRow,
+    CancelRequested,
+    EventBatch,
+    EventList,
+    FailureDetail,
+    GateAnswered,
+    GateDetail,
+    NodeDetail,
+    RetryRequested,
+    RunDetail,
+    RunEnd,
+    RunList,
+    RunSummary,
+    StartedRun,
+    WorkerState,
+)
+from runtime.run_start import PreparedStart, StartRequest, prepare_start, start_graph_run
+from runtime.server_address import server_for_run, settings_for_existing_runs, web_ui_base, web_ui_link
+from runtime.settings import Settings
+from runtime.temporal_runs import (
+    POLL_INTERVAL_SECONDS,
+    RPC_TIMEOUT,
+    TERMINAL_STATUSES,
+    closed,
+    connect_or_fail,
+    describe_run,
+    effective_status,
+    ended_as,
+    execution_failure,
+    execution_status,
+    query_events,
+    query_state,
+    read_run_input,
+    temporal_errors,
+    update_failure_message,
+)
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
+
+    from workflows.contract.state import Answer, AnswerRecord, Event, RunInput, RunView
+
+#: How long `cancel` waits for the run to end before answering (it ends anyway, later); the CLI,
+#: which a person watches, waits longer.
+CANCEL_WAIT_SECONDS = 5.0
+
+
+@dataclass
+class FoundRun:
+    """An existing run: the client that found it, the settings used, its handle and description."""
+
+    client: Client
+    settings: Settings
+    handle: WorkflowHandle[Any, Any]
+    desc: WorkflowExecutionDescription
+
+
+@dataclass
+class RunSnapshot:
+    """One look at a run: the `RunDetail` every caller shows, plus what the dashboard draws from (the
+    compiled workflow, for the graph; the raw state, for the gate forms and the last event seq)."""
+
+    detail: RunDetail
+    workflow: Workflow | None
+    view: RunView
+    found: FoundRun
+
+
+def _ignore(message: str) -> None:
+    """The API's notice sink: it tells nobody about processes it never starts."""
+
+
+class RunService:
+    """Start, answer, retry, cancel, inspect, list, follow and report runs on one Temporal server."""
+
+    def __init__(self, settings: Settings, *, manage_local: bool = False,
+                 notice: Callable[[str], None] = _ignore) -> None:
+        self.configured = settings
+        self.manage_local = manage_local
+        self.notice = notice
+        self._effective: Settings | None = None
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in use: the configured ones, with the local dev server's address once connected."""
+        return self._effective or self.configured
+
+    async def client(self, *, new_run: bool = False) -> Client:
+        """The Temporal client, connected once (concurrent first callers share it).
+
+        With no address configured, the dev server this directory started; a command starting a new
+        run (``new_run``, with ``manage_local``) starts that server when it is not running.
+        """
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                if new_run and self.manage_local:
+                    settings = await server_for_run(self.configured, self.notice)
+                else:
+                    settings = await asyncio.to_thread(settings_for_existing_runs, self.configured)
+                self._client = await connect_or_fail(settings)  # TemporalUnavailable
+                self._effective = settings
+        return self._client
+
+    # -- finding runs ------------------------------------------------------------------------------
+
+    async def find(self, run_id: str) -> FoundRun:
+        """The run's handle and description; `RunNotFound` for an unknown id."""
+        client = await self.client()
+        handle, desc = await describe_run(client, self.settings, run_id)
+        return FoundRun(client, self.settings, handle, desc)
+
+    async def _find_served(self, run_id: str) -> FoundRun:
+        """The run, with a worker on its task queue when this service manages local processes
+        (queries, updates and retries need one)."""
+        found = await self.find(run_id)
+        await self._served(found)
+        return found
+
+    async def _served(self, found: FoundRun) -> None:
+        if self.manage_local:
+            check = await ensure_worker_for_run(found.client, found.settings, found.desc)
+            self._tell_started(check, found.desc.task_queue or found.settings.task_queue)
+
+    def _tell_started(self, check: WorkerCheck, task_queue: str) -> None:
+        notice = started_worker_notice(check, task_queue)
+        if notice is not None:
+            self.notice(notice)
+
+    # -- start -------------------------------------------------------------------------------------
+
+    def prepare(self, request: StartRequest) -> PreparedStart:
+        """Check and resolve a start request without touching Temporal (`UsageError`s)."""
+        return prepare_start(request, self.configured)
+
+    async def start(self, prepared: PreparedStart) -> StartedRun:
+        """Start the prepared run.
+
+        Managing local processes, it first makes sure a worker polls the task queue (starting one in
+        the background on a local server). Otherwise it only looks, after the start: the run waits
+        for a worker either way, and one that has just started is listed only once it has polled.
+        """
+        client = await self.client(new_run=True)
+        settings = self.settings
+        check: WorkerCheck | None = None
+        if self.manage_local:
+            check = await ensure_worker(client, settings, settings.task_queue)
+            self._tell_started(check, settings.task_queue)
+        notify = run_notify_options(settings, preset=prepared.notify_preset, request=prepared.request.notify,
+                                    ui_base_url=web_ui_base(settings))
+        run_id = await start_graph_run(client, settings, prepared, notify)
+        if check is None:
+            check = await ensure_worker(client, settings, settings.task_queue, spawn=False)
+        warnings = [] if check.state != "none" else [(
+            f"no worker polls task queue '{settings.task_queue}' at {settings.address}; the run waits until one "
+            "does (start one with `iterloop worker`)")]
+        record = check.record
+        return StartedRun(run_id=run_id, workflow=prepared.workflow.name, source=prepared.request.compiled.source,
+                          task_queue=settings.task_queue, address=settings.address, namespace=settings.namespace,
+                          ui_url=web_ui_link(settings, run_id),
+                          worker=WorkerState(state=check.state, pid=record.pid if record else None,
+                                             log_path=record.log_path if record else None),
+                          notify=notify, warnings=warnings)
+
+    # -- read --------------------------------------------------------------------------------------
+
+    async def inspect(self, run_id: str) -> RunSnapshot:
+        """The run as `iterloop inspect` and `GET /api/runs/{id}` show it."""
+        found = await self._find_served(run_id)
+        view = await current_view(found.handle, found.desc, found.settings)
+        run_input = await read_run_input(found.client, found.handle)
+        detail = run_detail(run_id, found.settings, found.desc, view, run_input)
+        return RunSnapshot(detail, run_input.workflow if run_input is not None else None, view, found)
+
+    async def list_runs(self, *, status: str | None = None, workflow: str | None = None, gate: str | None = None,
+                        limit: int = 20) -> RunList:
+        """Runs from Temporal's visibility store (optionally with a status, a workflow, an open gate),
+        newest first."""
+        client = await self.client()
+        query = visibility_query(status, workflow=workflow, gate=gate)
+        return RunList(runs=await list_summaries(client, self.settings, query, limit), query=query)
+
+    async def events(self, run_id: str, after_seq: int = 0) -> EventList:
+        """The run's events after ``after_seq`` (the latest 2,000 are kept)."""
+        found = await self._find_served(run_id)
+        events = await query_events(found.handle, found.settings, after_seq)
+        return EventList(run_id=run_id, events=events, last_seq=max([after_seq, *(e.seq for e in events)]))
+
+    async def follow(self, run_id: str, after_seq: int = 0) -> AsyncIterator[EventBatch]:
+        """The run's events as they happen, until it ends (`watch_events`, looking every half second)."""
+        found = await self._find_served(run_id)
+        async for batch in watch_events(found, after_seq, poll_seconds=POLL_INTERVAL_SECONDS,
+                                        status_seconds=POLL_INTERVAL_SECONDS):
+            yield batch
+
+    async def report(self, run_id: str) -> str:
+        """The Markdown run report (`iterloop report`, `GET /api/runs/{id}/report`)."""
+        from runtime.report import render_report
+
+        found = await self._find_served(run_id)
+        view = await current_view(found.handle, found.desc, found.settings)
+        events = await query_events(found.handle, found.settings, 0)
+        return render_report(view, events, run_id=run_id, ui_url=web_ui_link(found.settings, run_id))
+
+    # -- act ---------------------------------------------------------------------------------------
+
+    async def answer(self, run_id: str, gate: str, values: dict[str, Any], *, by: str,
+                     interaction_id: str | None = None) -> GateAnswered:
+        """Answer a gate through the run's validated `answer` update: a refused answer is
+        `AnswerRejected` and nothing is recorded; a gate not open yet keeps the answer for later.
+        ``interaction_id`` pins the gate's opening (a stale one is refused)."""
+        found, view = await self._open_run(run_id)
+        message = answer_message(view, gate, values, by, interaction_id)
+        record = await send_answer_update(found.handle, found.settings, message)
+        return GateAnswered(run_id=run_id, gate_open=any(g.gate == gate for g in view.open_gates),
+                            **record.model_dump())
+
+    async def signal_answer(self, run_id: str, gate: str, values: dict[str, Any], *, by: str) -> AnswerSignalled:
+        """Answer the gate's current opening through the idempotent `answer` signal (fire and forget:
+        the run records a rejection in its events if the answer is not valid)."""
+        found, view = await self._open_run(run_id)
+        await send_answer_signal(found.handle, found.settings, answer_message(view, gate, values, by, None))
+        return AnswerSignalled(run_id=run_id, gate=gate, answers=values, answered_by=by,
+                               gate_open=any(g.gate == gate for g in view.open_gates))
+
+    async def _open_run(self, run_id: str) -> tuple[FoundRun, RunView]:
+        """A run that has not ended, and its state (`RunEnded` otherwise: no gate to answer)."""
+        found = await self.find(run_id)
+        if closed(found.desc):
+            raise RunEnded(f"run '{run_id}' has ended ({ended_as(found.desc)}); there is no gate to answer")
+        await self._served(found)
+        return found, await query_state(found.handle, found.settings)
+
+    async def retry(self, run_id: str, node: str | None) -> RetryRequested:
+        """Ask the run to re-run ``node`` (every parked node when None) after the cause was fixed."""
+        found = await self._find_served(run_id)
+        view = await current_view(found.handle, found.desc, found.settings)
+        if closed(found.desc):
+            raise RunEnded(f"run '{run_id}' has ended ({view.status}); there is nothing to retry")
+        parked = [f.node for f in view.failures]
+        if node and node not in parked:
+            raise NodeNotParked(f"node '{node}' of run '{run_id}' is not parked; "
+                                f"parked nodes: {', '.join(parked) or '(none)'}")
+        if not parked:
+            raise NothingToRetry(f"run '{run_id}' has no parked node to retry (status {view.status})")
+        async with temporal_errors(found.settings, run_id):
+            await found.handle.signal("retry", node or "", rpc_timeout=RPC_TIMEOUT)
+        return RetryRequested(run_id=run_id, retried=[node] if node else parked)
+
+    async def cancel(self, run_id: str, *, wait_seconds: float = CANCEL_WAIT_SECONDS) -> CancelRequested:
+        """Ask the run to cancel and wait up to ``wait_seconds`` for it to end (a worker makes it end
+        within moments); `RunEnded` when it has ended already."""
+        found = await self.find(run_id)
+        desc = found.desc
+        if closed(desc):
+            raise RunEnded(f"run '{run_id}' has already ended ({ended_as(desc)}); nothing to cancel")
+        async with temporal_errors(found.settings, run_id):
+            await found.handle.cancel(rpc_timeout=RPC_TIMEOUT)
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while not closed(desc) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            async with temporal_errors(found.settings, run_id):
+                desc = await found.handle.describe(rpc_timeout=RPC_TIMEOUT)
+        return CancelRequested(run_id=run_id, cancel_requested=True, ended=closed(desc),
+                               execution_status=execution_status(desc))
+
+
+# -- the run's state -----------------------------------------------------------------------------
+
+
+async def current_view(handle: WorkflowHandle[Any, Any], desc: WorkflowExecutionDescription,
+                       settings: Settings) -> RunView:
+    """The run's `state`, with the status corrected when Temporal ended the execution itself."""
+    view = await query_state(handle, settings)
+    status = effective_status(view.status, desc)
+    if status != view.status:
+        view = view.model_copy(update={"status": status, "reason": await execution_failure(handle, desc)})
+    return view
+
+
+def run_detail(run_id: str, settings: Settings, desc: WorkflowExecutionDescription, view: RunView,
+               run_input: RunInput | None) -> RunDetail:
+    """The one run view: the `state` query, Temporal's description of the execution and, when the
+    run's input can be read, what the compiled workflow adds (node kinds, budget limits)."""
+    wf = run_input.workflow if run_input is not None else None
+    nodes = {name: NodeDetail(kind=wf.nodes[name].kind if wf is not None and name in wf.nodes else "",
+                              visits=state.visits, status=state.status, attempts=state.attempts,
+                              tokens=state.usage.total_tokens, cached_tokens=state.usage.cached_tokens,
+                              model_calls=state.usage.calls, cost_usd=round(state.usage.cost_usd, 6),
+                              model=state.usage.model, error=state.error)
+             for name, state in view.nodes.items()}
+    return RunDetail(
+        run_id=run_id, workflow=view.workflow, source=view.source, status=view.status, reason=view.reason,
+        execution_status=execution_status(desc), task_queue=desc.task_queue,
+        started_at=desc.start_time.isoformat() if desc.start_time else None,
+        closed_at=desc.close_time.isoformat() if desc.close_time else None,
+        current_nodes=view.current_nodes, nodes=nodes,
+        open_gates=[GateDetail(gate=g.gate, interaction_id=g.interaction_id, instructions=g.instructions,
+                               questions=g.questions, opened_at=g.opened_at, timeout_seconds=g.timeout_seconds,
+                               fields=gate_fields(g), answer_command=gate_answer_command(run_id, g))
+                    for g in view.open_gates],
+        failures=[FailureDetail(**f.model_dump(), retry_command=f"iterloop retry {run_id} --node {f.node}")
+                  for f in view.failures],
+        answers=view.answers, usage=view.usage, budget=budget_rows(view, wf, _elapsed(desc)),
+        loop_counters=view.loop_counters, outputs=view.outputs, artifacts=view.artifacts, vars=view.vars,
+        executions=view.executions, ui_url=web_ui_link(settings, run_id))
+
+
+def budget_rows(view: RunView, wf: Workflow | None, elapsed_seconds: float | None) -> list[BudgetRow]:
+    """Each budget dimension: used, and the limit when the workflow sets one."""
+    b = wf.budget if wf is not None else None
+    used = view.budget_used
+    rows = [
+        BudgetRow(dimension="tokens", used=int(used.get("tokens", view.usage.total_tokens)),
+                  limit=(b.max_tokens or None) if b else None),
+        BudgetRow(dimension="cost_usd", used=round(used.get("cost_usd", view.usage.cost_usd), 6),
+                  limit=(b.max_cost_usd or None) if b else None),
+        BudgetRow(dimension="iterations", used=int(used.get("iterations", 0)),
+                  limit=(b.max_iterations or None) if b else None),
+        BudgetRow(dimension="duration_s", used=round(elapsed_seconds, 1) if elapsed_seconds is not None else None,
+                  limit=(b.max_duration_seconds or None) if b else None),
+    ]
+    if b is not None and b.max_parallel_branches:
+        rows.append(BudgetRow(dimension="parallel_branches", used=None, limit=b.max_parallel_branches))
+    return rows
+
+
+def _elapsed(desc: WorkflowExecutionDescription) -> float | None:
+    if desc.start_time is None:
+        return None
+    end = desc.close_time or datetime.now(UTC)
+    return max(0.0, (end - desc.start_time).total_seconds())
+
+
+# -- listing -------------------------------------------------------------------------------------
+
+
+def visibility_query(status: str | None, *, workflow: str | None = None, gate: str | None = None) -> str:
+    """The visibility query for iterloop runs, optionally with a status, a workflow name, an open gate.
+
+    A run that Temporal ended behind the interpreter's back (terminated, timed out) keeps the
+    status it last published, so asking for a status of a live run, or for an open gate, also
+    asks for a running execution.
+    """
+    from workflows.contract.state import SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE
+
+    query = f'WorkflowType="{WORKFLOW_TYPE}"'
+    for attribute, value in ((SA_STATUS, status), (SA_WORKFLOW, workflow), (SA_OPEN_GATES, gate)):
+        if value:
+            query += f' AND {attribute}="{_quoted(value)}"'
+    if gate or (status and status not in TERMINAL_STATUSES):
+        query += ' AND ExecutionStatus="Running"'
+    return query
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+async def list_summaries(client: Client, settings: Settings, query: str, limit: int) -> list[RunSummary]:
+    """The runs matching a visibility ``query`` (at most ``limit``), newest first."""
+    from temporalio.common import SearchAttributeKey
+
+    from workflows.contract.state import SA_COST, SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW
+
+    key_wf, key_status = SearchAttributeKey.for_keyword(SA_WORKFLOW), SearchAttributeKey.for_keyword(SA_STATUS)
+    key_cost, key_gates = SearchAttributeKey.for_float(SA_COST), SearchAttributeKey.for_keyword_list(SA_OPEN_GATES)
+    rows: list[RunSummary] = []
+    async with temporal_errors(settings):
+        async for execution in client.list_workflows(query, limit=limit, rpc_timeout=RPC_TIMEOUT):
+            attrs = execution.typed_search_attributes
+            run_status = attrs.get(key_status) or ""
+            temporal_status = execution.status.name.lower() if execution.status is not None else ""
+            if temporal_status in ("terminated", "timed_out", "failed") and run_status not in TERMINAL_STATUSES:
+                run_status = "failed"
+            closed_run = temporal_status not in ("", "running")
+            rows.append(RunSummary(
+                run_id=execution.id, workflow=attrs.get(key_wf) or "", status=run_status or "running",
+                execution_status=temporal_status,
+                started_at=execution.start_time.isoformat() if execution.start_time else None,
+                closed_at=execution.close_time.isoformat() if execution.close_time else None,
+                cost_usd=attrs.get(key_cost) or 0.0,
+                open_gates=[] if closed_run else list(attrs.get(key_gates) or [])))
+    rows.sort(key=lambda r: r.started_at or "", reverse=True)  # visibility lists open runs first
+    return rows
+
+
+# -- following -----------------------------------------------------------------------------------
+
+
+async def watch_events(found: FoundRun, after_seq: int, *, poll_seconds: float,
+                       status_seconds: float) -> AsyncIterator[EventBatch]:
+    """Look at the run every ``poll_seconds`` until it ends: one `EventBatch` per look (its new
+    events, often none), then a last one with ``end`` set.
+
+    Each look asks only for the events after the last one seen (the `events` query). Whether the
+    run has ended (`describe` and the `state` query) it asks at the first look, when a `run_*`
+    event arrives, and otherwise every ``status_seconds`` (a run terminated from outside Temporal
+    records no event). Once it has ended, one more `events` query picks up what came meanwhile.
+    Problems reaching the run are `CommandError`s (the events already seen have been yielded).
+    """
+    loop = asyncio.get_running_loop()
+    after = after_seq
+    checked_at: float | None = None
+    while True:
+        events: list[Event] = await query_events(found.handle, found.settings, after)
+        after = max([after, *(e.seq for e in events)])
+        yield EventBatch(events=events)
+        if (checked_at is None or loop.time() - checked_at >= status_seconds
+                or any(e.type.startswith("run_") for e in events)):
+            checked_at = loop.time()
+            end = await _ended(found)
+            if end is not None:
+                yield EventBatch(events=await query_events(found.handle, found.settings, after), end=end)
+                return
+        await asyncio.sleep(poll_seconds)
+
+
+async def _ended(found: FoundRun) -> RunEnd | None:
+    """The run's terminal status and reason once it has reached one, else None."""
+    async with temporal_errors(found.settings, found.handle.id):
+        desc = await found.handle.describe(rpc_timeout=RPC_TIMEOUT)
+    view = await query_state(found.handle, found.settings)
+    status = effective_status(view.status, desc)
+    if status not in TERMINAL_STATUSES:
+        return None
+    return RunEnd(run_id=found.handle.id, status=status, reason=view.reason if view.status == status else "")
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+
+def answer_message(view: RunView, gate: str, values: dict[str, Any], by: str, interaction_id: str | None) -> Answer:
+    """The answer for the gate's current opening (``interaction_id`` pins one; stale ones are refused)."""
+    from workflows.contract.state import Answer
+
+    if interaction_id is None:
+        open_gate = next((g for g in view.open_gates if g.gate == gate), None)
+        interaction_id = open_gate.interaction_id if open_gate else ""
+    return Answer(gate=gate, answers=values, answered_by=by, interaction_id=interaction_id)
+
+
+async def send_answer_update(handle: WorkflowHandle[Any, Any], settings: Settings, message: Answer) -> AnswerRecord:
+    """The validated `answer` update: `AnswerRejected` (nothing recorded) when the run refuses it."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from workflows.contract.state import AnswerRecord
+
+    try:
+        async with temporal_errors(settings, handle.id):
+            return await handle.execute_update("answer", message, result_type=AnswerRecord, rpc_timeout=RPC_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        raise AnswerRejected(f"answer rejected: {update_failure_message(exc)}") from None
+
+
+async def send_answer_signal(handle: WorkflowHandle[Any, Any], settings: Settings, message: Answer) -> None:
+    """The idempotent `answer` signal (fire and forget; Slack clicks answer this way)."""
+    async with temporal_errors(settings, handle.id):
+        await handle.signal("answer", message, rpc_timeout=RPC_TIMEOUT)

@@ -1,0 +1,184 @@
+"""Starting a run, in two steps: `prepare_start` (pure) and `start_graph_run` (the Temporal call).
+
+`iterloop run` and `POST /api/runs` both describe the run they want as a `StartRequest`: the
+compiled workflow and what the caller was given (vars as the command line's `NAME=VALUE` or as a
+request body's JSON, a `--config` preset, `--skip-gates`, `--stop-after`, a script, notify places).
+`prepare_start` turns it into a `PreparedStart` without touching Temporal, so every usage problem
+(an unknown var, a bad preset, a script that is not one) is a `UsageError` before anything starts,
+and the caller can show the warnings and the preset's notes first. `RunService.start` then starts
+it (`start_graph_run`).
+
+Compiling is not part of the request: each caller reports compile errors its own way (diagnostics
+on a terminal, a 422 listing them) and the API confines which files a request may name; both
+compile with `runtime.language_commands.compile_options`, and hand over a `CompiledWorkflow`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dsl.ir import Workflow
+from runtime.command_errors import CommandError, InvalidScript, RunAlreadyExists, UsageError, short_error
+from runtime.notify_options import NotifySection
+from runtime.run_inputs import (
+    check_var_values,
+    load_script_option,
+    missing_vars,
+    parse_input_json,
+    parse_var_assignments,
+    resolve_env_defaults,
+)
+from runtime.settings import Settings
+from runtime.temporal_runs import RPC_TIMEOUT, temporal_errors
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+
+class CompiledWorkflow(BaseModel):
+    """A workflow compiled without errors, and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: Workflow
+    source: str = Field(description="What the run input records and inspect shows: the path given, or `<api>`.")
+    location: str = Field(description="Where the workflow is, for the run's details in the Web UI.")
+    warnings: list[str] = Field(default_factory=list, description="Compile warnings, rendered.")
+
+
+class StartRequest(BaseModel):
+    """The run a caller asks for, in the caller's own terms (checked by `prepare_start`)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    compiled: CompiledWorkflow
+    origin: str = Field(description="How the run was started, for the Web UI's run details.")
+    #: Whose words the vars are in: the command line's (`--var NAME=VALUE`) or a request body's
+    #: (`"vars": {...}`). Error messages name the caller's syntax.
+    given_by: Literal["command_line", "request"]
+    run_id: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict, description="Run inputs (`{{input.…}}`).")
+    input_json: str | None = Field(default=None, description="Run inputs as JSON text (`--input`).")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Vars as JSON values, or text as --var takes it.")
+    var_assignments: list[str] = Field(default_factory=list, description="Vars as `NAME=VALUE` (`--var`).")
+    config: Path | None = Field(default=None, description="A YAML preset (`--config`).")
+    preset_root: Path | None = Field(default=None, description="The directory the preset must be in (the API's).")
+    skip_gates: bool = False
+    stop_after: list[str] = Field(default_factory=list)
+    offline: bool = Field(default=False, description="The scripted model for every model call.")
+    script: dict[str, Any] | None = Field(default=None, description="Scripted model outputs, given inline.")
+    script_file: Path | None = Field(default=None, description="Scripted model outputs, in a YAML file.")
+    notify: NotifySection | None = Field(default=None, description="Where the run reports, over the preset's.")
+    #: The environment `${NAME}` in var defaults is read from (the client's, so it is in history).
+    env: dict[str, str] = Field(default_factory=dict)
+    #: Names ``env`` leaves out on purpose (the API's secrets), so the warning says why.
+    withheld: Callable[[str], bool] | None = None
+
+
+class PreparedStart(BaseModel):
+    """A `StartRequest` checked and resolved: the workflow after the preset, typed inputs, options."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    request: StartRequest
+    workflow: Workflow
+    inputs: dict[str, Any]
+    script: dict[str, Any] | None
+    #: More `RunOptions` fields: `stop_after`, `gate_answers` (--stop-after, --skip-gates, --config).
+    run_options: dict[str, Any] = Field(default_factory=dict)
+    #: `${NAME}` references in var defaults that resolved to "" (unset, or withheld).
+    warnings: list[str] = Field(default_factory=list)
+    #: What the preset, --skip-gates and --stop-after changed: shown to the caller and in the Web UI.
+    notes: list[str] = Field(default_factory=list)
+    #: Template lines printed when the run ends (a preset's `summary:`), see `runtime.presets`.
+    summary: list[str] = Field(default_factory=list)
+    #: The preset's `notify:`; the request's goes over it, the deployment's defaults under it.
+    notify_preset: NotifySection | None = None
+
+
+def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
+    """Apply the preset, --skip-gates and --stop-after; type the vars; resolve `${NAME}` defaults; load
+    the script. Later sources win for the same input: preset < inputs < vars. No Temporal."""
+    from runtime.presets import prepare_run
+
+    preset = prepare_run(request.config, request.compiled.workflow, skip_gates=request.skip_gates,
+                         stop_after=request.stop_after, preset_root=request.preset_root)
+    wf = preset.workflow
+    inputs = {**preset.inputs, **request.inputs, **parse_input_json(request.input_json),
+              **parse_var_assignments(request.var_assignments, wf), **check_var_values(request.vars, wf)}
+    env_values, warnings = resolve_env_defaults(wf, inputs, request.env, withheld=request.withheld)
+    missing = missing_vars(wf, inputs)
+    if missing:
+        hint = (" ".join(f"--var {n}=…" for n in missing) if request.given_by == "command_line"
+                else "give " + ", ".join(f'"{n}"' for n in missing) + ' in "vars"')
+        raise UsageError(f"workflow '{wf.name}' needs a value for var(s) {', '.join(missing)}; {hint}")
+    script = load_script_option(request.script_file) if request.script_file is not None else None
+    if request.script is not None:
+        from workflows.contract.scripts import script_shape_problem
+
+        problem = script_shape_problem(request.script)
+        if problem is not None:
+            raise InvalidScript(f"script: {problem}")
+        script = request.script
+    if script is None and (request.offline or settings.offline):
+        script = {}  # offline without a script: the scripted model answers from the output schemas
+    return PreparedStart(request=request, workflow=wf, inputs={**env_values, **inputs}, script=script,
+                         run_options=preset.run_options, warnings=warnings, notes=preset.notes,
+                         summary=preset.summary, notify_preset=preset.notify)
+
+
+def new_run_id(wf: Workflow) -> str:
+    """`<workflow>-<8 hex digits>`: the id of a run started without one."""
+    return f"{wf.name}-{uuid.uuid4().hex[:8]}"
+
+
+async def start_graph_run(client: Client, settings: Settings, prepared: PreparedStart,
+                          notify: dict[str, Any] | None) -> str:
+    """Start a GraphRun for the prepared run and return its id.
+
+    The source is kept in the run input (inspect shows it); the origin (how it was started) and the
+    location (where the workflow file is) go into the Web UI's run details, with what the preset
+    changed. An existing id is `RunAlreadyExists`; a namespace without iterloop's search attributes
+    says how to add them.
+    """
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows.contract.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
+
+    request, wf, script = prepared.request, prepared.workflow, prepared.script
+    compiled = request.compiled
+    run_id = request.run_id or new_run_id(wf)
+    options = {**prepared.run_options, **({"notify": notify} if notify else {})}
+    run_input = RunInput(workflow=wf, run_inputs=prepared.inputs, source=compiled.source,
+                         options=RunOptions(script=script, **options))
+    attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),
+                                        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
+    async with temporal_errors(settings):
+        try:
+            await client.start_workflow(
+                WORKFLOW_TYPE, run_input, id=run_id, task_queue=settings.task_queue, result_type=RunResult,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=attributes,
+                static_summary=f"{wf.name} · {Path(compiled.source).name}",
+                static_details=f"{request.origin}\n\nworkflow **{wf.name}** from `{compiled.location}`"
+                               + (f"\n\ncontent hash `{wf.content_hash}`" if wf.content_hash else "")
+                               + ("\n\nscripted model (offline run)" if script is not None else "")
+                               + "".join(f"\n\n{line}" for line in prepared.notes),
+                rpc_timeout=RPC_TIMEOUT)
+        except WorkflowAlreadyStartedError:
+            raise RunAlreadyExists(f"a run with id '{run_id}' already exists; choose another --run-id "
+                                   f"(or look at it: `iterloop inspect {run_id}`)") from None
+        except Exception as exc:
+            if "search attribute" in str(exc).lower():
+                raise CommandError(
+                    f"namespace '{settings.namespace}' lacks iterloop's search attributes ({short_error(exc)}); "
+                    "`iterloop server start` registers them on the dev server; on a cluster run "
+                    "`temporal operator search-attribute create --name IterloopWorkflow --type Keyword` "
+                    "(and IterloopStatus Keyword, IterloopOpenGates KeywordList, IterloopCostUsd Double)") from None
+            raise
+    return run_id
