@@ -3,7 +3,7 @@
 #   make setup   create .venv (Python 3.11+), install iterloop editable with test extras, and
 #                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing, and
 #                Debian's chromium (the dashboard's browser test) when it is missing (as root)
-#   make test    run the whole test suite
+#   make test    check the import layers (lint-imports, docs/architecture.md), then run the whole test suite
 #   make demo    validate the examples, draw the growth loop, and run it offline on a local
 #                Temporal dev server (mock connector, scripted model, local flags; asks at the
 #                approval gate on a terminal, --skip-gates otherwise; the dev server is stopped afterwards)
@@ -52,6 +52,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $@
 
 test: setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
 
 DEMO_FILES = $(wildcard examples/*.iter examples/iterion/*.iter)
@@ -118,5 +119,5 @@ stop: | $(STAMP)
 	$(BIN)/iterloop server stop
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .grimp_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

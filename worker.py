@@ -52,9 +52,10 @@ if TYPE_CHECKING:
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
-#: Pure data and semantics modules shared by workflow code and activities. Passing them through
-#: the sandbox keeps one class identity for the pydantic models on both sides (and saves
-#: re-importing them for every workflow run); they do no I/O, so this is safe.
+#: Pure data and semantics modules shared by workflow code and activities, and the stateless node
+#: kinds. Passing them through the sandbox keeps one class identity for the pydantic models on both
+#: sides (and saves re-importing them for every workflow run); they do no I/O and hold no mutable
+#: module-level state, so this is safe. Only graph_run.py is imported afresh into each run's sandbox.
 PASSTHROUGH_MODULES = ("dsl", "workflows.contract", "workflows.edges", "workflows.inputs", "workflows.convergence",
                        "workflows.budget", "workflows.sessions", "workflows.metrics", "workflows.nodes")
 

@@ -59,6 +59,18 @@ def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:12]}"
 
 
+# -- workers -------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def offline_worker(temporal_env: Any, task_queue: str) -> AsyncIterator[None]:
+    """An in-process worker (scripted model, no API key) polling this test's task queue."""
+    from runs import running_worker
+
+    async with running_worker(temporal_env.client, task_queue):
+        yield
+
+
 # -- the CLI against the session's dev server (tests/cli_harness.py) ----------------------------
 
 
@@ -70,9 +82,6 @@ def bare_cli(temporal_env: Any, task_queue: str, tmp_path: Path) -> Cli:
 
 
 @pytest_asyncio.fixture
-async def cli(temporal_env: Any, task_queue: str, bare_cli: Cli) -> AsyncIterator[Cli]:
+async def cli(offline_worker: None, bare_cli: Cli) -> AsyncIterator[Cli]:
     """The CLI, with an offline worker polling its task queue inside the test process."""
-    from worker import build_worker
-
-    async with build_worker(temporal_env.client, task_queue, offline=True):
-        yield bare_cli
+    yield bare_cli

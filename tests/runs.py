@@ -48,11 +48,12 @@ def compile_ok(src: str) -> dsl.Workflow:
 
 
 @asynccontextmanager
-async def running_worker(client: Client, task_queue: str) -> AsyncIterator[None]:
-    """An in-process worker (offline: scripted model) for the duration of the block."""
+async def running_worker(client: Client, task_queue: str, **build: Any) -> AsyncIterator[None]:
+    """An in-process worker (offline: scripted model) for the duration of the block; ``build``
+    goes to `worker.build_worker` (e.g. ``notify=NotifyConfig(…)``)."""
     from worker import build_worker
 
-    async with build_worker(client, task_queue, offline=True):
+    async with build_worker(client, task_queue, **{"offline": True, **build}):
         yield
 
 

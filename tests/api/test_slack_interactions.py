@@ -22,7 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from fakes.slack import FakeSlack  # noqa: E402
-from runs import compile_ok, finish, poll, state, wait_for  # noqa: E402
+from runs import compile_ok, finish, poll, running_worker, state, wait_for
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -78,10 +78,8 @@ async def slack_api(temporal_env: WorkflowEnvironment, slack: FakeSlack) -> Asyn
 
 
 def worker(client: Client, task_queue: str, slack: FakeSlack):  # type: ignore[no-untyped-def]
-    from worker import build_worker
-
-    return build_worker(client, task_queue, offline=True,
-                        notify=NotifyConfig(slack_bot_token=slack.token, slack_api_url=slack.base_url))
+    return running_worker(client, task_queue,
+                          notify=NotifyConfig(slack_bot_token=slack.token, slack_api_url=slack.base_url))
 
 
 async def start_gated(client: Client, task_queue: str, src: str = APPROVAL) -> WorkflowHandle[Any, RunResult]:

@@ -18,14 +18,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from cli_harness import Cli, cli_env
+from cli_harness import Cli
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -50,21 +48,6 @@ learnings_dir: {cli.cwd / 'learnings'}
 cycles: {cycles}
 replans: {replans}
 """)
-
-
-@pytest.fixture
-def bare_cli(temporal_env: Any, task_queue: str, tmp_path: Path) -> Cli:
-    address = temporal_env.client.service_client.config.target_host
-    return Cli(cli_env(address, task_queue, tmp_path / ".iterloop"), tmp_path)
-
-
-@pytest_asyncio.fixture
-async def cli(temporal_env: Any, task_queue: str, bare_cli: Cli) -> AsyncIterator[Cli]:
-    """The CLI, with an offline worker polling its task queue inside the test process."""
-    from worker import build_worker
-
-    async with build_worker(temporal_env.client, task_queue, offline=True):
-        yield bare_cli
 
 
 async def inspect(cli: Cli, run_id: str) -> dict[str, Any]:

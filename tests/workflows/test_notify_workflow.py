@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fakes.slack import FakeSlack  # noqa: E402
 from fakes.webhook import WebhookReceiver  # noqa: E402
-from runs import finish, poll, start, state, wait_for  # noqa: E402
+from runs import finish, poll, running_worker, start, state, wait_for
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify import NotifyConfig  # noqa: E402
@@ -47,9 +47,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def notifying_worker(env: WorkflowEnvironment, task_queue: str, slack: FakeSlack):  # type: ignore[no-untyped-def]
-    from worker import build_worker
-
-    return build_worker(env.client, task_queue, offline=True, notify=NotifyConfig(
+    return running_worker(env.client, task_queue, notify=NotifyConfig(
         slack_bot_token=slack.token, slack_api_url=slack.base_url, webhook_secret=SECRET))
 
 
