@@ -8,7 +8,8 @@ and an exit code. What the commands do is in `runtime/`:
     language_commands.py   validate, diagram, fmt, compile (diagnostics_text.py renders diagnostics)
     scaffold.py            init
     server_commands.py     server start | stop | status
-    run_service.py         run, answer, inspect, list, events, report, retry, cancel
+    worker_commands.py     worker status | stop (background_workers.py: starting, restarting them)
+    run_service.py         run, answer, inspect, list, events, report, retry, cancel, rewind, fork
     run_follow.py          what `run` shows while it follows a run; console.py, the other run output
 
 Exit codes, for every command (runtime/command_errors.py; docs/runtime.md for users):
@@ -61,22 +62,36 @@ CANCEL_WAIT_SECONDS = 10.0
 #: code into 134. Code that calls the commands in-process (a test harness) sets this to False.
 HARD_EXIT = True
 
+#: `-h` is `--help`, for every command.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="iterloop",
     help="Durable AI workflows declared in .iter files, run on Temporal.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold API keys read from the environment
+    context_settings=HELP_OPTIONS,
 )
 server_app = typer.Typer(
     help="Run the local Temporal dev server (data in .iterloop/temporal.db, Web UI on port 8233).",
     no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
 )
 app.add_typer(server_app, name="server")
 
 
+def _print_version(wanted: bool) -> None:
+    """`iterloop --version`: the version line, then exit 0."""
+    if wanted:
+        print(f"iterloop {package_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
-def root(ctx: typer.Context) -> None:
+def root(ctx: typer.Context, version: Annotated[bool, typer.Option(
+        "--version", help="Print iterloop's version and exit.", is_eager=True,
+        callback=_print_version)] = False) -> None:
     """Durable AI workflows declared in .iter files, run on Temporal."""
     ctx.obj = LanguageSettings.from_env(os.environ)
 
@@ -100,12 +115,12 @@ def _report(exc: CommandError, *, as_json: bool = False) -> int:
     return exc.exit_code
 
 
-def _finish(command: Callable[[], int]) -> NoReturn:
+def _finish(command: Callable[[], int], *, as_json: bool = False) -> NoReturn:
     """Run a command that needs no Temporal and exit with its code."""
     try:
         code = command()
     except CommandError as exc:
-        code = _report(exc)
+        code = _report(exc, as_json=as_json)
     raise typer.Exit(code)
 
 
@@ -143,37 +158,46 @@ def _serve(call: Callable[[], Awaitable[T]], show: Callable[[T], None], *, as_js
 
 
 def _runtime_settings(address: str | None = None, namespace: str | None = None, task_queue: str | None = None,
-                      *, offline: bool | None = None) -> Settings:
+                      *, offline: bool | None = None, as_json: bool = False) -> Settings:
     """The environment (read once, here) with the command line's overrides on top; a value
     iterloop cannot use ends the command: `iterloop: <what is wrong>`, exit 2."""
     from runtime.settings import Settings, SettingsError
 
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env(_environment())
     except SettingsError as exc:
-        print(f"iterloop: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(_report(CommandError(str(exc), EXIT_USAGE), as_json=as_json)) from None
     return settings.with_overrides(address=address, namespace=namespace, task_queue=task_queue, offline=offline)
 
 
+def _environment() -> dict[str, str]:
+    """The command's environment: the process environment over `./.env` (the process wins;
+    runtime/dotenv_file.py). Settings, `${NAME}` var defaults and background workers use it."""
+    from runtime.dotenv_file import command_environment
+
+    return command_environment(os.environ)
+
+
 def _run_service(address: str | None, namespace: str | None, task_queue: str | None,
-                 *, offline: bool | None = None) -> RunService:
+                 *, offline: bool | None = None, as_json: bool = False) -> RunService:
     """The run service of a command on this machine: it may use (and start) the local dev server
     and background workers, and says so on stderr."""
     from runtime.run_service import RunService
 
-    return RunService(_runtime_settings(address, namespace, task_queue, offline=offline), manage_local=True,
+    return RunService(_runtime_settings(address, namespace, task_queue, offline=offline, as_json=as_json),
+                      manage_local=True, environment=_environment(),
                       notice=lambda message: print(f"iterloop: {message}", file=sys.stderr))
 
 
-def _checked_workflow(ctx: typer.Context, file: Path) -> Workflow:
-    """The compiled workflow of ``file``; its diagnostics on stderr, exit 1 on errors, 2 if unreadable."""
+def _checked_workflow(ctx: typer.Context, file: Path, *, as_json: bool = False) -> Workflow:
+    """The compiled workflow of ``file``; its diagnostics on stderr (and in a JSON document on stdout
+    with ``as_json``), exit 1 on errors, 2 if unreadable."""
     from runtime.language_commands import checked_workflow
 
     try:
-        wf = checked_workflow(file, _language(ctx))
+        wf = checked_workflow(file, _language(ctx), as_json=as_json)
     except CommandError as exc:
-        raise typer.Exit(_report(exc)) from None
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
     if wf is None:
         raise typer.Exit(EXIT_PROBLEMS)
     return wf
@@ -191,7 +215,7 @@ def validate(ctx: typer.Context, files: FilesArg, as_json: JsonDoc = False) -> N
     """Parse, compile and validate workflows without running them."""
     from runtime.language_commands import validate as validate_files
 
-    _finish(lambda: validate_files(files, _language(ctx), as_json=as_json))
+    _finish(lambda: validate_files(files, _language(ctx), as_json=as_json), as_json=as_json)
 
 
 @app.command()
@@ -204,11 +228,13 @@ def diagram(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the diagram here instead of stdout.")
     ] = None,
+    as_json: JsonDoc = False,
 ) -> None:
     """Draw a workflow as a Mermaid flowchart (paste it in GitHub Markdown or mermaid.live)."""
     from runtime.language_commands import diagram as draw
 
-    _finish(lambda: draw(file, _language(ctx), view=view, detailed=detailed, full=full, output=output))
+    _finish(lambda: draw(file, _language(ctx), view=view, detailed=detailed, full=full, output=output,
+                         as_json=as_json), as_json=as_json)
 
 
 @app.command()
@@ -216,29 +242,33 @@ def fmt(
     ctx: typer.Context,
     files: FilesArg,
     check: Annotated[bool, typer.Option("--check", help="List files that would change; write nothing.")] = False,
+    as_json: JsonDoc = False,
 ) -> None:
     """Rewrite files in the canonical layout (only files that change; never files with parse errors)."""
     from runtime.language_commands import fmt as format_files
 
-    _finish(lambda: format_files(files, _language(ctx), check=check))
+    _finish(lambda: format_files(files, _language(ctx), check=check, as_json=as_json), as_json=as_json)
 
 
 @app.command("compile")
-def compile_(ctx: typer.Context, file: FileArg) -> None:
+def compile_(ctx: typer.Context, file: FileArg, as_json: Annotated[bool, typer.Option(
+        "--json", help="Wrap the IR in one document with the diagnostics and the exit code.")] = False) -> None:
     """Print the compiled IR as JSON (what a run executes; diagnostics go to stderr)."""
     from runtime.language_commands import compile_ir
 
-    _finish(lambda: compile_ir(file, _language(ctx)))
+    _finish(lambda: compile_ir(file, _language(ctx), as_json=as_json), as_json=as_json)
 
 
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+    as_json: JsonDoc = False,
 ) -> None:
-    """Scaffold an example project; existing files are never overwritten."""
+    """Scaffold an example project (a workflow with a human gate, its offline script, a README);
+    existing files are never overwritten."""
     from runtime.scaffold import init_project
 
-    _finish(lambda: init_project(directory))
+    _finish(lambda: init_project(directory, as_json=as_json), as_json=as_json)
 
 
 # -- server: the local Temporal dev server ---------------------------------------------------------
@@ -256,8 +286,8 @@ def server_start(
     """
     from runtime.server_commands import start_server
 
-    settings = _runtime_settings()
-    _finish(lambda: start_server(settings, headless=headless, as_json=as_json))
+    settings = _runtime_settings(as_json=as_json)
+    _finish(lambda: start_server(settings, headless=headless, as_json=as_json), as_json=as_json)
 
 
 @server_app.command("stop")
@@ -265,8 +295,8 @@ def server_stop(as_json: JsonDoc = False) -> None:
     """Stop the dev server started from this directory (its data stays in .iterloop/temporal.db)."""
     from runtime.server_commands import stop_server
 
-    settings = _runtime_settings()
-    _finish(lambda: stop_server(settings, as_json=as_json))
+    settings = _runtime_settings(as_json=as_json)
+    _finish(lambda: stop_server(settings, as_json=as_json), as_json=as_json)
 
 
 @server_app.command("status")
@@ -274,8 +304,8 @@ def server_status(as_json: JsonDoc = False) -> None:
     """Say whether the dev server is running, where, and for how long (exit 1 when stopped)."""
     from runtime.server_commands import server_status as status
 
-    settings = _runtime_settings()
-    _finish(lambda: status(settings, as_json=as_json))
+    settings = _runtime_settings(as_json=as_json)
+    _finish(lambda: status(settings, as_json=as_json), as_json=as_json)
 
 
 # -- version and api -------------------------------------------------------------------------------
@@ -300,7 +330,8 @@ def version_(as_json: JsonDoc = False) -> None:
 
     python = platform.python_version()
     if as_json:
-        print(json.dumps({"iterloop": package_version(), "python": python, "ir_format_version": IR_FORMAT_VERSION}))
+        print(json.dumps({"iterloop": package_version(), "python": python, "ir_format_version": IR_FORMAT_VERSION,
+                          "exit_code": EXIT_OK}))
         return
     print(f"iterloop {package_version()}")
     print(f"Python {python} ({sys.executable})")
@@ -400,6 +431,9 @@ def run_command(
         show_default=False)] = None,
     no_notify: Annotated[bool, typer.Option(
         "--no-notify", help="Report nowhere, whatever the defaults and the preset say.")] = False,
+    workdir: Annotated[Path | None, typer.Option(
+        "--workdir", help="The directory the run's shell commands run in, on the worker [default: the current "
+                          "directory].", show_default=False)] = None,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
@@ -414,19 +448,20 @@ def run_command(
     from runtime.run_inputs import default_answerer, script_beside
     from runtime.run_start import CompiledWorkflow, StartRequest
 
-    wf = _checked_workflow(ctx, file)  # compiled as `iterloop validate` compiles it
-    service = _run_service(address, namespace, task_queue, offline=True if offline else None)
+    wf = _checked_workflow(ctx, file, as_json=as_json)  # compiled as `iterloop validate` compiles it
+    service = _run_service(address, namespace, task_queue, offline=True if offline else None, as_json=as_json)
     found_script = script_beside(file) if script is None and service.configured.offline else None
     request = StartRequest(
         compiled=CompiledWorkflow(workflow=wf, source=str(file), location=str(file.resolve())),
         origin=f"`iterloop run {file}`", given_by="command_line", run_id=run_id, input_json=input_json,
         var_assignments=var or [], config=config, skip_gates=skip_gates, stop_after=stop_after or [],
-        offline=offline, script_file=script or found_script, env=dict(os.environ),
+        offline=offline, script_file=script or found_script, env=service.environment or dict(os.environ),
+        workdir=str((workdir or Path.cwd()).absolute()),
         notify=NotifySection(slack_channel=notify_slack, webhooks=notify_webhook or None, enabled=not no_notify))
     try:
         prepared = service.prepare(request)
     except CommandError as exc:
-        raise typer.Exit(_report(exc)) from None
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
     print_prepared(prepared, found_script=found_script)
     started: list[str] = []
     _execute(start_and_follow(service, prepared, detach=detach, as_json=as_json, by=by or default_answerer(),
@@ -469,7 +504,7 @@ def answer_command(
                                   else parse_answer_assignments(answer or []))
     except CommandError as exc:
         raise typer.Exit(_report(exc, as_json=as_json)) from None
-    service = _run_service(address, namespace, task_queue)
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
     answered_by = by or default_answerer()
     _serve(lambda: (service.signal_answer(run_id, gate, values, by=answered_by) if use_signal
                     else service.answer(run_id, gate, values, by=answered_by)),
@@ -486,7 +521,7 @@ def inspect_command(run_id: RunArg, as_json: JsonOpt = False, address: AddressOp
     """
     from runtime.console import print_inspection
 
-    service = _run_service(address, namespace, task_queue)
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
     _serve(lambda: service.inspect(run_id), lambda run: print_inspection(run.detail, as_json=as_json),
            as_json=as_json)
 
@@ -508,7 +543,7 @@ def list_command(
     if status is not None and status not in RUN_STATUSES:
         raise typer.Exit(_report(UsageError(f"unknown status '{status}'; choose one of: {', '.join(RUN_STATUSES)}"),
                                  as_json=as_json))
-    service = _run_service(address, namespace, task_queue)
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
     _serve(lambda: service.list_runs(status=status, limit=limit),
            lambda listing: print_run_list(listing.runs, status=status, as_json=as_json), as_json=as_json)
 
@@ -523,19 +558,32 @@ def events_command(
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
 ) -> None:
-    """Print a run's events: time, node, branch and what happened."""
-    from runtime.console import event_text
+    """Print a run's events: time, node, branch and what happened.
 
-    service = _run_service(address, namespace, task_queue)
+    With --follow it stops when the run reaches a state it cannot leave by itself (finished,
+    failed, cancelled, budget_exceeded, parked as failed_resumable, waiting for a human answer)
+    and exits with that state's code (0, 1, 130, 5, 4, 3; see `iterloop run --help`).
+    """
+    from runtime.command_errors import STATUS_EXIT_CODES
+    from runtime.console import event_text
+    from runtime.run_service import SETTLED_STATUSES
+
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
 
     async def body() -> int:
-        batches = service.follow(run_id) if follow else _once(service.events(run_id))
+        batches = service.follow(run_id, until=SETTLED_STATUSES) if follow else _once(service.events(run_id))
+        code = EXIT_OK
         async for batch in batches:
             for event in batch.events:
                 print(event_text(event, as_json=as_json), flush=True)
-        return EXIT_OK
+            end = getattr(batch, "end", None)  # only a followed run's last batch has one
+            if end is not None:
+                code = STATUS_EXIT_CODES.get(end.status, EXIT_OK)
+                print(f"iterloop: run {run_id} is {end.status}" + (f": {end.reason}" if end.reason else "")
+                      + f" (exit code {code})", file=sys.stderr)
+        return code
 
-    _execute(body(), as_json=False, on_interrupt=lambda: "stopped following (the run goes on)")
+    _execute(body(), as_json=as_json, on_interrupt=lambda: "stopped following (the run goes on)")
 
 
 async def _once(listing: Awaitable[EventList]) -> AsyncIterator[EventList]:
@@ -548,15 +596,21 @@ def report_command(
     run_id: RunArg,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the Markdown here instead of stdout.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON document: the Markdown, the summary block, the outputs, usage.")] = False,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
 ) -> None:
-    """Write a Markdown report of a run: summary, timeline, artifacts, tokens and cost per node."""
+    """Write a Markdown report of a run: summary, the preset's summary block, each node's final
+    output, timeline, artifacts, tokens and cost per node."""
     from runtime.console import print_report
 
-    service = _run_service(address, namespace, task_queue)
-    _serve(lambda: service.report(run_id), lambda text: print_report(text, output), as_json=False)
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.report_document(run_id),
+           lambda report: print_report(report.markdown, output, document={**report.model_dump(mode="json"),
+                                                                          "exit_code": EXIT_OK} if as_json else None),
+           as_json=as_json)
 
 
 @app.command("retry")
@@ -572,7 +626,7 @@ def retry_command(
     """Re-run the node(s) a run parked on (status failed_resumable), after you fixed the cause."""
     from runtime.console import print_retried
 
-    service = _run_service(address, namespace, task_queue)
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
     _serve(lambda: service.retry(run_id, node), lambda retried: print_retried(retried, as_json=as_json),
            as_json=as_json)
 
@@ -583,22 +637,103 @@ def cancel_command(run_id: RunArg, as_json: JsonOpt = False, address: AddressOpt
     """Cancel a run: it stops where it is and ends with status cancelled."""
     from runtime.console import print_cancelled
 
-    service = _run_service(address, namespace, task_queue)
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
     _serve(lambda: service.cancel(run_id, wait_seconds=CANCEL_WAIT_SECONDS),
            lambda cancelled: print_cancelled(cancelled, as_json=as_json), as_json=as_json)
 
 
-@app.command("worker")
+VarsOpt = Annotated[list[str] | None, typer.Option(
+    "--var", help="Change a var from there on: NAME=VALUE (repeatable).", show_default=False)]
+ScriptOpt = Annotated[Path | None, typer.Option(
+    "--script", help="A new YAML script of model outputs (offline scripted model) from there on.", show_default=False)]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", help="Who asks (recorded in the run's events) [default: your user name].", show_default=False)]
+
+
+@app.command("rewind")
+def rewind_command(
+    run_id: RunArg,
+    to: Annotated[str, typer.Option("--to", help="The node to resume from (its latest visit).", show_default=False)],
+    var: VarsOpt = None,
+    script: ScriptOpt = None,
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Resume a run from an earlier node, with the outputs recorded before it (same run id).
+
+    The current execution ends; the node and everything after it run again, and human gates after
+    it open again (answers given before the rewind are not reused).
+    """
+    from runtime.console import print_rewound
+    from runtime.run_inputs import default_answerer, load_script_option
+
+    try:
+        loaded = load_script_option(script)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.rewind(run_id, to, by=by or default_answerer(), var_assignments=var or [], script=loaded),
+           lambda rewound: print_rewound(rewound, as_json=as_json), as_json=as_json)
+
+
+@app.command("fork")
+def fork_command(
+    run_id: RunArg,
+    at: Annotated[str, typer.Option("--at", help="The node the new run starts at.", show_default=False)],
+    var: VarsOpt = None,
+    new_run_id: Annotated[str | None, typer.Option(
+        "--run-id", help="Workflow id of the new run [default: <workflow>-<8 hex>].", show_default=False)] = None,
+    script: ScriptOpt = None,
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Start a new run at a node of another run, with the outputs that run recorded before it."""
+    from runtime.console import print_forked
+    from runtime.run_inputs import default_answerer, load_script_option
+
+    try:
+        loaded = load_script_option(script)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    service = _run_service(address, namespace, task_queue)
+    _serve(lambda: service.fork(run_id, at, by=by or default_answerer(), new_run_id=new_run_id,
+                                var_assignments=var or [], script=loaded),
+           lambda forked: print_forked(forked, as_json=as_json), as_json=as_json)
+
+
+worker_app = typer.Typer(
+    help="Run a worker in the foreground (no subcommand), or see and stop the background ones `iterloop run` "
+         "starts (docs/runtime.md, Workers).")
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback(invoke_without_command=True)
 def worker_command(
+    ctx: typer.Context,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Use the scripted model for every model call [env ITERLOOP_OFFLINE].")] = False,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
 ) -> None:
-    """Run a worker in the foreground: the interpreter and every activity (Ctrl-C stops it)."""
-    from runtime.server_address import settings_for_existing_runs
+    """Run a worker in the foreground: the interpreter and every activity (Ctrl-C stops it).
 
+    `iterloop worker status` and `iterloop worker stop` list and stop the background workers.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from runtime.server_address import settings_for_existing_runs
+    from runtime.worker_fingerprint import is_offline_queue, offline_task_queue
+
+    # The model layer reads the process environment: give it `./.env` under what is set already.
+    for name, value in _environment().items():
+        os.environ.setdefault(name, value)
     settings = settings_for_existing_runs(
         _runtime_settings(address, namespace, task_queue, offline=True if offline else None))
 
@@ -611,10 +746,34 @@ def worker_command(
         print(f"iterloop: worker polling task queue '{settings.task_queue}' at {settings.address} "
               f"(namespace {settings.namespace}{', offline: scripted model' if settings.offline else ''}); "
               "Ctrl-C stops it", file=sys.stderr)
+        if settings.offline and not is_offline_queue(settings.task_queue):
+            print(f"iterloop: note: `iterloop run --offline` starts offline runs on task queue "
+                  f"'{offline_task_queue(settings.task_queue)}'; give --task-queue "
+                  f"{offline_task_queue(settings.task_queue)} to serve them", file=sys.stderr)
         await worker.run_worker(settings)
         return EXIT_OK
 
     _execute(body(), as_json=False, on_interrupt=lambda: "worker stopped")
+
+
+@worker_app.command("status")
+def worker_status_command(as_json: JsonDoc = False) -> None:
+    """List the background workers started from this directory: pid, task queue, offline or not, start
+    time, directory, model settings (key names only), log."""
+    from runtime.worker_commands import worker_status
+
+    settings = _runtime_settings(as_json=as_json)
+    _finish(lambda: worker_status(settings, as_json=as_json), as_json=as_json)
+
+
+@worker_app.command("stop")
+def worker_stop_command(as_json: JsonDoc = False) -> None:
+    """Stop the background workers started from this directory (runs are durable: the next command
+    that needs a worker starts one)."""
+    from runtime.worker_commands import worker_stop
+
+    settings = _runtime_settings(as_json=as_json)
+    _finish(lambda: worker_stop(settings, as_json=as_json), as_json=as_json)
 
 
 def main() -> None:

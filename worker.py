@@ -57,7 +57,8 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 #: sides (and saves re-importing them for every workflow run); they do no I/O and hold no mutable
 #: module-level state, so this is safe. Only graph_run.py is imported afresh into each run's sandbox.
 PASSTHROUGH_MODULES = ("dsl", "workflows.contract", "workflows.edges", "workflows.inputs", "workflows.convergence",
-                       "workflows.budget", "workflows.sessions", "workflows.metrics", "workflows.nodes")
+                       "workflows.budget", "workflows.sessions", "workflows.metrics", "workflows.nodes",
+                       "workflows.notifications")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -75,12 +76,14 @@ def notify_config(settings: Settings) -> NotifyConfig:
 
 def build_worker(client: Client, task_queue: str, *, offline: bool = False,
                  extra_workflows: Sequence[type] = (), artifact_dir: Path | None = None,
-                 notify: NotifyConfig | None = None, interceptors: Sequence[Interceptor] = ()) -> Worker:
+                 notify: NotifyConfig | None = None, interceptors: Sequence[Interceptor] = (),
+                 identity: str | None = None) -> Worker:
     """A worker with the interpreter workflow and all activities registered.
 
     ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
     the same task queue with exactly the same configuration. ``notify`` defaults to the
-    environment's settings; ``interceptors`` add e.g. tracing (`tracing_interceptor`).
+    environment's settings; ``interceptors`` add e.g. tracing (`tracing_interceptor`); ``identity``
+    is how the server lists it among the task queue's pollers (default `PID@HOST`).
     """
     from activities import artifacts
     from activities.llm.activity import configure, llm_turn
@@ -100,7 +103,19 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         interceptors=list(interceptors),
+        **({"identity": identity} if identity else {}),
     )
+
+
+def identity_for(settings: Settings) -> str:
+    """`PID@HOST iterloop:DIGEST`: the digest of the worker's model settings (`runtime.worker_fingerprint`;
+    no secret), so a command can tell whether this worker suits its run before relying on it."""
+    import os
+    import socket
+
+    from runtime.worker_fingerprint import worker_fingerprint, worker_identity
+
+    return worker_identity(os.getpid(), socket.gethostname(), worker_fingerprint(os.environ, offline=settings.offline))
 
 
 # -- observability ---------------------------------------------------------------------------
@@ -215,7 +230,8 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
     client = await connect(settings)
     worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir,
                           notify=notify_config(settings),
-                          interceptors=[tracing_interceptor(provider)] if provider else [])
+                          interceptors=[tracing_interceptor(provider)] if provider else [],
+                          identity=identity_for(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

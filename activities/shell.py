@@ -18,9 +18,12 @@ How it behaves, and why:
   `OUTPUT_LIMIT_BYTES` of each is kept, with a marker saying how much was dropped.
 - **Failures are permanent** (non-retryable): a non-zero exit (`CommandFailed`), a timeout
   (`CommandFailed`: re-running a hung command blindly rarely helps and doubles the wait; the
-  user can `iterloop retry` the node once the cause is fixed), a command that cannot be started,
-  e.g. a missing working directory (`BadRequest`). Messages name the node and never contain the
-  expanded command.
+  user can `iterloop retry` the node once the cause is fixed), a command that cannot be started
+  (`BadRequest`). Messages name the node and never contain the expanded command.
+- **The run's working directory.** `req.cwd` is the directory the run was started from
+  (`iterloop run` records its caller's, or `--workdir`); a worker that cannot see it (another host,
+  a container without that volume) fails the node at once (`BadRequest`, not retried), naming the
+  directory and the worker's host, so the person can run a worker there or retry elsewhere.
 - **Output shape** is Iterion's: the JSON object printed on stdout, else `{"result": stdout}`
   (trimmed).
 """
@@ -33,6 +36,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import time
 from typing import Any
 
@@ -118,6 +122,13 @@ def _reject_constant(name: str) -> Any:
 
 
 async def _spawn(req: ShellRequest, command: str) -> asyncio.subprocess.Process:
+    if req.cwd and not os.path.isdir(req.cwd):
+        raise BadRequestError(
+            f"shell node '{req.node_id}': the run's working directory {req.cwd!r} does not exist on the worker "
+            f"(host {socket.gethostname()}, pid {os.getpid()}): run the command from a worker that can see that "
+            "directory (e.g. on the machine the run was started from), then `iterloop retry` the node; or start "
+            "the run with `--workdir` (API: \"workdir\") naming a directory the workers have",
+            details={"cwd": req.cwd, "worker_host": socket.gethostname()})
     try:
         return await asyncio.create_subprocess_exec(
             SHELL, "-c", command, cwd=req.cwd, stdin=asyncio.subprocess.DEVNULL,
@@ -125,8 +136,8 @@ async def _spawn(req: ShellRequest, command: str) -> asyncio.subprocess.Process:
     except OSError as e:
         where = f"in working directory {req.cwd!r}" if req.cwd else "in the worker's working directory"
         raise BadRequestError(
-            f"shell node '{req.node_id}': cannot start {SHELL} {where}: {e.strerror or e}. "
-            "Check that the directory exists on the worker (the run's shell cwd option).") from None
+            f"shell node '{req.node_id}': cannot start {SHELL} {where} on worker host {socket.gethostname()}: "
+            f"{e.strerror or e}. Check that the directory exists and is readable on the worker.") from None
 
 
 async def _wait_heartbeating(finished: asyncio.Future[Any], req: ShellRequest, started: float,

@@ -2,7 +2,8 @@
 
     /              runs: status, cost, open gates (filter by status, workflow, gate)
     /runs/RUN      one run: graph coloured by node state, nodes, gates, outputs, artifacts,
-                   budget, timeline (live while the run goes on), Web UI link, cancel/retry
+                   budget, timeline (live while the run goes on), Web UI link, cancel/retry,
+                   rewind to / fork at a node
     /approvals     every open gate, each with a form generated from its output schema
     /login         exchange an API token for a session cookie (see api.auth)
 
@@ -41,7 +42,7 @@ from api.gate_forms import FormField, answers_from_form, form_fields
 from api.graph_svg import NodeLook, render_graph
 from api.settings import ApiSettings
 from runtime.command_errors import CommandError
-from runtime.report import describe_event, format_cost, format_duration, preview
+from runtime.report import cost_text, describe_event, format_duration, preview
 from runtime.run_models import RunSummary
 from runtime.run_service import RunService
 from runtime.temporal_runs import RUN_STATUSES, TERMINAL_STATUSES
@@ -82,7 +83,7 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
-templates.env.filters.update(cost=format_cost, duration=format_duration, when=_when, pretty=_pretty, preview=preview,
+templates.env.filters.update(cost=cost_text, duration=format_duration, when=_when, pretty=_pretty, preview=preview,
                              urlquote=lambda s: quote(str(s), safe=""))
 
 
@@ -207,7 +208,9 @@ def gate_card(run_id: str, gate: Gate, user: Principal, *, workflow: str = "",
     return GateCard(run_id, gate, form_fields(gate, submitted), workflow, error, answered_by or user.name)
 
 
-NOTICES = {"cancelled": "Cancellation requested.", "retried": "Retry requested."}
+NOTICES = {"cancelled": "Cancellation requested.", "retried": "Retry requested.",
+           "rewound": "Rewound: the run goes on from the node you chose.",
+           "forked": "Forked: this run starts at the node you chose."}
 
 
 async def _run_page(request: Request, runs: RunService, user: Principal, run_id: str,
@@ -261,6 +264,24 @@ async def retry_from_dashboard(request: Request, run_id: str, runs: Runs, settin
     _require_write(user)
     await runs.retry(run_id, str(form.get("node") or "") or None)
     return RedirectResponse(f"/runs/{quote(run_id, safe='')}?notice=retried", status_code=303)
+
+
+@router.post("/runs/{run_id}/rewind")
+async def rewind_from_dashboard(request: Request, run_id: str, runs: Runs, settings: Config, user: User) -> Response:
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    _require_write(user)
+    await runs.rewind(run_id, str(form.get("node") or ""), by=user.name)
+    return RedirectResponse(f"/runs/{quote(run_id, safe='')}?notice=rewound", status_code=303)
+
+
+@router.post("/runs/{run_id}/fork")
+async def fork_from_dashboard(request: Request, run_id: str, runs: Runs, settings: Config, user: User) -> Response:
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    _require_write(user)
+    forked = await runs.fork(run_id, str(form.get("node") or ""), by=user.name)
+    return RedirectResponse(f"/runs/{quote(forked.run_id, safe='')}?notice=forked", status_code=303)
 
 
 # -- approvals -----------------------------------------------------------------------------------

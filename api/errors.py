@@ -21,6 +21,7 @@ from runtime.command_errors import (
     AnswerRejected,
     CommandError,
     InvalidScript,
+    NoRewindPoint,
     NodeNotParked,
     NothingToRetry,
     RunAlreadyExists,
@@ -88,6 +89,7 @@ _COMMAND_ERRORS: tuple[tuple[type[CommandError], int, str], ...] = (
     (NothingToRetry, 409, "nothing_to_retry"),
     (NodeNotParked, 409, "node_not_parked"),
     (InvalidScript, 422, "invalid_script"),
+    (NoRewindPoint, 422, "no_rewind_point"),
     (UsageError, 422, "invalid_request"),
     (CommandError, 409, "conflict"),
 )

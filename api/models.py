@@ -102,6 +102,10 @@ class StartRun(_Body):
     stop_after: list[str] = Field(default_factory=list, description="End the run right after these nodes.")
     notify: NotifySection | None = Field(default=None, description=(
         "Where this run reports (Slack channel, webhooks), over the preset's and the deployment's defaults."))
+    workdir: str | None = Field(default=None, max_length=4096, description=(
+        "The absolute directory the run's shell commands run in, on the worker's host (as `iterloop run "
+        "--workdir`) [default: the worker's own directory]. A worker that cannot see it fails the node, "
+        "saying so."))
 
     @model_validator(mode="after")
     def _one_source(self) -> StartRun:
@@ -109,6 +113,8 @@ class StartRun(_Body):
         if len(given) != 1:
             raise ValueError("give exactly one of 'workflow' (a registered workflow), 'file' (a .iter path on the "
                              f"API's host) or 'source' (the .iter text); got {', '.join(given) or 'none'}")
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise ValueError(f"'workdir' must be an absolute path on the worker's host; got {self.workdir!r}")
         return self
 
 
@@ -153,3 +159,22 @@ class AnswerGate(_Body):
 
 class RetryNodes(_Body):
     node: str | None = Field(default=None, description="The parked node to re-run [default: every parked node].")
+
+
+class RewindRun(_Body):
+    """`POST /api/runs/{run_id}/rewind`: resume the run from ``node`` (its latest visit)."""
+
+    node: str = Field(min_length=1, max_length=200, description=(
+        "The node to resume from; it and every node after it run again, gates after it open again."))
+    vars: dict[str, Any] = Field(default_factory=dict, description=(
+        "Vars to change from there on, as JSON values of the declared type or as `--var` text."))
+    script: dict[str, Any] | None = Field(default=None, description=(
+        "New scripted model outputs (offline runs) from there on, as `iterloop rewind --script`."))
+
+
+class ForkRun(RewindRun):
+    """`POST /api/runs/{run_id}/fork`: a new run starting at ``node`` with the outputs recorded before it."""
+
+    node: str = Field(min_length=1, max_length=200, description="The node the new run starts at.")
+    run_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN,
+                               description="The new run's workflow id [default: <workflow>-<8 hex digits>].")

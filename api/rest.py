@@ -1,4 +1,4 @@
-"""The REST API under `/api`: start, list, inspect, answer, retry, cancel, report and stream runs.
+"""The REST API under `/api`: start, list, inspect, answer, retry, cancel, rewind, fork, report and stream runs.
 
 `docs/api.md` documents every endpoint with curl examples; `/openapi.json` is the schema.
 """
@@ -15,11 +15,31 @@ from api.auth import Principal, reader, recorded_answerer, writer
 from api.deps import api_settings, run_service
 from api.errors import Conflict
 from api.event_stream import stream_events as sse_stream
-from api.models import AnswerGate, ErrorResponse, Health, RetryNodes, RunLinks, RunStarted, StartRun, WorkflowList
+from api.models import (
+    AnswerGate,
+    ErrorResponse,
+    ForkRun,
+    Health,
+    RetryNodes,
+    RewindRun,
+    RunLinks,
+    RunStarted,
+    StartRun,
+    WorkflowList,
+)
 from api.settings import ApiSettings
 from api.workflow_sources import describe_registered, start_request
 from runtime.command_errors import CommandError, RunAlreadyExists, TemporalUnavailable, short_error
-from runtime.run_models import CancelRequested, EventList, GateAnswered, RetryRequested, RunDetail, RunList
+from runtime.run_models import (
+    CancelRequested,
+    EventList,
+    GateAnswered,
+    RetryRequested,
+    RunDetail,
+    RunForked,
+    RunList,
+    RunRewound,
+)
 from runtime.run_service import RunService
 from workflows.contract.state import RunStatus
 
@@ -177,3 +197,36 @@ async def cancel_run(run_id: RunId, runs: Runs, _: Writer) -> CancelRequested:
     """Cancel a run wherever it is; it ends with status cancelled."""
     return await runs.cancel(run_id)
 
+
+def _script(script: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A request's scripted outputs, shape-checked as `iterloop run --script` checks a file."""
+    if script is None:
+        return None
+    from runtime.command_errors import InvalidScript
+    from workflows.contract.scripts import script_shape_problem
+
+    problem = script_shape_problem(script)
+    if problem is not None:
+        raise InvalidScript(f"script: {problem}")
+    return script
+
+
+@router.post("/runs/{run_id}/rewind", response_model=RunRewound, tags=["runs"], responses={
+    **_ACT_ERRORS, 422: {"model": ErrorResponse, "description": (
+        "The node is unknown or has no rewind point (`no_rewind_point`), or a var or the script is invalid.")}})
+async def rewind_run(run_id: RunId, body: RewindRun, runs: Runs, who: Writer) -> RunRewound:
+    """Resume the run from an earlier node with the outputs recorded before it, as `iterloop rewind`:
+    the current execution ends and a new one of the same run id starts at the node; human gates after
+    it open again (answers given before are not reused)."""
+    return await runs.rewind(run_id, body.node, by=who.name, vars=body.vars, script=_script(body.script))
+
+
+@router.post("/runs/{run_id}/fork", response_model=RunForked, status_code=201, tags=["runs"], responses={
+    **_ACT_ERRORS, 409: {"model": ErrorResponse, "description": "The new run id is taken."},
+    422: {"model": ErrorResponse, "description": (
+        "The node is unknown or has no rewind point (`no_rewind_point`), or a var or the script is invalid.")}})
+async def fork_run(run_id: RunId, body: ForkRun, runs: Runs, who: Writer) -> RunForked:
+    """Start a new run at a node of this run, seeded with the outputs it recorded before the node, as
+    `iterloop fork`; this run is left alone."""
+    return await runs.fork(run_id, body.node, by=who.name, new_run_id=body.run_id, vars=body.vars,
+                           script=_script(body.script))

@@ -39,7 +39,7 @@ def start_request(settings: ApiSettings, body: StartRun, *, started_by: str) -> 
         given_by="request", run_id=body.run_id, inputs=body.inputs, vars=body.vars,
         config=preset_path(settings, body.config), preset_root=settings.preset_root, skip_gates=body.skip_gates,
         stop_after=body.stop_after, offline=body.offline, script=body.script, notify=body.notify,
-        env=dict(settings.client_env), withheld=withheld_from_runs)
+        workdir=body.workdir, env=dict(settings.client_env), withheld=withheld_from_runs)
 
 
 def compile_request(settings: ApiSettings, body: StartRun) -> CompiledWorkflow:

@@ -78,6 +78,10 @@ class SchemaField:
     type: str
     enum_values: list[str] | None
     pos: Pos
+    #: `[pattern: "…"]`, `[min_length: 1]`, `[max: 100]` … in the order written (values as read).
+    constraints: dict[str, str | int | float] = field(default_factory=dict)
+    constraint_pos: dict[str, Pos] = field(default_factory=dict)  # where each constraint's value is
+    enum_pos: Pos | None = None  # the 'enum' word
 
 
 @dataclass(slots=True)

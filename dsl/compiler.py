@@ -9,6 +9,7 @@ compiler runs the validator as its last phase; the validator knows nothing of th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from .durations import parse_duration
 from .source_map import SourceMap
 from .templates import TemplateError, extract_refs, ref_offsets
 from .validator import validate
+
+_STRING_CONSTRAINTS = ("pattern", "min_length", "max_length")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +228,41 @@ class _Compiler:
                     self.diag("C108", f"schema '{decl.name}' declares field '{f.name}' twice (first at line "
                               f"{field_lines[f.name]})", f.pos, length=len(f.name))
                 field_lines.setdefault(f.name, f.pos.line)
-            schemas[decl.name] = ir.Schema(
-                name=decl.name,
-                fields=[ir.SchemaField(name=f.name, type=f.type, enum_values=f.enum_values)  # type: ignore[arg-type]
-                        for f in decl.fields],
-            )
+            fields = [ir.SchemaField(name=f.name, type=f.type, enum_values=f.enum_values,  # type: ignore[arg-type]
+                                     **f.constraints)  # type: ignore[arg-type]
+                      for f in decl.fields]
+            for f, compiled in zip(decl.fields, fields):
+                self.check_constraints(decl.name, f, compiled)
+            schemas[decl.name] = ir.Schema(name=decl.name, fields=fields)
         return schemas
+
+    def check_constraints(self, schema: str, f: A.SchemaField, compiled: ir.SchemaField) -> None:
+        """C112 (constraint on the wrong type), C113 (invalid pattern), C114 (min above max) and
+        C115 (an enum value the constraints refuse)."""
+        where = f"field '{f.name}' of schema '{schema}'"
+        for key, pos in f.constraint_pos.items():
+            fits = f.type in ("string", "string[]") if key in _STRING_CONSTRAINTS else f.type in ("int", "float")
+            if not fits:
+                kinds = "string or string[]" if key in _STRING_CONSTRAINTS else "int or float"
+                self.diag("C112", f"'{key}' applies to {kinds} fields; {where} is {f.type}", pos)
+        pattern = f.constraints.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                self.diag("C113", f"invalid pattern for {where}: {e}", f.constraint_pos["pattern"],
+                          length=len(pattern) + 2)
+        for low, high in (("min_length", "max_length"), ("min", "max")):
+            lo, hi = f.constraints.get(low), f.constraints.get(high)
+            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+                self.diag("C114", f"{where} has {low} {lo} above {high} {hi}; no value fits",
+                          f.constraint_pos[low])
+        if f.enum_values and f.type in ("string", "string[]"):
+            for value in f.enum_values:
+                problem = compiled.constraint_problem(value)
+                if problem:
+                    self.diag("C115", f"enum value {value!r} of {where} {problem}", f.enum_pos or f.pos)
+                    break
 
     def compile_prompts(self) -> dict[str, ir.Prompt]:
         prompts: dict[str, ir.Prompt] = {}
@@ -280,6 +312,16 @@ class _Compiler:
                     self.diag("C110", f"{owner} mcp {prop} names '{name}', which no mcp_server in this file declares",
                               block.props.get(prop, block.pos), length=len(name))
 
+    def backend_unsupported(self, decl: A.AgentDecl | A.RouterDecl, backend: str, model: str) -> None:
+        """C111: delegation backends (`backend:`/`delegate:`) are not implemented yet; the node calls
+        its model directly (and fails at run time without one)."""
+        prop = "delegate" if "delegate" in decl.props else "backend"
+        what = "router" if isinstance(decl, A.RouterDecl) else decl.kind
+        then = (f"the node calls its model '{model}' directly" if model
+                else "the node has no 'model:', so a run that is not offline fails at this node")
+        self.diag("C111", f"{what} '{decl.name}' uses {prop} '{backend}': delegation backends are not supported "
+                  f"yet; {then}", decl.props.get(prop, decl.pos), length=len(backend) + 2)
+
     def compile_agent(self, decl: A.AgentDecl, schemas: dict[str, ir.Schema], prompts: dict[str, ir.Prompt],
                       wf_interaction: str, servers: dict[str, ir.MCPServer],
                       workflow_mcp: A.MCPBlock | None) -> ir.AgentNode:
@@ -296,6 +338,8 @@ class _Compiler:
         if not model and not backend:
             self.diag("C018", f"{decl.kind} '{decl.name}' has neither 'model' nor 'backend' (and the workflow sets "
                       "no default_backend)", decl.pos, length=len(decl.kind))
+        if backend:
+            self.backend_unsupported(decl, backend, model)
         interaction = decl.interaction
         if interaction == "none" and wf_interaction != "none":
             interaction = wf_interaction
@@ -328,6 +372,8 @@ class _Compiler:
             self.diag("C018", f"llm router '{decl.name}' has neither 'model' nor 'backend'; the default model "
                       "will be used", decl.pos, severity="warning",
                       hint="Set 'model:' on the router to choose the routing model explicitly.")
+        if decl.backend:
+            self.backend_unsupported(decl, decl.backend, node.model)
         node.backend = decl.backend
         if decl.system:
             self.check_prompt(decl, "system", decl.system, prompts)

@@ -153,6 +153,17 @@ CODES: dict[str, CodeInfo] = {
            "Declare the prompt or fix 'interaction_prompt:'."),
         _c("C110", "warning", C, "undeclared MCP server",
            "Declare it with 'mcp_server NAME:' (or rely on project .mcp.json autoload)."),
+        _c("C111", "warning", C, "delegation backend not supported yet",
+           "Set 'model:' on the node: iterloop calls the model directly and ignores 'backend:'/'delegate:' "
+           "for now."),
+        _c("C112", "error", C, "constraint does not fit the field's type",
+           "pattern, min_length and max_length go on string or string[] fields; min and max on int or float."),
+        _c("C113", "error", C, "invalid pattern",
+           "Write a regular expression Python's re module accepts, e.g. \"^[a-z0-9-]+$\"."),
+        _c("C114", "error", C, "empty range",
+           "Make min (min_length) at most max (max_length)."),
+        _c("C115", "error", C, "enum value breaks a constraint",
+           "Change the enum value or the constraint so every listed value is allowed."),
     )
 }
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal, Union, get_args
+import math
+import re
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunctionWrapHandler, model_serializer
 
 #: Bump when a change to the IR would make an older interpreter misread it.
 IR_FORMAT_VERSION = 1
@@ -49,10 +51,82 @@ class DataMapping(_Model):
     refs: list[Ref] | None = None
 
 
+#: The value constraints a schema field may carry besides its enum (`[pattern: "…"]` …). Each
+#: is None when absent and then left out of the IR's JSON, so files without constraints keep the
+#: IR (and content hash) they had before constraints existed.
+CONSTRAINTS: tuple[str, ...] = ("pattern", "min_length", "max_length", "min", "max")
+
+
+def _chars(n: int) -> str:
+    return "1 character" if n == 1 else f"{n} characters"
+
+
 class SchemaField(_Model):
     name: str
     type: FieldType
     enum_values: list[str] | None = None
+    pattern: str | None = None  # string / string[] items: a regex searched in the value (as in JSON Schema)
+    min_length: int | None = None  # string / string[] items
+    max_length: int | None = None
+    min: int | float | None = None  # int / float, inclusive
+    max: int | float | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_constraints(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in CONSTRAINTS:
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
+
+    def constraints(self) -> dict[str, Any]:
+        """The constraints this field carries, in declaration-keyword order."""
+        return {key: getattr(self, key) for key in CONSTRAINTS if getattr(self, key) is not None}
+
+    def constraint_problem(self, value: Any) -> str | None:
+        """Which constraint ``value`` breaks (a string or one item of a string[]; a number), worded
+        to follow the value ("does not match the pattern …"), or None. A value of another type is
+        not this method's business (the type check reports it); an invalid pattern is ignored (C113)."""
+        if isinstance(value, str):
+            if self.min_length is not None and len(value) < self.min_length:
+                return f"is shorter than {_chars(self.min_length)}"
+            if self.max_length is not None and len(value) > self.max_length:
+                return f"is longer than {_chars(self.max_length)}"
+            if self.pattern is not None:
+                try:
+                    matched = re.search(self.pattern, value) is not None
+                except re.error:
+                    matched = True
+                if not matched:
+                    return f"does not match the pattern {self.pattern!r}"
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value) and (self.min is not None or self.max is not None):
+                return "is not a number"
+            if self.min is not None and value < self.min:
+                return f"is below the minimum {self.min}"
+            if self.max is not None and value > self.max:
+                return f"is above the maximum {self.max}"
+        return None
+
+    def constraint_text(self) -> str:
+        """The constraints in words, for "expected …" messages: "matching '^a$', at most 100 characters"."""
+        parts: list[str] = []
+        if self.pattern is not None:
+            parts.append(f"matching {self.pattern!r}")
+        if self.min_length is not None and self.max_length is not None:
+            parts.append(f"{self.min_length} to {self.max_length} characters")
+        elif self.min_length is not None:
+            parts.append(f"at least {_chars(self.min_length)}")
+        elif self.max_length is not None:
+            parts.append(f"at most {_chars(self.max_length)}")
+        if self.min is not None and self.max is not None:
+            parts.append(f"between {self.min} and {self.max}")
+        elif self.min is not None:
+            parts.append(f"at least {self.min}")
+        elif self.max is not None:
+            parts.append(f"at most {self.max}")
+        return ", ".join(parts)
 
 
 class Schema(_Model):

@@ -42,7 +42,7 @@ KEYWORDS = frozenset(
     readonly backend default_backend interaction interaction_prompt interaction_model await when not
     as with enum fresh inherit artifacts_only fork fan_out_all condition round_robin llm multi
     wait_all best_effort true false string bool int float json max_parallel_branches max_duration
-    max_cost_usd max_tokens max_iterations done fail""".split()
+    max_cost_usd max_tokens max_iterations done fail pattern min_length max_length min max""".split()
 )
 
 #: Keywords that cannot be used as names (Iterion's rule, kept so its files keep their meaning).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from .lexer import DEDENT, EOF, FLOAT, IDENT, INDENT, INT, NEWLINE, NOT_NAMES, P
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+#: What may follow '[' after a schema field's type.
+FIELD_CLAUSES = ("enum", "pattern", "min_length", "max_length", "min", "max")
 
 DECL_KEYWORDS = frozenset(
     "vars mcp_server prompt schema agent judge router join human tool wait workflow".split()
@@ -632,24 +635,78 @@ class _Parser:
                 self.skip_line()
                 continue
             ftype = self.read_type(f"field '{tok.value}'")
-            enum: list[str] | None = None
-            if self.is_punct("["):
-                enum = self.enum_clause()
-            decl.fields.append(A.SchemaField(tok.value, ftype, enum, tok.pos))
+            fld = A.SchemaField(tok.value, ftype, None, tok.pos)
+            while self.is_punct("["):
+                self.field_clause(fld)
+            decl.fields.append(fld)
             self.end_of_line(f"field '{tok.value}'")
 
-    def enum_clause(self) -> list[str] | None:
+    def field_clause(self, fld: A.SchemaField) -> None:
+        """One `[KEY: …]` after a field's type: `enum` (a list of values) or one constraint."""
         self.advance()  # [
         tok = self.peek()
-        if not (tok.kind == IDENT and tok.value == "enum"):
-            self.error("E002", f"expected 'enum' after '[', got {tok.describe()}", tok,
-                       hint='Write [enum: "a", "b"].')
+        if not (tok.kind == IDENT and tok.value in FIELD_CLAUSES):
+            self.error("E002", f"expected one of {', '.join(FIELD_CLAUSES)} after '[', got {tok.describe()}", tok,
+                       hint='Write [enum: "a", "b"], [pattern: "^[a-z]+$"], [min_length: 1], [max_length: 100], '
+                            "[min: 0] or [max: 100].")
             self.skip_list_rest()
-            return None
+            return
         self.advance()
-        if not self.expect_punct(":", "after 'enum'"):
+        key = tok.value
+        if key in fld.constraints or (key == "enum" and fld.enum_pos is not None):
+            self.error("E020", f"field '{fld.name}' has '{key}' twice", tok,
+                       hint=f"Keep one [{key}: …] on the field.")
             self.skip_list_rest()
-            return None
+            return
+        if not self.expect_punct(":", f"after '{key}'"):
+            self.skip_list_rest()
+            return
+        if key == "enum":
+            fld.enum_pos = tok.pos
+            fld.enum_values = self.enum_values()
+            return
+        vtok = self.peek()
+        what = f"'{key}' of field '{fld.name}'"
+        value: str | int | float | None
+        if key == "pattern":
+            value = self.read_string(what) if vtok.kind == STRING else None
+        elif key in ("min_length", "max_length"):
+            value = self.read_int(what) if vtok.kind == INT else None
+        else:
+            value = self.signed_number() if vtok.kind in (INT, FLOAT) else None
+        if value is None:
+            if vtok.kind not in _LINE_END and not self.is_punct("]"):
+                self.advance()
+            kind = "a string" if key == "pattern" else "an integer" if key.endswith("_length") else "a number"
+            self.error("E002", f"expected {kind} for {what}, got {vtok.describe()}", vtok)
+            self.skip_list_rest()
+            return
+        fld.constraints[key] = value
+        fld.constraint_pos[key] = vtok.pos
+        if self.is_punct("]"):
+            self.advance()
+            return
+        bad = self.peek()
+        self.error("E002", f"expected ']' after {what}, got {bad.describe()}", bad,
+                   hint="Write one constraint per bracket: [min: 0] [max: 100].")
+        self.skip_list_rest()
+
+    def signed_number(self) -> int | float | None:
+        """An INT or FLOAT token (negative allowed) as int or float; None (after an E002) when it
+        does not fit a 64-bit integer or a finite float."""
+        tok = self.advance()
+        if tok.kind == INT:
+            number: int | float = int(tok.value)
+            ok = INT64_MIN <= number <= INT64_MAX
+        else:
+            number = float(tok.value)
+            ok = math.isfinite(number)
+        if not ok:
+            self.error("E002", f"number {tok.value} is out of range", tok)
+            return 0
+        return number
+
+    def enum_values(self) -> list[str] | None:
         values: list[str] = []
         while True:
             tok = self.peek()

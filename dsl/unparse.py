@@ -287,6 +287,10 @@ class _Builder:
             text = f"{f.name}: {f.type}"
             if f.enum_values:
                 text += " [enum: " + ", ".join(_quoted(v) for v in f.enum_values) + "]"
+            for key, value in f.constraints.items():
+                shown = (_quoted(value) if isinstance(value, str)
+                         else _plain_float(value) if isinstance(value, float) else str(value))
+                text += f" [{key}: {shown}]"
             node.add(_item(text, f.pos))
         return node
 

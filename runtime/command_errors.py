@@ -59,6 +59,10 @@ class NodeNotParked(UsageError):
     """`retry --node N` names a node that is not parked."""
 
 
+class NoRewindPoint(UsageError):
+    """`rewind --to N` / `fork --at N` names a node the run cannot be rewound to."""
+
+
 class InvalidScript(UsageError):
     """Scripted model outputs given inline (the API's `script`) do not have a script's shape."""
 

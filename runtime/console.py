@@ -24,7 +24,16 @@ from runtime.temporal_runs import RPC_TIMEOUT, query_state, temporal_errors, upd
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 
-    from runtime.run_models import AnswerSignalled, CancelRequested, GateAnswered, RetryRequested, RunDetail, RunSummary
+    from runtime.run_models import (
+        AnswerSignalled,
+        CancelRequested,
+        GateAnswered,
+        RetryRequested,
+        RunDetail,
+        RunForked,
+        RunRewound,
+        RunSummary,
+    )
     from workflows.contract.state import Event, Gate, RunView
 
 
@@ -103,8 +112,9 @@ def progress_text(view: RunView, wf: Workflow) -> str:
 
 
 def print_inspection(detail: RunDetail, *, as_json: bool = False) -> None:
-    """`iterloop inspect`: the run's status, node table, open gates, failures and budget."""
-    from runtime.report import format_cost, format_duration, preview
+    """`iterloop inspect`: the run's status, node table, open gates, failures, budget, the preset's
+    summary block and each node's final output."""
+    from runtime.report import cost_text, format_cost, format_duration, incomplete_cost_note, preview, usage_cost_text
 
     if as_json:
         print_json(detail.model_dump(mode="json"))
@@ -117,14 +127,16 @@ def print_inspection(detail: RunDetail, *, as_json: bool = False) -> None:
     print(f"current    {', '.join(detail.current_nodes) or '—'}")
     print(f"Web UI     {detail.ui_url}")
     print()
-    rows = [(name, n.kind, str(n.visits), n.status, f"{n.tokens:,}", f"{n.cached_tokens:,}", format_cost(n.cost_usd))
-            for name, n in detail.nodes.items()]
+    rows = [(name, n.kind, str(n.visits), n.status, f"{n.tokens:,}", f"{n.cached_tokens:,}",
+             cost_text(n.cost_usd, n.unpriced_calls)) for name, n in detail.nodes.items()]
     print_columns(("NODE", "KIND", "VISITS", "STATUS", "TOKENS", "CACHED", "COST"), rows, right={2, 4, 5, 6})
     usage = detail.usage
     if usage.calls:
         print(f"\nmodel      {usage.calls:,} calls · {usage.input_tokens:,} in ({usage.cached_tokens:,} cached) · "
-              f"{usage.output_tokens:,} out · {format_cost(usage.cost_usd)}"
+              f"{usage.output_tokens:,} out · {usage_cost_text(usage)}"
               + (f" · caching saved {format_cost(usage.cache_savings_usd)}" if usage.cache_savings_usd else ""))
+    if usage.unpriced_calls:
+        print(f"cost       {incomplete_cost_note(usage)}")
     if detail.open_gates:
         print("\nopen gates")
         for gate in detail.open_gates:
@@ -146,7 +158,7 @@ def print_inspection(detail: RunDetail, *, as_json: bool = False) -> None:
     for row in detail.budget:
         used, limit = row.used, row.limit
         if row.dimension == "cost_usd":
-            used_s, limit_s = format_cost(used or 0), (format_cost(limit) if limit else None)
+            used_s, limit_s = cost_text(used or 0, usage.unpriced_calls), (format_cost(limit) if limit else None)
         elif row.dimension == "duration_s":
             used_s = format_duration(used) if used is not None else "—"
             limit_s = format_duration(limit) if limit else None
@@ -154,6 +166,30 @@ def print_inspection(detail: RunDetail, *, as_json: bool = False) -> None:
             used_s, limit_s = ("—" if used is None else f"{used:,}"), (f"{limit:,}" if limit else None)
         share = f" ({100 * used / limit:.0f}%)" if limit and isinstance(used, (int, float)) else ""
         print(f"  {row.dimension:<18} {used_s}" + (f" of {limit_s}{share}" if limit_s else " (no limit)"))
+    if detail.summary:
+        print("\nsummary")
+        for line in detail.summary:
+            print(f"  {line}")
+    print_outputs(detail.outputs)
+
+
+#: How many characters of one output value `inspect` shows (the report has them whole).
+OUTPUT_VALUE_CHARS = 300
+
+
+def print_outputs(outputs: dict[str, dict[str, Any]]) -> None:
+    """`inspect`'s outputs section: each node's final output, one field a line, long values cut
+    (`iterloop report RUN` has them whole)."""
+    from runtime.report import preview
+
+    if not outputs:
+        return
+    print("\noutputs")
+    for node, output in outputs.items():
+        shown = {k: v for k, v in output.items() if not k.startswith("_")}  # the runtime's own (`_session_id`)
+        print(f"  {node}" + ("" if shown else "  (empty)"))
+        for key, value in shown.items():
+            print(f"    {key}: {preview(value, OUTPUT_VALUE_CHARS)}")
 
 
 def print_run_list(runs: list[RunSummary], *, status: str | None, as_json: bool = False) -> None:
@@ -207,16 +243,41 @@ def print_cancelled(result: CancelRequested, *, as_json: bool) -> None:
         print(f"asked run {result.run_id} to cancel; it ends as cancelled when a worker picks up the request")
 
 
-def print_report(text: str, output: Path | None) -> None:
-    """`iterloop report`: the Markdown on stdout, or in ``output`` (`wrote FILE` on stderr)."""
-    if output is None:
-        sys.stdout.write(text)
+def print_rewound(result: RunRewound, *, as_json: bool) -> None:
+    """`iterloop rewind`: where the run goes on from, with what."""
+    if as_json:
+        print_json(result.model_dump(mode="json"))
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
-    print(f"wrote {output}", file=sys.stderr)
+    kept = ", ".join(result.outputs) or "(none)"
+    changed = "".join(f"; {k}={json.dumps(v, ensure_ascii=False)}" for k, v in result.vars.items())
+    print(f"rewound run {result.run_id} to {result.node} (outputs kept: {kept}{changed}); follow it with "
+          f"`iterloop events {result.run_id} --follow`")
+
+
+def print_forked(result: RunForked, *, as_json: bool) -> None:
+    """`iterloop fork`: the new run's id and where it starts."""
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    kept = ", ".join(result.outputs) or "(none)"
+    changed = "".join(f"; {k}={json.dumps(v, ensure_ascii=False)}" for k, v in result.vars.items())
+    print(f"forked run {result.forked_from} at {result.node} into run {result.run_id} (outputs: {kept}{changed}); "
+          f"follow it with `iterloop events {result.run_id} --follow`")
+
+
+def print_report(text: str, output: Path | None, *, document: dict[str, Any] | None = None) -> None:
+    """`iterloop report`: the Markdown on stdout, or in ``output`` (`wrote FILE` on stderr); with
+    ``document`` (`--json`), that document on stdout instead of the Markdown."""
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
+        print(f"wrote {output}", file=sys.stderr)
+    if document is not None:
+        print_json(document)
+    elif output is None:
+        sys.stdout.write(text)
 
 
 # -- gates ---------------------------------------------------------------------------------------
@@ -272,12 +333,14 @@ def print_waiting(term: Terminal, run_id: str, view: RunView) -> None:
 
 
 def final_line(run_id: str, status: str, view: RunView, events: list[Event]) -> str:
-    from runtime.report import format_cost, format_duration, run_duration_seconds
+    from runtime.report import format_duration, incomplete_cost_note, run_duration_seconds, usage_cost_text
 
     duration = run_duration_seconds(events)
     took = f" in {format_duration(duration)}" if duration is not None else ""
     usage = view.usage
-    spend = f" · {usage.total_tokens:,} tokens · {format_cost(usage.cost_usd)}"
+    spend = f" · {usage.total_tokens:,} tokens · {usage_cost_text(usage)}"
+    if usage.unpriced_calls:
+        spend += f" ({incomplete_cost_note(usage)})"
     if usage.provider == "scripted":
         spend += " (scripted model)"
     if status == "finished":

@@ -120,7 +120,8 @@ def validate(files: list[Path], settings: LanguageSettings, *, as_json: bool) ->
     errors = sum(len(r.result.errors) for r in reports if r.result)
     warnings = sum(len(r.result.warnings) for r in reports if r.result)
     if as_json:
-        doc = {"files": [r.to_json() for r in reports], "errors": errors, "warnings": warnings}
+        doc = {"files": [r.to_json() for r in reports], "errors": errors, "warnings": warnings,
+               "exit_code": validation_exit_code(reports)}
         print(json.dumps(doc, indent=2, ensure_ascii=False))
         for r in reports:
             if r.io_error:
@@ -165,31 +166,56 @@ def _node_summary(result: CheckResult) -> str:
 # -- a clean workflow for a command that uses it -------------------------------------------------
 
 
-def checked_workflow(path: Path, settings: LanguageSettings) -> Workflow | None:
+def checked_workflow(path: Path, settings: LanguageSettings, *, as_json: bool = False) -> Workflow | None:
     """Compile one file for a command that needs a clean workflow (diagram, compile, run).
 
     Those commands write their product on stdout, so diagnostics go to stderr. Warnings are shown
     and the workflow is returned; with errors, a summary line follows them and the result is None
-    (the command exits 1). An unreadable file is a `UsageError` (exit 2).
+    (the command exits 1), and with ``as_json`` the command's one JSON document on stdout says so
+    (`problems_document`). An unreadable file is a `UsageError` (exit 2).
     """
-    try:
-        result = check_file(path, options=settings.compile_options())
-    except OSError as exc:
-        raise UsageError(describe_os_error(path, exc)) from None
+    result = checked_file(path, settings)
     paint = Painter(settings.use_color(sys.stderr))
     print_diagnostics(result, sys.stderr, paint)
     if not result.ok or result.workflow is None:
         print(summary_line(len(result.errors), len(result.warnings), 1), file=sys.stderr)
+        if as_json:
+            print_json_document(problems_document(path, result))
         return None
     return result.workflow
 
 
-def compile_ir(path: Path, settings: LanguageSettings) -> int:
-    """`iterloop compile`: the compiled IR as JSON on stdout (what a run executes)."""
-    wf = checked_workflow(path, settings)
+def checked_file(path: Path, settings: LanguageSettings) -> CheckResult:
+    """The check result of one file; an unreadable file is a `UsageError` (exit 2)."""
+    try:
+        return check_file(path, options=settings.compile_options())
+    except OSError as exc:
+        raise UsageError(describe_os_error(path, exc)) from None
+
+
+def problems_document(path: Path, result: CheckResult) -> dict[str, object]:
+    """The `--json` document of a command stopped by a file with errors (exit 1)."""
+    return {"file": str(path), "ok": False, "error": f"{path}: {summary_line(len(result.errors), len(result.warnings), 1)}",
+            "diagnostics": [d.model_dump() for d in result.diagnostics], "exit_code": EXIT_PROBLEMS}
+
+
+def print_json_document(doc: Mapping[str, object]) -> None:
+    """A command's one `--json` document on stdout."""
+    print(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+
+
+def compile_ir(path: Path, settings: LanguageSettings, *, as_json: bool = False) -> int:
+    """`iterloop compile`: the compiled IR as JSON on stdout (what a run executes); with
+    ``as_json``, inside a document that also has the diagnostics and the exit code."""
+    wf = checked_workflow(path, settings, as_json=as_json)
     if wf is None:
         return EXIT_PROBLEMS
-    print(wf.to_json())
+    if as_json:
+        warnings = checked_file(path, settings).diagnostics
+        print_json_document({"file": str(path), "ok": True, "workflow": json.loads(wf.to_json()),
+                             "diagnostics": [d.model_dump() for d in warnings], "exit_code": EXIT_OK})
+    else:
+        print(wf.to_json())
     return EXIT_OK
 
 
@@ -197,23 +223,27 @@ def compile_ir(path: Path, settings: LanguageSettings) -> int:
 
 
 def diagram(path: Path, settings: LanguageSettings, *, view: str, detailed: bool, full: bool,
-            output: Path | None) -> int:
-    """`iterloop diagram`: the workflow as a Mermaid flowchart, on stdout or in ``output``."""
+            output: Path | None, as_json: bool = False) -> int:
+    """`iterloop diagram`: the workflow as a Mermaid flowchart, on stdout or in ``output``
+    (``as_json``: in one JSON document, `{"mermaid": …, "exit_code": 0}`)."""
     from dsl import mermaid  # lazy: only this command needs it
 
     chosen = diagram_view(view, detailed=detailed, full=full, known=mermaid.VIEWS)
-    wf = checked_workflow(path, settings)
+    wf = checked_workflow(path, settings, as_json=as_json)
     if wf is None:
         return EXIT_PROBLEMS
     text = mermaid.to_mermaid(wf, view=chosen).rstrip("\n") + "\n"
-    if output is None:
+    if output is not None:
+        try:
+            write_atomically(output, text)
+        except OSError as exc:
+            raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
+        print(f"wrote {output}", file=sys.stderr)
+    if as_json:
+        print_json_document({"file": str(path), "workflow": wf.name, "view": chosen, "mermaid": text,
+                             "output": str(output) if output is not None else None, "exit_code": EXIT_OK})
+    elif output is None:
         sys.stdout.write(text)
-        return EXIT_OK
-    try:
-        write_atomically(output, text)
-    except OSError as exc:
-        raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
-    print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -239,6 +269,15 @@ class FmtOutcome:
     would_change: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     io_errors: list[str] = field(default_factory=list)
+    #: `fmt --json`: one entry per file (`file`, `status`, and `error` or `diagnostics` when it failed).
+    files: list[dict[str, object]] = field(default_factory=list)
+    as_json: bool = False
+
+    def note(self, path: Path, status: str, text: str, **more: object) -> None:
+        """Record what happened to ``path``; say it on stdout unless the output is JSON."""
+        self.files.append({"file": str(path), "status": status, **more})
+        if text and not self.as_json:
+            print(text)
 
     def exit_code(self) -> int:
         if self.io_errors:
@@ -246,15 +285,20 @@ class FmtOutcome:
         return EXIT_PROBLEMS if self.failed or self.would_change else EXIT_OK
 
 
-def fmt(files: list[Path], settings: LanguageSettings, *, check: bool) -> int:
-    """`iterloop fmt`: rewrite files in the canonical layout (only files that change)."""
+def fmt(files: list[Path], settings: LanguageSettings, *, check: bool, as_json: bool = False) -> int:
+    """`iterloop fmt`: rewrite files in the canonical layout (only files that change); with
+    ``as_json``, one document listing each file's status (unchanged, reformatted, would_reformat,
+    not_formatted, unreadable) and the exit code."""
     from dsl.unparse import format_source  # lazy: only this command needs it
 
     paint = Painter(settings.use_color(sys.stdout))
-    outcome = FmtOutcome()
+    outcome = FmtOutcome(as_json=as_json)
     for path in files:
         format_one(path, format_source, check=check, outcome=outcome, paint=paint)
-    if check and outcome.would_change:
+    if as_json:
+        print_json_document({"files": outcome.files, "check": check, "would_change": outcome.would_change,
+                             "exit_code": outcome.exit_code()})
+    elif check and outcome.would_change:
         print(f"{plural(len(outcome.would_change), 'file')} would be reformatted")
     return outcome.exit_code()
 
@@ -268,6 +312,7 @@ def format_one(
     except OSError as exc:
         outcome.io_errors.append(str(path))
         print(f"iterloop: {describe_os_error(path, exc)}", file=sys.stderr)
+        outcome.note(path, "unreadable", "", error=describe_os_error(path, exc))
         return
     source, problem = decode_source(data)
     if source is None:
@@ -280,18 +325,20 @@ def format_one(
         report_unformattable(path, parse_errors(source, str(path)), str(exc), outcome, paint, source)
         return
     if formatted == source:
+        outcome.note(path, "unchanged", "")
         return
     if check:
         outcome.would_change.append(str(path))
-        print(f"would reformat {path}")
+        outcome.note(path, "would_reformat", f"would reformat {path}")
         return
     try:
         write_atomically(path, formatted)
     except OSError as exc:
         outcome.io_errors.append(str(path))
         print(f"iterloop: cannot write '{path}': {exc.strerror or exc}", file=sys.stderr)
+        outcome.note(path, "unreadable", "", error=f"cannot write '{path}': {exc.strerror or exc}")
         return
-    print(f"reformatted {path}")
+    outcome.note(path, "reformatted", f"reformatted {path}")
 
 
 def parse_errors(source: str, file: str) -> list[Diagnostic]:
@@ -305,10 +352,12 @@ def report_unformattable(
     """A file that does not parse is left untouched; say why, with the parse errors if known."""
     outcome.failed.append(str(path))
     lines = source_lines(source) if source else None
-    for diag in diags:
-        print(render_diagnostic(diag, lines, paint))
+    if not outcome.as_json:
+        for diag in diags:
+            print(render_diagnostic(diag, lines, paint))
     detail = f": {reason}" if reason and not diags else ""
-    print(f"{path}: not formatted, the file has parse errors{detail}")
+    outcome.note(path, "not_formatted", f"{path}: not formatted, the file has parse errors{detail}",
+                 error=f"the file has parse errors{detail}", diagnostics=[d.model_dump() for d in diags])
 
 
 def write_atomically(path: Path, text: str) -> None:

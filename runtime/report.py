@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from workflows.contract.messages import Usage
 from workflows.contract.state import Event, RunView
 
 #: Statuses after which nothing more happens to a run.
@@ -42,6 +43,32 @@ def kind_label(kind: str) -> str:
 def format_cost(usd: float) -> str:
     """`$0.0123`: four decimals below a dollar (model calls are cheap), two above."""
     return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+
+
+#: What a cost of calls to a model with no known price says (they count 0 USD).
+UNPRICED = "unpriced"
+
+
+def cost_text(usd: float, unpriced_calls: int = 0) -> str:
+    """A cost, marked when some of its calls are unpriced: `unpriced` when all of them are (nothing
+    was priced), `$0.0123 + unpriced` when the figure is a lower bound."""
+    if not unpriced_calls:
+        return format_cost(usd)
+    return UNPRICED if not usd else f"{format_cost(usd)} + {UNPRICED}"
+
+
+def usage_cost_text(usage: Usage) -> str:
+    """`cost_text` of a `Usage`."""
+    return cost_text(usage.cost_usd, usage.unpriced_calls)
+
+
+def incomplete_cost_note(usage: Usage) -> str:
+    """Why the cost is incomplete (empty when it is not): how many calls had no price, and the fix."""
+    n = usage.unpriced_calls
+    if not n:
+        return ""
+    return (f"incomplete: {n} model call{'s' if n != 1 else ''} unpriced (no price known for the model; "
+            "add it to ITERLOOP_PRICES_FILE)")
 
 
 def format_duration(seconds: float) -> str:
@@ -89,6 +116,11 @@ def describe_event(event: Event) -> str:
         return f"run started (workflow {d.get('workflow', '?')}, entry {d.get('entry', '?')})"
     if kind == "run_continued":
         return f"run continued as new (execution {d.get('execution', '?')}) at {d.get('next_node', '?')}"
+    if kind in ("run_rewound", "run_forked"):
+        what = ("rewound to " if kind == "run_rewound" else f"forked from run {d.get('from_run', '?')} at ")
+        changed = d.get("vars") or {}
+        return (f"run {what}{event.node or '?'}" + (f" by {d['by']}" if d.get("by") else "")
+                + (f" (vars changed: {', '.join(changed)})" if changed else ""))
     if kind == "continue_as_new":
         return f"continuing as new (history length {d.get('history_length', '?')})"
     if kind == "node_started":
@@ -145,7 +177,8 @@ def describe_event(event: Event) -> str:
         what = {"tool_calls": "asks for " + ", ".join(calls), "invalid": "answer does not match the schema",
                 "final": "answered"}.get(str(d.get("status")), str(d.get("status", "")))
         cached = f", {d['cached_tokens']:,} cached" if d.get("cached_tokens") else ""
-        cost = f", {format_cost(d['cost_usd'])}" if d.get("cost_usd") else ""
+        cost = f", {cost_text(d.get('cost_usd') or 0.0, 1 if d.get('unpriced') else 0)}" if d.get("cost_usd") or d.get(
+            "unpriced") else ""
         return (f"llm turn {d.get('turn', '?')}: {what} ({int(d.get('input_tokens') or 0):,} in{cached}, "
                 f"{int(d.get('output_tokens') or 0):,} out{cost})")
     if kind == "llm_repair_requested":
@@ -226,8 +259,11 @@ def _table(headers: list[str], rows: Iterable[Iterable[Any]], align: str = "") -
     return out
 
 
-def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_url: str = "") -> str:
-    """The run as Markdown: summary, timeline, artifacts, answers, failures, tokens and cost per node."""
+def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_url: str = "",
+                  summary: list[str] | None = None) -> str:
+    """The run as Markdown: summary, the preset's summary block (``summary``, rendered lines), each
+    node's final output, timeline, artifacts, answers, failures, tokens and cost per node."""
+    block = summary
     duration = run_duration_seconds(events)
     usage = view.usage
     title = f"# Run report: {view.workflow}" + (f" (`{run_id}`)" if run_id else "")
@@ -245,7 +281,8 @@ def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_ur
         ("Tokens", f"{usage.total_tokens:,} ({usage.input_tokens:,} in, {usage.output_tokens:,} out"
                    + (f", {usage.cached_tokens:,} of the input from the prompt cache" if usage.cached_tokens else "")
                    + (f", {usage.reasoning_tokens:,} of the output reasoning" if usage.reasoning_tokens else "") + ")"),
-        ("Cost", format_cost(usage.cost_usd)
+        ("Cost", usage_cost_text(usage)
+         + (f" ({incomplete_cost_note(usage)})" if usage.unpriced_calls else "")
          + (f" (prompt caching saved {format_cost(usage.cache_savings_usd)})" if usage.cache_savings_usd else "")),
         ("Model calls", model_calls(view)),
     ]
@@ -260,6 +297,9 @@ def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_ur
     if ui_url:
         summary.append(("Temporal Web UI", ui_url))
     lines += ["## Summary", "", *_table(["Item", "Value"], summary), ""]
+    if block:
+        lines += ["## Result", "", "```text", *block, "```", ""]
+    lines += ["## Outputs", "", *render_outputs(view), ""]
 
     lines += ["## Timeline", ""]
     if events:
@@ -311,10 +351,10 @@ def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_ur
             continue
         u = state.usage
         node_rows.append((name, state.visits, state.status, f"{u.input_tokens:,}", f"{u.cached_tokens:,}",
-                          f"{u.output_tokens:,}", f"{u.total_tokens:,}", format_cost(u.cost_usd), u.model or ""))
+                          f"{u.output_tokens:,}", f"{u.total_tokens:,}", usage_cost_text(u), u.model or ""))
     node_rows.append(("**total**", sum(s.visits for s in view.nodes.values()), "", f"{usage.input_tokens:,}",
                       f"{usage.cached_tokens:,}", f"{usage.output_tokens:,}", f"{usage.total_tokens:,}",
-                      format_cost(usage.cost_usd), ""))
+                      usage_cost_text(usage), ""))
     lines += _table(["Node", "Visits", "Status", "Input tokens", "Cached", "Output tokens", "Tokens", "Cost", "Model"],
                     node_rows, align="lrlrrrrrl")
     lines.append("")
@@ -323,6 +363,53 @@ def render_report(view: RunView, events: list[Event], *, run_id: str = "", ui_ur
     if budget:
         lines += ["## Budget used", "", *_table(["Dimension", "Used"], budget, align="lr"), ""]
     return "\n".join(lines)
+
+
+#: An output value longer than this (or on several lines) is folded in a `<details>` block.
+FOLD_CHARS = 160
+
+
+def render_outputs(view: RunView) -> list[str]:
+    """Each node's final output as Markdown: short values on a line, long ones folded in `<details>`
+    (the runtime's own fields, `_session_id` and the like, left out)."""
+    order = [n for n in view.nodes if n in view.outputs] + [n for n in view.outputs if n not in view.nodes]
+    if not order:
+        return ["No node produced an output."]
+    out: list[str] = []
+    for name in order:
+        output = {k: v for k, v in view.outputs[name].items() if not k.startswith("_")}  # `_session_id` …
+        out += [f"### {name}", ""]
+        if not output:
+            out += ["(empty output)", ""]
+            continue
+        for key, value in output.items():
+            out += _output_field(key, value)
+        out.append("")
+    return out[:-1]
+
+
+def _output_field(key: str, value: Any) -> list[str]:
+    """One field of an output: `- **key**: value`, or a folded block for long text and structures."""
+    if isinstance(value, str):
+        text = value
+        if len(text) <= FOLD_CHARS and "\n" not in text:
+            return [f"- **{key}**: {text}" if text else f"- **{key}**: (empty)"]
+        body = text.strip()
+    else:
+        compact = json.dumps(value, ensure_ascii=False, default=str)
+        if len(compact) <= FOLD_CHARS:
+            return [f"- **{key}**: `{compact}`"]
+        body = "```json\n" + json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n```"
+    return [f"- <details><summary><b>{key}</b> ({_size(value)})</summary>", "", *("  " + line if line else ""
+            for line in body.splitlines()), "", "  </details>"]
+
+
+def _size(value: Any) -> str:
+    if isinstance(value, str):
+        return f"{len(value):,} characters"
+    if isinstance(value, (list, dict)):
+        return f"{len(value):,} item{'s' if len(value) != 1 else ''}"
+    return type(value).__name__
 
 
 def _artifact_publishers(events: list[Event]) -> dict[str, tuple[str, str]]:

@@ -41,6 +41,8 @@ class NodeDetail(_Result):
     cost_usd: float
     model: str
     error: str
+    #: Calls of a model with no known price (0 USD each): the node's cost is incomplete.
+    unpriced_calls: int = 0
 
 
 class GateDetail(_Result):
@@ -99,8 +101,28 @@ class RunDetail(_Result):
     outputs: dict[str, dict[str, Any]]
     artifacts: dict[str, dict[str, Any]]
     vars: dict[str, Any]
+    rewind_points: list[str] = Field(default_factory=list, description=(
+        "The nodes `rewind --to` and `fork --at` can name (each node's latest visit on the main walk), in order."))
     executions: int
     ui_url: str
+    #: False when a model had no price (``usage.unpriced_calls``): ``usage.cost_usd`` is a lower bound.
+    cost_complete: bool = True
+    #: The preset's `summary:` lines rendered against the run (`--config`; empty without one).
+    summary: list[str] = Field(default_factory=list)
+
+
+class RunReport(_Result):
+    """`iterloop report` (`--json`): the Markdown report and what it is made of."""
+
+    run_id: str
+    workflow: str
+    status: str
+    reason: str
+    markdown: str
+    summary: list[str] = Field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    usage: Usage
+    cost_complete: bool = True
 
 
 # -- many runs -------------------------------------------------------------------------------------
@@ -184,6 +206,31 @@ class CancelRequested(_Result):
     cancel_requested: bool
     ended: bool = Field(description="True once the run has ended (within a few seconds when a worker is up).")
     execution_status: str
+
+
+class RunRewound(_Result):
+    """A run rewound to a node: the same run id goes on from there in a new execution."""
+
+    run_id: str
+    node: str = Field(description="Where the run resumes: the node runs again, and every node after it.")
+    replaced_execution: str = Field(description="The Temporal run id of the execution the rewind ended.")
+    execution: str = Field(description="The Temporal run id of the execution that goes on.")
+    outputs: list[str] = Field(description="The nodes whose outputs (recorded before the node) the run keeps.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="The vars the rewind changed.")
+    ui_url: str
+
+
+class RunForked(_Result):
+    """A new run started from another run's state before a node."""
+
+    run_id: str
+    forked_from: str
+    node: str = Field(description="Where the new run starts.")
+    workflow: str
+    outputs: list[str] = Field(description="The nodes whose outputs (recorded before the node) the new run starts with.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="The vars the fork changed.")
+    status: RunStatus = "running"
+    ui_url: str
 
 
 # -- starting runs ---------------------------------------------------------------------------------

@@ -21,14 +21,21 @@ talks to the server and the workers it is configured for, and says when no worke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import Workflow
-from runtime.background_workers import WorkerCheck, ensure_worker, ensure_worker_for_run, started_worker_notice
-from runtime.command_errors import AnswerRejected, NodeNotParked, NothingToRetry, RunEnded
+from runtime.background_workers import (
+    WorkerCheck,
+    WorkerNeed,
+    ensure_worker,
+    ensure_worker_for_run,
+    started_worker_notice,
+)
+from runtime.command_errors import AnswerRejected, NodeNotParked, NoRewindPoint, NothingToRetry, RunEnded
 from runtime.console import gate_answer_command, gate_fields
 from runtime.notify_options import run_notify_options
 from runtime.run_models import (
@@ -44,7 +51,10 @@ from runtime.run_models import (
     RetryRequested,
     RunDetail,
     RunEnd,
+    RunForked,
     RunList,
+    RunReport,
+    RunRewound,
     RunSummary,
     StartedRun,
     WorkerState,
@@ -69,6 +79,7 @@ from runtime.temporal_runs import (
     temporal_errors,
     update_failure_message,
 )
+from runtime.worker_fingerprint import caller_fingerprint, is_offline_queue, model_variables, run_task_queue
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
@@ -109,10 +120,13 @@ class RunService:
     """Start, answer, retry, cancel, inspect, list, follow and report runs on one Temporal server."""
 
     def __init__(self, settings: Settings, *, manage_local: bool = False,
-                 notice: Callable[[str], None] = _ignore) -> None:
+                 notice: Callable[[str], None] = _ignore, environment: Mapping[str, str] | None = None) -> None:
         self.configured = settings
         self.manage_local = manage_local
         self.notice = notice
+        #: The caller's environment (the CLI's: the process environment over `.env`): what a
+        #: background worker is started with and what its settings are compared with.
+        self.environment = environment
         self._effective: Settings | None = None
         self._client: Client | None = None
         self._lock = asyncio.Lock()
@@ -148,17 +162,32 @@ class RunService:
         handle, desc = await describe_run(client, self.settings, run_id)
         return FoundRun(client, self.settings, handle, desc)
 
-    async def _find_served(self, run_id: str) -> FoundRun:
+    async def _find_served(self, run_id: str, *, acting: bool = False) -> FoundRun:
         """The run, with a worker on its task queue when this service manages local processes
-        (queries, updates and retries need one)."""
+        (queries, updates and retries need one; ``acting``: one that suits the run, see `_served`)."""
         found = await self.find(run_id)
-        await self._served(found)
+        await self._served(found, acting=acting)
         return found
 
-    async def _served(self, found: FoundRun) -> None:
+    async def _served(self, found: FoundRun, *, acting: bool = False) -> None:
+        """Make sure a worker polls the run's task queue. Reading (queries) any worker will do; a
+        command that makes the run go on (``acting``: answer, retry) needs one whose settings suit
+        the run (`runtime.background_workers`: ours are restarted, others refused)."""
         if self.manage_local:
-            check = await ensure_worker_for_run(found.client, found.settings, found.desc)
+            need = await self._need_for_run(found) if acting else None
+            check = await ensure_worker_for_run(found.client, found.settings, found.desc, need)
             self._tell_started(check, found.desc.task_queue or found.settings.task_queue)
+
+    def _worker_need(self, *, offline: bool, workflow: Workflow | None) -> WorkerNeed:
+        """What a worker needs for a run of ``workflow`` from this caller: its kind, the model settings."""
+        env = os.environ if self.environment is None else self.environment
+        names = [] if offline else model_variables(workflow)
+        return WorkerNeed(caller_fingerprint(env, offline=offline, model_vars=names), env, names)
+
+    async def _need_for_run(self, found: FoundRun) -> WorkerNeed:
+        offline = is_offline_queue(found.desc.task_queue or found.settings.task_queue)
+        run_input = None if offline else await read_run_input(found.client, found.handle)
+        return self._worker_need(offline=offline, workflow=run_input.workflow if run_input is not None else None)
 
     def _tell_started(self, check: WorkerCheck, task_queue: str) -> None:
         notice = started_worker_notice(check, task_queue)
@@ -181,17 +210,25 @@ class RunService:
         client = await self.client(new_run=True)
         settings = self.settings
         check: WorkerCheck | None = None
+        offline = prepared.script is not None
         if self.manage_local:
-            check = await ensure_worker(client, settings, settings.task_queue)
+            # Offline (scripted) runs go to their own task queue, so an offline worker never serves a
+            # real run; the API starts every run on the queue it is configured with.
+            settings = replace(settings, task_queue=run_task_queue(settings.task_queue, offline=offline))
+            check = await ensure_worker(client, settings, settings.task_queue,
+                                        need=self._worker_need(offline=offline, workflow=prepared.workflow))
             self._tell_started(check, settings.task_queue)
         notify = run_notify_options(settings, preset=prepared.notify_preset, request=prepared.request.notify,
                                     ui_base_url=web_ui_base(settings))
         run_id = await start_graph_run(client, settings, prepared, notify)
         if check is None:
             check = await ensure_worker(client, settings, settings.task_queue, spawn=False)
+        command = ("iterloop worker" + (f" --offline --task-queue {settings.task_queue}" if is_offline_queue(
+            settings.task_queue) else (f" --task-queue {settings.task_queue}" if settings.task_queue
+                                       != self.configured.task_queue else "")))
         warnings = [] if check.state != "none" else [(
             f"no worker polls task queue '{settings.task_queue}' at {settings.address}; the run waits until one "
-            "does (start one with `iterloop worker`)")]
+            f"does (start one with `{command}`)")]
         record = check.record
         return StartedRun(run_id=run_id, workflow=prepared.workflow.name, source=prepared.request.compiled.source,
                           task_queue=settings.task_queue, address=settings.address, namespace=settings.namespace,
@@ -224,21 +261,34 @@ class RunService:
         events = await query_events(found.handle, found.settings, after_seq)
         return EventList(run_id=run_id, events=events, last_seq=max([after_seq, *(e.seq for e in events)]))
 
-    async def follow(self, run_id: str, after_seq: int = 0) -> AsyncIterator[EventBatch]:
-        """The run's events as they happen, until it ends (`watch_events`, looking every half second)."""
+    async def follow(self, run_id: str, after_seq: int = 0, *,
+                     until: tuple[str, ...] = TERMINAL_STATUSES) -> AsyncIterator[EventBatch]:
+        """The run's events as they happen, until it reaches one of ``until`` (by default: it ends;
+        `SETTLED_STATUSES` also stops at a park or an open gate), looking every half second."""
         found = await self._find_served(run_id)
         async for batch in watch_events(found, after_seq, poll_seconds=POLL_INTERVAL_SECONDS,
-                                        status_seconds=POLL_INTERVAL_SECONDS):
+                                        status_seconds=POLL_INTERVAL_SECONDS, until=until):
             yield batch
 
     async def report(self, run_id: str) -> str:
         """The Markdown run report (`iterloop report`, `GET /api/runs/{id}/report`)."""
+        return (await self.report_document(run_id)).markdown
+
+    async def report_document(self, run_id: str) -> RunReport:
+        """The run report and its parts (`iterloop report --json`): each node's final output and the
+        preset's summary block, recorded in the run's input, for a run followed live or not."""
         from runtime.report import render_report
 
         found = await self._find_served(run_id)
         view = await current_view(found.handle, found.desc, found.settings)
         events = await query_events(found.handle, found.settings, 0)
-        return render_report(view, events, run_id=run_id, ui_url=web_ui_link(found.settings, run_id))
+        run_input = await read_run_input(found.client, found.handle)
+        summary = summary_lines(view, run_input)
+        markdown = render_report(view, events, run_id=run_id, ui_url=web_ui_link(found.settings, run_id),
+                                 summary=summary)
+        return RunReport(run_id=run_id, workflow=view.workflow, status=view.status, reason=view.reason,
+                         markdown=markdown, summary=summary, outputs=view.outputs, usage=view.usage,
+                         cost_complete=not view.usage.unpriced_calls)
 
     # -- act ---------------------------------------------------------------------------------------
 
@@ -266,12 +316,13 @@ class RunService:
         found = await self.find(run_id)
         if closed(found.desc):
             raise RunEnded(f"run '{run_id}' has ended ({ended_as(found.desc)}); there is no gate to answer")
-        await self._served(found)
+        await self._served(found, acting=True)
         return found, await query_state(found.handle, found.settings)
 
     async def retry(self, run_id: str, node: str | None) -> RetryRequested:
-        """Ask the run to re-run ``node`` (every parked node when None) after the cause was fixed."""
-        found = await self._find_served(run_id)
+        """Ask the run to re-run ``node`` (every parked node when None) after the cause was fixed
+        (by a worker that suits the run: one started before the fix, e.g. an exported key, is restarted)."""
+        found = await self._find_served(run_id, acting=True)
         view = await current_view(found.handle, found.desc, found.settings)
         if closed(found.desc):
             raise RunEnded(f"run '{run_id}' has ended ({view.status}); there is nothing to retry")
@@ -302,6 +353,67 @@ class RunService:
         return CancelRequested(run_id=run_id, cancel_requested=True, ended=closed(desc),
                                execution_status=execution_status(desc))
 
+    # -- rewind and fork (runtime/run_rewind.py) -------------------------------------------------
+
+    async def rewind(self, run_id: str, node: str, *, by: str, var_assignments: list[str] | None = None,
+                     vars: dict[str, Any] | None = None, script: dict[str, Any] | None = None) -> RunRewound:
+        """Resume run ``run_id`` from ``node`` with the outputs recorded before it (its latest main-walk
+        visit): the current execution ends and a new one of the same run id starts there; later gates
+        open again. ``vars``/``script`` change the run's vars and scripted outputs from there on."""
+        from runtime.run_rewind import check_node, read_source, resumed_input, start_resumed, var_overrides
+        from workflows.contract.rewind import RewindError, rewound
+
+        found = await self._find_served(run_id, acting=True)
+        source = await read_source(found.client, found.handle, found.settings, run_id)
+        wf = source.run_input.workflow
+        check_node(wf, node)
+        overrides = var_overrides(wf, var_assignments or [], vars or {})
+        try:
+            carried = rewound(source.state, wf, node, vars=overrides,
+                              events_kept=source.run_input.options.max_events_kept // 4)
+        except RewindError as exc:
+            raise NoRewindPoint(str(exc)) from None
+        old_execution = found.desc.run_id
+        run_input = resumed_input(source, carried, kind="rewind", node=node, from_run=old_execution, by=by,
+                                  overrides=overrides, script=script)
+        details = (f"rewound to {node} by {by}\n\nreplaces execution `{old_execution}`"
+                   + (f"\n\nvars changed: {', '.join(overrides)}" if overrides else ""))
+        pinned = found.client.get_workflow_handle(run_id, run_id=old_execution)
+        execution = await start_resumed(found.client, found.settings, run_input, run_id=run_id,
+                                        task_queue=found.desc.task_queue or found.settings.task_queue,
+                                        replace=pinned, running=not closed(found.desc), details=details)
+        return RunRewound(run_id=run_id, node=node, replaced_execution=old_execution, execution=execution,
+                          outputs=sorted(carried.outputs), vars=overrides, ui_url=web_ui_link(found.settings, run_id))
+
+    async def fork(self, run_id: str, node: str, *, by: str, new_run_id: str | None = None,
+                   var_assignments: list[str] | None = None, vars: dict[str, Any] | None = None,
+                   script: dict[str, Any] | None = None) -> RunForked:
+        """Start a new run of ``run_id``'s workflow at ``node``, seeded with the outputs ``run_id`` had
+        recorded before it (its latest main-walk visit); the source run is left alone."""
+        from runtime.run_rewind import check_node, read_source, resumed_input, start_resumed, var_overrides
+        from runtime.run_start import new_run_id as make_run_id
+        from workflows.contract.rewind import RewindError, forked
+
+        found = await self._find_served(run_id, acting=True)
+        source = await read_source(found.client, found.handle, found.settings, run_id)
+        wf = source.run_input.workflow
+        check_node(wf, node)
+        overrides = var_overrides(wf, var_assignments or [], vars or {})
+        try:
+            carried = forked(source.state, wf, node, vars=overrides)
+        except RewindError as exc:
+            raise NoRewindPoint(str(exc)) from None
+        fork_id = new_run_id or make_run_id(wf)
+        run_input = resumed_input(source, carried, kind="fork", node=node, from_run=run_id, by=by,
+                                  overrides=overrides, script=script)
+        details = (f"forked from run `{run_id}` at {node} by {by}"
+                   + (f"\n\nvars changed: {', '.join(overrides)}" if overrides else ""))
+        await start_resumed(found.client, found.settings, run_input, run_id=fork_id,
+                            task_queue=found.desc.task_queue or found.settings.task_queue,
+                            replace=None, running=False, details=details)
+        return RunForked(run_id=fork_id, forked_from=run_id, node=node, workflow=wf.name,
+                         outputs=sorted(carried.outputs), vars=overrides, ui_url=web_ui_link(found.settings, fork_id))
+
 
 # -- the run's state -----------------------------------------------------------------------------
 
@@ -325,7 +437,7 @@ def run_detail(run_id: str, settings: Settings, desc: WorkflowExecutionDescripti
                               visits=state.visits, status=state.status, attempts=state.attempts,
                               tokens=state.usage.total_tokens, cached_tokens=state.usage.cached_tokens,
                               model_calls=state.usage.calls, cost_usd=round(state.usage.cost_usd, 6),
-                              model=state.usage.model, error=state.error)
+                              model=state.usage.model, error=state.error, unpriced_calls=state.usage.unpriced_calls)
              for name, state in view.nodes.items()}
     return RunDetail(
         run_id=run_id, workflow=view.workflow, source=view.source, status=view.status, reason=view.reason,
@@ -341,7 +453,18 @@ def run_detail(run_id: str, settings: Settings, desc: WorkflowExecutionDescripti
                   for f in view.failures],
         answers=view.answers, usage=view.usage, budget=budget_rows(view, wf, _elapsed(desc)),
         loop_counters=view.loop_counters, outputs=view.outputs, artifacts=view.artifacts, vars=view.vars,
-        executions=view.executions, ui_url=web_ui_link(settings, run_id))
+        executions=view.executions, ui_url=web_ui_link(settings, run_id), rewind_points=view.rewind_points,
+        cost_complete=not view.usage.unpriced_calls, summary=summary_lines(view, run_input))
+
+
+def summary_lines(view: RunView, run_input: RunInput | None) -> list[str]:
+    """The preset's `summary:` lines (kept in the run's options) rendered against the run's state."""
+    lines = run_input.options.summary if run_input is not None else []
+    if not lines:
+        return []
+    from runtime.presets import render_summary
+
+    return render_summary(lines, outputs=view.outputs, vars=view.vars, artifacts=view.artifacts)
 
 
 def budget_rows(view: RunView, wf: Workflow | None, elapsed_seconds: float | None) -> list[BudgetRow]:
@@ -426,10 +549,15 @@ async def list_summaries(client: Client, settings: Settings, query: str, limit: 
 # -- following -----------------------------------------------------------------------------------
 
 
-async def watch_events(found: FoundRun, after_seq: int, *, poll_seconds: float,
-                       status_seconds: float) -> AsyncIterator[EventBatch]:
-    """Look at the run every ``poll_seconds`` until it ends: one `EventBatch` per look (its new
-    events, often none), then a last one with ``end`` set.
+#: The statuses a run cannot leave by itself: it ended, or it waits for a person (an answer, or a
+#: fix and `iterloop retry`). `iterloop events --follow` stops at these.
+SETTLED_STATUSES = (*TERMINAL_STATUSES, "failed_resumable", "waiting_human")
+
+
+async def watch_events(found: FoundRun, after_seq: int, *, poll_seconds: float, status_seconds: float,
+                       until: tuple[str, ...] = TERMINAL_STATUSES) -> AsyncIterator[EventBatch]:
+    """Look at the run every ``poll_seconds`` until it ends (reaches a status of ``until``): one
+    `EventBatch` per look (its new events, often none), then a last one with ``end`` set.
 
     Each look asks only for the events after the last one seen (the `events` query). Whether the
     run has ended (`describe` and the `state` query) it asks at the first look, when a `run_*`
@@ -447,20 +575,20 @@ async def watch_events(found: FoundRun, after_seq: int, *, poll_seconds: float,
         if (checked_at is None or loop.time() - checked_at >= status_seconds
                 or any(e.type.startswith("run_") for e in events)):
             checked_at = loop.time()
-            end = await _ended(found)
+            end = await _ended(found, until)
             if end is not None:
                 yield EventBatch(events=await query_events(found.handle, found.settings, after), end=end)
                 return
         await asyncio.sleep(poll_seconds)
 
 
-async def _ended(found: FoundRun) -> RunEnd | None:
-    """The run's terminal status and reason once it has reached one, else None."""
+async def _ended(found: FoundRun, until: tuple[str, ...] = TERMINAL_STATUSES) -> RunEnd | None:
+    """The run's status and reason once it has reached one of ``until`` (a terminal one), else None."""
     async with temporal_errors(found.settings, found.handle.id):
         desc = await found.handle.describe(rpc_timeout=RPC_TIMEOUT)
     view = await query_state(found.handle, found.settings)
     status = effective_status(view.status, desc)
-    if status not in TERMINAL_STATUSES:
+    if status not in until:
         return None
     return RunEnd(run_id=found.handle.id, status=status, reason=view.reason if view.status == status else "")
 

@@ -74,6 +74,9 @@ class StartRequest(BaseModel):
     script: dict[str, Any] | None = Field(default=None, description="Scripted model outputs, given inline.")
     script_file: Path | None = Field(default=None, description="Scripted model outputs, in a YAML file.")
     notify: NotifySection | None = Field(default=None, description="Where the run reports, over the preset's.")
+    workdir: str | None = Field(default=None, description=(
+        "The directory the run's shell commands run in, on the worker (`RunOptions.shell_cwd`): the CLI's "
+        "current directory or `--workdir`; none: the worker's own directory."))
     #: The environment `${NAME}` in var defaults is read from (the client's, so it is in history).
     env: dict[str, str] = Field(default_factory=dict)
     #: Names ``env`` leaves out on purpose (the API's secrets), so the warning says why.
@@ -89,7 +92,8 @@ class PreparedStart(BaseModel):
     workflow: Workflow
     inputs: dict[str, Any]
     script: dict[str, Any] | None
-    #: More `RunOptions` fields: `stop_after`, `gate_answers` (--stop-after, --skip-gates, --config).
+    #: More `RunOptions` fields: `stop_after`, `gate_answers` (--stop-after, --skip-gates, --config),
+    #: `shell_cwd` (the CLI's directory, --workdir, the API's `workdir`).
     run_options: dict[str, Any] = Field(default_factory=dict)
     #: `${NAME}` references in var defaults that resolved to "" (unset, or withheld).
     warnings: list[str] = Field(default_factory=list)
@@ -127,8 +131,9 @@ def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
         script = request.script
     if script is None and (request.offline or settings.offline):
         script = {}  # offline without a script: the scripted model answers from the output schemas
+    run_options = {**preset.run_options, **({"shell_cwd": request.workdir} if request.workdir else {})}
     return PreparedStart(request=request, workflow=wf, inputs={**env_values, **inputs}, script=script,
-                         run_options=preset.run_options, warnings=warnings, notes=preset.notes,
+                         run_options=run_options, warnings=warnings, notes=preset.notes,
                          summary=preset.summary, notify_preset=preset.notify)
 
 
@@ -154,7 +159,8 @@ async def start_graph_run(client: Client, settings: Settings, prepared: Prepared
     request, wf, script = prepared.request, prepared.workflow, prepared.script
     compiled = request.compiled
     run_id = request.run_id or new_run_id(wf)
-    options = {**prepared.run_options, **({"notify": notify} if notify else {})}
+    options = {**prepared.run_options, **({"notify": notify} if notify else {}),
+               **({"summary": prepared.summary} if prepared.summary else {})}
     run_input = RunInput(workflow=wf, run_inputs=prepared.inputs, source=compiled.source,
                          options=RunOptions(script=script, **options))
     attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),

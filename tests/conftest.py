@@ -64,10 +64,14 @@ def task_queue() -> str:
 
 @pytest_asyncio.fixture
 async def offline_worker(temporal_env: Any, task_queue: str) -> AsyncIterator[None]:
-    """An in-process worker (scripted model, no API key) polling this test's task queue."""
+    """An in-process worker (scripted model, no API key) polling this test's task queue, and the
+    offline task queue `iterloop run --offline` (and `--script`) starts runs on."""
     from runs import running_worker
 
-    async with running_worker(temporal_env.client, task_queue):
+    from runtime.worker_fingerprint import offline_task_queue
+
+    async with running_worker(temporal_env.client, task_queue), \
+            running_worker(temporal_env.client, offline_task_queue(task_queue)):
         yield
 
 

@@ -462,6 +462,23 @@ def test_init_scaffolds_a_project_that_validates(tmp_path: Path) -> None:
     assert "0 errors, 0 warnings" in check.stdout
 
 
+def test_init_scaffold_has_a_human_gate_its_script_and_a_readme_that_runs_it(tmp_path: Path) -> None:
+    proc = run_cli("init", "proj", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 0 and doc["skipped"] == []
+    assert {Path(p).name for p in doc["created"]} == {name for name, _ in scaffold.SCAFFOLD}
+    assert "human publish_gate:" in scaffold.HELLO_ITER and "publish_gate -> done when approved" in scaffold.HELLO_ITER
+    readme = (tmp_path / "proj" / "README.md").read_text(encoding="utf-8")
+    for line in ("iterloop validate hello.iter", "iterloop run hello.iter --offline",
+                 "iterloop answer RUN --gate publish_gate --answer approved=true", "export ANTHROPIC_API_KEY",
+                 "iterloop run hello.iter "):
+        assert line in readme, line
+    assert "export ANTHROPIC_API_KEY=sk-ant-…              # (or put it in .env)" in readme  # the CLI reads ./.env
+    again = json.loads(run_cli("init", "proj", "--json", cwd=tmp_path).stdout)
+    assert again["created"] == [] and len(again["skipped"]) == len(scaffold.SCAFFOLD)
+
+
 def test_init_scaffold_is_already_formatted() -> None:
     unparse = pytest.importorskip("dsl.unparse")
     assert unparse.format_source(scaffold.HELLO_ITER) == scaffold.HELLO_ITER
@@ -486,6 +503,14 @@ def test_version_prints_package_and_python_versions(tmp_path: Path) -> None:
     first = proc.stdout.splitlines()[0]
     assert first.startswith("iterloop ")
     assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in proc.stdout
+
+
+def test_dash_dash_version_and_dash_h(tmp_path: Path) -> None:
+    version = run_cli("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("iterloop ") and version.stdout.count("\n") == 1
+    for args in (["-h"], ["run", "-h"], ["server", "-h"]):
+        short, long = run_cli(*args, cwd=tmp_path), run_cli(*args[:-1], "--help", cwd=tmp_path)
+        assert short.returncode == 0 and short.stdout == long.stdout and "Usage: iterloop" in short.stdout
 
 
 def test_version_json(tmp_path: Path) -> None:
@@ -516,7 +541,7 @@ def test_importing_cli_loads_no_temporal_or_llm_sdk() -> None:
 def test_readme_example_in_init_matches_the_scaffold() -> None:
     """The scaffold's README promises commands that exist: keep them in sync with the app."""
     commands = {c.name or c.callback.__name__ for c in cli.app.registered_commands}
-    for word in ("validate", "diagram", "fmt", "compile"):
+    for word in ("validate", "diagram", "fmt", "compile", "run", "answer", "report"):
         assert word in commands
         assert f"iterloop {word}" in scaffold.README_SNIPPET
 
@@ -525,3 +550,34 @@ def test_server_commands_report_an_unusable_setting_in_one_line(tmp_path: Path) 
     result = run_cli("server", "status", cwd=tmp_path, env={"ITERLOOP_LOG_FORMAT": "xml"})
     assert result.returncode == 2
     assert result.stderr == "iterloop: ITERLOOP_LOG_FORMAT='xml' is not one of text, json\n"
+
+
+# -- --json everywhere: one document on stdout, errors included, with the exit code ------------------
+
+
+def test_language_commands_print_one_json_document_with_the_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "good.iter").write_text(scaffold.HELLO_ITER, encoding="utf-8")  # canonical layout
+    (tmp_path / "bad.iter").write_text("agent a:\n  output: nope\nworkflow w:\n  entry: a\n  a -> done\n",
+                                       encoding="utf-8")
+    drawn = run_cli("diagram", "good.iter", "--json", cwd=tmp_path)
+    assert drawn.returncode == 0
+    doc = json.loads(drawn.stdout)
+    assert doc["exit_code"] == 0 and doc["mermaid"].startswith("flowchart") and doc["view"] == "compact"
+    broken = run_cli("diagram", "bad.iter", "--json", cwd=tmp_path)
+    assert broken.returncode == 1
+    doc = json.loads(broken.stdout)
+    assert doc["exit_code"] == 1 and "C002" in {d["code"] for d in doc["diagnostics"]}
+    compiled = json.loads(run_cli("compile", "good.iter", "--json", cwd=tmp_path).stdout)
+    assert compiled["exit_code"] == 0 and compiled["workflow"]["name"]
+    (tmp_path / "messy.iter").write_text(MESSY, encoding="utf-8")
+    (tmp_path / "tabs.iter").write_text("agent a:\n\tmodel: \"m\"\n", encoding="utf-8")
+    checked = run_cli("fmt", "good.iter", "messy.iter", "tabs.iter", "nowhere.iter", "--check", "--json", cwd=tmp_path)
+    doc = json.loads(checked.stdout)
+    assert checked.returncode == doc["exit_code"] == 2
+    assert {f["file"]: f["status"] for f in doc["files"]} == {
+        "good.iter": "unchanged", "messy.iter": "would_reformat", "tabs.iter": "not_formatted",
+        "nowhere.iter": "unreadable"}
+    assert doc["would_change"] == ["messy.iter"] and (tmp_path / "messy.iter").read_text() == MESSY
+    assert json.loads(run_cli("validate", "good.iter", "--json", cwd=tmp_path).stdout)["exit_code"] == 0
+    unreadable = run_cli("diagram", "nowhere.iter", "--json", cwd=tmp_path)
+    assert unreadable.returncode == 2 and json.loads(unreadable.stdout)["exit_code"] == 2

@@ -220,7 +220,10 @@ async def test_run_detach_starts_a_background_worker_and_the_next_run_reuses_it(
         assert started["worker"]["state"] == "started"
         pid = started["worker"]["pid"]
         [record] = json.loads(state_file.read_text())["workers"]
-        assert record["pid"] == pid and record["task_queue"] == cli.env["ITERLOOP_TASK_QUEUE"] and record["offline"]
+        # offline runs (and runs with a script) have their own task queue, so this worker serves no real run
+        assert record["pid"] == pid and record["task_queue"] == cli.env["ITERLOOP_TASK_QUEUE"] + "-offline"
+        assert record["offline"] and record["fingerprint"] == {"offline": True, "model_keys": [], "settings": {},
+                                                               "model_vars": {}}
         assert Path(record["log_path"]).name == "worker.log"
 
         second = await cli("run", "review.iter", "--script", "script.yaml", "--detach", "--json")
@@ -299,7 +302,8 @@ async def test_inspect_json_shows_nodes_open_gates_budget_and_ui_link(cli: Cli) 
     assert doc["status"] == "waiting_human" and doc["current_nodes"] == ["approval"]
     assert doc["nodes"]["planner"] == {"kind": "agent", "visits": 1, "status": "succeeded", "attempts": 0,
                                        "tokens": doc["nodes"]["planner"]["tokens"], "cached_tokens": 0,
-                                       "model_calls": 1, "cost_usd": 0.0, "model": "scripted", "error": ""}
+                                       "model_calls": 1, "cost_usd": 0.0, "model": "scripted", "error": "",
+                                       "unpriced_calls": 0}
     assert doc["nodes"]["planner"]["tokens"] > 0
     [gate] = doc["open_gates"]
     assert gate["gate"] == "approval" and gate["instructions"] == "Approve planner.text?"
@@ -375,6 +379,77 @@ async def test_report_has_the_summary_and_the_per_node_table(cli: Cli) -> None:
     assert "## Timeline" in text and "## Tokens and cost per node" in text
     assert "| `draft` | writer | 1 |" in text  # the artifact the writer published (versions 0 and 1)
     assert any(line.startswith("| reviewer | 2 | succeeded |") for line in text.splitlines())
+
+
+async def test_report_and_inspect_show_each_nodes_final_output(cli: Cli) -> None:
+    cli.write("review.iter", REVIEW)
+    cli.write("script.yaml", REVIEW_SCRIPT)
+    assert (await cli("run", "review.iter", "--script", "script.yaml", "--run-id", "review-outputs",
+                      "--detach")).code == 0
+    await wait_for_status(cli, "review-outputs", "finished")
+    report = await cli("report", "review-outputs")
+    assert report.code == 0, report.err
+    outputs = report.out.split("## Outputs", 1)[1].split("## Timeline", 1)[0]
+    assert "### writer" in outputs and "- **summary**: v2" in outputs
+    assert "### reviewer" in outputs and "- **summary**: good" in outputs
+    doc = (await cli("report", "review-outputs", "--json")).json()
+    assert doc["exit_code"] == 0 and doc["status"] == "finished" and doc["cost_complete"] is True
+    assert doc["outputs"]["reviewer"] == {**doc["outputs"]["reviewer"], "approved": True, "summary": "good"}
+    assert "_session_id" not in outputs  # the runtime's own field (the timeline's event lines keep it)
+    assert doc["markdown"] == report.out and doc["summary"] == []
+    text = await cli("inspect", "review-outputs")
+    assert text.code == 0, text.err
+    section = text.out.split("\noutputs\n", 1)[1]
+    assert "  writer\n    approved: true\n    summary: v2" in section
+
+
+async def test_run_json_reports_compile_and_var_errors_as_one_document(cli: Cli) -> None:
+    cli.write("bad.iter", "agent a:\n  output: nope\nworkflow w:\n  entry: a\n  a -> done\n")
+    bad = await cli("run", "bad.iter", "--json")
+    assert bad.code == 1
+    doc = bad.json()
+    assert doc["exit_code"] == 1 and doc["ok"] is False and "C002" in {d["code"] for d in doc["diagnostics"]}
+    assert "[C002]" in bad.err  # the diagnostics are on stderr as well
+    cli.write("review.iter", REVIEW)
+    wrong = await cli("run", "review.iter", "--json", "--var", "nope=1")
+    assert wrong.code == 2
+    assert wrong.json() == {"error": wrong.json()["error"], "exit_code": 2} and "nope" in wrong.json()["error"]
+    missing = await cli("run", "nowhere.iter", "--json")
+    assert missing.code == 2 and missing.json()["exit_code"] == 2
+
+
+async def test_events_follow_ends_with_the_runs_exit_code_when_it_parks_or_waits(cli: Cli) -> None:
+    cli.write("guarded.iter", SHELL)
+    parked = await cli("run", "guarded.iter", "--var", f"marker={cli.cwd / 'absent'}", "--run-id", "guarded-follow")
+    assert parked.code == 4, parked.out + parked.err
+    followed = await cli("events", "guarded-follow", "--follow", timeout=30)
+    assert followed.code == 4, followed.out + followed.err
+    assert "failed" in followed.out and "run guarded-follow is failed_resumable" in followed.err
+    await gated_run(cli, "gate-follow")
+    waiting = await cli("events", "gate-follow", "--follow", "--json", timeout=30)
+    assert waiting.code == 3, waiting.err
+    assert json.loads(waiting.out.splitlines()[-1])["type"] == "human_input_requested"
+    assert (await cli("answer", "gate-follow", "--gate", "approval", "--answer", "approved=true",
+                      "--answer", "level=low")).code == 0
+    await wait_for_status(cli, "gate-follow", "finished")
+    assert (await cli("events", "gate-follow", "--follow", timeout=30)).code == 0
+
+
+async def test_the_init_scaffold_runs_offline_stops_at_its_gate_and_finishes_once_answered(cli: Cli) -> None:
+    assert (await cli("init", "proj")).code == 0
+    project = cli.cwd / "proj"
+    readme = (project / "README.md").read_text()
+    for command in ("iterloop validate hello.iter", "iterloop run hello.iter --offline",
+                    "iterloop answer RUN --gate publish_gate", "export ANTHROPIC_API_KEY", "iterloop run hello.iter "):
+        assert command in readme, command
+    result = await cli("run", "proj/hello.iter", "--offline", "--run-id", "hello-offline")
+    assert result.code == 3, result.out + result.err
+    assert "iterloop answer hello-offline --gate publish_gate" in result.out
+    answered = await cli("answer", "hello-offline", "--gate", "publish_gate", "--answer", "approved=true",
+                         "--answer", "comment=ship it")
+    assert answered.code == 0, answered.err
+    doc = await wait_for_status(cli, "hello-offline", "finished")
+    assert doc["nodes"]["reviewer"]["visits"] == 2 and doc["artifacts"]["paragraph"]["approved"] is True
 
 
 # -- recovery ------------------------------------------------------------------------------------
@@ -552,6 +627,65 @@ def test_an_llm_turn_line_formats_its_cost_like_every_other_cost() -> None:
     turn = {"turn": 1, "status": "final", "input_tokens": 1200, "output_tokens": 300}
     assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=1.5)).endswith("300 out, $1.50)")
     assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=0.0123)).endswith("300 out, $0.0123)")
+    assert describe_event(_event(1, "llm_step_finished", "a", **turn, cost_usd=0.0, unpriced=True)).endswith(
+        "300 out, unpriced)")
+
+
+def test_report_shows_the_summary_block_and_each_output_long_values_folded() -> None:
+    long = "word " * 100
+    view = _view(outputs={"writer": {"summary": "v2", "body": long.strip(), "tags": ["a", "b"],
+                                     "table": {str(i): i for i in range(40)}}})
+    text = render_report(view, EVENTS, run_id="r", summary=["Verdict   SHIP_WINNER", "Why       it won"])
+    result = text.split("## Result", 1)[1].split("## Outputs", 1)[0]
+    assert "```text\nVerdict   SHIP_WINNER\nWhy       it won\n```" in result
+    outputs = text.split("## Outputs", 1)[1].split("## Timeline", 1)[0]
+    assert "### writer" in outputs and "- **summary**: v2" in outputs and '- **tags**: `["a", "b"]`' in outputs
+    assert "- <details><summary><b>body</b> (499 characters)</summary>" in outputs
+    assert "- <details><summary><b>table</b> (40 items)</summary>" in outputs and "```json" in outputs
+    assert "## Result" not in render_report(_view(), EVENTS)  # no preset summary: no block
+    assert "No node produced an output." in render_report(_view(), EVENTS)
+
+
+def test_unpriced_model_calls_are_marked_and_the_cost_flagged_incomplete() -> None:
+    from runtime.console import final_line
+    from runtime.report import cost_text
+
+    assert cost_text(0.0, 2) == "unpriced" and cost_text(0.5, 1) == "$0.5000 + unpriced"
+    assert cost_text(0.5) == "$0.5000"
+    nodes = {"writer": NodeState(status="succeeded", visits=1, usage=Usage(
+                 model="house-model", input_tokens=100, output_tokens=10, calls=1, unpriced_calls=1)),
+             "reviewer": NodeState(status="succeeded", visits=1, usage=Usage(
+                 model="claude-x", input_tokens=100, output_tokens=10, cost_usd=0.004, calls=1))}
+    usage = Usage(model="claude-x", input_tokens=200, output_tokens=20, cost_usd=0.004, calls=2, unpriced_calls=1)
+    view = _view(nodes=nodes, usage=usage)
+    text = render_report(view, EVENTS, run_id="r")
+    assert "| Cost | $0.0040 + unpriced (incomplete: 1 model call unpriced" in text
+    assert "| writer | 1 | succeeded | 100 | 0 | 10 | 110 | unpriced | house-model |" in text
+    assert "| **total** | 2 |  | 200 | 0 | 20 | 220 | $0.0040 + unpriced |  |" in text
+    line = final_line("r", "finished", view, EVENTS)
+    assert "$0.0040 + unpriced (incomplete: 1 model call unpriced" in line
+
+
+def test_inspect_text_marks_unpriced_costs_and_shows_outputs_and_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime.console import print_inspection
+    from runtime.run_models import BudgetRow, NodeDetail, RunDetail
+
+    detail = RunDetail(
+        run_id="r", workflow="w", source="w.iter", status="finished", reason="", execution_status="completed",
+        task_queue="q", started_at=None, closed_at=None, current_nodes=[],
+        nodes={"a": NodeDetail(kind="agent", visits=1, status="succeeded", attempts=1, tokens=10, cost_usd=0.0,
+                               model="house-model", error="", unpriced_calls=1)},
+        open_gates=[], failures=[], answers=[], usage=Usage(input_tokens=5, output_tokens=5, calls=1, unpriced_calls=1),
+        budget=[BudgetRow(dimension="cost_usd", used=0.0, limit=1.0)], loop_counters={},
+        outputs={"a": {"text": "hello"}}, artifacts={}, vars={}, executions=1, ui_url="http://ui",
+        cost_complete=False, summary=["Verdict   ship"])
+    print_inspection(detail)
+    out = capsys.readouterr().out
+    assert "unpriced" in out.split("\n\n")[1]  # the node table
+    assert "cost       incomplete: 1 model call unpriced" in out
+    assert "  cost_usd           unpriced of $1.00" in out
+    assert "\nsummary\n  Verdict   ship\n" in out
+    assert out.endswith("\noutputs\n  a\n    text: hello\n")
 
 
 # -- settings the commands cannot use ---------------------------------------------------------------

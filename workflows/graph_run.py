@@ -7,6 +7,8 @@ lives in `workflows.nodes`, behind one interface this class implements (`nodes.b
 graph semantics live in pure modules (`edges`, `inputs`, `convergence`, `budget`, the contract's
 rules). The run's state is one object, `RunState`, that continue-as-new carries whole; what belongs
 to one execution only (open gates, parked failures, running nodes, the end) stays on this class.
+Each node the main walk enters gets a checkpoint in the state, from which `rewind` and `fork` (run
+by clients, `runtime/run_rewind.py`) start a new execution at that node (`RunInput.resume`).
 
 Failures do not kill the run: a node whose activity fails after its retries *parks* — the run's
 status becomes `failed_resumable` and the branch waits for a `retry` signal (or cancellation),
@@ -31,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.budget import BudgetCheck, budget_exceeded, new_budget_warnings, used_so_far
     from workflows.contract import messages as M
     from workflows.contract import vocabulary
-    from workflows.contract.activities import NOTIFY, ActivitySpec, Req, Res
+    from workflows.contract.activities import ActivitySpec, Req, Res
+    from workflows.contract.rewind import record_checkpoint, rewind_points
     from workflows.contract.state import (
         SA_COST,
         SA_OPEN_GATES,
@@ -55,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.convergence import is_mutating
     from workflows.edges import inner_loops, select_edge
     from workflows.inputs import DataContext, build_input, initial_vars, missing_required_vars
+    from workflows.notifications import Notifications
     # The node kinds are workflow code too, but stateless (functions and constant tables): passed
     # through, they are imported once per worker instead of once per run's sandbox.
     from workflows.nodes import human, visit_for
@@ -96,7 +100,7 @@ class GraphRun:
         self.last_node = ""
         self.reason = ""
         self.workspace_lock = asyncio.Lock()
-        self.deliveries: list[asyncio.Task[None]] = []
+        self.notifications = Notifications(inp.options.notify, self.emit)
         self._last_status = ""
         self._inner_loops: dict[str, list[str]] | None = None  # computed when a loop edge is first taken
 
@@ -129,6 +133,12 @@ class GraphRun:
                     type=M.ERR_BAD_REQUEST, non_retryable=True)
             self.emit("run_started", data={"workflow": self.wf.name, "entry": start})
             metrics.run_started(self.wf.name)
+        elif inp.resume is not None:  # a rewind (same run, new execution) or a fork (a new run)
+            resume = inp.resume
+            self.emit("run_rewound" if resume.kind == "rewind" else "run_forked", start,
+                      data={"from_run": resume.from_run, "by": resume.by, **({"vars": resume.vars} if resume.vars else {})})
+            if resume.kind == "fork":
+                metrics.run_started(self.wf.name)
         else:
             self.emit("run_continued", data={"next_node": start, "execution": self.state.executions})
         workflow.upsert_search_attributes([_KEY_WORKFLOW.value_set(self.wf.name)])
@@ -150,7 +160,7 @@ class GraphRun:
         metrics.run_ended(self.wf.name, self.final_status)
         self.notify("run_finished" if self.final_status == "finished" else "run_failed",
                     status=self.final_status, reason=self.reason)
-        await self.notifications_delivered()
+        await self.notifications.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RunResult(status=self.final_status, reason=self.reason, outputs=self.state.outputs,
                          usage=self.state.total_usage(), last_node=self.last_node)
@@ -172,6 +182,8 @@ class GraphRun:
             if node is None:
                 raise StopRun("failed", f"node '{node_id}' does not exist in workflow '{self.wf.name}'", node_id)
             self.enter(node_id, branch)
+            if not branch:
+                record_checkpoint(self.state, node_id)
             try:
                 if node.kind == "done":
                     self.finish_node(node_id, branch, {})
@@ -309,8 +321,13 @@ class GraphRun:
             nodes=s.nodes, outputs=s.outputs, artifacts=s.artifacts, vars=s.vars, loop_counters=s.loop_counters,
             budget_used=s.budget_used, usage=self.state.total_usage(), open_gates=list(self.open_gates.values()),
             failures=list(self.failures.values()), answers=s.answers, last_seq=s.seq, reason=self.reason,
-            executions=s.executions,
+            executions=s.executions, rewind_points=rewind_points(s),
         )
+
+    @workflow.query(name="run_state")
+    def run_state(self) -> RunState:
+        """The whole state (with its checkpoints): what `rewind` and `fork` start from."""
+        return self.state
 
     @workflow.query(name="events")
     def events_since(self, after_seq: int = 0) -> list[Event]:
@@ -365,6 +382,7 @@ class GraphRun:
         history = s.history.setdefault(node.id, [])
         history.append(output)
         if len(history) > _HISTORY_KEPT:
+            s.history_trimmed[node.id] = s.history_trimmed.get(node.id, 0) + len(history) - _HISTORY_KEPT
             del history[: len(history) - _HISTORY_KEPT]
         publish = getattr(node, "publish", "")
         if publish:
@@ -447,39 +465,9 @@ class GraphRun:
     # -- notifications -------------------------------------------------------------------------
     def notify(self, event: M.NotifyEvent, **fields: Any) -> None:
         """Tell Slack/webhooks, when the run asked for it; delivery runs beside the run, never in its way."""
-        opts = self.options.notify
-        if opts is None or event not in opts.events or not (opts.slack_channel or opts.webhooks):
-            return
         if event == "run_failed" and fields.get("status") == "failed_resumable" and self.final_status is not None:
             return  # a branch cut short by the run's end is not a failure to report
-        info = workflow.info()
-        ui_url = (f"{opts.ui_base_url.rstrip('/')}/namespaces/{info.namespace}/workflows/{info.workflow_id}"
-                  if opts.ui_base_url else "")
-        req = M.NotifyRequest(event=event, run_id=info.workflow_id, workflow=self.wf.name, usage=self.state.total_usage(),
-                              slack_channel=opts.slack_channel, webhooks=list(opts.webhooks), ui_url=ui_url, **fields)
-        self.deliveries.append(asyncio.create_task(self.deliver(req)))
-
-    async def deliver(self, req: M.NotifyRequest) -> None:
-        try:
-            result = await workflow.execute_activity(
-                NOTIFY.name, req, result_type=NOTIFY.result, start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1),
-                                         maximum_interval=timedelta(seconds=10)),
-                summary=f"notify · {req.event}" + (f" · {req.gate}" if req.gate else ""))
-        except ActivityError as err:
-            self.emit("notify_failed", req.gate, data={"event": req.event, "error": str(err.cause or err)})
-            return
-        self.emit("notified", req.gate, data={"event": req.event, "delivered": result.delivered})
-
-    async def notifications_delivered(self) -> None:
-        """Give pending notifications a bounded time to land before the run ends."""
-        if not self.deliveries:
-            return
-        try:
-            await workflow.wait_condition(lambda: all(t.done() for t in self.deliveries),
-                                          timeout=timedelta(seconds=90), timeout_summary="notifications")
-        except TimeoutError:
-            self.emit("notify_failed", data={"error": "notifications still pending when the run ended"})
+        self.notifications.send(event, workflow_name=self.wf.name, usage=self.state.total_usage(), **fields)
 
     # -- continue-as-new -----------------------------------------------------------------------
     async def maybe_continue_as_new(self, next_node: str) -> None:
@@ -488,7 +476,7 @@ class GraphRun:
         info = workflow.info()
         threshold = self.options.continue_as_new_after_events
         due = info.is_continue_as_new_suggested() or (threshold > 0 and info.get_current_history_length() >= threshold)
-        if not due or self.open_gates or self.failures or self.current or not all(t.done() for t in self.deliveries):
+        if not due or self.open_gates or self.failures or self.current or self.notifications.pending:
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
         keep = self.options.max_events_kept // 4

@@ -106,6 +106,10 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
     """
     settings = _settings if settings is None else settings
     store = artifacts.store() if store is None else store
+    if req.backend and not expand_env(req.model, env).strip() and not (settings.offline or req.script is not None):
+        raise BadRequestError(
+            f"node '{req.node_id}' uses backend '{req.backend}', a delegation backend, which iterloop does not "
+            "support yet (validate warns with C111); set `model:` on the node so it calls the model directly")
     try:
         name = resolve_provider(req.model, script_available=req.script is not None, offline=settings.offline, env=env)
     except ValueError as e:
@@ -176,15 +180,18 @@ def judge(req: LLMTurnRequest, reply: ModelReply) -> LLMTurnResult:
 
 def usage_of(provider: str, model: str, reply: ModelReply, settings: LLMSettings) -> Usage:
     t = reply.tokens
+    unpriced = 0
     if reply.cost_usd is not None:
         cost, saved = reply.cost_usd, 0.0
     else:
         # Never a failure: the call is paid for, and a failed turn would be paid for again.
         priced = turn_price_table(settings.prices_file).cost(provider, model, t)
         cost, saved = priced.usd, priced.cache_savings_usd
+        unpriced = int(priced.source == "unknown")  # costed at 0 USD: the run's cost is incomplete
     return Usage(model=model or provider, provider=provider, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
                  cached_tokens=t.cached_tokens, cache_write_tokens=t.cache_write_tokens,
-                 reasoning_tokens=t.reasoning_tokens, cost_usd=cost, cache_savings_usd=saved, calls=1)
+                 reasoning_tokens=t.reasoning_tokens, cost_usd=cost, cache_savings_usd=saved, calls=1,
+                 unpriced_calls=unpriced)
 
 
 def _invalid(reason: str, text: str) -> LLMTurnResult:

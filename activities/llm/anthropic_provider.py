@@ -11,12 +11,23 @@ Translation of the neutral conversation:
   reply), and this module the ones only its native blocks hold (the answer tool's call, and
   calls made alongside it, which are not run).
 
-Structured output is forced tool use: a synthetic tool, `final_answer`, whose input schema is
-the node's output schema. Without other tools the model must call it (`tool_choice: tool`); with
-real tools offered it must call some tool (`tool_choice: any`), and calling `final_answer` ends
-the loop. Extended thinking forbids forcing a tool, so with a reasoning effort the choice is
-`auto` and the system prompt asks for the answer tool (a JSON answer written as text is
-accepted too).
+Structured output is native where the model supports it (Claude 4.5 and later; the worker's
+`ITERLOOP_ANTHROPIC_STRUCTURED_OUTPUT` can force either way): the answer's schema, in the strict
+subset (`structured_output.strict_json_schema`), goes in `output_config.format`
+(`{type: json_schema, schema}`, generally available, no beta header), so the model's final text
+is constrained to JSON matching it, with or without tools (`tool_choice: auto`, or `none` when
+the tool budget is spent) and with thinking on. The answer is that text, validated as usual; a
+repair turn stays the fallback for what constrained decoding cannot prevent (an answer cut off
+at the token limit, a rule the schema cannot express).
+
+Otherwise (older models, a schema with free-form `json` fields, which has no strict form) it is
+forced tool use: a synthetic tool, `final_answer`, whose input schema is the node's output
+schema. Without other tools the model must call it (`tool_choice: tool`); with real tools offered
+it must call some tool (`tool_choice: any`), and calling `final_answer` ends the loop. Extended
+thinking forbids forcing a tool, so with a reasoning effort the choice is `auto` and the system
+prompt asks for the answer tool (a JSON answer written as text is accepted too). A conversation
+that already holds `final_answer` calls (an earlier turn, a session) keeps the tool declared,
+since the API refuses `tool_use` blocks of undeclared tools.
 
 Prompt caching: `cache_control` breakpoints on the last tool definition, on the system prompt
 and on the conversation's last block, so each turn of a tool loop reads the previous turn's
@@ -35,8 +46,9 @@ from activities.errors import BadRequestError
 from activities.llm.conversation import EMPTY_USER_TEXT, MISSING_RESULT_TEXT, result_text
 from activities.llm.errors import context_length_error, model_error
 from activities.llm.provider import ANTHROPIC, ModelCall, ModelReply, TokenCounts, api_key_or_fail, wire_name
-from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive
+from activities.llm.reasoning import ANTHROPIC_EFFORT, ANTHROPIC_THINKING_BUDGET, anthropic_adaptive, claude_version
 from activities.llm.settings import ANTHROPIC_API_KEY_VAR, LLMSettings
+from activities.llm.structured_output import strict_json_schema
 from activities.llm.tool_specs import ToolNames
 from workflows.contract.messages import ChatMessage, ToolCall
 
@@ -66,7 +78,7 @@ class AnthropicProvider:
     async def call(self, call: ModelCall) -> ModelReply:
         api_key = api_key_or_fail(self.settings.anthropic_api_key, base_url=self.settings.anthropic_base_url,
                                   provider="Anthropic", key_var=ANTHROPIC_API_KEY_VAR, node_id=call.request.node_id)
-        params = request_params(call)
+        params = request_params(call, structured_output=self.settings.anthropic_structured_output)
         client = client_for(self.base_url, api_key, self.settings.request_timeout_seconds)
         try:
             message = await client.messages.create(**params)
@@ -80,25 +92,52 @@ class AnthropicProvider:
 
 # -- request -----------------------------------------------------------------------------------
 
-def request_params(call: ModelCall) -> dict[str, Any]:
-    """The `messages.create` arguments for ``call`` (pure, so tests can inspect them)."""
+def native_output_supported(model_id: str) -> bool:
+    """Whether the Messages API takes `output_config.format` for this model: Claude 4.5 and later
+    (`claude-haiku-4-5`, `claude-sonnet-4-5`, `claude-opus-4-5`, 4.6…); unknown names: no."""
+    version = claude_version(model_id)
+    return version is not None and version >= (4, 5)
+
+
+def native_schema(call: ModelCall, structured_output: str = "auto") -> dict[str, Any] | None:
+    """The strict JSON schema to send as `output_config.format`, or None when the turn uses the
+    answer tool instead (no schema; an older model; a schema with no strict form; `tool` mode)."""
+    if call.answer is None or structured_output == "tool":
+        return None
+    if structured_output == "auto" and not native_output_supported(call.model_id):
+        return None
+    return strict_json_schema(call.answer.json_schema)
+
+
+def request_params(call: ModelCall, *, structured_output: str = "auto") -> dict[str, Any]:
+    """The `messages.create` arguments for ``call`` (pure, so tests can inspect them).
+    ``structured_output`` is the worker's `ITERLOOP_ANTHROPIC_STRUCTURED_OUTPUT` (auto | native | tool)."""
     if call.answer and any(wire_name(t.name) == ANSWER_TOOL for t in call.defined_tools):
         raise BadRequestError(f"node '{call.request.node_id}': a tool named '{ANSWER_TOOL}' clashes with the answer "
                                "tool iterloop adds for structured output; rename the tool")
+    schema = native_schema(call, structured_output)
+    messages = wire_messages(call.messages)
     tools: list[dict[str, Any]] = [{"name": wire_name(t.name), "description": t.description,
                                     "input_schema": t.parameters} for t in call.defined_tools]
-    if call.answer:
+    # Native: the answer tool is declared only for a conversation that already called it (the API
+    # refuses tool_use blocks of undeclared tools); it is never forced, and its input still counts.
+    answer_tool = call.answer is not None and (schema is None or _calls_answer_tool(messages))
+    if answer_tool and call.answer:
         tools.append({"name": ANSWER_TOOL, "input_schema": call.answer.json_schema,
                       "description": f"Give your final answer ({call.answer.name}). Call this once, when you are done; "
                                      "its input is the answer."})
     budget = ANTHROPIC_THINKING_BUDGET.get(call.reasoning_effort, 0)
     offered = bool(call.tools)
     params: dict[str, Any] = {"model": call.model_id, "max_tokens": call.max_output_tokens + budget,
-                              "messages": wire_messages(call.messages)}
+                              "messages": messages}
     system = call.system
-    if call.answer:
+    if call.answer and schema is None:
         system = (system + "\n\n" if system else "") + (
             f"When you have the answer, give it by calling the `{ANSWER_TOOL}` tool; do not write it as text.")
+    elif schema is not None and call.defined_tools:  # not `offered`: the prefix stays cacheable
+        system = (system + "\n\n" if system else "") + (
+            "Use the tools as you need; when you have the answer, reply with it as the JSON object the response "
+            "format asks for.")
     if system:
         block: dict[str, Any] = {"type": "text", "text": system}
         if call.prompt_caching:
@@ -108,22 +147,34 @@ def request_params(call: ModelCall) -> dict[str, Any]:
         if call.prompt_caching:
             tools[-1] = {**tools[-1], "cache_control": dict(_EPHEMERAL)}
         params["tools"] = tools
-        if call.answer and budget:
+        if schema is not None:
+            params["tool_choice"] = {"type": "auto"} if offered else {"type": "none"}
+        elif call.answer and budget:
             params["tool_choice"] = {"type": "auto"}  # thinking forbids forcing a tool
         elif call.answer:
             params["tool_choice"] = {"type": "any"} if offered else {"type": "tool", "name": ANSWER_TOOL}
         else:
             params["tool_choice"] = {"type": "auto"} if offered else {"type": "none"}
+    output_config: dict[str, Any] = {}
     if budget and anthropic_adaptive(call.model_id):
         params["thinking"] = {"type": "adaptive"}
-        params["output_config"] = {"effort": ANTHROPIC_EFFORT[call.reasoning_effort]}
+        output_config["effort"] = ANTHROPIC_EFFORT[call.reasoning_effort]
     elif budget:
         params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if schema is not None:
+        output_config["format"] = {"type": "json_schema", "schema": schema}
+    if output_config:
+        params["output_config"] = output_config
     if call.prompt_caching and params["messages"]:
         last = params["messages"][-1]["content"][-1]
         if last.get("type") in ("text", "tool_result"):
             last["cache_control"] = dict(_EPHEMERAL)
     return params
+
+
+def _calls_answer_tool(turns: list[dict[str, Any]]) -> bool:
+    return any(b.get("type") == "tool_use" and b.get("name") == ANSWER_TOOL
+               for t in turns if t["role"] == "assistant" for b in t["content"])
 
 
 def wire_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:

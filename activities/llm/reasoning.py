@@ -43,7 +43,14 @@ def openai_reasons(model_id: str) -> bool:
     return model_id.lower().startswith(_OPENAI_REASONING_PREFIXES)
 
 
+def claude_version(model_id: str) -> tuple[int, int] | None:
+    """A Claude model's (major, minor) version from its name (`claude-sonnet-4-6` → (4, 6)), or
+    None when the name does not say (`claude-3-5-sonnet…`, a gateway's alias)."""
+    m = _CLAUDE_VERSION.match(model_id.lower())
+    return (int(m.group(1)), int(m.group(2))) if m is not None else None
+
+
 def anthropic_adaptive(model_id: str) -> bool:
     """Whether a Claude model takes adaptive thinking (4.6 and later) rather than a fixed budget."""
-    m = _CLAUDE_VERSION.match(model_id.lower())
-    return m is not None and (int(m.group(1)), int(m.group(2))) >= (4, 6)
+    version = claude_version(model_id)
+    return version is not None and version >= (4, 6)

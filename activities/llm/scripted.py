@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from typing import Any
 
 from activities.errors import ScriptError
@@ -142,6 +143,10 @@ def _generated_output(req: LLMTurnRequest, defaults: dict[str, Any]) -> dict[str
     output = {f.name: copy.deepcopy(defaults[f.name]) if f.name in defaults else _placeholder(req.node_id, f)
               for f in req.output_schema.fields}
     violation = find_violation(req.output_schema, output)
+    if violation is not None and violation.field not in defaults:
+        raise _script_error(f"generated output for {_where(req)}: no placeholder fits the schema's constraints "
+                            f"({violation.describe()}); script '{req.node_id}' or set "
+                            f"'{DEFAULTS_KEY}.{violation.field}' in the script")
     if violation is not None:
         raise _script_error(f"generated output for {_where(req)} uses the script's defaults: "
                             f"{violation.describe()}; fix '{DEFAULTS_KEY}.{violation.field}' in the script")
@@ -149,9 +154,30 @@ def _generated_output(req: LLMTurnRequest, defaults: dict[str, Any]) -> dict[str
 
 
 def _placeholder(node_id: str, f: SchemaField) -> Any:
+    """A value of the field's type that fits its constraints where a simple one does (lengths,
+    bounds, a pattern that `node-field` or `node_field` satisfies)."""
     if f.type == "string":
-        return f.enum_values[0] if f.enum_values else f"{node_id}.{f.name}"
-    return {"bool": True, "int": 1, "float": 1.0, "json": {}, "string[]": []}[f.type]
+        if f.enum_values:
+            return f.enum_values[0]
+        candidates = [f"{node_id}.{f.name}", f"{node_id}-{f.name}".replace("_", "-"), f"{node_id}_{f.name}"]
+        fitted = [_fit_length(c, f) for c in candidates]
+        return next((c for c in fitted if f.constraint_problem(c) is None), fitted[0])
+    if f.type in ("int", "float"):
+        value: float = 1
+        if f.min is not None and value < f.min:
+            value = math.ceil(f.min) if f.type == "int" else f.min
+        if f.max is not None and value > f.max:
+            value = math.floor(f.max) if f.type == "int" else f.max
+        return int(value) if f.type == "int" else float(value)
+    return {"bool": True, "json": {}, "string[]": []}[f.type]
+
+
+def _fit_length(text: str, f: SchemaField) -> str:
+    if f.max_length is not None:
+        text = text[:f.max_length]
+    if f.min_length is not None and len(text) < f.min_length:
+        text += "x" * (f.min_length - len(text))
+    return text
 
 
 # -- routers -------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ OPENAI_API_VAR = "ITERLOOP_OPENAI_API"
 MAX_OUTPUT_TOKENS_VAR = "ITERLOOP_LLM_MAX_OUTPUT_TOKENS"
 REQUEST_TIMEOUT_VAR = "ITERLOOP_LLM_REQUEST_TIMEOUT"
 PROMPT_CACHING_VAR = "ITERLOOP_PROMPT_CACHING"
+ANTHROPIC_STRUCTURED_OUTPUT_VAR = "ITERLOOP_ANTHROPIC_STRUCTURED_OUTPUT"
 
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
 #: Seconds one HTTP request to a provider may take. It must end before the activity's own
@@ -31,6 +32,11 @@ DEFAULT_MAX_OUTPUT_TOKENS = 8192
 #: a shorter activity timeout.
 DEFAULT_REQUEST_TIMEOUT = 270.0
 OPENAI_APIS = ("chat", "responses")
+#: How Anthropic nodes get a structured answer: `auto` = native structured outputs
+#: (`output_config.format`) on the models that support them (Claude 4.5 and later), the answer
+#: tool on others; `native` = always native (a gateway alias of a recent model); `tool` = always
+#: the answer tool (an endpoint that refuses `output_config.format`).
+ANTHROPIC_STRUCTURED_OUTPUTS = ("auto", "native", "tool")
 
 
 class LLMSettingsError(ValueError):
@@ -58,6 +64,7 @@ class LLMSettings:
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT
     prompt_caching: bool = True
+    anthropic_structured_output: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, offline: bool | None = None) -> LLMSettings:
@@ -67,6 +74,10 @@ class LLMSettings:
         api = (e.get(OPENAI_API_VAR) or "chat").strip().lower()
         if api not in OPENAI_APIS:
             raise LLMSettingsError(f"{OPENAI_API_VAR}={api!r} is not one of {', '.join(OPENAI_APIS)}")
+        structured = (e.get(ANTHROPIC_STRUCTURED_OUTPUT_VAR) or "auto").strip().lower()
+        if structured not in ANTHROPIC_STRUCTURED_OUTPUTS:
+            raise LLMSettingsError(f"{ANTHROPIC_STRUCTURED_OUTPUT_VAR}={structured!r} is not one of "
+                                   f"{', '.join(ANTHROPIC_STRUCTURED_OUTPUTS)}")
         return cls(
             offline=truthy(e.get("ITERLOOP_OFFLINE")) if offline is None else offline,
             anthropic_api_key=(e.get(ANTHROPIC_API_KEY_VAR) or "").strip(),
@@ -78,6 +89,7 @@ class LLMSettings:
             max_output_tokens=_positive_int(e, MAX_OUTPUT_TOKENS_VAR, DEFAULT_MAX_OUTPUT_TOKENS),
             request_timeout_seconds=_positive_float(e, REQUEST_TIMEOUT_VAR, DEFAULT_REQUEST_TIMEOUT),
             prompt_caching=(e.get(PROMPT_CACHING_VAR) or "1").strip().lower() not in ("0", "false", "no", "off"),
+            anthropic_structured_output=structured,
         )
 
 

@@ -52,6 +52,11 @@ def settings(fake: FakeAnthropic, **kw: Any) -> LLMSettings:
     return LLMSettings(anthropic_api_key="test-key", anthropic_base_url=fake.base_url, **kw)
 
 
+def tool_mode(fake: FakeAnthropic) -> LLMSettings:
+    """The answer-tool path (older models, `ITERLOOP_ANTHROPIC_STRUCTURED_OUTPUT=tool`)."""
+    return settings(fake, anthropic_structured_output="tool")
+
+
 def request(**kw: Any) -> LLMTurnRequest:
     base: dict[str, Any] = {"run_id": "run-a", "node_id": "planner", "node_kind": "agent", "model": MODEL,
                             "system": "You plan experiments.", "user": "Checkout conversion dropped.",
@@ -72,18 +77,33 @@ async def failure(fake: FakeAnthropic, store: LocalArtifactStore, **kw: Any) -> 
 
 # -- structured output -------------------------------------------------------------------------
 
-async def test_schema_valid_answer_through_the_forced_answer_tool(fake: FakeAnthropic, store: LocalArtifactStore) -> None:
+STRICT_PLAN = {
+    "type": "object", "additionalProperties": False, "required": ["hypothesis", "priority", "sample_size"],
+    "properties": {"hypothesis": {"type": "string"}, "priority": {"type": "string", "enum": ["high", "low"]},
+                   "sample_size": {"type": "integer"}}}
+
+
+async def test_schema_valid_answer_through_native_structured_output(fake: FakeAnthropic,
+                                                                   store: LocalArtifactStore) -> None:
     fake.queue(Reply(answer=GOOD))
     result = await turn(fake, store)
     assert result.status == "final" and result.output == GOOD
     sent = fake.last.body
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": STRICT_PLAN}}
+    assert "tools" not in sent and "tool_choice" not in sent
+    assert "anthropic-beta" not in fake.last.headers  # generally available: no beta header
+    assert ANSWER_TOOL not in sent["system"][0]["text"]
+
+
+async def test_schema_valid_answer_through_the_forced_answer_tool(fake: FakeAnthropic, store: LocalArtifactStore) -> None:
+    fake.queue(Reply(answer=GOOD))
+    result = await turn(fake, store, cfg=tool_mode(fake))
+    assert result.status == "final" and result.output == GOOD
+    sent = fake.last.body
     assert fake.last.path == "/v1/messages" and sent["model"] == "claude-sonnet-4-6"
     answer_tool = next(t for t in sent["tools"] if t["name"] == ANSWER_TOOL)
-    assert answer_tool["input_schema"] == {
-        "type": "object", "additionalProperties": False, "required": ["hypothesis", "priority", "sample_size"],
-        "properties": {"hypothesis": {"type": "string"}, "priority": {"type": "string", "enum": ["high", "low"]},
-                       "sample_size": {"type": "integer"}}}
-    assert sent["tool_choice"] == {"type": "tool", "name": ANSWER_TOOL}
+    assert answer_tool["input_schema"] == STRICT_PLAN
+    assert sent["tool_choice"] == {"type": "tool", "name": ANSWER_TOOL} and "output_config" not in sent
     assert sent["messages"] == [{"role": "user", "content": [
         {"type": "text", "text": "Checkout conversion dropped.", "cache_control": {"type": "ephemeral"}}]}]
 
@@ -112,7 +132,7 @@ async def test_type_violation_is_invalid(fake: FakeAnthropic, store: LocalArtifa
 async def test_text_answer_under_extended_thinking_is_parsed_and_bad_json_is_invalid(
         fake: FakeAnthropic, store: LocalArtifactStore) -> None:
     fake.queue(Reply(text='{"hypothesis": "x", "priority": "high", '))
-    result = await turn(fake, store, reasoning_effort="low")
+    result = await turn(fake, store, reasoning_effort="low", cfg=tool_mode(fake))
     assert result.status == "invalid" and result.invalid_reason.startswith("the reply is not valid JSON (")
     assert result.text == '{"hypothesis": "x", "priority": "high", '
     assert fake.last.body["tool_choice"] == {"type": "auto"}  # thinking forbids forcing a tool
@@ -121,9 +141,10 @@ async def test_text_answer_under_extended_thinking_is_parsed_and_bad_json_is_inv
 async def test_repair_after_a_forced_answer_answers_the_tool_use_then_asks(fake: FakeAnthropic,
                                                                            store: LocalArtifactStore) -> None:
     fake.queue(Reply(answer={**GOOD, "priority": "urgent"}), Reply(answer=GOOD))
-    first = await turn(fake, store)
+    first = await turn(fake, store, cfg=tool_mode(fake))
     repair = ChatMessage(role="user", text=f"Fix it: {first.invalid_reason}")
-    second = await turn(fake, store, turn=2, conversation_ref=first.conversation_ref, new_messages=[repair])
+    second = await turn(fake, store, turn=2, conversation_ref=first.conversation_ref, new_messages=[repair],
+                        cfg=tool_mode(fake))
     assert second.status == "final" and second.output == GOOD
     messages = fake.last.body["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
@@ -146,7 +167,7 @@ async def test_router_answers_with_a_candidate(fake: FakeAnthropic, store: Local
     result = await turn(fake, store, node_id="decide", node_kind="router", purpose="route", output_schema=None,
                         route_candidates=["ship", "iterate"])
     assert result.output == {"selected_route": "ship", "reasoning": "metrics improved"}
-    schema = fake.last.body["tools"][-1]["input_schema"]
+    schema = fake.last.body["output_config"]["format"]["schema"]
     assert schema["properties"]["selected_route"] == {"type": "string", "enum": ["ship", "iterate"]}
     assert "ship, iterate" in fake.last.body["system"][0]["text"]
 
@@ -161,9 +182,18 @@ async def test_tool_use_turn_returns_registry_names_and_arguments(fake: FakeAnth
     assert [(c.id, c.name, c.arguments) for c in result.tool_calls] == [("toolu_a", "sum_values", {"values": [1, 2.5]})]
     assert [t.name for t in result.tools] == ["sum_values", "echo"]
     sent = fake.last.body
-    assert [t["name"] for t in sent["tools"]] == ["sum_values", "echo", ANSWER_TOOL]
+    assert [t["name"] for t in sent["tools"]] == ["sum_values", "echo"]  # the answer comes as the response format
     assert sent["tools"][0]["input_schema"]["properties"]["values"]["type"] == "array"
-    assert sent["tool_choice"] == {"type": "any"}
+    assert sent["tool_choice"] == {"type": "auto"} and sent["output_config"]["format"]["schema"] == STRICT_PLAN
+
+
+async def test_tool_mode_offers_the_answer_tool_after_the_nodes_tools(fake: FakeAnthropic,
+                                                                      store: LocalArtifactStore) -> None:
+    fake.queue(Reply(tool_calls=[ToolUse("sum_values", {"values": [1]})]))
+    await turn(fake, store, tools=["sum_values", "echo"], cfg=tool_mode(fake))
+    sent = fake.last.body
+    assert [t["name"] for t in sent["tools"]] == ["sum_values", "echo", ANSWER_TOOL]
+    assert sent["tool_choice"] == {"type": "any"} and "output_config" not in sent
 
 
 async def test_tool_results_go_back_paired_with_their_tool_use(fake: FakeAnthropic, store: LocalArtifactStore) -> None:
@@ -187,9 +217,13 @@ async def test_tool_results_go_back_paired_with_their_tool_use(fake: FakeAnthrop
 
 async def test_spent_tool_budget_offers_no_tool_and_forces_the_answer(fake: FakeAnthropic,
                                                                       store: LocalArtifactStore) -> None:
-    fake.queue(Reply(answer=GOOD))
+    fake.queue(Reply(answer=GOOD), Reply(answer=GOOD))
     result = await turn(fake, store, tools=["sum_values"], allow_tools=False)
-    assert result.status == "final" and result.tools == []
+    assert result.status == "final" and result.output == GOOD and result.tools == []
+    assert fake.last.body["tool_choice"] == {"type": "none"}  # declared (cache prefix), not callable
+    assert fake.last.body["output_config"]["format"]["schema"] == STRICT_PLAN
+    legacy = await turn(fake, store, tools=["sum_values"], allow_tools=False, cfg=tool_mode(fake))
+    assert legacy.status == "final" and legacy.output == GOOD
     assert fake.last.body["tool_choice"] == {"type": "tool", "name": ANSWER_TOOL}
 
 
@@ -204,7 +238,7 @@ async def test_policy_and_readonly_filter_the_offered_tools(fake: FakeAnthropic,
     fake.queue(Reply(answer=GOOD), Reply(answer=GOOD))
     by_policy = await turn(fake, store, tools=["sum_values", "echo"], tool_policy=["echo"])
     assert [t.name for t in by_policy.tools] == ["echo"]
-    assert [t["name"] for t in fake.last.body["tools"]] == ["echo", ANSWER_TOOL]
+    assert [t["name"] for t in fake.last.body["tools"]] == ["echo"]
     readonly = await turn(fake, store, tools=["get_funnel_data", "create_feature_flag"], readonly=True)
     assert [t.name for t in readonly.tools] == ["get_funnel_data"]
     assert "create_feature_flag" not in [t["name"] for t in fake.last.body["tools"]]
@@ -245,7 +279,8 @@ async def test_claude_4_6_gets_adaptive_thinking_with_the_effort(fake: FakeAnthr
     fake.queue(Reply(answer=GOOD))
     await turn(fake, store, reasoning_effort=effort)
     assert fake.last.body["thinking"] == {"type": "adaptive"}
-    assert fake.last.body["output_config"] == {"effort": expected}
+    assert fake.last.body["output_config"] == {"effort": expected,
+                                               "format": {"type": "json_schema", "schema": STRICT_PLAN}}
 
 
 async def test_the_effort_is_the_one_the_workflow_chose(fake: FakeAnthropic, store: LocalArtifactStore) -> None:
@@ -272,19 +307,28 @@ async def test_second_turn_sends_the_whole_stored_conversation(fake: FakeAnthrop
 
 async def test_inherited_session_appends_the_user_prompt_after_its_messages(fake: FakeAnthropic,
                                                                             store: LocalArtifactStore) -> None:
-    fake.queue(Reply(answer=GOOD), Reply(answer=GOOD))
+    fake.queue(*[Reply(answer=GOOD)] * 4)
     first = await turn(fake, store)
     await turn(fake, store, node_id="critic", user="Critique the plan.", conversation_ref=first.conversation_ref)
     messages = fake.last.body["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
-    assert messages[2]["content"][0]["type"] == "tool_result"  # the earlier answer tool call is answered
+    assert messages[1]["content"] == [{"type": "text", "text": '{"hypothesis": "shorter checkout form", '
+                                                               '"priority": "high", "sample_size": 12000}'}]
     assert messages[2]["content"][-1]["text"] == "Critique the plan."
+    # A conversation begun with the answer tool (an older worker, an older model) keeps it declared.
+    legacy = await turn(fake, store, cfg=tool_mode(fake))
+    second = await turn(fake, store, node_id="critic", user="Critique the plan.", conversation_ref=legacy.conversation_ref)
+    assert second.status == "final" and second.output == GOOD
+    sent = fake.last.body
+    assert sent["messages"][2]["content"][0]["type"] == "tool_result"  # the earlier answer tool call is answered
+    assert [t["name"] for t in sent["tools"]] == [ANSWER_TOOL] and sent["tool_choice"] == {"type": "none"}
+    assert sent["output_config"]["format"]["schema"] == STRICT_PLAN
 
 
 async def test_prompt_caching_marks_tools_system_and_the_conversation_end(fake: FakeAnthropic,
                                                                           store: LocalArtifactStore) -> None:
     fake.queue(Reply(answer=GOOD), Reply(answer=GOOD))
-    await turn(fake, store, tools=["echo"])
+    await turn(fake, store, tools=["echo", "sum_values"])
     sent = fake.last.body
     assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert sent["tools"][-1]["cache_control"] == {"type": "ephemeral"}

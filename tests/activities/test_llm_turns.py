@@ -107,6 +107,19 @@ async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeA
     assert len(list((tmp_path / "store").rglob("*.json"))) == 1
 
 
+async def test_a_delegation_backend_without_a_model_is_a_clear_non_retryable_error(tmp_path: Path) -> None:
+    from activities.errors import BadRequestError
+
+    req = request(node_id="implementer", model="", backend="claude_code")
+    with pytest.raises(BadRequestError) as raised:
+        await complete_turn(req, LLMSettings(anthropic_api_key="test-key"),
+                            store=LocalArtifactStore(tmp_path), env={})
+    message = str(raised.value)
+    assert "node 'implementer'" in message and "backend 'claude_code'" in message
+    assert "not" in message and "support yet" in message and "is empty" not in message
+    assert raised.value.non_retryable
+
+
 def test_a_provider_request_times_out_before_the_activity_does() -> None:
     from workflows.contract.state import RunOptions
 
@@ -277,6 +290,15 @@ def test_a_broken_price_file_is_reported_with_what_is_wrong(tmp_path: Path, text
         PriceTable.load(path)
     with pytest.raises(PriceFileError):
         configure(settings=LLMSettings(prices_file=path))
+
+
+def test_a_model_without_a_price_is_counted_as_an_unpriced_call() -> None:
+    tokens = TokenCounts(input_tokens=1000, output_tokens=100)
+    unknown = usage_of("openai", "openai/house-model-without-a-price", reply(text="ok", tokens=tokens), LLMSettings())
+    priced = usage_of("anthropic", "claude-sonnet-4-5", reply(text="ok", tokens=tokens), LLMSettings())
+    assert (unknown.cost_usd, unknown.unpriced_calls) == (0.0, 1)
+    assert priced.cost_usd > 0 and priced.unpriced_calls == 0
+    assert unknown.plus(priced).plus(unknown).unpriced_calls == 2  # summed per node and per run
 
 
 def test_a_missing_price_file_names_the_variable(tmp_path: Path) -> None:

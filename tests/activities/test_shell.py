@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,8 @@ async def test_missing_cwd_is_a_bad_request(tmp_path: Path) -> None:
     err = await run_failing("true", cwd=str(missing))
     assert (err.type, err.non_retryable) == (ERR_BAD_REQUEST, True)
     assert str(missing) in err.message and "'build'" in err.message
+    assert f"host {socket.gethostname()}" in err.message  # the worker cannot see the run's directory
+    assert err.details[0] == {"cwd": str(missing), "worker_host": socket.gethostname()}
 
 
 async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:

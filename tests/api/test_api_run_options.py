@@ -117,3 +117,14 @@ async def test_a_malformed_script_is_refused_before_the_run_starts(api: ApiHarne
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "invalid_script" and "planner" in error["message"]
+
+
+async def test_workdir_is_where_the_runs_shell_commands_run(api: ApiHarness) -> None:  # noqa: F811
+    workdir = api.tmp / "checkout"
+    workdir.mkdir()
+    (workdir / "marker").write_text("here")  # `test -f marker` finds it only in the workdir
+    run_id = await api.start("guarded", vars={"marker": "marker"}, workdir=str(workdir))
+    await api.wait_status(run_id, "finished")
+    response = await api.http.post("/api/runs", json={"workflow": "guarded", "vars": {"marker": "m"},
+                                                      "workdir": "relative/dir"})
+    assert response.status_code == 422 and "absolute path" in response.text

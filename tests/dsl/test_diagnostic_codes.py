@@ -93,6 +93,12 @@ CASES: list[tuple[str, str, int, int, str]] = [
     ("C109", "warning", 3, 23, AGENT + "  interaction_prompt: nope\n  backend: \"claude_code\"\nworkflow w:\n"
      "  entry: a\n  a -> done\n"),
     ("C110", "warning", 4, 14, AGENT + "  mcp:\n    servers: [github]\nworkflow w:\n  entry: a\n  a -> done\n"),
+    ("C111", "warning", 2, 13, 'agent a:\n  delegate: "claude_code"\n  publish: r\nworkflow w:\n  entry: a\n  a -> done\n'),
+    ("C112", "error", 2, 18, "schema s:\n  ok: bool [min: 1]\n" + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
+    ("C113", "error", 2, 25, 'schema s:\n  key: string [pattern: "^[a-"]\n' + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
+    ("C114", "error", 2, 16, "schema s:\n  n: int [min: 5] [max: 2]\n" + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
+    ("C115", "error", 2, 14, 'schema s:\n  v: string [enum: "a", "B"] [pattern: "^[a-z]+$"]\n' + AGENT
+     + "workflow w:\n  entry: a\n  a -> done\n"),
 ]
 
 
@@ -172,3 +178,16 @@ def test_diagnostics_are_deterministic_and_sorted() -> None:
     second = [d.model_dump() for d in dsl.check_source(src).diagnostics]
     assert first == second
     assert [(d["line"], d["column"]) for d in first] == sorted((d["line"], d["column"]) for d in first)
+
+
+def test_c111_names_the_node_and_says_delegation_is_not_supported() -> None:
+    without = dsl.check_source('agent impl:\n  delegate: "claude_code"\n  publish: r\nworkflow w:\n  entry: impl\n'
+                               "  impl -> done\n")
+    [hit] = [d for d in without.diagnostics if d.code == "C111"]
+    assert "agent 'impl'" in hit.message and "'claude_code'" in hit.message
+    assert "not supported yet" in hit.message and "no 'model:'" in hit.message
+    assert without.ok
+    with_model = dsl.check_source('agent impl:\n  backend: "codex"\n  model: "anthropic/claude-sonnet-4-5"\n'
+                                  "workflow w:\n  entry: impl\n  impl -> done\n")
+    [hit] = [d for d in with_model.diagnostics if d.code == "C111"]
+    assert "calls its model 'anthropic/claude-sonnet-4-5' directly" in hit.message

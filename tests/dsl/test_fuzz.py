@@ -19,7 +19,8 @@ ALPHABET = st.sampled_from(list("abz_01 \n\t\r:->=,[]{}().*\"#'$\\-") + ["->", "
 WORDS = st.sampled_from(
     "agent judge router join human tool wait workflow prompt schema vars mcp_server entry budget when not as "
     "with model input output session await mode strategy require duration call command done fail true false "
-    "json string[] {{outputs.a}} {{vars.x}} ${ENV} -3 1.5 [] {} [enum: \"a\"]".split()
+    "json string[] {{outputs.a}} {{vars.x}} ${ENV} -3 1.5 [] {} [enum: \"a\"] [pattern: \"^[a-\" "
+    "[min_length: [max_length: 3] [min: [max: -0.5]".split()
 )
 
 FUZZ = settings(max_examples=int(os.environ.get("ITERLOOP_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -263,7 +263,9 @@ def test_every_example_has_a_case() -> None:
 
 def compiled(path: Path) -> ir.Workflow:
     result = dsl.check_file(path, options=dsl.CompileOptions(known_tools=builtin_tool_names()))
-    assert result.ok and not result.diagnostics, [d.render() for d in result.diagnostics]
+    # C111 (delegation backends are not supported yet) is expected where an example shows `delegate:`.
+    findings = [d for d in result.diagnostics if d.code != "C111"]
+    assert result.ok and not findings, [d.render() for d in findings]
     assert result.workflow is not None
     return result.workflow
 

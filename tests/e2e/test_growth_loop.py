@@ -248,6 +248,19 @@ async def test_skip_gates_approves_runs_the_cycle_and_prints_the_verdict(cli: Cl
     assert [(a["gate"], a["answered_by"], a["answers"]["reviewer_notes"]) for a in doc["answers"]] == [
         ("approval", "auto (preset)", "auto-approved (--skip-gates)")]
     assert flags(cli)[FIRST_FLAG]["enabled"] is False
+    # After the fact, the report has the same summary block (the preset's `summary:` is kept in the
+    # run's input) and every node's final output; inspect has the block too.
+    block = [line for line in lines if line.split(" ", 1)[0] in ("Anomaly", "Plan", "Flag", "Verdict", "Why",
+                                                                  "Summary", "Learning")]
+    assert len(block) >= 5 and verdict in block
+    report = await cli("report", run)
+    assert report.code == 0, report.err
+    result = report.out.split("## Result\n\n```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert result == block
+    outputs = report.out.split("## Outputs", 1)[1].split("## Timeline", 1)[0]
+    assert "### analyst" in outputs and "iOS checkout conversion collapsed" in outputs
+    assert doc["summary"] == block
+    assert (await cli("report", run, "--json")).json()["summary"] == block
 
 
 async def test_stop_after_analyst_ends_the_run_with_the_analysts_output(cli: Cli) -> None:
@@ -305,17 +318,19 @@ async def eventually(check: Any, what: str, timeout: float = 60) -> None:
 async def test_a_worker_restart_during_the_monitoring_wait_does_not_stop_the_loop(
         temporal_env: Any, task_queue: str, bare_cli: Cli, tmp_path: Path) -> None:
     from runtime.background_workers import live_pollers
+    from runtime.worker_fingerprint import offline_task_queue
     from workflows.contract.state import RunResult
 
     client = temporal_env.client
     address = client.service_client.config.target_host
     config = preset(bare_cli, cycles=1, cadence="5s")
     run = f"loop-{uuid.uuid4().hex[:6]}"
-    first = start_worker(address, task_queue, tmp_path / "worker1.log")
+    offline_queue = offline_task_queue(task_queue)  # where `iterloop run --script` starts the run
+    first = start_worker(address, offline_queue, tmp_path / "worker1.log")
     second = None
     try:
         async def first_polls() -> bool:
-            return any(p.startswith(f"{first.pid}@") for p in await live_pollers(client, "default", task_queue))
+            return any(p.startswith(f"{first.pid}@") for p in await live_pollers(client, "default", offline_queue))
 
         await eventually(first_polls, "the first worker to poll")
         started = await bare_cli("run", LOOP, "--config", config, "--script", SCRIPT, "--skip-gates",
@@ -331,7 +346,7 @@ async def test_a_worker_restart_during_the_monitoring_wait_does_not_stop_the_loo
         await eventually(in_wait, "the run to sit in its monitoring wait")
         assert await stop(first, signal.SIGKILL) == -signal.SIGKILL
         killed_at = datetime.now(timezone.utc)
-        second = start_worker(address, task_queue, tmp_path / "worker2.log")
+        second = start_worker(address, offline_queue, tmp_path / "worker2.log")
         result = await asyncio.wait_for(handle.result(), 90)
         view = await handle.query("state", result_type=RunView)
         history = await handle.fetch_history()

@@ -16,7 +16,7 @@ endpoint; each reply is rendered in the wire format of the endpoint it answers, 
 drive any provider. Queue items:
 
 - `Reply(...)`: a model answer: ``text``, ``tool_calls`` (`ToolUse`), ``answer`` (a structured
-  answer: JSON text for OpenAI, a call of the forced answer tool for Anthropic), ``thinking``,
+  answer, rendered as the request asks for it: see "Structured output" below), ``thinking``,
   token counts (``input_tokens`` counts every prompt token, cached ones included, as in iterloop's
   `Usage`; each fake splits them the way its API reports them) and ``stop`` (`"length"` for a
   truncated answer).
@@ -28,6 +28,23 @@ drive any provider. Queue items:
 - `Drop()`: close the connection without answering (a network error for the client).
 - a callable ``fn(request: Recorded) -> Reply | Failure | Raw | Drop``, to answer from what the
   client sent.
+
+**Structured output.** A `Reply(answer=...)` is rendered the way the request asks for it: as the
+JSON text of the reply when the request carries the provider's *native* structured-output
+parameter exactly as the API documents it (Anthropic: `output_config.format =
+{type: "json_schema", schema}`, or the older beta `output_format` with the header
+`anthropic-beta: structured-outputs-2025-11-13`; OpenAI: `response_format = {type: "json_schema",
+json_schema: {name, schema, strict}}` on Chat Completions, `text.format = {type: "json_schema",
+name, schema, strict}` on Responses), else as a call of the forced answer tool (Anthropic) or JSON
+text (OpenAI). ``FakeAnthropic(native_only=True)`` / ``FakeOpenAI(native_only=True)`` play a model
+that keeps to a format only when the API enforces it: without the native parameter an ``answer``
+comes back as prose (no JSON, no answer tool call). With it, a ``stop="length"`` answer is cut
+off half-way, as constrained decoding still can be. The fakes refuse (400, the API's wording)
+what the real APIs refuse: a native schema outside the strict subset (an object without
+`additionalProperties: false`, an untyped value, numeric or length bounds), the beta
+`output_format` without its beta header, Anthropic thinking with a forced `tool_choice`, and
+`tool_use` blocks in a request that declares no tools. ``server.native_requests`` counts the
+requests that asked natively.
 
 When the queue is empty the fake answers ``server.default`` if set, else a 400 naming the request
 (non-retryable, so a test that under-scripts fails fast instead of retrying forever). Any item
@@ -76,6 +93,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+#: The beta header the pre-GA form of Anthropic's structured outputs (`output_format`) needs.
+ANTHROPIC_STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
+
 #: The name of the synthetic tool iterloop's Anthropic provider forces for structured answers
 #: (mirrors `activities.llm.anthropic_provider.ANSWER_TOOL`); used by `Reply(answer=...)` when the
 #: request does not name a forced tool itself.
@@ -99,8 +119,10 @@ class ToolUse:
 class Reply:
     """One model answer, rendered in the wire format of the endpoint it answers.
 
-    ``answer`` is a structured answer: OpenAI gets it as JSON text, Anthropic as a call of the
-    forced answer tool (the request's ``tool_choice`` tool, else `ANTHROPIC_ANSWER_TOOL`).
+    ``answer`` is a structured answer: JSON text when the request asks for it natively (and
+    always for OpenAI), else for Anthropic a call of the forced answer tool (the request's
+    ``tool_choice`` tool, else `ANTHROPIC_ANSWER_TOOL`); prose from a `native_only` fake when
+    the request does not ask natively.
     ``input_tokens`` counts every prompt token, ``cached_tokens`` (read from the cache) and
     ``cache_write_tokens`` included; ``reasoning_tokens`` are part of ``output_tokens``.
     ``stop="length"`` makes a truncated answer (Anthropic `max_tokens`, Chat `length`, Responses
@@ -229,7 +251,8 @@ class FakeLLMServer:
     paths: tuple[str, ...] = ()
     provider = ""
 
-    def __init__(self, *, api_key: str | None = None, hold_timeout: float = 60.0) -> None:
+    def __init__(self, *, api_key: str | None = None, hold_timeout: float = 60.0, native_only: bool = False) -> None:
+        self.native_only = native_only
         self.requests: list[Recorded] = []
         self.default: Item | None = None
         self.api_key = api_key
@@ -381,6 +404,9 @@ class FakeLLMServer:
             message = item.message or self._context_message(item)
             return item.status, self._error_body(item.status, item.kind, message, item.code), headers
         body = request.body if isinstance(request.body, dict) else {}
+        refused = self._refusal(request, body)
+        if refused:
+            return 400, self._error_body(400, "invalid_request_error", refused, None), {}
         return 200, self._reply_body(item, request.path, body), dict(item.headers)
 
     def _next_id(self, prefix: str) -> str:
@@ -398,6 +424,71 @@ class FakeLLMServer:
 
     def _reply_body(self, reply: Reply, path: str, body: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def _refusal(self, request: Recorded, body: dict[str, Any]) -> str:
+        """Why the real API would refuse this request with a 400 ("" if it would not)."""
+        return ""
+
+    @property
+    def native_requests(self) -> int:
+        """How many requests asked for structured output natively."""
+        return sum(1 for r in self.requests
+                   if isinstance(r.body, dict) and self._native_schema(r, r.body) is not None)
+
+    def _native_schema(self, request: Recorded, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The JSON schema the request asks the answer to match natively, or None."""
+        return None
+
+    def _answer_text(self, reply: Reply, native: bool) -> str:
+        """A structured answer as text: its JSON (cut off half-way for ``stop="length"`` under a
+        native format), or prose when the fake is `native_only` and the request is not native."""
+        assert reply.answer is not None
+        if not native and self.native_only:
+            return "Here is what I found. " + "; ".join(f"The {k} is {v}" for k, v in reply.answer.items()) + "."
+        text = json.dumps(reply.answer)
+        return text[:len(text) // 2] if native and reply.stop == "length" else text
+
+
+#: Keywords a strict (constrained-decoding) schema may not carry.
+_UNSTRICT_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+                      "maxLength", "minProperties", "maxProperties", "maxItems", "uniqueItems", "patternProperties")
+
+
+def strict_schema_problem(schema: Any, path: str = "schema") -> str:
+    """Why ``schema`` is outside the strict subset native structured outputs accept ("" if inside):
+    every object closed with `additionalProperties: false` and (OpenAI) every property required,
+    every value typed (or an enum/const/anyOf/$ref), no bounds the grammar cannot enforce."""
+    if not isinstance(schema, dict):
+        return f"{path}: must be an object"
+    for key in _UNSTRICT_KEYWORDS:
+        if key in schema:
+            return f"{path}: '{key}' is not supported in structured output schemas"
+    if schema.get("minItems") not in (None, 0, 1):
+        return f"{path}: 'minItems' values other than 0 or 1 are not supported"
+    if not ({"type", "enum", "const", "anyOf", "allOf", "$ref"} & schema.keys()):
+        return f"{path}: a schema must have a 'type', 'enum', 'const', 'anyOf', 'allOf' or '$ref'"
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "object" in kinds:
+        if schema.get("additionalProperties") is not False:
+            return f"{path}: for 'object' type, 'additionalProperties' must be explicitly set to false"
+        properties = schema.get("properties") or {}
+        for name, sub in properties.items():
+            problem = strict_schema_problem(sub, f"{path}.properties.{name}")
+            if problem:
+                return problem
+    if "array" in kinds:
+        if "items" not in schema:
+            return f"{path}: 'array' type requires 'items'"
+        problem = strict_schema_problem(schema["items"], f"{path}.items")
+        if problem:
+            return problem
+    for key in ("anyOf", "allOf"):
+        for i, sub in enumerate(schema.get(key) or []):
+            problem = strict_schema_problem(sub, f"{path}.{key}[{i}]")
+            if problem:
+                return problem
+    return ""
 
 
 def _number(value: float) -> str:
@@ -434,6 +525,43 @@ class FakeAnthropic(FakeLLMServer):
     def _context_message(self, failure: Failure) -> str:
         return f"prompt is too long: {failure.context_tokens} tokens > {failure.context_limit} maximum"
 
+    def _native_format(self, request: Recorded, body: dict[str, Any]) -> tuple[Any, str] | None:
+        """The native format the request carries and where: GA `output_config.format`, or the
+        beta `output_format`."""
+        config = body.get("output_config")
+        if isinstance(config, dict) and config.get("format") is not None:
+            return config["format"], "output_config.format"
+        if body.get("output_format") is not None:
+            return body["output_format"], "output_format"
+        return None
+
+    def _native_schema(self, request: Recorded, body: dict[str, Any]) -> dict[str, Any] | None:
+        found = self._native_format(request, body)
+        if found is None or self._refusal(request, body):
+            return None
+        return found[0]["schema"]
+
+    def _refusal(self, request: Recorded, body: dict[str, Any]) -> str:
+        found = self._native_format(request, body)
+        if found is not None:
+            fmt, where = found
+            betas = (request.header("anthropic-beta") or "").replace(" ", "").split(",")
+            if where == "output_format" and ANTHROPIC_STRUCTURED_OUTPUTS_BETA not in betas:
+                return "output_format: Extra inputs are not permitted"
+            if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+                return f"{where}: expected {{\"type\": \"json_schema\", \"schema\": {{...}}}}"
+            problem = strict_schema_problem(fmt["schema"], f"{where}.schema")
+            if problem:
+                return problem
+        thinking = (body.get("thinking") or {}).get("type")
+        if thinking in ("enabled", "adaptive") and (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+            return "Thinking may not be enabled when tool_choice forces tool use."
+        uses = any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+                   for m in body.get("messages") or [] if isinstance(m.get("content"), list) for b in m["content"])
+        if uses and not body.get("tools"):
+            return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+        return ""
+
     def _reply_body(self, reply: Reply, path: str, body: dict[str, Any]) -> Any:
         content: list[dict[str, Any]] = []
         if reply.thinking:
@@ -443,7 +571,10 @@ class FakeAnthropic(FakeLLMServer):
         for call in reply.tool_calls:
             content.append({"type": "tool_use", "id": call.id or self._next_id("toolu_"), "name": call.name,
                             "input": call.arguments})
-        if reply.answer is not None:
+        native = self._native_format(Recorded("POST", path, {}, body), body) is not None
+        if reply.answer is not None and (native or self.native_only):
+            content.append({"type": "text", "text": self._answer_text(reply, native)})
+        elif reply.answer is not None:
             choice = body.get("tool_choice") or {}
             name = choice.get("name") if choice.get("type") == "tool" else ANTHROPIC_ANSWER_TOOL
             content.append({"type": "tool_use", "id": self._next_id("toolu_"), "name": name, "input": reply.answer})
@@ -488,8 +619,37 @@ class FakeOpenAI(FakeLLMServer):
         return (f"This model's maximum context length is {failure.context_limit} tokens. However, your messages "
                 f"resulted in {failure.context_tokens} tokens. Please reduce the length of the messages.")
 
+    def _native_format(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The request's JSON-schema format as {name, schema, strict}, or None."""
+        if path.endswith("/responses"):
+            fmt = (body.get("text") or {}).get("format") or {}
+            return fmt if fmt.get("type") == "json_schema" else None
+        fmt = body.get("response_format") or {}
+        return fmt.get("json_schema") if fmt.get("type") == "json_schema" else None
+
+    def _native_schema(self, request: Recorded, body: dict[str, Any]) -> dict[str, Any] | None:
+        fmt = self._native_format(request.path, body)
+        if fmt is None or self._refusal(request, body):
+            return None
+        return fmt.get("schema")
+
+    def _refusal(self, request: Recorded, body: dict[str, Any]) -> str:
+        fmt = self._native_format(request.path, body)
+        if fmt is None:
+            return ""
+        if not isinstance(fmt.get("schema"), dict) or not fmt.get("name"):
+            return "Invalid schema for response_format: 'name' and 'schema' are required"
+        if fmt.get("strict"):
+            problem = strict_schema_problem(fmt["schema"])
+            if not problem:
+                problem = _openai_required_problem(fmt["schema"])
+            if problem:
+                return f"Invalid schema for response_format '{fmt['name']}': {problem}"
+        return ""
+
     def _reply_body(self, reply: Reply, path: str, body: dict[str, Any]) -> Any:
-        text = reply.text if reply.answer is None else reply.text + json.dumps(reply.answer)
+        native = self._native_format(path, body) is not None
+        text = reply.text if reply.answer is None else reply.text + self._answer_text(reply, native)
         model = reply.model or body.get("model", "")
         if path.endswith("/responses"):
             return self._response(reply, text, model, body)
@@ -543,6 +703,25 @@ class FakeOpenAI(FakeLLMServer):
                       "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
                       "total_tokens": reply.input_tokens + reply.output_tokens},
         }
+
+
+def _openai_required_problem(schema: Any, path: str = "schema") -> str:
+    """OpenAI's strict mode also wants every property listed in `required`."""
+    if not isinstance(schema, dict):
+        return ""
+    properties = schema.get("properties") or {}
+    missing = [name for name in properties if name not in (schema.get("required") or [])]
+    if missing:
+        return f"{path}: 'required' is required to be supplied and to be an array including every key in properties. " \
+               f"Missing '{missing[0]}'"
+    subs = [(f"{path}.properties.{n}", v) for n, v in properties.items()]
+    if "items" in schema:
+        subs.append((f"{path}.items", schema["items"]))
+    for where, sub in subs:
+        problem = _openai_required_problem(sub, where)
+        if problem:
+            return problem
+    return ""
 
 
 def servers_env(*servers: FakeLLMServer) -> Mapping[str, str]:

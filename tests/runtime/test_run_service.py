@@ -124,10 +124,12 @@ async def test_the_run_view_has_what_the_cli_and_the_api_tests_assert() -> None:
     doc = await _served_by_the_api(_detail())
     assert list(doc) == ["run_id", "workflow", "source", "status", "reason", "execution_status", "task_queue",
                          "started_at", "closed_at", "current_nodes", "nodes", "open_gates", "failures", "answers",
-                         "usage", "budget", "loop_counters", "outputs", "artifacts", "vars", "executions", "ui_url"]
+                         "usage", "budget", "loop_counters", "outputs", "artifacts", "vars", "rewind_points",
+                         "executions", "ui_url", "cost_complete", "summary"]
     assert doc["nodes"]["planner"] == {"kind": "agent", "visits": 1, "status": "succeeded", "attempts": 0,
                                        "tokens": 15, "cached_tokens": 0, "model_calls": 1, "cost_usd": 0.0,
-                                       "model": "scripted", "error": ""}
+                                       "model": "scripted", "error": "", "unpriced_calls": 0}
+    assert doc["cost_complete"] is True and doc["usage"]["unpriced_calls"] == 0 and doc["summary"] == []
     [gate] = doc["open_gates"]
     assert [(f["name"], f["type"], f["enum_values"]) for f in gate["fields"]] == [
         ("approved", "bool", None), ("level", "string", ["low", "high"])]

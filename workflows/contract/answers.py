@@ -22,7 +22,8 @@ def coerce_answers(schema: ir.Schema | None, answers: dict[str, Any], *, gate: s
 
     CLI answers arrive as strings (`--answer approved=true`); they are converted to the field's
     type so edge conditions see real booleans. Every schema field is required; extra keys are an
-    error (a typo must not silently pass).
+    error (a typo must not silently pass). A field's constraints (pattern, lengths, min/max) hold
+    for a person's answer as for a model's.
     """
     if schema is None:
         return dict(answers)
@@ -40,9 +41,13 @@ def coerce_answers(schema: ir.Schema | None, answers: dict[str, Any], *, gate: s
 
 
 def _describe_field(f: ir.SchemaField) -> str:
+    text = f.type
     if f.enum_values:
-        return f"{f.type}, one of {', '.join(f.enum_values)}"
-    return f.type
+        text += f", one of {', '.join(f.enum_values)}"
+    constraints = f.constraint_text()
+    if constraints:
+        text += (", each " if f.type == "string[]" else ", ") + constraints
+    return text
 
 
 def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
@@ -97,6 +102,11 @@ def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
         for v in values:
             if v not in f.enum_values:
                 raise bad()
+    if t in ("string", "string[]", "int", "float"):
+        for v in result if isinstance(result, list) else [result]:
+            problem = f.constraint_problem(v)
+            if problem:
+                raise AnswerError(f"gate '{gate}' field '{f.name}' expects {_describe_field(f)}; {v!r} {problem}")
     return result
 
 

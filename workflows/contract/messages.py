@@ -52,7 +52,8 @@ class Usage(_Msg):
     part read from the provider's prompt cache and ``cache_write_tokens`` the part written to it
     (both included in ``input_tokens``). ``reasoning_tokens`` are part of ``output_tokens``.
     ``cache_savings_usd`` is what the cached tokens would have cost at the full input price,
-    minus what they cost.
+    minus what they cost. ``unpriced_calls`` counts calls whose model has no known price (costed
+    at 0 USD): while it is not 0 the cost is incomplete.
     """
 
     model: str = ""
@@ -65,6 +66,8 @@ class Usage(_Msg):
     cache_write_tokens: int = 0
     cache_savings_usd: float = 0.0
     calls: int = 0  # model calls (turns) summed here
+    #: Calls of a model the price table has no price for: they count 0 USD, so ``cost_usd`` is a lower bound.
+    unpriced_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -82,6 +85,7 @@ class Usage(_Msg):
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             cache_savings_usd=self.cache_savings_usd + other.cache_savings_usd,
             calls=self.calls + other.calls,
+            unpriced_calls=self.unpriced_calls + other.unpriced_calls,
         )
 
 

@@ -3,8 +3,9 @@
 The check is a pydantic model built from the schema (`output_model`): `string` → str (a `Literal`
 of its values when the field has an enum), `bool` → bool, `int` → an integer (a float with an
 integral value is accepted, as a JSON number), `float` → a number, `json` → any JSON value,
-`string[]` → a list of strings (each in the enum when there is one). Nothing is coerced: `"12"` is
-not an int. Every field is required; extra keys are allowed (runtime keys such as `_session_id`
+`string[]` → a list of strings (each in the enum when there is one). A field's constraints
+(`pattern`, `min_length`, `max_length` on strings and each string[] item; `min`, `max` on numbers)
+are checked once the type fits. Nothing is coerced: `"12"` is not an int. Every field is required; extra keys are allowed (runtime keys such as `_session_id`
 ride along).
 
 The first failing field (in schema order) becomes a `Violation` — field, what was expected,
@@ -75,15 +76,34 @@ _INT = Annotated[Annotated[int, Strict()] | _StrictFloat, AfterValidator(_integr
 _FLOAT = Annotated[int, Strict()] | _StrictFloat
 
 
+class _ConstraintError(ValueError):
+    """A value of the right type that breaks one of the field's constraints (pattern, lengths, bounds)."""
+
+
+def _constrained(f: SchemaField) -> AfterValidator:
+    def check(value: Any) -> Any:
+        problem = f.constraint_problem(value)
+        if problem:
+            raise _ConstraintError(problem)
+        return value
+    return AfterValidator(check)
+
+
 def _field_type(f: SchemaField) -> Any:
     item: Any = Annotated[str, Strict()]
     if f.enum_values:
         item = Literal[tuple(f.enum_values)]  # type: ignore[valid-type]
+    checked = bool(f.constraints())
+    if checked and f.type in ("string", "string[]"):
+        item = Annotated[item, _constrained(f)]
     if f.type == "string":
         return item
     if f.type == "string[]":
         return Annotated[list[item], Strict()]  # type: ignore[valid-type]
-    return {"bool": Annotated[bool, Strict()], "int": _INT, "float": _FLOAT, "json": JsonValue}[f.type]
+    base = {"bool": Annotated[bool, Strict()], "int": _INT, "float": _FLOAT, "json": JsonValue}[f.type]
+    if checked and f.type in ("int", "float"):
+        return Annotated[base, _constrained(f)]
+    return base
 
 
 @lru_cache(maxsize=256)
@@ -114,6 +134,10 @@ def _violation(schema: Schema, output: dict[str, Any], error: Any) -> Violation:
     elif error.get("type") == "literal_error":
         found = (f"item {describe_value(error.get('input'))} (not in the enum)" if len(loc) > 1
                  else f"{describe_value(output.get(name))} (not in the enum)")
+    elif isinstance((error.get("ctx") or {}).get("error"), _ConstraintError):
+        problem = str(error["ctx"]["error"])
+        found = (f"item {describe_value(error.get('input'))}, which {problem}" if len(loc) > 1
+                 else f"{describe_value(output.get(name))}, which {problem}")
     else:
         found = describe_value(output.get(name))
     return Violation(name, expected_text(f), found)
@@ -124,6 +148,9 @@ def expected_text(f: SchemaField) -> str:
             "json": "any JSON value", "string[]": "a list of strings"}[f.type]
     if f.enum_values:
         kind += " (one of " + ", ".join(repr(v) for v in f.enum_values) + ")"
+    constraints = f.constraint_text()
+    if constraints:
+        kind += (" (each " if f.type == "string[]" else " (") + constraints + ")"
     return kind
 
 

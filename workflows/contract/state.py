@@ -6,7 +6,7 @@ the `state` query returns exactly this shape to the CLI and the API.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +63,9 @@ class RunOptions(_Model):
     # Gate id → the answer given automatically every time it opens (`--skip-gates`, presets).
     gate_answers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     notify: NotifyOptions | None = None
+    # A preset's `summary:` template lines, kept so `iterloop report` renders them after the fact
+    # (the interpreter never reads them).
+    summary: list[str] = Field(default_factory=list)
 
 
 class Event(_Model):
@@ -119,6 +122,36 @@ class Failure(_Model):
     at: str = ""
 
 
+class Checkpoint(_Model):
+    """Where a node's latest visit on the main walk started from: what `rewind` and `fork` restore.
+
+    Small on purpose (counters, not outputs): the outputs before the visit are the first
+    ``produced[node]`` entries of each node's output history (`RunState.history`, whose trimmed
+    prefix `RunState.history_trimmed` counts), so the state grows by a few integers per node.
+    """
+
+    seq: int  # the last event before the visit
+    visit: int  # the visit of the node this checkpoint precedes
+    produced: dict[str, int] = Field(default_factory=dict)  # node → outputs produced before the visit
+    statuses: dict[str, NodeStatus] = Field(default_factory=dict)  # nodes that were not pending
+    loop_counters: dict[str, int] = Field(default_factory=dict)
+    rr_counters: dict[str, int] = Field(default_factory=dict)
+    artifact_versions: dict[str, int] = Field(default_factory=dict)
+    sessions: dict[str, str] = Field(default_factory=dict)
+    branch_sessions: dict[str, str] = Field(default_factory=dict)
+
+
+class Resume(_Model):
+    """Why an execution starts from a carried state that is not a continue-as-new: a rewind of the
+    same run or a fork into a new one (`iterloop rewind`, `iterloop fork`)."""
+
+    kind: Literal["rewind", "fork"]
+    node: str
+    from_run: str = ""  # fork: the run forked; rewind: the Temporal run id of the execution replaced
+    by: str = ""
+    vars: dict[str, Any] = Field(default_factory=dict)  # the vars the caller changed
+
+
 class RunState(_Model):
     """The run's state: what the workflow changes as the run goes, kept in this one object so that
     continue-as-new hands it over whole (`RunInput.carried`).
@@ -148,6 +181,10 @@ class RunState(_Model):
     executions: int
     sessions: dict[str, str] = Field(default_factory=dict)  # session id → conversation artifact URI
     branch_sessions: dict[str, str] = Field(default_factory=dict)  # branch → its latest session id
+    # node → its latest main-walk visit's checkpoint (`rewind`, `fork`); outputs dropped from the
+    # front of each node's history (kept to `_HISTORY_KEPT`), so counts stay absolute
+    checkpoints: dict[str, Checkpoint] = Field(default_factory=dict)
+    history_trimmed: dict[str, int] = Field(default_factory=dict)
 
     @classmethod
     def begin(cls, wf: Workflow, vars: dict[str, Any]) -> RunState:
@@ -175,6 +212,7 @@ class RunInput(_Model):
     source: str = ""
     options: RunOptions = Field(default_factory=RunOptions)
     carried: RunState | None = None
+    resume: Resume | None = None  # set by rewind and fork (``carried`` is then their state)
 
 
 class RunView(_Model):
@@ -197,6 +235,7 @@ class RunView(_Model):
     last_seq: int
     reason: str = ""
     executions: int = 1
+    rewind_points: list[str] = Field(default_factory=list)  # nodes `rewind --to` / `fork --at` can name
 
 
 class RunResult(_Model):

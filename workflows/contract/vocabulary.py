@@ -48,7 +48,7 @@ SEARCH_ATTRIBUTES: Final = {SA_WORKFLOW: "Keyword", SA_STATUS: "Keyword", SA_OPE
 EventType = Literal[
     # the run
     "run_started", "run_continued", "run_finished", "run_failed", "run_cancelled", "run_budget_exceeded",
-    "continue_as_new",
+    "continue_as_new", "run_rewound", "run_forked",
     # nodes and edges
     "node_started", "node_finished", "node_failed", "node_retried", "edge_selected", "artifact_written",
     # parallel branches

@@ -102,7 +102,8 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
             "turn": turn, "status": result.status, "input_tokens": result.usage.input_tokens,
             "output_tokens": result.usage.output_tokens, "cached_tokens": result.usage.cached_tokens,
             "cost_usd": result.usage.cost_usd, "cache_savings_usd": result.usage.cache_savings_usd,
-            "tool_calls": [c.name for c in result.tool_calls]})
+            "tool_calls": [c.name for c in result.tool_calls],
+            **({"unpriced": True} if result.usage.unpriced_calls else {})})  # no price known for the model
         metrics.llm_usage(wf.name, node.id, result.usage)
         run.record_usage(node.id, result.usage.model_copy(update={"calls": max(result.usage.calls, 1)}),
                          count_iteration=False, enforce=result.status != "final")
