@@ -316,11 +316,58 @@ async def cancelled_during_activity(client: Client, tq: str, wid: str, tmp: Path
     raise AssertionError("the cancelled run finished")
 
 
+REWIND = """
+schema plan:
+  flag_key: string
+schema decision:
+  approved: bool
+agent planner:
+  model: "scripted"
+  output: plan
+human approval:
+  output: decision
+tool apply:
+  command: "echo applied {{outputs.planner.flag_key}}"
+workflow rewind:
+  entry: planner
+  planner -> approval
+  approval -> apply when approved
+  approval -> fail when not approved
+  apply -> done
+"""
+
+
+async def rewound_to_before_a_gate(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A run answered at its gate, then rewound to the planner with a new script: a new execution of
+    the same id (`RunInput.resume`), its gate re-opened and answered again."""
+    from runtime.run_rewind import read_source, resumed_input, start_resumed
+    from runtime.settings import Settings
+    from workflows.contract.rewind import rewound
+    from workflows.contract.state import RunResult
+
+    handle = await start(client, tq, REWIND, workflow_id=wid, script={"planner": {"flag_key": "first"}})
+    await wait_for(handle, lambda v: bool(v.open_gates))
+    await handle.execute_update("answer", Answer(gate="approval", answers={"approved": True}))
+    assert (await finish(handle)).status == "finished"
+    settings = Settings(address=client.service_client.config.target_host, task_queue=tq)
+    source = await read_source(client, handle, settings, wid)
+    carried = rewound(source.state, source.run_input.workflow, "planner", vars={}, events_kept=500)
+    run_input = resumed_input(source, carried, kind="rewind", node="planner", from_run=wid, by="capture",
+                              overrides={}, script={"planner": {"flag_key": "second"}})
+    await start_resumed(client, settings, run_input, run_id=wid, task_queue=tq, replace=handle, running=False,
+                        details="rewound to planner by capture")
+    again = client.get_workflow_handle(wid, result_type=RunResult)
+    await wait_for(again, lambda v: bool(v.open_gates))
+    await again.execute_update("answer", Answer(gate="approval", answers={"approved": True}))
+    assert "applied second" in str((await finish(again)).outputs["apply"])
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
     gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
-    tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity)}
+    tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity,
+    rewound_to_before_a_gate)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:
