@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: The model layer's variables (`activities/llm/settings.py`; tests/runtime/test_worker_fingerprint.py
+#: The model layer's variables (`activities/llm/settings.py`; tests/test_run_workers.py
 #: checks the lists match). Keys: only whether they are set counts, and only their names are kept.
 MODEL_KEY_VARS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 #: Settings whose values count (none is a secret).
@@ -130,13 +130,25 @@ def _shown(value: str | None) -> str:
     return "unset" if value is None else repr(value)
 
 
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+
+
+def _recorded(name: str, value: str) -> str:
+    """What a fingerprint keeps of a variable a model string reads: the value (a model name), or, when
+    the name looks like it holds a secret (`model: "${SOME_TOKEN}"` by mistake), only a digest of it,
+    so the file and the worker's identity never hold the secret and a change is still noticed."""
+    if any(word in name.upper() for word in _SECRET_WORDS):
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+    return value
+
+
 def caller_fingerprint(env: Mapping[str, str], *, offline: bool, model_vars: Sequence[str] = ()) -> WorkerFingerprint:
     """The fingerprint a worker needs for a run from this environment (``model_vars``: the variables
     the run's model strings read)."""
     if offline:
         return WorkerFingerprint(offline=True)
-    values = {n: env[n] for n in env if _model_like(n) and env[n].strip()}
-    values.update({n: env.get(n, "") for n in model_vars if n not in values and env.get(n, "").strip()})
+    values = {n: _recorded(n, env[n]) for n in env if _model_like(n) and env[n].strip()}
+    values.update({n: _recorded(n, env.get(n, "")) for n in model_vars if n not in values and env.get(n, "").strip()})
     return WorkerFingerprint(
         offline=False,
         model_keys=tuple(n for n in MODEL_KEY_VARS if (env.get(n) or "").strip()),
