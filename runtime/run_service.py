@@ -84,7 +84,8 @@ from runtime.worker_fingerprint import caller_fingerprint, is_offline_queue, mod
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 
-    from workflows.contract.state import Answer, AnswerRecord, Event, RunInput, RunView
+    from runtime.run_rewind import ResumeSource
+    from workflows.contract.state import Answer, AnswerRecord, Event, RunInput, RunState, RunView
 
 #: How long `cancel` waits for the run to end before answering (it ends anyway, later); the CLI,
 #: which a person watches, waits longer.
@@ -355,24 +356,28 @@ class RunService:
 
     # -- rewind and fork (runtime/run_rewind.py) -------------------------------------------------
 
+    async def _resume_source(self, run_id: str, node: str, var_assignments: list[str] | None,
+                             vars: dict[str, Any] | None) -> tuple[FoundRun, ResumeSource, dict[str, Any]]:
+        """What `rewind` and `fork` start from: the run (served by a suitable worker), its input and
+        whole state, and the checked var overrides; an unknown node is refused first."""
+        from runtime.run_rewind import check_node, read_source, var_overrides
+
+        found = await self._find_served(run_id, acting=True)
+        source = await read_source(found.client, found.handle, found.settings, run_id)
+        check_node(source.run_input.workflow, node)
+        return found, source, var_overrides(source.run_input.workflow, var_assignments or [], vars or {})
+
     async def rewind(self, run_id: str, node: str, *, by: str, var_assignments: list[str] | None = None,
                      vars: dict[str, Any] | None = None, script: dict[str, Any] | None = None) -> RunRewound:
         """Resume run ``run_id`` from ``node`` with the outputs recorded before it (its latest main-walk
         visit): the current execution ends and a new one of the same run id starts there; later gates
         open again. ``vars``/``script`` change the run's vars and scripted outputs from there on."""
-        from runtime.run_rewind import check_node, read_source, resumed_input, start_resumed, var_overrides
-        from workflows.contract.rewind import RewindError, rewound
+        from runtime.run_rewind import resumed_input, start_resumed
+        from workflows.contract.rewind import rewound
 
-        found = await self._find_served(run_id, acting=True)
-        source = await read_source(found.client, found.handle, found.settings, run_id)
-        wf = source.run_input.workflow
-        check_node(wf, node)
-        overrides = var_overrides(wf, var_assignments or [], vars or {})
-        try:
-            carried = rewound(source.state, wf, node, vars=overrides,
-                              events_kept=source.run_input.options.max_events_kept // 4)
-        except RewindError as exc:
-            raise NoRewindPoint(str(exc)) from None
+        found, source, overrides = await self._resume_source(run_id, node, var_assignments, vars)
+        carried = _rebuilt(lambda: rewound(source.state, source.run_input.workflow, node, vars=overrides,
+                                           events_kept=source.run_input.options.max_events_kept // 4))
         old_execution = found.desc.run_id
         run_input = resumed_input(source, carried, kind="rewind", node=node, from_run=old_execution, by=by,
                                   overrides=overrides, script=script)
@@ -390,19 +395,13 @@ class RunService:
                    script: dict[str, Any] | None = None) -> RunForked:
         """Start a new run of ``run_id``'s workflow at ``node``, seeded with the outputs ``run_id`` had
         recorded before it (its latest main-walk visit); the source run is left alone."""
-        from runtime.run_rewind import check_node, read_source, resumed_input, start_resumed, var_overrides
+        from runtime.run_rewind import resumed_input, start_resumed
         from runtime.run_start import new_run_id as make_run_id
-        from workflows.contract.rewind import RewindError, forked
+        from workflows.contract.rewind import forked
 
-        found = await self._find_served(run_id, acting=True)
-        source = await read_source(found.client, found.handle, found.settings, run_id)
+        found, source, overrides = await self._resume_source(run_id, node, var_assignments, vars)
         wf = source.run_input.workflow
-        check_node(wf, node)
-        overrides = var_overrides(wf, var_assignments or [], vars or {})
-        try:
-            carried = forked(source.state, wf, node, vars=overrides)
-        except RewindError as exc:
-            raise NoRewindPoint(str(exc)) from None
+        carried = _rebuilt(lambda: forked(source.state, wf, node, vars=overrides))
         fork_id = new_run_id or make_run_id(wf)
         run_input = resumed_input(source, carried, kind="fork", node=node, from_run=run_id, by=by,
                                   overrides=overrides, script=script)
@@ -414,6 +413,16 @@ class RunService:
         return RunForked(run_id=fork_id, forked_from=run_id, node=node, workflow=wf.name,
                          outputs=sorted(carried.outputs), vars=overrides, ui_url=web_ui_link(found.settings, fork_id))
 
+
+
+def _rebuilt(rebuild: Callable[[], RunState]) -> RunState:
+    """The state a rewind or fork starts from; a node with no usable checkpoint is `NoRewindPoint`."""
+    from workflows.contract.rewind import RewindError
+
+    try:
+        return rebuild()
+    except RewindError as exc:
+        raise NoRewindPoint(str(exc)) from None
 
 # -- the run's state -----------------------------------------------------------------------------
 
