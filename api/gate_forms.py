@@ -10,12 +10,12 @@ same answers and the gate's reason is shown when it refuses one. Pure: no I/O.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dsl.ir import SchemaField
+from workflows.contract.json_values import JsonValueError, load_json
 from workflows.contract.state import Gate
 
 FIELD_PREFIX = "field."
@@ -91,11 +91,10 @@ def answers_from_form(gate: Gate, form: Mapping[str, Sequence[str]]) -> tuple[di
                 answers[f.name] = items
         elif f.type == "json":
             if text.strip():
-                try:
-                    answers[f.name] = json.loads(text)
-                except ValueError as exc:
-                    problems.append(f"field '{f.name}' must be a JSON value ({exc.msg} at line {exc.lineno} "
-                                    f"column {exc.colno}), e.g. {{\"control\": 50}} or \"text\"")
+                try:  # the shared loader: bounded size and depth, no NaN/Infinity
+                    answers[f.name] = load_json(text, what="it", fix='e.g. {"control": 50} or "text"')
+                except JsonValueError as exc:
+                    problems.append(f"field '{f.name}' must be a JSON value: {exc}")
         elif f.type == "string":
             if text != "" or f.enum_values is None:
                 answers[f.name] = text

@@ -16,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dsl.ir import FieldType
 from runtime.notify_options import NotifySection
+from runtime.run_start import RUN_ID_PATTERN
 from workflows.contract.state import RunStatus
-
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
 
 
 class _Body(BaseModel):
@@ -154,7 +153,11 @@ class AnswerGate(_Body):
         "On whose behalf the token answers: recorded as `<token name> (for <answered_by>)`; the token's name "
         "alone when it is absent or the same."))
     interaction_id: str | None = Field(default=None, description=(
-        "Pin the gate opening you answer (from the run's open_gates); a stale one is refused."))
+        "Pin the gate opening you answer (from the run's open_gates); one that is closed or already answered is "
+        "refused (409 gate_opening_closed). Without it, the opening open when the request arrives."))
+    in_advance: bool = Field(default=False, description=(
+        "Answer the gate's next opening while the gate is closed (the answer is kept until it opens). Without "
+        "it, an answer to a closed gate is refused (409 gate_opening_closed): it never waits for a later opening."))
 
 
 class RetryNodes(_Body):

@@ -25,6 +25,7 @@ from api.models import StartRun, VarInfo, WorkflowInfo
 from api.settings import ApiSettings, withheld_from_runs
 from dsl import CheckResult, CompileOptions
 from dsl.ir import HumanNode
+from dsl.source_files import name_problem
 from runtime.language_commands import compile_options as run_compile_options
 from runtime.run_start import CompiledWorkflow, StartRequest
 
@@ -74,13 +75,25 @@ def _registered_path(settings: ApiSettings, name: str) -> Path:
         known = ", ".join(p.stem for p in registered_files(settings)) or "(none)"
         raise Unprocessable(f"no registered workflow '{name}' in {settings.workflows_dir}; registered: {known}",
                             code="workflow_not_found")
+    if not _inside(path, settings.workflows_dir):
+        raise Forbidden(f"registered workflow '{name}' is a link to a file outside {settings.workflows_dir}; the API "
+                        "runs only files inside its workflows directory: copy the file there instead of linking it",
+                        code="path_not_allowed")
     return path
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves (symlinks followed) inside ``root``: a link in the workflows directory
+    to a file elsewhere must not make that file runnable."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
 def registered_files(settings: ApiSettings) -> list[Path]:
-    if settings.workflows_dir is None or not settings.workflows_dir.is_dir():
+    """The registered workflows: the `*.iter` files of the workflows directory, links out of it left out."""
+    root = settings.workflows_dir
+    if root is None or not root.is_dir():
         return []
-    return sorted(p for p in settings.workflows_dir.glob("*.iter") if p.is_file() and _REGISTERED_NAME.match(p.stem))
+    return sorted(p for p in root.glob("*.iter") if p.is_file() and _REGISTERED_NAME.match(p.stem) and _inside(p, root))
 
 
 def describe_registered(settings: ApiSettings) -> list[WorkflowInfo]:
@@ -116,10 +129,18 @@ def confined_path(given: str, roots: tuple[Path, ...], *, what: str, setting: st
     if not roots:
         raise Forbidden(f"this API reads no {what} files: set {setting} to the directory they may come from",
                         code="path_not_allowed")
+    problem = name_problem(given)
+    if problem is not None:  # the OS would answer ENAMETOOLONG to any look at it
+        raise Unprocessable(f"{what} '{given[:60]}…': {problem}", code="invalid_path")
     path = Path(given)
-    if not path.is_absolute():
-        path = next((root / path for root in roots if (root / path).exists()), roots[0] / path)
-    resolved = path.resolve()
+    try:
+        if not path.is_absolute():
+            path = next((root / path for root in roots if (root / path).exists()), roots[0] / path)
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a path too long in total, a loop of links
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise Unprocessable(f"{what} '{given[:60]}': cannot be resolved ({reason}); give a shorter, plain path",
+                            code="invalid_path") from None
     if not any(resolved.is_relative_to(root.resolve()) for root in roots):
         allowed = ", ".join(str(r) for r in roots)
         raise Forbidden(f"{what} '{given}' is outside the directories the API may read {what} files from "

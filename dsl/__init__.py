@@ -15,6 +15,7 @@ from .diagnostics import CODES, Diagnostic, has_errors
 from .ir import IR_FORMAT_VERSION, Workflow
 from .lexer import decode_source
 from .parser import parse
+from .source_files import read_limited
 
 __all__ = [
     "CODES",
@@ -76,6 +77,7 @@ def check_bytes(data: bytes, *, file: str | None = None, options: CompileOptions
 
 
 def check_file(path: str | Path, *, options: CompileOptions | None = None) -> CheckResult:
-    """Read and check a file. OSError propagates: a missing file is a usage error, not a diagnostic."""
-    p = Path(path)
-    return check_bytes(p.read_bytes(), file=str(path), options=options)
+    """Read and check a file. OSError propagates: a missing file is a usage error, not a diagnostic;
+    so does a path that is no regular file or is too large (`source_files.UnreadableFile`), which is
+    refused before it is read (a FIFO would hang, `/dev/zero` would fill the memory)."""
+    return check_bytes(read_limited(Path(path)), file=str(path), options=options)

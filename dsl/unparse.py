@@ -14,7 +14,7 @@ parses without errors:
 
 The layout follows Iterion's (§8.1/§8.2): 2-space indentation, declarations grouped by kind in a
 fixed order, one empty line between top-level blocks, workflow settings then entry then budget
-then edges, multi-line ``with`` blocks.
+then edges (in the groups the author separated with empty lines), multi-line ``with`` blocks.
 
 How: the AST is first turned into a small tree of output lines (``_Node``), each remembering the
 source position of the item it prints. Comments are then attached to those nodes by position,
@@ -214,7 +214,24 @@ def _chosen(props: dict[str, A.Pos], *spellings: str) -> str | None:
 
 
 class _Builder:
-    """AST → output tree, one method per declaration kind."""
+    """AST → output tree, one method per declaration kind.
+
+    ``blank_lines`` and ``comment_lines`` (line numbers of the source) let the edges of a workflow
+    keep their paragraphs: authors group edges with empty lines, and those groups are kept.
+    """
+
+    def __init__(self, blank_lines: frozenset[int] = frozenset(), comment_lines: frozenset[int] = frozenset()) -> None:
+        self.blank_lines = blank_lines
+        self.comment_lines = comment_lines
+
+    def starts_paragraph(self, previous: A.Edge, edge: A.Edge) -> bool:
+        """Whether the source has an empty line between ``previous`` and ``edge`` (or the comments
+        written before it): the edge then starts a new group. An empty line after those comments is
+        kept by the comment layout already (`_comments`)."""
+        start = max([previous.pos.line, *(w.pos.line for w in previous.with_ or [])])
+        following = [line for line in self.comment_lines if start < line < edge.pos.line]
+        end = min(following, default=edge.pos.line)
+        return any(start < line < end for line in self.blank_lines)
 
     def decl(self, d: A.Declaration) -> _Node:
         if isinstance(d, A.VarsBlock):
@@ -419,6 +436,8 @@ class _Builder:
         entry = [_item(f"entry: {wf.entry}", p["entry"])] if "entry" in p else []
         budget = [self.budget(wf.budget)] if wf.budget is not None else []
         edges = [self.edge(e) for e in wf.edges]
+        for i in range(1, len(edges)):
+            edges[i].blank_before = self.starts_paragraph(wf.edges[i - 1], wf.edges[i])
         for section in (settings, entry, budget, edges):
             if section and node.children:
                 section[0].blank_before = True
@@ -580,10 +599,11 @@ def _render(root: _Node) -> str:
 # -- API ----------------------------------------------------------------------------------------
 
 
-def format_file(file: A.File) -> str:
-    """Canonical text of a parsed file; ends with one newline (an empty file gives "")."""
+def format_file(file: A.File, *, blank_lines: frozenset[int] = frozenset()) -> str:
+    """Canonical text of a parsed file; ends with one newline (an empty file gives ""). With the
+    source's empty ``blank_lines`` (line numbers), the groups of edges a workflow has are kept."""
     root = _Node("", None, col=0, block=True)
-    builder = _Builder()
+    builder = _Builder(blank_lines, frozenset(c.pos.line for c in file.comments))
     for belongs in _GROUPS:
         for decl in file.declarations:
             if belongs(decl):
@@ -600,7 +620,9 @@ def format_source(source: str) -> str:
     if errors:
         listed = "\n".join(d.render() for d in errors)
         raise ValueError(f"cannot format a file with parse errors:\n{listed}")
-    return format_file(A.File(tree.declarations, _comments_as_written(tree.comments, source)))
+    blank_lines = frozenset(n for n, line in enumerate(source.split("\n"), start=1) if not line.strip())
+    return format_file(A.File(tree.declarations, _comments_as_written(tree.comments, source)),
+                       blank_lines=blank_lines)
 
 
 def _comments_as_written(comments: list[A.Comment], source: str) -> list[A.Comment]:

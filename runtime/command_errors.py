@@ -4,7 +4,8 @@ Exit codes (`docs/runtime.md` lists them for users):
 
     0    the run finished (or was started with --detach; or the command did what it was asked)
     1    the run failed, the file has compile errors, or an answer was rejected
-    2    usage error: bad option or value, unknown run id, Temporal unreachable
+    2    usage error: bad option or value, unknown run id, Temporal unreachable; bad input (a file
+         that is not a regular file or is too large, JSON too deep or with NaN, text not UTF-8)
     3    the run waits for a human answer (and there is no terminal to ask on)
     4    the run is parked as failed_resumable (fix the cause, then `iterloop retry`)
     5    the run stopped because a budget was exceeded
@@ -43,6 +44,10 @@ class UsageError(CommandError):
     exit_code = EXIT_USAGE
 
 
+class InvalidFilter(UsageError):
+    """A run-list filter (status, workflow, gate) that no run can match: not a name (the API: 400)."""
+
+
 class RunNotFound(UsageError):
     """No run with that id in the namespace."""
 
@@ -77,6 +82,11 @@ class NothingToRetry(CommandError):
 
 class AnswerRejected(CommandError):
     """The run refused a gate answer (unknown gate or field, wrong type); nothing was recorded."""
+
+
+class GateOpeningClosed(AnswerRejected):
+    """The gate opening an answer was for is closed: answered already (by whom, when), or the gate
+    is not open and the answer was not sent in advance; nothing was recorded."""
 
 
 def short_error(exc: BaseException) -> str:

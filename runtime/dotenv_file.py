@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from dsl.source_files import read_limited
+
 DOTENV_FILE = ".env"
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -40,8 +42,8 @@ def parse_dotenv(text: str) -> dict[str, str]:
 def read_dotenv(directory: Path | None = None) -> dict[str, str]:
     """The `.env` of ``directory`` (default: the current directory); {} when there is none."""
     path = (directory or Path.cwd()) / DOTENV_FILE
-    try:
-        return parse_dotenv(path.read_text(encoding="utf-8"))
+    try:  # a regular file only: a FIFO named .env must not hang every command (dsl.source_files)
+        return parse_dotenv(read_limited(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError):
         return {}
 

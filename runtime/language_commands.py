@@ -26,6 +26,7 @@ from typing import TextIO
 from dsl import CheckResult, CompileOptions, Diagnostic, check_file, parse
 from dsl.ir import Workflow
 from dsl.lexer import decode_source
+from dsl.source_files import read_limited
 from runtime.command_errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from runtime.console import is_tty
 from runtime.diagnostics_text import (
@@ -308,7 +309,7 @@ def format_one(
 ) -> None:
     """Format one file, recording the outcome; the file is only touched when its text changes."""
     try:
-        data = path.read_bytes()
+        data = read_limited(path)  # regular files only, size-capped: a FIFO or /dev/zero is an error
     except OSError as exc:
         outcome.io_errors.append(str(path))
         print(f"iterloop: {describe_os_error(path, exc)}", file=sys.stderr)

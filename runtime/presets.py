@@ -37,9 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dsl import ir
 from dsl.durations import parse_duration
+from dsl.source_files import read_limited
 from runtime.command_errors import UsageError
 from runtime.notify_options import NotifySection
 from runtime.run_inputs import var_type_problem
+from workflows.contract.json_values import value_problem
 
 SKIP_GATES_NOTE = "auto-approved (--skip-gates)"
 PRESET_NOTE = "auto-approved (preset)"
@@ -244,11 +246,14 @@ def _read_checked(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")  # a regular file, size-capped (dsl.source_files)
     except FileNotFoundError:
         raise PresetError(f"preset file '{path}' does not exist; check the path given with --config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"cannot read preset file '{path}': {exc}") from None
+    except OSError as exc:
+        raise PresetError(f"cannot read preset file '{path}': {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"cannot read preset file '{path}': not UTF-8 text (byte {exc.start}); "
+                          "save it as UTF-8 YAML") from None
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -256,11 +261,16 @@ def _read_checked(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise PresetError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except RecursionError:
+        raise PresetError(f"{path}: the YAML nests too deeply; a preset is a few levels of settings") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise PresetError(f"{path}: a preset is a mapping of settings (connector:, metrics:, …), "
                           f"found {type(data).__name__}")
+    problem = value_problem(data)  # NaN/Infinity (`.nan`, `.inf`) or a value nested too deeply
+    if problem is not None:
+        raise PresetError(f"{path}: {problem}")
     try:
         Preset.model_validate(data)
     except ValidationError as exc:

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dsl.ir import SchemaField, Var, Workflow
+from dsl.source_files import read_limited
 from runtime.command_errors import UsageError
+from workflows.contract.json_values import (
+    MAX_JSON_DEPTH,
+    JsonSyntaxError,
+    JsonValueError,
+    check_json_value,
+    load_json,
+    value_problem,
+)
 
 _JSON_TYPED = ("int", "float", "bool", "json", "string[]")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
@@ -26,15 +36,31 @@ def var_type_problem(var: Var, value: Any) -> str | None:
     t = var.type
     if t == "int" and (isinstance(value, bool) or not isinstance(value, int)):
         return "an integer, e.g. 28"
-    if t == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        return "a number, e.g. 0.05"
+    if t == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        return "a finite number, e.g. 0.05"
     if t == "bool" and not isinstance(value, bool):
         return "true or false"
     if t == "string[]" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         return 'a JSON array of strings, e.g. ["a","b"]'
     if t == "string" and not isinstance(value, str):
         return "a string"
+    if t == "json":
+        problem = value_problem(value)
+        return f"a JSON value without NaN or Infinity, nested at most {MAX_JSON_DEPTH} levels" if problem else None
     return None
+
+
+def utf8_text(text: str, *, label: str) -> str:
+    """``text`` if it is valid UTF-8; a `UsageError` naming ``label`` otherwise.
+
+    Python reads a command line that is not UTF-8 with lone surrogates in place of the bad bytes;
+    such text cannot be stored in a run (its JSON encoding fails later, as a traceback)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{label} is not valid UTF-8 text; give it in UTF-8 "
+                         f"(got {text.encode('utf-8', 'surrogateescape')[:60]!r})") from None
+    return text
 
 
 def parse_var_assignments(assignments: list[str], wf: Workflow) -> dict[str, Any]:
@@ -45,7 +71,7 @@ def parse_var_assignments(assignments: list[str], wf: Workflow) -> dict[str, Any
     """
     values: dict[str, Any] = {}
     for item in assignments:
-        name, sep, text = item.partition("=")
+        name, sep, text = utf8_text(item, label="--var").partition("=")
         name = name.strip()
         if not sep or not name:
             raise UsageError(f"--var '{item}' is not NAME=VALUE (e.g. --var topic=checkout)")
@@ -61,13 +87,29 @@ def check_var_values(given: Mapping[str, Any], wf: Workflow, *, label: str = "va
         where = f"{label}.{name}"
         var = _declared_var(wf, name, where)
         if isinstance(value, str):
-            values[name] = var_from_text(var, value, label=where)
+            values[name] = var_from_text(var, utf8_text(value, label=where), label=where)
             continue
         problem = var_type_problem(var, value)
         if problem:
             raise UsageError(f"{where}: var '{name}' is {var.type}, so give {problem}; "
                              f"got {json.dumps(value, ensure_ascii=False)}")
         values[name] = float(value) if var.type == "float" else value
+    return values
+
+
+def check_run_inputs(given: Mapping[str, Any], wf: Workflow, *, label: str) -> dict[str, Any]:
+    """Run inputs (`--input`, the API's `inputs`): an input that names a declared var sets that var,
+    so it is checked against the var's type exactly as `vars` are (`check_var_values`); any other
+    input is free JSON, checked only for NaN/Infinity and depth."""
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in wf.vars:
+            values.update(check_var_values({name: value}, wf, label=label))
+            continue
+        try:
+            values[name] = check_json_value(value, what=f"{label}.{name}")
+        except JsonValueError as exc:
+            raise UsageError(str(exc)) from None
     return values
 
 
@@ -88,11 +130,15 @@ def var_from_text(var: Var, text: str, *, label: str) -> Any:
     """A var's value from text: as it is for a string var, else JSON checked against the type."""
     if var.type not in _JSON_TYPED:
         return text
+    expected = var_type_problem(var, object()) or "a JSON value"
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise UsageError(f"{label}: '{text}' is not valid JSON; var '{var.name}' is {var.type}, so give "
-                         f"{var_type_problem(var, object()) or 'a JSON value'}") from None
+        value = load_json(text, what=label, fix=f"var '{var.name}' is {var.type}, so give {expected}")
+    except JsonSyntaxError:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise UsageError(f"{label}: '{shown}' is not valid JSON; var '{var.name}' is {var.type}, so give "
+                         f"{expected}") from None
+    except JsonValueError as exc:
+        raise UsageError(str(exc)) from None
     problem = var_type_problem(var, value)
     if problem:
         raise UsageError(f"{label}: var '{var.name}' is {var.type}, so give {problem}; got {text}")
@@ -100,13 +146,14 @@ def var_from_text(var: Var, text: str, *, label: str) -> Any:
 
 
 def parse_input_json(text: str | None) -> dict[str, Any]:
+    """`--input '{...}'`: a JSON object of run inputs (read by the shared, bounded JSON loader)."""
     if not text:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--input is not valid JSON ({exc}); give an object, "
-                         "e.g. --input '{\"plan\": \"v2\"}'") from None
+        value = load_json(utf8_text(text, label="--input"), what="--input",
+                          fix='give an object, e.g. --input \'{"plan": "v2"}\'')
+    except JsonValueError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(value, dict):
         raise UsageError(f"--input must be a JSON object of run inputs, got {type(value).__name__}")
     return value
@@ -143,7 +190,7 @@ def parse_answer_assignments(assignments: list[str]) -> dict[str, str]:
     """`--answer FIELD=VALUE` pairs; values stay text (the gate converts them to the field's type)."""
     answers: dict[str, str] = {}
     for item in assignments:
-        name, sep, value = item.partition("=")
+        name, sep, value = utf8_text(item, label="--answer").partition("=")
         name = name.strip()
         if not sep or not name:
             raise UsageError(f"--answer '{item}' is not FIELD=VALUE (e.g. --answer approved=true)")
@@ -154,20 +201,39 @@ def parse_answer_assignments(assignments: list[str]) -> dict[str, str]:
 
 
 def load_answers_file(path: Path) -> dict[str, Any]:
-    """A JSON or YAML mapping of field → value."""
+    """A JSON or YAML mapping of field → value: a regular, size-capped UTF-8 file (`read_limited`),
+    its values checked as every run value is (no NaN/Infinity, bounded nesting)."""
+    data = load_yaml_file(path, what="--answers-file")
+    if not isinstance(data, dict):
+        raise UsageError(f"--answers-file '{path}' must hold a mapping of field → value, e.g. {{\"approved\": true}}")
+    return {str(k): v for k, v in data.items()}
+
+
+def load_yaml_file(path: Path, *, what: str) -> Any:
+    """The JSON or YAML document of the file given as ``what``; every problem is one `UsageError`:
+    not a regular file, too large, not UTF-8, not YAML, too deep, NaN or Infinity in it."""
     import yaml
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read '{path}': {exc.strerror or exc}") from None
+        raise UsageError(f"{what}: cannot read '{path}': {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what}: '{path}' is not UTF-8 text (byte {exc.start}); give a JSON or YAML text file") from None
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
-        raise UsageError(f"'{path}' is neither JSON nor YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"'{path}' must hold a mapping of field → value, e.g. {{\"approved\": true}}")
-    return {str(k): v for k, v in data.items()}
+        raise UsageError(f"{what}: '{path}' is neither JSON nor YAML: {_one_line(str(exc))}") from None
+    except RecursionError:
+        raise UsageError(f"{what}: '{path}' nests too deeply; give a flat mapping of field → value") from None
+    try:
+        return check_json_value(data, what=f"{what} '{path}'")
+    except JsonValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
 
 
 def field_hint(field: SchemaField) -> str:

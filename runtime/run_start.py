@@ -15,6 +15,7 @@ compile with `runtime.language_commands.compile_options`, and hand over a `Compi
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from dsl.ir import Workflow
 from runtime.command_errors import CommandError, InvalidScript, RunAlreadyExists, UsageError, short_error
 from runtime.notify_options import NotifySection
 from runtime.run_inputs import (
+    check_run_inputs,
     check_var_values,
     load_script_option,
     missing_vars,
@@ -38,6 +40,23 @@ from runtime.temporal_runs import RPC_TIMEOUT, temporal_errors
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+
+#: What a run id may be (`--run-id`, the API's `run_id`): it is a Temporal workflow id, shown in
+#: commands and URLs, so plain characters and at most `MAX_RUN_ID_LENGTH` of them.
+MAX_RUN_ID_LENGTH = 200
+RUN_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.:@-]{{0,{MAX_RUN_ID_LENGTH - 1}}}$"
+
+
+def check_run_id(run_id: str | None, *, label: str) -> str | None:
+    """``run_id`` if it is a usable run id (or None); a `UsageError` naming ``label`` otherwise."""
+    if run_id is None or re.fullmatch(RUN_ID_PATTERN, run_id):
+        return run_id
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        found = f"is {len(run_id)} characters long"
+    else:
+        found = f"is {run_id[:60]!r}"
+    raise UsageError(f"{label} {found}; a run id has 1 to {MAX_RUN_ID_LENGTH} characters: letters, digits and "
+                     f"_ . : @ -, starting with a letter or digit (e.g. {label} review-1)")
 
 
 class CompiledWorkflow(BaseModel):
@@ -110,10 +129,14 @@ def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
     the script. Later sources win for the same input: preset < inputs < vars. No Temporal."""
     from runtime.presets import prepare_run
 
+    from_cli = request.given_by == "command_line"
+    check_run_id(request.run_id, label="--run-id" if from_cli else "run_id")
     preset = prepare_run(request.config, request.compiled.workflow, skip_gates=request.skip_gates,
                          stop_after=request.stop_after, preset_root=request.preset_root)
     wf = preset.workflow
-    inputs = {**preset.inputs, **request.inputs, **parse_input_json(request.input_json),
+    # Run inputs that name a var set it, so they are typed like vars (`check_run_inputs`).
+    inputs = {**preset.inputs, **check_run_inputs(request.inputs, wf, label="inputs"),
+              **check_run_inputs(parse_input_json(request.input_json), wf, label="--input"),
               **parse_var_assignments(request.var_assignments, wf), **check_var_values(request.vars, wf)}
     env_values, warnings = resolve_env_defaults(wf, inputs, request.env, withheld=request.withheld)
     missing = missing_vars(wf, inputs)

@@ -530,3 +530,25 @@ def test_comments_anywhere_round_trip(placements: list[tuple[int, int, bool]]) -
     out = assert_round_trip(text)
     for comment in tree.comments:
         assert comment.text in out
+
+
+def test_edges_keep_the_groups_their_author_separated_with_empty_lines() -> None:
+    text = src('''
+        agent a:
+          model: "m"
+
+        agent b:
+          model: "m"
+
+        workflow w:
+          entry: a
+          a -> b with { x: "1" }
+
+          ## the end
+          b -> done
+          b -> fail
+
+          a -> fail
+        ''')
+    out = assert_round_trip(text)
+    assert out.endswith('  a -> b with {\n    x: "1"\n  }\n\n  ## the end\n  b -> done\n  b -> fail\n\n  a -> fail\n')

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from runs import compile_ok
 from temporalio.client import WorkflowExecutionStatus
 
-from runtime.command_errors import EXIT_USAGE, InvalidScript, UsageError
+from runtime.command_errors import EXIT_USAGE, InvalidFilter, InvalidScript, UsageError
 from runtime.console import print_json
 from runtime.run_models import RunDetail
 from runtime.run_service import FoundRun, answer_message, run_detail, visibility_query, watch_events
@@ -220,11 +220,25 @@ def test_an_answer_goes_to_the_gates_current_opening_unless_one_is_pinned() -> N
     assert answer_message(view, "elsewhere", {}, "ada", None).interaction_id == ""
 
 
+def test_an_answer_in_advance_is_bound_to_no_open_opening() -> None:
+    view, _ = _gated_view()
+    ahead = answer_message(view, "approval", {"approved": True}, "ada", None, in_advance=True)
+    assert ahead.in_advance and ahead.interaction_id == ""
+
+
 def test_the_visibility_query_asks_live_statuses_and_gates_of_running_executions() -> None:
     assert visibility_query(None) == f'WorkflowType="{WORKFLOW_TYPE}"'
     assert visibility_query("finished").endswith('IterloopStatus="finished"')
     assert visibility_query("waiting_human").endswith('ExecutionStatus="Running"')
-    assert 'IterloopOpenGates="ap\\"proval"' in visibility_query(None, gate='ap"proval')
+    assert 'IterloopOpenGates="approval"' in visibility_query(None, gate="approval")
+
+
+def test_a_filter_that_is_not_a_name_never_reaches_the_visibility_query() -> None:
+    for gate in ('ap"proval', "a\\b", "x' OR '1'='1"):
+        with pytest.raises(InvalidFilter, match="gate filter"):
+            visibility_query(None, gate=gate)
+    with pytest.raises(InvalidFilter, match="workflow filter"):
+        visibility_query(None, workflow='growth"loop')
 
 
 class _ScriptedRun:

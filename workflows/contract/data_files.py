@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from dsl.source_files import read_limited
+from workflows.contract.json_values import MAX_JSON_DEPTH, text_depth, value_problem
+
 
 def read_data_file(path: str | Path, *, what: str, missing_hint: str, error: Callable[[str], Exception]) -> Any:
     """The parsed content of ``path``: JSON when it ends in `.json`, else YAML (None for an empty
@@ -26,23 +29,38 @@ def read_data_file(path: str | Path, *, what: str, missing_hint: str, error: Cal
     - `<what> '<path>' does not exist; <missing_hint>`
     - `cannot read <what> '<path>': <reason>`
     - `<what> '<path>:<line>:<column>' is not valid YAML: <problem>` (or JSON)
+    - `<what> '<path>': <problem>` for NaN/Infinity or nesting deeper than `MAX_JSON_DEPTH`
+
+    The file must be a regular file no larger than `dsl.source_files.MAX_FILE_BYTES` (a FIFO or a
+    device is refused before it is read).
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_limited(p).decode("utf-8")
     except FileNotFoundError:
         raise error(f"{what} '{p}' does not exist; {missing_hint}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise error(f"cannot read {what} '{p}': {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise error(f"cannot read {what} '{p}': {exc}") from None
     if p.suffix.lower() == ".json":
+        if text_depth(text) > MAX_JSON_DEPTH:
+            raise error(f"{what} '{p}': it nests more than {MAX_JSON_DEPTH} levels deep (the limit)")
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise error(f"{what} '{p}:{exc.lineno}:{exc.colno}' is not valid JSON: {exc.msg}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise error(f"{what} '{p}{where}' is not valid YAML: {problem}") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise error(f"{what} '{p}{where}' is not valid YAML: {problem}") from None
+        except RecursionError:
+            raise error(f"{what} '{p}': it nests too deeply (the limit is {MAX_JSON_DEPTH} levels)") from None
+    problem = value_problem(data)
+    if problem is not None:
+        raise error(f"{what} '{p}': {problem}")
+    return data

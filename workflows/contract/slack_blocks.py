@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dsl.ir import Schema, SchemaField
+from workflows.contract.json_values import load_json
 from workflows.contract.messages import NotifyRequest
 
 Decision = Literal["approve", "reject", "answer"]
@@ -75,7 +76,7 @@ class ButtonValue:
     def decode(cls, text: str) -> ButtonValue:
         """The value of one of our buttons; ValueError when it is not one."""
         try:
-            raw = json.loads(text)
+            raw = load_json(text, what="button value")  # bounded: a deep value would overflow json
             value = cls(run_id=raw["r"], gate=raw["g"], interaction_id=raw["i"], decision=raw["d"])
         except (ValueError, TypeError, KeyError):
             raise ValueError(f"not an iterloop button value: {text[:80]!r}") from None
@@ -241,7 +242,7 @@ class ModalSubmission:
 def read_modal(view: dict[str, Any], plan: AnswerPlan) -> ModalSubmission:
     """The click and the typed details from a `view_submission` payload's ``view``."""
     try:
-        meta = json.loads(view.get("private_metadata") or "")
+        meta = load_json(view.get("private_metadata") or "", what="private_metadata")
         value = ButtonValue(meta["r"], meta["g"], meta["i"], meta["d"])
         channel, ts = meta["c"], meta["t"]
     except (ValueError, TypeError, KeyError):
