@@ -83,11 +83,13 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
     ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
     the same task queue with exactly the same configuration. ``notify`` defaults to the
     environment's settings; ``interceptors`` add e.g. tracing (`tracing_interceptor`); ``identity``
-    is how the server lists it among the task queue's pollers (default `PID@HOST`).
+    is how the server lists it among the task queue's pollers (default `PID@HOST`). Every activity's
+    results, failures and heartbeats are redacted (`activities.redacting_interceptor`).
     """
     from activities import artifacts
     from activities.llm.activity import configure, llm_turn
     from activities.notify import Notifier
+    from activities.redacting_interceptor import RedactingInterceptor
     from activities.shell import shell_exec
     from activities.tools.registry import tool_call
     from workflows.graph_run import GraphRun
@@ -102,7 +104,8 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
         activities=[llm_turn, shell_exec, tool_call, notifier.notify],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-        interceptors=list(interceptors),
+        # Redaction last, i.e. innermost: every other interceptor sees results and failures without secrets.
+        interceptors=[*interceptors, RedactingInterceptor()],
         **({"identity": identity} if identity else {}),
     )
 
@@ -189,13 +192,18 @@ class JsonLogFormatter(logging.Formatter):
         for key in ("temporal_workflow", "temporal_activity"):  # set by workflow.logger / activity.logger
             if isinstance(getattr(record, key, None), dict):
                 entry[key] = getattr(record, key)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # exc_text: set (redacted) by `RedactingLogFilter`
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 def configure_logging(settings: Settings) -> None:
+    """One handler on the root logger, text or JSON; its filter redacts secrets from every line
+    (an activity failure is logged with its message and traceback)."""
+    from activities.redaction import RedactingLogFilter
+
     handler = logging.StreamHandler()
+    handler.addFilter(RedactingLogFilter())
     if settings.log_format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:

@@ -42,6 +42,9 @@ client reading ``details[0]`` finds one). Which class an HTTP answer becomes is 
         ├── NotifyRejectedError            NotifyRejected
         └── NotifyUnavailableError         NotifyUnavailable (retried)
 
+Every message and detail is redacted on construction (`activities.redaction`): no secret of the
+worker's environment, URL password or secret parameter reaches history through a failure.
+
 The domain branches exist because callers catch by domain (a connector re-raises its own errors
 unchanged) and because the vocabulary names their failures apart; they add no behaviour.
 """
@@ -54,6 +57,7 @@ from typing import Any, ClassVar
 
 from temporalio.exceptions import ApplicationError
 
+from activities.redaction import redact, redact_data
 from workflows.contract.vocabulary import (
     ERR_BAD_REQUEST,
     ERR_COMMAND_FAILED,
@@ -90,15 +94,24 @@ class ActivityError(ApplicationError):
     def __init__(self, message: str, *, details: Mapping[str, Any] | None = None,
                  next_retry_delay: timedelta | None = None) -> None:
         """``next_retry_delay`` is the server's own wait (`Retry-After`); it is dropped for a
-        failure that is never retried, where it would mean nothing."""
+        failure that is never retried, where it would mean nothing. The message and details are
+        redacted here (`activities.redaction`): a failure is written to history, and from there
+        reaches events, reports and logs, so the worker's secrets never get that far."""
         retryable = self.retryable()
-        super().__init__(message, dict(details or {}), type=self.error_type, non_retryable=not retryable,
-                         next_retry_delay=next_retry_delay if retryable else None)
+        super().__init__(redact(message), redact_data(dict(details or {})), type=self.error_type,
+                         non_retryable=not retryable, next_retry_delay=next_retry_delay if retryable else None)
 
     @classmethod
     def retryable(cls) -> bool:
         """Whether Temporal retries this failure: its type is in the vocabulary's `RETRYABLE`."""
         return cls.error_type in RETRYABLE
+
+
+def foreign_failure(exc: BaseException) -> ApplicationError:
+    """An exception from outside the tree (a library's, a bug's) as Temporal itself would record it
+    (its class name as the type; retried unless the retry policy says otherwise), but with its text
+    redacted; used when that text holds a secret (`activities.redacting_interceptor`)."""
+    return ApplicationError(redact(str(exc)), type=type(exc).__name__).with_traceback(exc.__traceback__)
 
 
 # -- requests and configuration ------------------------------------------------------------------

@@ -36,8 +36,8 @@ def record_llm_usage(usage: Usage, *, node_id: str, provider: str, model: str) -
     """Put one model call's (or one turn's) usage on the current span.
 
     ``provider`` is iterloop's provider name (`anthropic`, `openai`, `scripted`) and ``model`` the
-    model that was requested, after `${ENV}` expansion; ``usage.model`` is what the provider
-    reports it used, when it says. Calling it again on the same span overwrites the values, so
+    model as the node wrote it: a `${MODEL}` reference stays one, as in history (spans leave the
+    worker too, and console tracing prints them to its log). Calling it again on the same span overwrites the values, so
     call it once per span with the turn's total.
     """
     span = trace.get_current_span()

@@ -96,9 +96,11 @@ async def test_an_offline_runs_worker_never_serves_a_real_run(bare_cli: Cli) -> 
             real = await real_cli("run", "real.iter", "--run-id", "real-after-offline")
             assert real.code == 0, real.out + real.err
             assert "(scripted model)" not in real.out
-            assert len(fake.requests) == 1  # the real model answered
+            assert len(fake.requests) == 1  # the real model answered, with the model the worker resolved
+            assert fake.requests[0].body["model"] == "claude-sonnet-4-5"
             doc = await inspect_json(real_cli, "real-after-offline")
-            assert doc["nodes"]["writer"]["model"] == "claude-sonnet-4-5" and doc["task_queue"] == cli.env[
+            # The run records the reference as written, never its resolved value (docs/security.md).
+            assert doc["nodes"]["writer"]["model"] == "${ITERLOOP_TEST_MODEL}" and doc["task_queue"] == cli.env[
                 "ITERLOOP_TASK_QUEUE"]
             records = {r["task_queue"]: r for r in _records(cli)}
             pids.update(r["pid"] for r in records.values())

@@ -137,8 +137,10 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
     if req.keep_conversation or result.status != "final":  # a tool loop or a repair continues it
         added = [*messages[len(history):], reply.message]
         ref = conversation.save(req.conversation_ref, added, run_id=req.run_id, node_id=req.node_id, store=store)
-    return result.model_copy(update={"usage": usage_of(name, model, reply, settings), "conversation_ref": ref,
-                                     "tools": tool_infos(offered)})
+    # Priced with the resolved model; recorded as the node wrote it, so a `${MODEL}` value stays on
+    # the worker (docs/language.md §6): usage goes to history, events and reports.
+    usage = usage_of(name, model, reply, settings).model_copy(update={"model": req.model.strip() or name})
+    return result.model_copy(update={"usage": usage, "conversation_ref": ref, "tools": tool_infos(offered)})
 
 
 def judge(req: LLMTurnRequest, reply: ModelReply) -> LLMTurnResult:
@@ -245,11 +247,13 @@ def within_activity_timeout(settings: LLMSettings, start_to_close: timedelta | N
 
 @activity.defn(name=LLM_TURN)
 async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
-    # Large values reach us as artifact references; the model sees the real content.
+    # Large values reach us as artifact references; the model sees the real content. Only the
+    # tokens the workflow placed are expanded, never token-shaped text inside a value.
     cache: dict[str, object] = {}
-    resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache),
-                                      "user": artifacts.resolve(req.user, cache),
-                                      "input": artifacts.resolve(req.input, cache)})
+    tokens = req.artifact_tokens
+    resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache, tokens=tokens),
+                                      "user": artifacts.resolve(req.user, cache, tokens=tokens),
+                                      "input": artifacts.resolve(req.input, cache, tokens=tokens)})
     settings = within_activity_timeout(_settings, activity.info().start_to_close_timeout)
     result = await complete_turn(resolved, settings, heartbeat=activity.heartbeat)
     record_llm_usage(result.usage, node_id=req.node_id, provider=result.usage.provider, model=result.usage.model)

@@ -247,7 +247,7 @@ def parse_message(call: ModelCall, message: dict[str, Any]) -> ModelReply:
         calls = []  # the answer ends the loop; tool calls made alongside it are not run
     stop = message.get("stop_reason")
     if stop == "model_context_window_exceeded":
-        raise context_length_error(call, where=f"node '{call.request.node_id}' (anthropic model '{call.model_id}')",
+        raise context_length_error(call, where=f"node '{call.request.node_id}' (anthropic model '{call.shown_model}')",
                                    detail="stop_reason model_context_window_exceeded")
     usage = message.get("usage") or {}
     cached = usage.get("cache_read_input_tokens") or 0

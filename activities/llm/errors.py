@@ -41,7 +41,7 @@ _CONTEXT_PATTERN = re.compile(r"prompt is too long|context (length|window)|maxim
 
 def model_error(exc: Exception, call: ModelCall, *, provider: str, base_url: str, key_var: str) -> ModelError | None:
     """The Temporal error for an SDK exception, or None if ``exc`` is not a provider failure."""
-    where = f"node '{call.request.node_id}' ({provider} model '{call.model_id}')"
+    where = f"node '{call.request.node_id}' ({provider} model '{call.shown_model}')"
     if isinstance(exc, _RESPONSE_ERRORS):
         return ModelUnavailableError(f"{where}: {provider} sent a response the client cannot read: {exc}")
     if isinstance(exc, _STATUS_ERRORS):
@@ -62,7 +62,7 @@ def _status_error(exc: Any, call: ModelCall, *, where: str, provider: str, base_
     delay = retry_delay_from_headers(exc.response.headers)
     after = f" after {delay.total_seconds():g}s" if delay else ""
     return MODEL_FAILURES.error(status, next_retry_delay=delay, where=where, provider=provider,
-                                quoted=quoted, after=after, key_var=key_var, base_url=base_url, model=call.model_id)
+                                quoted=quoted, after=after, key_var=key_var, base_url=base_url, model=call.shown_model)
 
 
 def is_context_length(exc: Any, message: str) -> bool:

@@ -48,7 +48,8 @@ def resolve_provider(model: str, *, script_available: bool, offline: bool,
         return ANTHROPIC
     if name.startswith((OPENAI + "/", OPENAI_RESPONSES_PREFIX)) or name.startswith(_OPENAI_BARE_PREFIXES):
         return OPENAI
-    shown = repr(model) if expanded == model else f"{model!r} (expanded to {expanded!r})"
+    # The expanded value is not quoted: this message goes to history, which never holds `${…}` values.
+    shown = repr(model) if expanded == model else f"{model!r} (as set in the worker's environment)"
     if not expanded:
         raise ValueError(f"model {shown} is empty: set `model:` on the node to one of {_ACCEPTED_FORMS}, "
                          "or run offline (--offline / ITERLOOP_OFFLINE=1)")
@@ -120,6 +121,13 @@ class ModelCall:
     @property
     def model_id(self) -> str:
         return model_id(self.model)
+
+    @property
+    def shown_model(self) -> str:
+        """The model as failure messages name it: the node's `model:` as written when it refers to
+        the environment (`${MODEL}`: its value stays on the worker, out of history), else the id."""
+        written = self.request.model.strip()
+        return written if "$" in written else self.model_id
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,10 @@ def test_resolve_provider_expands_env_in_model() -> None:
     assert resolve_provider("scripted/${MISSING}", script_available=False, offline=False, env=env) == "scripted"
 
 
-def test_resolve_provider_error_shows_the_expanded_model() -> None:
-    with pytest.raises(ValueError, match=r"'\$\{M\}' \(expanded to 'llama-3'\)"):
+def test_resolve_provider_error_names_the_reference_not_its_value() -> None:
+    with pytest.raises(ValueError, match=r"'\$\{M\}' \(as set in the worker's environment\)") as info:
         resolve_provider("${M}", script_available=False, offline=False, env={"M": "llama-3"})
+    assert "llama-3" not in str(info.value)  # the message goes to history, which never holds `${…}` values
 
 
 def test_scripted_provider_implements_model_provider() -> None:
@@ -376,15 +377,15 @@ async def test_activity_rejects_an_unknown_model_as_a_bad_request() -> None:
     assert "node 'planner'" in info.value.message and "'mistral-large'" in info.value.message
 
 
-async def test_env_in_model_is_expanded_on_the_worker() -> None:
+async def test_env_in_model_is_expanded_on_the_worker_and_recorded_as_the_reference() -> None:
     result = await complete_turn(request(model="scripted/${DEMO}"), LLMSettings(), env={"DEMO": "growth"})
-    assert result.usage.model == "scripted/growth"
+    assert result.usage.model == "scripted/${DEMO}"  # usage goes to history: the value stays on the worker
 
 
 async def test_activity_expands_env_from_the_worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ITERLOOP_TEST_MODEL", "scripted/from-env")
     result = await ActivityEnvironment().run(llm_turn, request(model="${ITERLOOP_TEST_MODEL}"))
-    assert result.usage.model == "scripted/from-env"
+    assert result.usage.model == "${ITERLOOP_TEST_MODEL}"
 
 
 def test_configure_sets_the_offline_flag() -> None:
