@@ -17,7 +17,7 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +227,24 @@ async def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30,
 def events_with(history: Any, attribute: str) -> Sequence[Any]:
     """The ``<attribute>`` of every history event that has it (e.g. activity_task_scheduled_event_attributes)."""
     return [getattr(e, attribute) for e in history.events if e.HasField(attribute)]
+
+
+def activity_spans(history: Any) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Node id → (started, closed) server times of each of its activities that closed (the final
+    attempt's start), in history order: when activities ran, without reading a wall clock."""
+    import json
+
+    scheduled = {e.event_id: json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)["node_id"]
+                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")}
+    started = {e.event_id: e.event_time.ToDatetime() for e in history.events
+               if e.HasField("activity_task_started_event_attributes")}
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
+    for e in history.events:
+        for kind in ("completed", "failed", "timed_out", "canceled"):
+            if e.HasField(f"activity_task_{kind}_event_attributes"):
+                closed = getattr(e, f"activity_task_{kind}_event_attributes")
+                if closed.started_event_id in started:
+                    spans.setdefault(scheduled[closed.scheduled_event_id], []).append(
+                        (started[closed.started_event_id], e.event_time.ToDatetime()))
+    return spans
+

@@ -53,7 +53,9 @@ def convergence_strategy(wf: ir.Workflow, node_id: str) -> str:
 
 
 def is_mutating(node: ir.Node) -> bool:
-    """Whether a node may change the workspace (only one such branch may run at a time)."""
+    """Whether a node may change the workspace. Such agents take turns across branches
+    (`GraphRun.workspace`); shell commands do only in runs recorded before the
+    `parallel-shell-branches` patch (`workflows/nodes/tool.py`)."""
     if isinstance(node, ir.ToolNode):
         return not node.call  # builtin calls go through the tool registry, not the workspace
     if isinstance(node, ir.AgentNode):

@@ -12,7 +12,8 @@ by clients, `runtime/run_rewind.py`) start a new execution at that node (`RunInp
 
 Failures do not kill the run: a node whose activity fails after its retries *parks* — the run's
 status becomes `failed_resumable` and the branch waits for a `retry` signal (or cancellation),
-then re-runs that node. Human gates wait on an `answer` update (validated) or signal (idempotent).
+then re-runs that node. Human gates wait on an `answer` update (validated) or signal (idempotent),
+one answer per gate opening.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from dsl import ir
     from workflows import metrics
+    from workflows.activity_retries import error_retry_delay
     from workflows.budget import BudgetCheck, budget_exceeded, new_budget_warnings, used_so_far
     from workflows.contract import messages as M
     from workflows.contract import vocabulary
@@ -72,7 +74,8 @@ _KEY_COST = SearchAttributeKey.for_float(SA_COST)
 
 _HISTORY_KEPT = 200  # {{outputs.X.history}} keeps the latest outputs; bounds carried state
 _ANSWERS_CARRIED = 50  # answers handed to the next execution on continue-as-new
-_NON_RETRYABLE = list(vocabulary.NON_RETRYABLE)
+#: What Temporal never retries itself: every error an activity names (`GraphRun.retry_policy`).
+_ENDS_THE_ATTEMPTS = list(vocabulary.ERROR_TYPES)
 _END_EVENTS: dict[str, EventType] = {"finished": "run_finished", "failed": "run_failed",
                                      "budget_exceeded": "run_budget_exceeded"}
 
@@ -302,15 +305,9 @@ class GraphRun:
 
     @workflow.signal(name="answer")
     def answer_signal(self, answer: Answer) -> None:
-        """The same as the update, for senders that cannot wait (Slack); duplicates are ignored."""
-        if answer.interaction_id and any(r.interaction_id == answer.interaction_id for r in self.state.answers):
-            return  # a redelivered or repeated signal
-        try:
-            human.check_answer(self, answer)
-        except ValueError as exc:
-            self.emit("answer_rejected", answer.gate, data={"error": str(exc), "by": answer.answered_by})
-            return
-        human.accept_answer(self, answer)
+        """The same as the update, for senders that cannot wait (Slack): a refusal is an
+        `answer_rejected` event; the same sender's redelivered answer is ignored."""
+        human.accept_signalled_answer(self, answer)
 
     # -- queries -------------------------------------------------------------------------------
     @workflow.query(name="state")
@@ -440,27 +437,40 @@ class GraphRun:
         """Run one activity for a node; its failure after retries is `NodeFailed`, and a run being
         cancelled stays a cancellation (never a failure the node would park on or hand to a model)."""
         state = self.state.nodes[node_id]
-        try:
-            return await workflow.execute_activity(
-                spec.name, req, result_type=spec.result,
-                start_to_close_timeout=timedelta(seconds=timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=heartbeat_timeout) if heartbeat_timeout else None,
-                retry_policy=RetryPolicy(maximum_attempts=self.options.max_attempts,
-                                         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
-                                         non_retryable_error_types=_NON_RETRYABLE),
-                summary=summary,
-            )
-        except ActivityError as err:
-            cause = err.cause
-            # Runs that parked on a cancelled activity before this patch keep doing so on replay.
-            if isinstance(cause, CancelledError) and workflow.patched("cancel-is-not-a-failure"):
-                raise cause from None
-            if counts_as_attempt:
-                state.attempts += 1
-            # The failure record names the node; the message is the cause as the activity said it.
-            if isinstance(cause, ApplicationError):
-                raise NodeFailed(cause.message, cause.type or "") from None
-            raise NodeFailed(str(cause or err), type(cause).__name__ if cause else "") from None
+        failed = 0  # attempts that ended with an error (lost workers are Temporal's to retry)
+        while True:
+            try:
+                return await workflow.execute_activity(
+                    spec.name, req, result_type=spec.result,
+                    start_to_close_timeout=timedelta(seconds=timeout_seconds),
+                    heartbeat_timeout=timedelta(seconds=heartbeat_timeout) if heartbeat_timeout else None,
+                    retry_policy=self.retry_policy(), summary=summary)
+            except ActivityError as err:
+                cause = err.cause
+                # Runs that parked on a cancelled activity before this patch keep doing so on replay.
+                if isinstance(cause, CancelledError) and workflow.patched("cancel-is-not-a-failure"):
+                    raise cause from None
+                failed += 1
+                delay = error_retry_delay(cause, failed, self.options.max_attempts)
+                # Runs recorded when Temporal retried errors itself parked here: they still do on replay.
+                if delay is None or not workflow.patched("errors-retried-by-the-run"):
+                    if counts_as_attempt:
+                        state.attempts += 1
+                    # The failure record names the node; the message is the cause as the activity said it.
+                    if isinstance(cause, ApplicationError):
+                        raise NodeFailed(cause.message, cause.type or "") from None
+                    raise NodeFailed(str(cause or err), type(cause).__name__ if cause else "") from None
+            await workflow.sleep(delay)
+
+    def retry_policy(self) -> RetryPolicy:
+        """Temporal retries an activity only when its worker is lost (heartbeat or start-to-close
+        timeout, or a failure no activity error class names), up to `max_worker_losses` times: a
+        dead worker is no reason to park. Every error of the vocabulary ends the attempt series, and
+        `activity` retries the retryable ones itself, `max_attempts` in all, so lost workers never
+        use up the attempts meant for errors (`workflows.activity_retries`)."""
+        return RetryPolicy(maximum_attempts=max(0, self.options.max_worker_losses) + 1,
+                           initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                           non_retryable_error_types=_ENDS_THE_ATTEMPTS)
 
     # -- notifications -------------------------------------------------------------------------
     def notify(self, event: M.NotifyEvent, **fields: Any) -> None:

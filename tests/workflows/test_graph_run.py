@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -260,9 +261,27 @@ async def test_answer_before_the_gate_opens_is_kept(temporal_env: WorkflowEnviro
     async with running_worker(temporal_env, task_queue):
         handle = await start(temporal_env, task_queue, src)
         await handle.signal("answer", Answer(gate="approval", answers={"approved": False, "level": "low"},
-                                             answered_by="slack:U1"))
+                                             answered_by="slack:U1", in_advance=True))
         result = await finish(handle)
     assert result.status == "failed" and result.outputs["approval"] == {"approved": False, "level": "low"}
+
+
+async def test_an_answer_for_a_closed_gate_is_refused_unless_sent_in_advance(temporal_env: WorkflowEnvironment,
+                                                                            task_queue: str) -> None:
+    src = GATE.replace("agent planner:\n  model: \"scripted\"", "wait planner:\n  duration: \"2s\"").replace(
+        'planner -> approval with { plan: "{{outputs.planner.text}}" }', "planner -> approval")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src)
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update("answer", Answer(gate="approval", answers={"approved": True, "level": "low"}))
+        assert "is not open" in str(err.value.cause) and "--in-advance" in str(err.value.cause)
+        await handle.signal("answer", Answer(gate="approval", answers={"approved": True, "level": "low"},
+                                             answered_by="slack:U1"))
+        view = await wait_for(handle, lambda v: v.status == "waiting_human")
+        events = await handle.query("events", 0)
+        await handle.cancel()
+    assert view.answers == [] and "answer_queued" not in [e["type"] for e in events]
+    assert [e["data"]["by"] for e in events if e["type"] == "answer_rejected"] == ["slack:U1"]
 
 
 async def test_budget_iterations_stop_the_run_cleanly(temporal_env: WorkflowEnvironment, task_queue: str) -> None:
@@ -529,20 +548,20 @@ async def test_gate_timeout_parks_and_a_queued_answer_is_used_on_retry(temporal_
         handle = await start(temporal_env, task_queue, src, script={"planner": {"text": "ship"}})
         view = await wait_for(handle, lambda v: v.status == "failed_resumable")
         assert [(f.node, f.error_type) for f in view.failures] == [("approval", "GateTimeout")]
-        await handle.execute_update("answer", Answer(gate="approval", answers={"approved": True, "level": "low"}))
+        await handle.execute_update("answer", Answer(gate="approval", answers={"approved": True, "level": "low"},
+                                                     in_advance=True))
         await handle.signal("retry", "approval")
         result = await finish(handle)
     assert result.status == "finished" and result.outputs["approval"]["level"] == "low"
 
 
-async def test_mutating_branches_never_overlap(temporal_env: WorkflowEnvironment, task_queue: str,
-                                               tmp_path: Path) -> None:
-    step = 'command: "echo start >> {{vars.log}}; sleep 0.3; echo end >> {{vars.log}}"'
-    src = f"""
+FAN_OF_SHELLS = """
 tool t1:
-  {step}
+  command: "sleep 1"
 tool t2:
-  {step}
+  command: "sleep 1"
+tool t3:
+  command: "sleep 1"
 agent reader:
   model: "scripted"
   readonly: true
@@ -551,23 +570,80 @@ router split:
 join j:
   strategy: wait_all
 workflow ws:
-  vars:
-    log: string
   entry: split
   split -> t1
   split -> t2
+  split -> t3
   split -> reader
   t1 -> j
   t2 -> j
+  t3 -> j
   reader -> j
   j -> done
 """
-    log = tmp_path / "log"
+
+
+def shell_spans(history: Any) -> list[tuple[Any, Any]]:
+    spans = runs.activity_spans(history)
+    return sorted(span for node in ("t1", "t2", "t3") for span in spans[node])
+
+
+async def test_shell_branches_of_a_fan_out_run_in_parallel(temporal_env: WorkflowEnvironment,
+                                                           task_queue: str) -> None:
     async with running_worker(temporal_env, task_queue):
-        handle = await start(temporal_env, task_queue, src, inputs={"log": str(log)})
+        handle = await start(temporal_env, task_queue, FAN_OF_SHELLS)
         result = await finish(handle)
+        history = await handle.fetch_history()
     assert result.status == "finished"
-    assert log.read_text().split() == ["start", "end", "start", "end"]  # one mutating node at a time
+    spans = shell_spans(history)
+    # Every command started before any of them ended: all three ran at the same time.
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
+
+
+async def test_max_parallel_branches_one_runs_shell_branches_one_at_a_time(temporal_env: WorkflowEnvironment,
+                                                                           task_queue: str) -> None:
+    src = FAN_OF_SHELLS.replace('"sleep 1"', '"sleep 0.3"').replace(
+        "  entry: split\n", "  entry: split\n  budget:\n    max_parallel_branches: 1\n")
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src)
+        result = await finish(handle)
+        history = await handle.fetch_history()
+    assert result.status == "finished"
+    spans = shell_spans(history)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
+
+
+async def test_agents_that_may_change_the_workspace_take_turns(temporal_env: WorkflowEnvironment,
+                                                               task_queue: str) -> None:
+    src = """
+agent w1:
+  model: "scripted"
+  tools: [create_feature_flag]
+agent w2:
+  model: "scripted"
+  tools: [create_feature_flag]
+router split:
+  mode: fan_out_all
+join j:
+  strategy: wait_all
+workflow ws:
+  entry: split
+  split -> w1
+  split -> w2
+  w1 -> j
+  w2 -> j
+  j -> done
+"""
+    async with running_worker(temporal_env, task_queue):
+        handle = await start(temporal_env, task_queue, src)
+        result = await finish(handle)
+        history = await handle.fetch_history()
+    assert result.status == "finished"
+    # In event order, not by the clock: the second agent's turn is scheduled after the first's closed.
+    scheduled = [e.event_id for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    closed = {e.activity_task_completed_event_attributes.scheduled_event_id: e.event_id for e in history.events
+              if e.HasField("activity_task_completed_event_attributes")}
+    assert len(scheduled) == 2 and closed[scheduled[0]] < scheduled[1]
 
 
 async def test_a_branch_reaching_fail_fails_a_wait_all_fan_out(temporal_env: WorkflowEnvironment,

@@ -52,7 +52,13 @@ class RunOptions(_Model):
     # How soon a shell command on a worker that died is noticed and retried on another one.
     shell_heartbeat_timeout_seconds: float = 30.0
     llm_timeout_seconds: float = 300.0
-    max_attempts: int = 3  # activity attempts before a node parks as failed_resumable
+    # Attempts of an activity that fail with a retryable error (rate limit, outage) before its node
+    # parks as failed_resumable; permanent errors park at once (`workflows.activity_retries`).
+    max_attempts: int = 3
+    # Attempts of one activity that may be lost with their worker (killed, crashed, restarted: its
+    # heartbeat or start-to-close timeout ran out) and are retried on another; they never use up
+    # `max_attempts`.
+    max_worker_losses: int = 10
     offload_threshold_bytes: int = 64 * 1024  # larger node outputs go to the artifact store
     continue_as_new_after_events: int = 0  # 0 = only when the server suggests it
     max_events_kept: int = 2000
@@ -103,7 +109,11 @@ class Answer(_Model):
     gate: str
     answers: dict[str, Any]
     answered_by: str = "cli"
-    interaction_id: str = ""  # empty = the gate's current opening (or the next one)
+    # The opening this answer is for (`answers.interaction_id`); senders bind it when they send.
+    # Empty = the opening open when the run reads the answer; refused when the gate is closed,
+    # unless ``in_advance`` says it is meant for the gate's next opening (then kept until then).
+    interaction_id: str = ""
+    in_advance: bool = False
 
 
 class AnswerRecord(_Model):

@@ -77,7 +77,7 @@ LLMTurnStatus = Literal["final", "tool_calls", "invalid"]
 # -- failures ----------------------------------------------------------------------------------
 #: The `type` of every `ApplicationError` an activity or the workflow raises. Whether retrying can
 #: help is a property of the type, decided here once: activities' error classes take it from
-#: `RETRYABLE`, the workflow's retry policy lists the others as non-retryable, and the CLI and API
+#: `RETRYABLE`, the run retries only those (`workflows.activity_retries`), and the CLI and API
 #: explain a failure by its type.
 ErrorType = Literal[
     # requests and configuration
@@ -94,6 +94,8 @@ ErrorType = Literal[
     "NotifyRejected", "NotifyUnavailable",
     # the interpreter's own (a node parks with these; never raised by an activity)
     "NoOutgoingEdge", "GateTimeout",
+    # an answer for a gate opening that is answered already or not open (refused, nothing recorded)
+    "GateOpeningClosed",
 ]
 ERROR_TYPES: Final[tuple[ErrorType, ...]] = get_args(ErrorType)
 
@@ -102,7 +104,7 @@ RETRYABLE: Final[frozenset[ErrorType]] = frozenset({
     "ModelRateLimited", "ModelUnavailable", "RateLimited", "ConnectorUnavailable", "FlagProviderUnavailable",
     "NotifyUnavailable",
 })
-#: What the workflow's activity retry policy never retries (derived; order is the declaration's).
+#: What the run never retries (derived; order is the declaration's).
 NON_RETRYABLE: Final[tuple[ErrorType, ...]] = tuple(t for t in ERROR_TYPES if t not in RETRYABLE)
 
 ERR_BAD_REQUEST: Final[ErrorType] = "BadRequest"
@@ -131,3 +133,4 @@ ERR_NOTIFY_REJECTED: Final[ErrorType] = "NotifyRejected"
 ERR_NOTIFY_UNAVAILABLE: Final[ErrorType] = "NotifyUnavailable"
 ERR_NO_OUTGOING_EDGE: Final[ErrorType] = "NoOutgoingEdge"
 ERR_GATE_TIMEOUT: Final[ErrorType] = "GateTimeout"
+ERR_GATE_OPENING_CLOSED: Final[ErrorType] = "GateOpeningClosed"
