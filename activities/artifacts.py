@@ -8,8 +8,9 @@ the output's small top-level fields (the booleans conditions read, short strings
 
 Workflow code never reads the store (that would be I/O). When a template needs an offloaded
 value, the workflow passes a reference (`{"$artifact_ref": uri, "path": [...]}`, or the token
-`⟦artifact:uri#path⟧` inside text, see workflows/inputs.py) and the next activity resolves it
-here, on the worker, just before use.
+`⟦artifact:uri#path⟧` inside a prompt, see workflows/inputs.py) and the next activity resolves it
+here, on the worker, just before use. Tokens are expanded only where the request lists them as
+placed by the workflow (shell commands get none: their values travel as references).
 
 The default store is a local directory (`.iterloop/artifacts`); objects are content-addressed,
 so retries and replays that store the same output again write nothing new.
@@ -22,7 +23,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,13 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def offload(output: dict[str, Any], *, run_id: str, node_id: str, threshold: int) -> dict[str, Any]:
-    """``output`` unchanged when small (or threshold is 0), else a stub referencing the stored whole."""
+    """``output`` unchanged when small (or threshold is 0), else a stub referencing the stored whole.
+
+    Every activity's output passes here, so this is where a reference is *recorded*: an output
+    that already holds the reserved keys (a model's answer, a command's JSON) is refused, and a
+    stub or reference in a run's outputs is always one this function wrote.
+    """
+    _refuse_reserved_keys(output, node_id)
     if threshold <= 0:
         return output
     data = _json_bytes(output)
@@ -107,6 +114,20 @@ def offload(output: dict[str, Any], *, run_id: str, node_id: str, threshold: int
     return stub
 
 
+def _refuse_reserved_keys(value: Any, node_id: str) -> None:
+    if isinstance(value, dict):
+        for key in (ARTIFACT_KEY, ARTIFACT_REF_KEY):
+            if key in value:
+                raise BadRequestError(
+                    f"node '{node_id}' produced an output holding the key {key!r}, which iterloop reserves for "
+                    "references to stored outputs (a forged one could read another stored output); rename the key")
+        for item in value.values():
+            _refuse_reserved_keys(item, node_id)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_reserved_keys(item, node_id)
+
+
 def _load(uri: str, cache: dict[str, Any]) -> Any:
     if uri not in cache:
         cache[uri] = json.loads(_store.get(uri))
@@ -119,30 +140,40 @@ def _follow(value: Any, path: list[str]) -> Any:
     return value
 
 
-def resolve(value: Any, cache: dict[str, Any] | None = None) -> Any:
-    """Replace every stub and reference inside ``value`` by the stored data (recursively)."""
+def resolve(value: Any, cache: dict[str, Any] | None = None, *, tokens: Collection[str] = ()) -> Any:
+    """Replace every stub and reference inside ``value`` by the stored data (recursively).
+
+    References are recognised by structure only (`{"$artifact_ref": …}`, a stub's `$artifact`).
+    Text is searched for `⟦artifact:…⟧` tokens only for the exact ``tokens`` the workflow says it
+    placed in this request: a value that merely contains a token look-alike (a run input, a model's
+    answer, a stored output) never makes an activity read another artifact.
+    """
     cache = {} if cache is None else cache
     if isinstance(value, dict):
         if ARTIFACT_REF_KEY in value:
             return resolve(_follow(_load(value[ARTIFACT_REF_KEY], cache), list(value.get("path", []))), cache)
         if ARTIFACT_KEY in value and isinstance(value[ARTIFACT_KEY], dict):
             return resolve(_load(value[ARTIFACT_KEY]["uri"], cache), cache)
-        return {k: resolve(v, cache) for k, v in value.items()}
+        return {k: resolve(v, cache, tokens=tokens) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve(v, cache) for v in value]
-    if isinstance(value, str) and "⟦artifact:" in value:
-        return expand_tokens(value, cache=cache)
+        return [resolve(v, cache, tokens=tokens) for v in value]
+    if isinstance(value, str) and tokens:
+        return expand_tokens(value, tokens, cache=cache)
     return value
 
 
-def expand_tokens(text: str, *, quote: Callable[[str], str] | None = None, cache: dict[str, Any] | None = None) -> str:
-    """Replace `⟦artifact:uri#a.b⟧` tokens in text by the referenced value (as text, optionally quoted)."""
+def expand_tokens(text: str, tokens: Collection[str], *, cache: dict[str, Any] | None = None) -> str:
+    """Replace the `⟦artifact:uri#a.b⟧` tokens of ``text`` that are in ``tokens`` by the referenced
+    value as text; any other token-shaped text stays as it is. Stored data read this way is not
+    searched for tokens again."""
     cache = {} if cache is None else cache
+    allowed = frozenset(tokens)
 
     def replace(match: re.Match[str]) -> str:
+        if match.group(0) not in allowed:
+            return match.group(0)
         uri, _, path = match.group(1).partition("#")
         value = resolve(_follow(_load(uri, cache), [p for p in path.split(".") if p]), cache)
-        rendered = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-        return quote(rendered) if quote else rendered
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
     return ARTIFACT_TOKEN_RE.sub(replace, text)

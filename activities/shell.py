@@ -2,14 +2,20 @@
 
 How it behaves, and why:
 
-- **No raw splicing here.** The command arrives rendered: the workflow shell-quoted every
-  template value before building the request. This activity only expands `$VAR` / `${VAR}`
-  environment references (`workflows.contract.env_refs.expand_env_in_command`), so history holds the
-  unexpanded command and secrets stay on the worker.
+- **Values are data.** The command arrives rendered: each template became `"${ITERLOOP_VALUE_n}"`
+  and the values travel beside it (`req.values`). This activity resolves them by structure
+  (recorded artifact references only, never tokens found in text), sets them as environment
+  variables of the process, and expands only the operator's `$VAR` / `${VAR}` references in the
+  command text (`workflows.contract.env_refs.expand_env_in_command`), so history holds the
+  unexpanded command and secrets stay on the worker. The shell reads a value only as a parameter
+  expansion, which it never parses again as code. A value no process can receive (a NUL byte)
+  fails the node before anything runs.
 - **`/bin/sh -c` in its own process group** (`start_new_session=True`). Commands start children
   (pipelines, `&`, `make`); killing only `sh` would leave them running after a cancel or a
   timeout. We signal the whole group: SIGTERM, up to `KILL_GRACE_SECONDS` for it to exit, then
-  SIGKILL.
+  SIGKILL. The group is also tied to the worker's life (`activities.shell_process`): if the
+  worker dies, a guardian in the group kills it, and a retry first stops what its previous
+  attempt left on this host.
 - **Heartbeats** every `req.heartbeat_seconds` with the elapsed time and the last output line.
   Temporal delivers cancellation to an activity only through heartbeats, and the details show
   progress in the UI. A cancel (or heartbeat timeout, or worker shutdown) arrives as
@@ -31,21 +37,25 @@ How it behaves, and why:
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import json
 import os
-import shlex
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from temporalio import activity
 
 from activities import artifacts
 from activities.errors import BadRequestError, CommandFailedError
+from activities.redaction import redact
+from activities.shell_process import signal_group, spawn_guarded
+from dsl.templates import to_text
 from workflows.contract.artifact_refs import ARTIFACT_KEY
-from workflows.contract.env_refs import expand_env_in_command
+from workflows.contract.env_refs import VALUE_ENV_PREFIX, expand_env_in_command
 from workflows.contract.messages import SHELL_EXEC, ShellRequest, ShellResult
 
 SHELL = "/bin/sh"
@@ -71,10 +81,11 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
         raise BadRequestError(
             f"shell node '{req.node_id}': timeout_seconds and heartbeat_seconds must be positive, "
             f"got {req.timeout_seconds} and {req.heartbeat_seconds}")
-    # Stored (large) template values arrive as tokens; expand them quoted, then the environment.
-    command = expand_env_in_command(artifacts.expand_tokens(req.command, quote=shlex.quote))
+    env = value_environment(req)
+    # The command text holds no values, so `${ENV}` expansion can never reach into one.
+    command = expand_env_in_command(req.command)
     started = time.monotonic()
-    proc = await _spawn(req, command)
+    proc = await _spawn(req, command, env)
     stdout, stderr = _Tail(OUTPUT_LIMIT_BYTES, "stdout"), _Tail(OUTPUT_LIMIT_BYTES, "stderr")
     assert proc.stdout is not None and proc.stderr is not None
     finished = asyncio.ensure_future(
@@ -107,6 +118,37 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
     return ShellResult(exit_code=0, stdout=out, stderr=err, duration_ms=duration_ms, output=output)
 
 
+def value_environment(req: ShellRequest) -> dict[str, str]:
+    """The worker's environment plus one variable per template value, as the command reads them.
+
+    Values are resolved by structure (a recorded artifact reference is read from the store; text
+    is never searched for tokens) and turned into text as templates do (strings as they are,
+    anything else as JSON). A value a process cannot receive fails the node before anything runs.
+    Variables of the value prefix inherited from the worker are dropped, so a command only ever
+    reads the values of its own templates.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(VALUE_ENV_PREFIX)}
+    cache: dict[str, Any] = {}
+    for item in req.values:
+        if not item.env.startswith(VALUE_ENV_PREFIX) or not item.env[len(VALUE_ENV_PREFIX):].isdigit():
+            raise BadRequestError(f"shell node '{req.node_id}': value variable {item.env!r} for {item.ref} is not "
+                                  f"named {VALUE_ENV_PREFIX}N")
+        text = to_text(artifacts.resolve(item.value, cache))
+        if "\0" in text:
+            raise BadRequestError(
+                f"shell node '{req.node_id}': the value of {item.ref} contains a NUL character, which no process "
+                "can receive in its arguments or environment; nothing was run. Remove the NUL from the value "
+                "(or pass binary data through a file).", details={"ref": item.ref})
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequestError(
+                f"shell node '{req.node_id}': the value of {item.ref} is not valid Unicode text (it holds a lone "
+                "surrogate); nothing was run.", details={"ref": item.ref}) from None
+        env[item.env] = text
+    return env
+
+
 def node_output(stdout: str) -> dict[str, Any]:
     """Iterion's tool-node output: the JSON object on stdout, else ``{"result": trimmed stdout}``."""
     text = stdout.strip()
@@ -121,7 +163,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN/Infinity: not JSON, and not storable in history
 
 
-async def _spawn(req: ShellRequest, command: str) -> asyncio.subprocess.Process:
+async def _spawn(req: ShellRequest, command: str, env: Mapping[str, str] | None = None) -> asyncio.subprocess.Process:
+    """Start the command in its own process group, tied to this worker's life (`shell_process`).
+
+    ``env`` is the command's whole environment (None: the worker's).
+    """
     if req.cwd and not os.path.isdir(req.cwd):
         raise BadRequestError(
             f"shell node '{req.node_id}': the run's working directory {req.cwd!r} does not exist on the worker "
@@ -130,10 +176,14 @@ async def _spawn(req: ShellRequest, command: str) -> asyncio.subprocess.Process:
             "the run with `--workdir` (API: \"workdir\") naming a directory the workers have",
             details={"cwd": req.cwd, "worker_host": socket.gethostname()})
     try:
-        return await asyncio.create_subprocess_exec(
-            SHELL, "-c", command, cwd=req.cwd, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        return await spawn_guarded(SHELL, command, cwd=req.cwd, env=env, kill_grace_seconds=KILL_GRACE_SECONDS)
     except OSError as e:
+        if e.errno == errno.E2BIG:
+            sizes = ", ".join(f"{v.ref}: {len((env or {}).get(v.env, '').encode())} bytes" for v in req.values)
+            raise BadRequestError(
+                f"shell node '{req.node_id}': the command and its values are too large to start a process "
+                f"({sizes or 'no template values'}; Linux takes at most 128 KiB per value): have the node that "
+                "produces a large value write it to a file, and pass the file's path instead") from None
         where = f"in working directory {req.cwd!r}" if req.cwd else "in the worker's working directory"
         raise BadRequestError(
             f"shell node '{req.node_id}': cannot start {SHELL} {where} on worker host {socket.gethostname()}: "
@@ -183,15 +233,13 @@ async def _stop_process_group(proc: asyncio.subprocess.Process, finished: asynci
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is already gone
+    signal_group(pgid, sig)  # a group already gone is not an error
 
 
 def _failure(req: ShellRequest, what: str, exit_code: int | None, stdout: _Tail, stderr: _Tail, *,
              timed_out: bool) -> CommandFailedError:
-    err_text, out_text = stderr.text(), stdout.text()
+    # Redacted before the tails are cut, so a secret is never cut in two (half of it would not be recognised).
+    err_text, out_text = redact(stderr.text()), redact(stdout.text())
     shown, label = (err_text, "stderr") if err_text.strip() else (out_text, "stdout")
     lines = shown.rstrip().splitlines()[-FAILURE_MESSAGE_LINES:]
     message = f"shell node '{req.node_id}': command {what}"

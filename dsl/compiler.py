@@ -17,6 +17,7 @@ from . import ast as A
 from . import ir
 from .diagnostics import Diagnostic, Severity, make
 from .durations import parse_duration
+from .shell_quoting import SAFE_PLACES, program_taking_code, template_places
 from .source_map import SourceMap
 from .templates import TemplateError, extract_refs, ref_offsets
 from .validator import validate
@@ -58,6 +59,22 @@ def _offset_pos(base: A.Pos, text: str, offset: int, *, indent_col: int | None =
         return A.Pos(base.line, base.column + offset)
     line_start = text.rfind("\n", 0, offset) + 1
     return A.Pos(base.line + line_no, (indent_col or 1) + offset - line_start)
+
+
+#: C116: what the place is, and how to write the command instead.
+_QUOTING_FIXES: dict[str, tuple[str, str]] = {
+    "double": ("inside double quotes",
+               ("End the quoted text before the template and write the template bare: 'Result: '{ref}; for a "
+                "script given to another program, pass the value as an argument: sh -c 'echo $1' sh {ref}.")),
+    "single": ("inside single quotes",
+               ("End the quoted text before the template and write the template bare: 'Result: '{ref}; for a "
+                "script given to another program, pass the value as an argument: sh -c 'echo $1' sh {ref} "
+                "(awk -v v={ref} …, jq --arg v {ref} …, python3 -c 'import sys; …sys.argv[1]…' {ref}).")),
+    "escaped": ("after a backslash", "Remove the backslash before {ref}."),
+    "heredoc": ("in a here-document",
+                ("Pass the value as an argument or a variable instead of writing it into the document: "
+                 "V={ref} python3 <<'EOF' … os.environ['V'] … EOF.")),
+}
 
 
 class _Compiler:
@@ -434,6 +451,7 @@ class _Compiler:
                                            A.Pos(base.line, base.column + 1))
             node.command_refs = refs
             self.src.command_refs[decl.name] = positions
+            self.check_command_quoting(decl.name, decl.command, A.Pos(base.line, base.column + 1))
         if decl.command and decl.call:
             self.diag("C104", f"tool '{decl.name}' sets both 'command' and 'call'", decl.props.get("call", decl.pos))
         elif not decl.command and not decl.call:
@@ -444,6 +462,27 @@ class _Compiler:
                       hint=_did_you_mean(decl.call, self.opts.known_tools, "builtin tool")
                       or f"Builtin tools: {', '.join(sorted(self.opts.known_tools))}; or use a shell 'command:'.")
         return node
+
+    def check_command_quoting(self, tool: str, command: str, base: A.Pos) -> None:
+        """C116: a template inside quotes, after a backslash or in a here-document of a command;
+        C117 (a warning): a template that is the program of `eval`, `sh -c`, `python3 -c`….
+
+        Values reach a command as data only where the shell itself reads the template (see
+        dsl/shell_quoting.py); quoted text is often a program for another interpreter.
+        """
+        for found in template_places(command):
+            program = program_taking_code(command, found)
+            if program:
+                raw = command[found.offset : found.offset + found.length]
+                self.diag("C117", f"{raw} in the command of tool '{tool}' is the program of `{program}`: its value "
+                          "runs as code", _offset_pos(base, command, found.offset), length=found.length)
+            if found.place in SAFE_PLACES:
+                continue
+            raw = command[found.offset : found.offset + found.length]
+            what, hint = _QUOTING_FIXES[found.place]
+            self.diag("C116", f"{raw} in the command of tool '{tool}' is {what}: a value there can run as code "
+                      "(in this shell, or in the program the quoted text is given to)",
+                      _offset_pos(base, command, found.offset), length=found.length, hint=hint.format(ref=raw))
 
     def compile_join(self, decl: A.JoinDecl, schemas: dict[str, ir.Schema]) -> ir.JoinNode:
         self.check_schema(decl, "output", decl.output, schemas)

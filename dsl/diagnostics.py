@@ -164,6 +164,12 @@ CODES: dict[str, CodeInfo] = {
            "Make min (min_length) at most max (max_length)."),
         _c("C115", "error", C, "enum value breaks a constraint",
            "Change the enum value or the constraint so every listed value is allowed."),
+        _c("C116", "error", C, "template inside quotes in a command",
+           "Write the template bare, outside quotes: 'Result: '{{vars.x}}; give a nested script the value "
+           "as an argument: sh -c 'echo $1' sh {{vars.x}}."),
+        _c("C117", "warning", C, "template is the program of an interpreter",
+           "Keep the program in the command and pass the value as an argument: sh -c 'echo $1' sh {{vars.x}}; "
+           "write it this way only for values you control."),
     )
 }
 

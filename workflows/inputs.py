@@ -4,19 +4,22 @@ Plain functions over plain data (no I/O, no clock, no set iteration order), so u
 them without a server and replays always build the same input. `with` values holding exactly one
 reference keep their type while anything else is interpolated text (Iterion's rule); values kept
 in the artifact store travel as tokens (`workflows.contract.artifact_refs`) that the activity
-expands.
+expands when the request lists them as placed here. Shell commands never carry values in their
+text: see `render_command`.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from dsl import ir
-from dsl.templates import MISSING, Lookup, TemplateError, evaluate_mapping, render
-from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, artifact_token
+from dsl.shell_quoting import template_places
+from dsl.templates import MISSING, Lookup, TemplateError, evaluate_mapping, extract_refs, render
+from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, TOKEN_OPENING, artifact_token
+from workflows.contract.env_refs import VALUE_ENV_PREFIX
+from workflows.contract.messages import ShellValue
 
 
 @dataclass
@@ -69,14 +72,20 @@ def missing_required_vars(wf: ir.Workflow, run_inputs: dict[str, Any]) -> list[s
     return [name for name, var in wf.vars.items() if not var.has_default and name not in run_inputs]
 
 
-def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_run_inputs: bool = True) -> dict[str, Any]:
+def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_run_inputs: bool = True,
+                placed: list[str] | None = None) -> dict[str, Any]:
     """A node's input: the `with` mappings of incoming edges whose source has produced output.
 
     Mappings are applied in edge order (later edges overwrite keys). In a mapping, `input.X` reads
     the edge source's output over the run inputs. With no mapping at all, the entry node receives
-    the run inputs merged over the var values.
+    the run inputs merged over the var values. ``placed`` collects the artifact tokens written
+    into interpolated text (see `as_text`).
     """
     result: dict[str, Any] = {}
+
+    def text_of(value: Any) -> str:
+        return as_text(value, placed)
+
     for e in wf.edges:
         if e.target != node_id or not e.with_ or e.source not in ctx.outputs:
             continue
@@ -84,7 +93,7 @@ def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_r
         lookup = ctx.lookup(edge_input)
         for mapping in e.with_:
             try:
-                value = evaluate_mapping(mapping.raw, lookup, as_text=as_text)
+                value = evaluate_mapping(mapping.raw, lookup, as_text=text_of)
             except TemplateError:
                 value = mapping.raw
             if value is not None and value is not MISSING:
@@ -94,51 +103,118 @@ def build_input(wf: ir.Workflow, node_id: str, ctx: DataContext, *, entry_gets_r
     return result
 
 
-def _tokenised(value: Any) -> Any:
+def _tokenised(value: Any, placed: list[str] | None) -> Any:
     token = artifact_token(value)
     if token is not None:
+        if placed is not None:
+            placed.append(token)
         return token
     if isinstance(value, dict):
-        return {k: _tokenised(v) for k, v in value.items()}
+        return {k: _tokenised(v, placed) for k, v in value.items()}
     if isinstance(value, list):
-        return [_tokenised(v) for v in value]
+        return [_tokenised(v, placed) for v in value]
     return value
 
 
-def as_text(value: Any) -> str:
-    """Text of a value inside a prompt: stored values become tokens the activity expands."""
-    value = _tokenised(value)
+def as_text(value: Any, placed: list[str] | None = None) -> str:
+    """Text of a value inside a prompt: stored values become tokens the activity expands.
+
+    Each token written is appended to ``placed``: the request lists them, and the activity
+    expands exactly those, so token-shaped text that a value itself holds stays text.
+    """
+    value = _tokenised(value, placed)
     return value if isinstance(value, str) else _json(value)
 
 
-def render_text(text: str, ctx: DataContext, node_input: dict[str, Any]) -> str:
-    """Render a prompt body; unresolvable references stay as written (visible, not silently empty)."""
+def render_text(text: str, ctx: DataContext, node_input: dict[str, Any], placed: list[str] | None = None) -> str:
+    """Render a prompt body; unresolvable references stay as written (visible, not silently empty).
+
+    ``placed`` collects the artifact tokens written for stored values (see `as_text`).
+    """
     try:
-        return render(text, ctx.lookup(node_input), as_text=as_text)
+        return render(text, ctx.lookup(node_input), as_text=lambda value: as_text(value, placed))
     except TemplateError:
         return text
 
 
-def render_command(command: str, ctx: DataContext, node_input: dict[str, Any]) -> str:
-    """Render a shell command: every substituted value is shell-quoted, never spliced raw.
+def placed_input_tokens(wf: ir.Workflow, node_id: str, ctx: DataContext, node_input: dict[str, Any]) -> list[str]:
+    """The artifact tokens `build_input` wrote into ``node_id``'s input text, for its requests.
 
-    A stored (large) value is left as a bare token; the shell activity quotes it when it expands it.
+    Every token it wrote is in ``node_input``'s text, so an input without token-shaped text (almost
+    every input) skips rebuilding it; which of the tokens found were *written* (not merely held by a
+    value) only a rebuild can say.
+    """
+    if not _holds_token_text(node_input):
+        return []
+    placed: list[str] = []
+    build_input(wf, node_id, ctx, placed=placed)
+    return placed
+
+
+def _holds_token_text(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if TOKEN_OPENING in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+@dataclass
+class RenderedCommand:
+    """A shell command whose templates became parameter expansions, and the values they read."""
+
+    command: str
+    values: list[ShellValue] = field(default_factory=list)
+
+
+#: How a reference is written in each place of a command (`dsl/shell_quoting.py`). The compiler
+#: accepts templates only unquoted (C116); the other forms keep the outer shell reading the value
+#: as data for workflows compiled before that check, whose runs may still be in flight.
+_EXPANSION_IN: dict[str, str] = {
+    "unquoted": '"${{{name}}}"',
+    "comment": '"${{{name}}}"',
+    "double": "${{{name}}}",
+    "single": "'\"${{{name}}}\"'",
+    "escaped": '""${{{name}}}"',  # the backslash before it escapes the first quote
+    "heredoc": "${{{name}}}",
+}
+
+
+def render_command(command: str, ctx: DataContext, node_input: dict[str, Any]) -> RenderedCommand:
+    """Render a shell command so that no value is ever part of the command text.
+
+    Each `{{ref}}` becomes `"${ITERLOOP_VALUE_n}"` and its value travels beside the command
+    (`ShellValue`); the activity sets the variable and the shell expands it, and a parameter
+    expansion is never read again as shell code, whatever it holds (quotes, `$(…)`, backquotes,
+    newlines, `${SECRET}`, artifact-token look-alikes). Stored (large) values travel as their
+    recorded references, resolved by the activity. A reference with no value stays as written.
     """
     lookup = ctx.lookup(node_input)
-
-    def quoted(ref: ir.Ref) -> Any:
+    try:
+        refs = extract_refs(command)
+    except TemplateError:
+        return RenderedCommand(command)
+    out: list[str] = []
+    values: list[ShellValue] = []
+    pos = 0
+    for ref, place in zip(refs, template_places(command), strict=True):
+        out.append(command[pos : place.offset])
+        pos = place.offset + place.length
         value = lookup(ref)
         if value is MISSING or value is None:
-            return MISSING
-        token = artifact_token(value)
-        if token is not None:
-            return token
-        return shlex.quote(as_text(value))
-
-    try:
-        return render(command, quoted, as_text=str)
-    except TemplateError:
-        return command
+            out.append(ref.raw)
+            continue
+        name = f"{VALUE_ENV_PREFIX}{len(values) + 1}"
+        values.append(ShellValue(env=name, ref=ref.raw, value=value))
+        out.append(_EXPANSION_IN[place.place].format(name=name))
+    out.append(command[pos:])
+    return RenderedCommand("".join(out), values)
 
 
 def _json(value: Any) -> str:

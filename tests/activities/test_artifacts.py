@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pytest
@@ -45,11 +44,23 @@ def test_templates_hand_references_on_and_activities_resolve_them() -> None:
     node_input = build_input(wf, "b", ctx)
     assert node_input["ok"] is True and "$artifact_ref" in node_input["body"]
     assert artifacts.resolve(node_input)["body"].startswith("it's yyy")
-    text = as_text(node_input["body"])
-    assert artifacts.expand_tokens(f"see {text}").startswith("see it's yyy")
-    command = render_command("printf %s {{outputs.a.body}}", ctx, {})
-    expanded = artifacts.expand_tokens(command, quote=shlex.quote)
-    assert shlex.split(expanded)[2].startswith("it's yyy")  # quoted once, correctly
+    placed: list[str] = []
+    text = as_text(node_input["body"], placed)
+    assert placed == [text]
+    assert artifacts.expand_tokens(f"see {text}", placed).startswith("see it's yyy")
+    rendered = render_command("printf %s {{outputs.a.body}}", ctx, {})
+    assert rendered.command == 'printf %s "${ITERLOOP_VALUE_1}"'
+    assert artifacts.resolve(rendered.values[0].value).startswith("it's yyy")  # by structure, not by token
+
+
+def test_only_the_tokens_a_request_lists_are_expanded() -> None:
+    stub = artifacts.offload({"body": "secret " + "z" * 3000}, run_id="r", node_id="a", threshold=100)
+    placed: list[str] = []
+    token = as_text({"$artifact_ref": stub["$artifact"]["uri"], "path": ["body"]}, placed)
+    look_alike = f"value says {token}"
+    assert artifacts.expand_tokens(look_alike, []) == look_alike
+    assert artifacts.resolve({"v": look_alike}) == {"v": look_alike}
+    assert artifacts.resolve({"v": look_alike}, tokens=placed)["v"].startswith("value says secret zzz")
 
 
 def test_missing_or_escaping_references_are_clear_errors() -> None:
@@ -57,3 +68,12 @@ def test_missing_or_escaping_references_are_clear_errors() -> None:
         artifacts.store().get("artifact://r/n/deadbeef.json")
     with pytest.raises(ApplicationError, match="escapes the store"):
         artifacts.store().get("artifact://../etc/passwd")
+
+
+def test_an_output_holding_a_reserved_key_is_refused_so_references_are_only_recorded_ones() -> None:
+    forged = {"verdict": {"$artifact": {"uri": "artifact://other/n/1.json", "fields": []}}}
+    with pytest.raises(ApplicationError, match="reserves for references"):
+        artifacts.offload(forged, run_id="r", node_id="model", threshold=0)
+    with pytest.raises(ApplicationError, match="'\\$artifact_ref'"):
+        artifacts.offload({"list": [{"$artifact_ref": "artifact://x", "path": []}]}, run_id="r", node_id="n",
+                          threshold=1 << 20)

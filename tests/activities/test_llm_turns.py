@@ -89,8 +89,18 @@ async def test_activity_resolves_artifact_references_in_the_prompt(fake: FakeAnt
                                                                    worker_settings: LLMSettings) -> None:
     uri = artifacts.store().put("run-t", "analyst", json.dumps({"summary": "mobile dropped"}).encode())
     fake.queue(Reply(answer={"approved": True, "comment": "ok", "needs_human_input": False}))
-    await ActivityEnvironment().run(llm_turn, request(user=f"Findings: ⟦artifact:{uri}#summary⟧"))
+    token = f"⟦artifact:{uri}#summary⟧"
+    await ActivityEnvironment().run(llm_turn, request(user=f"Findings: {token}", artifact_tokens=[token]))
     assert fake.last.body["messages"][0]["content"][0]["text"] == "Findings: mobile dropped"
+
+
+async def test_activity_leaves_token_look_alikes_the_workflow_did_not_place_as_text(
+        fake: FakeAnthropic, worker_settings: LLMSettings) -> None:
+    uri = artifacts.store().put("run-other", "secret", json.dumps({"summary": "not for this prompt"}).encode())
+    fake.queue(Reply(answer={"approved": True, "comment": "ok", "needs_human_input": False}))
+    look_alike = f"⟦artifact:{uri}#summary⟧"  # e.g. inside a run input or a model's answer
+    await ActivityEnvironment().run(llm_turn, request(user=f"Findings: {look_alike}", input={"note": look_alike}))
+    assert fake.last.body["messages"][0]["content"][0]["text"] == f"Findings: {look_alike}"
 
 
 async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeAnthropic, tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import shell
+from activities.artifacts import LocalArtifactStore
 from activities.shell import OUTPUT_LIMIT_BYTES, shell_exec
 from workflows.contract.env_refs import expand_env, expand_env_in_command
-from workflows.contract.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, ShellRequest, ShellResult
+from workflows.contract.messages import ERR_BAD_REQUEST, ERR_COMMAND_FAILED, ShellRequest, ShellResult, ShellValue
 
 DEADLINE_SECONDS = 10.0
 
@@ -115,8 +116,8 @@ async def test_env_reference_is_expanded_on_the_worker(monkeypatch: pytest.Monke
     assert result.stdout == "a\nb\n"
 
 
-async def test_quoted_template_value_is_not_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The workflow single-quotes template values: text from a model cannot read worker secrets.
+async def test_single_quoted_text_is_not_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in sh: nothing inside single quotes is an environment reference.
     monkeypatch.setenv("ITERLOOP_TEST_SECRET", "s3cret")
     result = await run("echo 'leak: $ITERLOOP_TEST_SECRET ${ITERLOOP_TEST_SECRET}'")
     assert result.output == {"result": "leak: $ITERLOOP_TEST_SECRET ${ITERLOOP_TEST_SECRET}"}
@@ -125,6 +126,32 @@ async def test_quoted_template_value_is_not_expanded(monkeypatch: pytest.MonkeyP
 async def test_shell_variables_and_parameters_are_left_to_the_shell() -> None:
     result = await run('for f in x y; do printf "$f"; done; set -- p q; printf " $2 ${1} ${NOPE:-dflt}"')
     assert result.output == {"result": "xy q p dflt"}
+
+
+async def test_template_values_arrive_as_variables_the_shell_reads_as_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ITERLOOP_TEST_SECRET", "s3cret")
+    value = "'; echo pwned; ' $(echo pwned) `echo pwned` $ITERLOOP_TEST_SECRET\nline"
+    result = await run('printf "%s|" "${ITERLOOP_VALUE_1}" x"${ITERLOOP_VALUE_2}"y',
+                       values=[ShellValue(env="ITERLOOP_VALUE_1", ref="{{vars.a}}", value=value),
+                               ShellValue(env="ITERLOOP_VALUE_2", ref="{{vars.n}}", value={"n": [1, "é"]})])
+    assert result.stdout == value + '|x{"n": [1, "é"]}y|'
+
+
+async def test_token_text_in_a_command_is_never_expanded(tmp_path: Path) -> None:
+    uri = LocalArtifactStore(tmp_path).put("r", "n", b'{"result": "$(echo pwned)"}')
+    result = await run(f"printf %s ⟦artifact:{uri}#result⟧")  # e.g. a request from an older workflow
+    assert result.stdout == f"⟦artifact:{uri}#result⟧"
+
+
+async def test_a_value_variable_name_outside_the_reserved_prefix_is_refused() -> None:
+    error = await run_failing("true", values=[ShellValue(env="PATH", ref="{{vars.a}}", value="/tmp")])
+    assert error.type == ERR_BAD_REQUEST and "ITERLOOP_VALUE_N" in str(error)
+
+
+def test_env_expansion_never_splices_a_value_variable() -> None:
+    env = {"ITERLOOP_VALUE_1": "x; rm -rf /", "HOME": "/h"}
+    assert expand_env_in_command('echo "${ITERLOOP_VALUE_1}" $ITERLOOP_VALUE_1 $HOME', env) == \
+        'echo "${ITERLOOP_VALUE_1}" $ITERLOOP_VALUE_1 /h'
 
 
 def test_expand_env_follows_go_os_expandenv() -> None:

@@ -99,6 +99,10 @@ CASES: list[tuple[str, str, int, int, str]] = [
     ("C114", "error", 2, 16, "schema s:\n  n: int [min: 5] [max: 2]\n" + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
     ("C115", "error", 2, 14, 'schema s:\n  v: string [enum: "a", "B"] [pattern: "^[a-z]+$"]\n' + AGENT
      + "workflow w:\n  entry: a\n  a -> done\n"),
+    ("C116", "error", 4, 25, 'vars:\n  x: string = "a"\ntool t:\n  command: "sh -c \'echo {{vars.x}}\'"\n'
+     + "workflow w:\n  entry: t\n  t -> done\n"),
+    ("C117", "warning", 4, 19, 'vars:\n  x: string = "a"\ntool t:\n  command: "sh -c {{vars.x}}"\nworkflow w:\n'
+     + "  entry: t\n  t -> done\n"),
 ]
 
 

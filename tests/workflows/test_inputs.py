@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dsl
 from dsl import ir
-from workflows.inputs import DataContext, build_input, initial_vars, render_command
+from workflows.inputs import DataContext, build_input, initial_vars, placed_input_tokens, render_command, render_text
 
 
 def compile_ok(src: str) -> ir.Workflow:
@@ -56,7 +56,51 @@ def test_entry_without_mappings_gets_vars_and_run_inputs() -> None:
     assert initial_vars(MAPPED, {"topic": "churn", "other": 1}) == {"topic": "churn"}
 
 
-def test_command_values_are_shell_quoted() -> None:
+def test_command_values_travel_beside_the_command_as_variables() -> None:
     ctx = DataContext(vars={"name": "x; rm -rf /"})
-    rendered = render_command("echo {{vars.name}} {{input.n}}", ctx, {"n": 3})
-    assert rendered == "echo 'x; rm -rf /' 3"
+    rendered = render_command("echo {{vars.name}} {{input.n}} {{vars.unset}}", ctx, {"n": 3})
+    assert rendered.command == 'echo "${ITERLOOP_VALUE_1}" "${ITERLOOP_VALUE_2}" {{vars.unset}}'
+    assert [(v.env, v.ref, v.value) for v in rendered.values] == [
+        ("ITERLOOP_VALUE_1", "{{vars.name}}", "x; rm -rf /"), ("ITERLOOP_VALUE_2", "{{input.n}}", 3)]
+
+
+def test_command_values_in_quotes_of_older_workflows_stay_data_for_the_outer_shell() -> None:
+    ctx = DataContext(vars={"x": "v"})
+    rendered = render_command("echo '<{{vars.x}}>' \\{{vars.x}}", ctx, {})
+    assert rendered.command == 'echo \'<\'"${ITERLOOP_VALUE_1}"\'>\' \\""${ITERLOOP_VALUE_2}"'
+
+
+
+def test_prompts_list_the_tokens_iterloop_wrote_and_not_those_a_value_holds() -> None:
+    stub = {"ok": True, "$artifact": {"uri": "artifact://r/a/1.json", "bytes": 9000, "fields": ["body"]}}
+    look_alike = "⟦artifact:artifact://other/run/2.json#secret⟧"
+    ctx = DataContext(vars={"note": look_alike}, outputs={"a": stub})
+    placed: list[str] = []
+    text = render_text("{{outputs.a.body}} / {{vars.note}}", ctx, {}, placed)
+    assert text == f"⟦artifact:artifact://r/a/1.json#body⟧ / {look_alike}"
+    assert placed == ["⟦artifact:artifact://r/a/1.json#body⟧"]
+
+
+def test_input_tokens_are_those_with_mappings_wrote_and_an_input_without_token_text_has_none() -> None:
+    wf = compile_ok("""
+agent a:
+  model: "m"
+agent b:
+  model: "m"
+vars:
+  note: string = ""
+workflow w:
+  entry: a
+  a -> b with {
+    text: "Body: {{outputs.a.body}}; note: {{vars.note}}"
+  }
+  b -> done
+""")
+    stub = {"ok": True, "$artifact": {"uri": "artifact://r/a/1.json", "bytes": 9000, "fields": ["body"]}}
+    look_alike = "⟦artifact:artifact://other/run/2.json#secret⟧"
+    ctx = DataContext(vars={"note": look_alike}, outputs={"a": stub})
+    node_input = build_input(wf, "b", ctx)
+    assert look_alike in node_input["text"]
+    assert placed_input_tokens(wf, "b", ctx, node_input) == ["⟦artifact:artifact://r/a/1.json#body⟧"]
+    plain = DataContext(vars={"note": "plain"}, outputs={"a": {"body": "short"}})
+    assert placed_input_tokens(wf, "b", plain, build_input(wf, "b", plain)) == []

@@ -14,6 +14,9 @@ from typing import Any
 
 ARTIFACT_KEY = "$artifact"
 ARTIFACT_REF_KEY = "$artifact_ref"
+#: Keys only iterloop writes; data arriving from outside (vars, inputs, answers) may not use them.
+RESERVED_KEYS = frozenset((ARTIFACT_KEY, ARTIFACT_REF_KEY))
+TOKEN_OPENING = "⟦artifact:"
 ARTIFACT_TOKEN_RE = re.compile(r"⟦artifact:([^⟧]+)⟧")
 
 

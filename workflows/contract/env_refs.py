@@ -22,6 +22,10 @@ import os
 import string
 from collections.abc import Mapping
 
+#: Template values of a shell command reach it as the variables ITERLOOP_VALUE_1, _2, …
+#: (`workflows/inputs.py::render_command`). They are never expanded into the command text.
+VALUE_ENV_PREFIX = "ITERLOOP_VALUE_"
+
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_")
 # Shell special parameters: `$1`, `$?`, `$$`, `$#`, `$@`, `$*`, `$!`, `$-`, `$0`…
 _SPECIAL = frozenset("*#$@!?-0123456789")
@@ -63,18 +67,21 @@ def expand_env(text: str, env: Mapping[str, str] | None = None) -> str:
 def expand_env_in_command(command: str, env: Mapping[str, str] | None = None) -> str:
     """Expand environment references in a shell command before it is given to `sh -c`.
 
-    Same `$VAR` / `${VAR}` syntax as `expand_env`, with three differences that keep the command
+    Same `$VAR` / `${VAR}` syntax as `expand_env`, with these differences, which keep the command
     meaning what the shell would make it mean:
 
     - **Nothing inside single quotes is expanded** (nor a backslash-escaped `\\$`), as in `sh`.
-      The workflow single-quotes every template value it splices into a command, so text coming
-      from an LLM or a run input that contains `$ANTHROPIC_API_KEY` stays literal and cannot
-      read the worker's secrets into stdout and from there into history. (Iterion expands inside
-      substituted values; its runtime spec marks that as a quirk.)
+      (Template values are not in the command text at all: they arrive as environment variables,
+      so a value holding `$ANTHROPIC_API_KEY` stays literal and cannot read the worker's secrets
+      into stdout and from there into history. Iterion expands inside substituted values; its
+      runtime spec marks that as a quirk.)
     - **Only variables defined in ``env`` are replaced.** Anything else is left for the shell:
       variables the command sets itself (`for f in *; do echo "$f"; done`), special parameters
       (`$1`, `$?`, `$$`, `$!`), `${VAR:-default}` forms, malformed references. For an undefined
       environment variable the result is the same as Go's (the shell expands it to nothing).
+    - **Template values are never expanded here**: `$ITERLOOP_VALUE_n` is left for the shell,
+      which reads it as data (see `VALUE_ENV_PREFIX`), even if the worker's own environment
+      happens to define such a name.
     - Defined variables are spliced in as raw text, outside and inside double quotes alike, so a
       variable may hold a whole command (`command: "${CI_COMMAND}"`), as in Iterion. Environment
       values are the operator's, never a run's input.
@@ -103,7 +110,8 @@ def expand_env_in_command(command: str, env: Mapping[str, str] | None = None) ->
             quote = "" if quote else '"'
         elif c == "$" and j + 1 < n:
             name, width = _reference_name(command, j + 1)
-            if name and name in env and not (len(name) == 1 and name in _SPECIAL):
+            if (name and name in env and not (len(name) == 1 and name in _SPECIAL)
+                    and not name.startswith(VALUE_ENV_PREFIX)):
                 out.append(env[name])
             else:
                 out.append(command[j : j + 1 + width])

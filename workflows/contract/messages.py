@@ -151,6 +151,9 @@ class LLMTurnRequest(_Msg):
     system: str = ""
     user: str = ""
     input: dict[str, Any] = Field(default_factory=dict)
+    # The exact `⟦artifact:…⟧` tokens the workflow itself put into system/user/input for stored
+    # values; the activity expands these and no other token-shaped text (a value's look-alike).
+    artifact_tokens: list[str] = Field(default_factory=list)
     output_schema: Schema | None = None
     reasoning_effort: str = ""
     tools: list[str] = Field(default_factory=list)
@@ -191,13 +194,28 @@ class LLMTurnResult(_Msg):
     tools: list[ToolInfo] = Field(default_factory=list)  # the tools offered this turn
 
 
+class ShellValue(_Msg):
+    """One template value of a shell command, handed to the command as an environment variable.
+
+    ``value`` is the value as the run holds it: text or JSON, or a recorded artifact reference
+    (`{"$artifact_ref": URI, "path": [...]}`, or a stored output's stub) that the activity resolves
+    by structure. It is never text the activity searches for tokens.
+    """
+
+    env: str  # the variable the command reads, e.g. ITERLOOP_VALUE_1
+    ref: str  # the template as written, e.g. {{vars.title}}, for messages
+    value: Any
+
+
 class ShellRequest(_Msg):
-    """A shell tool node. ``command`` is already rendered: template values were shell-quoted by
-    the workflow; `${ENV}` references are expanded here, on the worker."""
+    """A shell tool node. ``command`` is rendered by the workflow: each `{{ref}}` became a quoted
+    parameter expansion (`"${ITERLOOP_VALUE_1}"`) of a variable in ``values``, so the shell sees
+    every value as data; `${ENV}` references are expanded here, on the worker."""
 
     run_id: str
     node_id: str
     command: str
+    values: list[ShellValue] = Field(default_factory=list)
     cwd: str | None = None
     timeout_seconds: float = 600.0
     heartbeat_seconds: float = 5.0
@@ -220,6 +238,8 @@ class ToolCallRequest(_Msg):
     tool: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     offload_threshold_bytes: int = 0  # outputs larger than this go to the artifact store (0 = never)
+    # Tokens the workflow placed in `with` text of a `call:` node's input (none for a model's call).
+    artifact_tokens: list[str] = Field(default_factory=list)
 
 
 class ToolCallResult(_Msg):

@@ -20,7 +20,7 @@ from workflows.contract import messages as M
 from workflows.contract import vocabulary
 from workflows.contract.scripts import script_for_node
 from workflows.contract.tool_policy import DEFAULT_TOOL_MAX_STEPS, effective_tool_policy, policy_denial, tool_allowed
-from workflows.inputs import as_text, prompt_body, render_text
+from workflows.inputs import as_text, placed_input_tokens, prompt_body, render_text
 from workflows.nodes.base import NodeFailed, Produced, RunContext, heartbeat_interval, produce
 
 _EFFORTS = vocabulary.REASONING_EFFORTS  # accepted from an input's `_reasoning_effort`
@@ -48,8 +48,11 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
     system_name = getattr(node, "system_prompt", "")
     user_name = getattr(node, "user_prompt", "") or getattr(node, "instructions", "")
     clean_input = {k: v for k, v in node_input.items() if not k.startswith("_")}
-    system = render_text(prompt_body(wf, system_name), data, node_input) if system_name else ""
-    user = (render_text(prompt_body(wf, user_name), data, node_input) if user_name
+    # The artifact tokens this request may have expanded: those placed here and in the input's
+    # `with` text, never token-shaped text that a value holds.
+    placed = placed_input_tokens(wf, node.id, data, node_input)
+    system = render_text(prompt_body(wf, system_name), data, node_input, placed) if system_name else ""
+    user = (render_text(prompt_body(wf, user_name), data, node_input, placed) if user_name
             else json.dumps(clean_input, ensure_ascii=False, sort_keys=True))
     if schema is None and getattr(node, "output_schema", ""):
         schema = wf.schemas.get(node.output_schema)  # type: ignore[union-attr]
@@ -65,14 +68,14 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
     if plan.warning:
         run.emit("session_not_found", node.id, branch, {"warning": plan.warning})
     if agent and agent.session == "artifacts_only" and data.artifacts:
-        user += "\n\nPublished artifacts of this run:\n" + as_text(data.artifacts)
+        user += "\n\nPublished artifacts of this run:\n" + as_text(data.artifacts, placed)
     policy = effective_tool_policy(wf, node)
     max_steps = (agent.tool_max_steps if agent else 0) or DEFAULT_TOOL_MAX_STEPS
     effort = node_input.get("_reasoning_effort")
     base = M.LLMTurnRequest(
         run_id=workflow.info().workflow_id, node_id=node.id, node_kind=node.kind, purpose=purpose,
         visit=visit, model=model, backend=getattr(node, "backend", "") or wf.default_backend,
-        system=system, user=user, input=clean_input, output_schema=schema,
+        system=system, user=user, input=clean_input, artifact_tokens=sorted(set(placed)), output_schema=schema,
         reasoning_effort=effort if effort in _EFFORTS else getattr(node, "reasoning_effort", ""),
         tools=list(agent.tools) if agent else [], tool_max_steps=max_steps,
         route_candidates=candidates or [], multi_route=bool(getattr(node, "router_multi", False)),

@@ -9,14 +9,18 @@ from temporalio import workflow
 from dsl import ir
 from workflows.contract import activities as A
 from workflows.contract import messages as M
-from workflows.inputs import render_command
+from workflows.inputs import placed_input_tokens, render_command
 from workflows.nodes.base import Produced, RunContext, heartbeat_interval, produce
 
 
 async def visit(run: RunContext, node: ir.ToolNode, branch: str, node_input: dict[str, Any]) -> str | None:
-    """Run the tool, holding the workspace for a shell command (it may change files)."""
+    """Run the tool. Shell commands in parallel branches run at the same time, as a fan-out says:
+    the person wrote each command and chose to fan out (`max_parallel_branches: 1` runs them one
+    at a time). Runs recorded before that held the workspace for each command, and still do."""
 
     async def work() -> Produced:
+        if node.call or workflow.patched("parallel-shell-branches"):
+            return await run_tool(run, node, node_input)
         async with run.workspace(node):
             return await run_tool(run, node, node_input)
 
@@ -25,18 +29,21 @@ async def visit(run: RunContext, node: ir.ToolNode, branch: str, node_input: dic
 
 async def run_tool(run: RunContext, node: ir.ToolNode, node_input: dict[str, Any]) -> Produced:
     """A `call:` gets the node's input as its arguments; a `command:` is rendered with every
-    substituted value shell-quoted, and heartbeats so a dead worker's command is retried."""
+    value passed beside it as an environment variable (data, never command text), and heartbeats
+    so a dead worker's command is retried."""
     options = run.options
     run_id = workflow.info().workflow_id
     if node.call:
         req = M.ToolCallRequest(run_id=run_id, node_id=node.id, tool=node.call, arguments=node_input,
-                                offload_threshold_bytes=options.offload_threshold_bytes)
+                                offload_threshold_bytes=options.offload_threshold_bytes,
+                                artifact_tokens=sorted(set(placed_input_tokens(run.wf, node.id, run.data, node_input))))
         res = await run.activity(A.TOOL_CALL, req, node.id, f"{node.id} · call {node.call}",
                                  options.shell_timeout_seconds)
         return res.output, M.Usage()
-    command = render_command(node.command, run.data, node_input)
+    rendered = render_command(node.command, run.data, node_input)
     beat = heartbeat_interval(options.shell_heartbeat_timeout_seconds)
-    sreq = M.ShellRequest(run_id=run_id, node_id=node.id, command=command, cwd=options.shell_cwd,
+    sreq = M.ShellRequest(run_id=run_id, node_id=node.id, command=rendered.command, values=rendered.values,
+                          cwd=options.shell_cwd,
                           timeout_seconds=options.shell_timeout_seconds, heartbeat_seconds=beat,
                           offload_threshold_bytes=options.offload_threshold_bytes)
     sres = await run.activity(A.SHELL_EXEC, sreq, node.id, f"{node.id} · shell", options.shell_timeout_seconds + 30,
