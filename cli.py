@@ -16,7 +16,8 @@ Exit codes, for every command (runtime/command_errors.py; docs/runtime.md for us
     0  success (warnings alone do not fail)
     1  the input has problems: diagnostics with errors, files that `fmt --check` would change;
        a run failed; an answer was rejected
-    2  usage or I/O error: unknown option, missing or unreadable file, unknown run id
+    2  usage or I/O error: unknown option, missing or unreadable file, unknown run id; bad input
+       (not a regular file, over a size or depth limit, not UTF-8, NaN; docs/security.md, Bad input)
     3  the run waits for a human answer (non-interactive `run`)
     4  the run is parked as failed_resumable (fix the cause, then `iterloop retry`)
     5  the run stopped because a budget was exceeded
@@ -483,15 +484,19 @@ def answer_command(
         "--by", help="Who answers (recorded with the answer) [default: your user name].", show_default=False)] = None,
     use_signal: Annotated[bool, typer.Option(
         "--signal", help="Send a signal (fire and forget, idempotent) instead of a validated update.")] = False,
+    in_advance: Annotated[bool, typer.Option(
+        "--in-advance", help="Answer the gate's next opening while it is closed (kept until it opens).")] = False,
     as_json: JsonOpt = False,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
 ) -> None:
-    """Answer a human gate (a validated update; --signal for fire and forget).
+    """Answer a human gate's open opening (a validated update; --signal for fire and forget).
 
     The update is checked before anything is recorded: a wrong field, type or gate is refused at
-    once with the reason (exit 1).
+    once with the reason (exit 1). Each opening takes one answer: one already answered is refused
+    with who answered it and when. A closed gate is refused too, unless --in-advance answers its
+    next opening on purpose.
     """
     from runtime.command_errors import UsageError
     from runtime.console import print_answer
@@ -506,8 +511,8 @@ def answer_command(
         raise typer.Exit(_report(exc, as_json=as_json)) from None
     service = _run_service(address, namespace, task_queue, as_json=as_json)
     answered_by = by or default_answerer()
-    _serve(lambda: (service.signal_answer(run_id, gate, values, by=answered_by) if use_signal
-                    else service.answer(run_id, gate, values, by=answered_by)),
+    _serve(lambda: (service.signal_answer(run_id, gate, values, by=answered_by, in_advance=in_advance) if use_signal
+                    else service.answer(run_id, gate, values, by=answered_by, in_advance=in_advance)),
            lambda answered: print_answer(answered, as_json=as_json), as_json=as_json)
 
 

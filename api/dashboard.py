@@ -46,6 +46,7 @@ from runtime.report import cost_text, describe_event, format_duration, preview
 from runtime.run_models import RunSummary
 from runtime.run_service import RunService
 from runtime.temporal_runs import RUN_STATUSES, TERMINAL_STATUSES
+from workflows.contract.answers import already_answered
 from workflows.contract.state import Gate
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -347,8 +348,10 @@ async def answer_from_form(request: Request, runs: Runs, settings: Config, user:
     gate = next((g for g in view.open_gates if g.gate == gate_name and g.interaction_id == interaction_id), None)
     error, status = "", 422
     if gate is None:
-        error, status = (f"gate '{gate_name}' of run {run_id} is no longer open (answered elsewhere, or the run "
-                         "moved on)"), 409
+        taken = next((a for a in view.answers if interaction_id and a.interaction_id == interaction_id), None)
+        error, status = ((already_answered(gate_name, interaction_id, taken.answered_by, taken.answered_at)
+                          if taken else f"gate '{gate_name}' of run {run_id} is no longer open (the run moved on)"),
+                         409)
     elif not user.can_write:
         error, status = f"token '{user.name}' may only read; answering needs a token from ITERLOOP_API_TOKENS", 403
     else:

@@ -15,6 +15,7 @@ from api.auth import Principal, reader, recorded_answerer, writer
 from api.deps import api_settings, run_service
 from api.errors import Conflict
 from api.event_stream import stream_events as sse_stream
+from api.json_body import BoundedJsonRoute
 from api.models import (
     AnswerGate,
     ErrorResponse,
@@ -60,7 +61,7 @@ _ACT_ERRORS: dict[int | str, dict[str, Any]] = {
     **_RUN_ERRORS, **_NOT_JSON,
     409: {"model": ErrorResponse, "description": "The run's state does not allow it (it has ended…)."}}
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=BoundedJsonRoute)  # bodies: bounded JSON, no NaN
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
 
@@ -174,15 +175,19 @@ async def get_report(run_id: RunId, runs: Runs, _: Reader) -> PlainTextResponse:
 
 
 @router.post("/runs/{run_id}/gates/{gate}/answer", response_model=GateAnswered, tags=["runs"],
-             responses=_ACT_ERRORS)
+             responses={**_ACT_ERRORS, 409: {"model": ErrorResponse, "description": (
+                 "The run has ended, or the gate opening is closed (`gate_opening_closed`): answered already "
+                 "(the message says by whom and when), or the gate is not open and `in_advance` is not set.")}})
 async def answer_gate(run_id: RunId, gate: Annotated[str, Path(description="The human node.")], body: AnswerGate,
                       runs: Runs, who: Writer) -> GateAnswered:
-    """Answer a human gate through the run's validated update: an unknown gate or field, a missing
-    field, a wrong type or a value outside the enum is a 422 with the reason, and nothing is recorded.
+    """Answer a human gate's open opening through the run's validated update: an unknown gate or
+    field, a missing field, a wrong type or a value outside the enum is a 422 with the reason, and
+    nothing is recorded. Each opening takes one answer: an opening already answered ("already
+    answered by … at …"), or a closed gate without `in_advance`, is a 409 `gate_opening_closed`.
     The answer is recorded as by the token's name (`ada`; `ada (for grace)` when `answered_by` names
     someone else)."""
     return await runs.answer(run_id, gate, body.answers, by=recorded_answerer(who.name, body.answered_by),
-                             interaction_id=body.interaction_id)
+                             interaction_id=body.interaction_id, in_advance=body.in_advance)
 
 
 @router.post("/runs/{run_id}/retry", response_model=RetryRequested, tags=["runs"], responses=_ACT_ERRORS)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -44,6 +43,7 @@ from api.errors import ApiError, Forbidden, Unauthorized
 from api.settings import ApiSettings
 from dsl.ir import HumanNode, Schema
 from runtime.command_errors import CommandError
+from workflows.contract.json_values import JsonValueError, load_json
 from workflows.contract.messages import NotifyRequest
 from workflows.contract.slack_blocks import (
     DECISION_ACTIONS,
@@ -58,9 +58,11 @@ from workflows.contract.slack_blocks import (
     gate_message,
     read_modal,
 )
-from workflows.contract.state import Gate, RunView
+from workflows.contract.state import AnswerRecord, Gate, RunView
 
 if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
+
     from runtime.run_service import RunService
     from runtime.settings import Settings
     from workflows.contract.state import RunInput
@@ -74,6 +76,9 @@ MAX_REQUEST_AGE_SECONDS = 300
 #: How long the request may spend reading the gate's schema before it answers Slack (which
 #: gives up after 3 s, and a modal's trigger_id expires after 3 s).
 SYNC_SECONDS = 2.0
+#: How long, after sending a click's answer, the message update waits to see which answer the gate
+#: opening took (another person's click may have been first).
+RECORD_SECONDS = 5.0
 
 
 class ReplayGuard:
@@ -156,9 +161,13 @@ async def slack_interactions(request: Request, settings: ApiSettings = Depends(a
 def _payload(body: bytes) -> dict[str, Any]:
     try:
         raw = parse_qs(body.decode(), strict_parsing=False).get("payload", [""])[0]
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except UnicodeDecodeError:
         raise ApiError("expected a form with a JSON `payload` field, as Slack sends", code="bad_request") from None
+    try:
+        payload = load_json(raw, what="the `payload` field")  # bounded in size and depth, no NaN
+    except JsonValueError as exc:
+        raise ApiError(f"{exc}; expected a form with a JSON `payload` field, as Slack sends",
+                       code="bad_request") from None
     if not isinstance(payload, dict):
         raise ApiError("the `payload` field must hold a JSON object", code="bad_request")
     return payload
@@ -300,10 +309,36 @@ class SlackInteraction:
             log.warning("the Slack answer does not fit gate '%s' of run %s: %s", gate.gate, value.run_id, exc)
             return
         client = await self.runs.client()
-        await send_answer_signal(client.get_workflow_handle(value.run_id), self._runtime_settings(), Answer(
-            gate=gate.gate, answers=typed, answered_by=f"slack:{self.user_id}", interaction_id=gate.interaction_id))
-        note = decision_note(answer_plan(gate.schema_), typed, user_id=self.user_id, when_unix=int(self.now))
+        handle = client.get_workflow_handle(value.run_id)
+        try:
+            await send_answer_signal(handle, self._runtime_settings(), Answer(
+                gate=gate.gate, answers=typed, answered_by=f"slack:{self.user_id}",
+                interaction_id=gate.interaction_id))
+        except CommandError as exc:  # e.g. another click's answer ended the run a moment ago
+            log.info("the Slack answer to gate '%s' of run %s was not delivered: %s", gate.gate, value.run_id, exc)
+        # Two people may click at once: the opening takes one answer, so the message shows the one it took.
+        record = await self._recorded(handle, gate.interaction_id)
+        if record is not None and record.answered_by != f"slack:{self.user_id}":
+            note = f"Already answered by {_who(record.answered_by)} at {record.answered_at}."
+        else:
+            note = decision_note(answer_plan(gate.schema_), typed, user_id=self.user_id, when_unix=int(self.now))
         await self._update(channel, ts, decided_blocks(blocks, note))
+
+    async def _recorded(self, handle: WorkflowHandle[Any, Any], interaction_id: str) -> AnswerRecord | None:
+        """The answer the gate opening took, once the run has read the signal (None if it cannot be
+        seen within `RECORD_SECONDS`: the message then shows this click's decision, as it was sent)."""
+        from runtime.temporal_runs import query_state
+
+        deadline = time.monotonic() + RECORD_SECONDS
+        while True:
+            try:
+                view = await query_state(handle, self._runtime_settings())
+            except CommandError:
+                return None
+            record = next((a for a in view.answers if a.interaction_id == interaction_id), None)
+            if record is not None or time.monotonic() > deadline:
+                return record
+            await asyncio.sleep(0.1)
 
     def _runtime_settings(self) -> Settings:
         return self.runs.settings
@@ -368,7 +403,7 @@ def _modal_notice(title: str, message: str) -> JSONResponse:
 def _metadata_value(view: dict[str, Any]) -> str:
     """The modal's click, re-encoded as a button value (the modal's metadata holds the same keys)."""
     try:
-        meta = json.loads(view.get("private_metadata") or "")
+        meta = load_json(view.get("private_metadata") or "", what="private_metadata")
         return ButtonValue(meta["r"], meta["g"], meta["i"], meta["d"]).encode()
     except (ValueError, TypeError, KeyError):
         raise ValueError("not an iterloop answer modal") from None

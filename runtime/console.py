@@ -213,12 +213,13 @@ def print_answer(result: GateAnswered | AnswerSignalled, *, as_json: bool) -> No
     if as_json:
         print_json(result.model_dump(mode="json"))
     elif isinstance(result, AnswerSignalled):
-        note = ("" if result.gate_open else f" (gate '{result.gate}' is not open now: the run keeps the answer until "
-                "it opens, or records a rejection in its events if it is not valid)")
+        note = ("" if result.gate_open else f" (gate '{result.gate}' is not open now: the run keeps the answer for its "
+                "next opening, or records a rejection in its events if it refuses it)")
         print(f"sent the answer for gate '{result.gate}' of run {result.run_id} as a signal{note}")
         print(f"check it with: iterloop events {result.run_id}")
     elif not result.gate_open:
-        print(f"gate '{result.gate}' of run {result.run_id} is not open yet; the answer is kept and used when it opens")
+        print(f"gate '{result.gate}' of run {result.run_id} is not open; the answer was sent in advance and is kept "
+              "for its next opening")
     else:
         print(f"recorded the answer for gate '{result.gate}' of run {result.run_id} (by {result.answered_by}): "
               f"{json.dumps(result.answers, ensure_ascii=False)}")

@@ -156,10 +156,10 @@ def describe_event(event: Event) -> str:
     if kind == "human_input_requested":
         return "waiting for a human answer"
     if kind == "gate_answered":
-        note = " (answer sent before the gate opened)" if d.get("early") else ""
+        note = " (answer sent in advance)" if d.get("early") else ""
         return f"answered by {d.get('by', '?')}{note}"
     if kind == "answer_queued":
-        return f"answer from {d.get('by', '?')} kept until the gate opens"
+        return f"answer from {d.get('by', '?')} sent in advance: kept for the gate's next opening"
     if kind == "answer_rejected":
         return f"answer from {d.get('by', '?')} rejected: {d.get('error', '')}"
     if kind == "auto_answer_deferred":

@@ -182,7 +182,8 @@ class GateAnswered(_Result):
     answers: dict[str, Any]
     answered_by: str
     answered_at: str
-    gate_open: bool = Field(description="False: the gate was not open; the answer is kept for when it opens.")
+    gate_open: bool = Field(description="False: the gate was not open; the answer was sent in advance and is kept "
+                                        "for its next opening.")
 
 
 class AnswerSignalled(_Result):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,7 +36,16 @@ from runtime.background_workers import (
     ensure_worker_for_run,
     started_worker_notice,
 )
-from runtime.command_errors import AnswerRejected, NodeNotParked, NoRewindPoint, NothingToRetry, RunEnded
+from runtime.command_errors import (
+    AnswerRejected,
+    GateOpeningClosed,
+    InvalidFilter,
+    NodeNotParked,
+    NoRewindPoint,
+    NothingToRetry,
+    RunEnded,
+    TemporalUnavailable,
+)
 from runtime.console import gate_answer_command, gate_fields
 from runtime.notify_options import run_notify_options
 from runtime.run_models import (
@@ -59,7 +69,7 @@ from runtime.run_models import (
     StartedRun,
     WorkerState,
 )
-from runtime.run_start import PreparedStart, StartRequest, prepare_start, start_graph_run
+from runtime.run_start import PreparedStart, StartRequest, check_run_id, prepare_start, start_graph_run
 from runtime.server_address import server_for_run, settings_for_existing_runs, web_ui_base, web_ui_link
 from runtime.settings import Settings
 from runtime.temporal_runs import (
@@ -179,6 +189,21 @@ class RunService:
             check = await ensure_worker_for_run(found.client, found.settings, found.desc, need)
             self._tell_started(check, found.desc.task_queue or found.settings.task_queue)
 
+    async def _polled(self, found: FoundRun) -> None:
+        """A command on this machine that only reads: `TemporalUnavailable` at once, with the command
+        that starts a worker, when no worker polls the run's task queue (instead of starting one, or
+        waiting for a query to time out)."""
+        if not self.manage_local:
+            return
+        queue = found.desc.task_queue or found.settings.task_queue
+        check = await ensure_worker(found.client, found.settings, queue, spawn=False)
+        if check.state == "none":
+            offline = " --offline" if is_offline_queue(queue) else ""
+            raise TemporalUnavailable(
+                f"no worker polls task queue '{queue}', and inspect only reads (it starts none); start one with "
+                f"`iterloop worker{offline} --task-queue {queue}`, or let a command that acts on the run "
+                f"(answer, retry, events) start it")
+
     def _worker_need(self, *, offline: bool, workflow: Workflow | None) -> WorkerNeed:
         """What a worker needs for a run of ``workflow`` from this caller: its kind, the model settings."""
         env = os.environ if self.environment is None else self.environment
@@ -241,8 +266,13 @@ class RunService:
     # -- read --------------------------------------------------------------------------------------
 
     async def inspect(self, run_id: str) -> RunSnapshot:
-        """The run as `iterloop inspect` and `GET /api/runs/{id}` show it."""
-        found = await self._find_served(run_id)
+        """The run as `iterloop inspect` and `GET /api/runs/{id}` show it.
+
+        Read-only: it never starts or restarts a worker (a look must not leave processes behind);
+        with none polling the run's task queue the state cannot be queried, and it says how to start one.
+        """
+        found = await self.find(run_id)
+        await self._polled(found)
         view = await current_view(found.handle, found.desc, found.settings)
         run_input = await read_run_input(found.client, found.handle)
         detail = run_detail(run_id, found.settings, found.desc, view, run_input)
@@ -294,21 +324,27 @@ class RunService:
     # -- act ---------------------------------------------------------------------------------------
 
     async def answer(self, run_id: str, gate: str, values: dict[str, Any], *, by: str,
-                     interaction_id: str | None = None) -> GateAnswered:
-        """Answer a gate through the run's validated `answer` update: a refused answer is
-        `AnswerRejected` and nothing is recorded; a gate not open yet keeps the answer for later.
-        ``interaction_id`` pins the gate's opening (a stale one is refused)."""
+                     interaction_id: str | None = None, in_advance: bool = False) -> GateAnswered:
+        """Answer a gate's open opening through the run's validated `answer` update: a refused answer
+        is `AnswerRejected` (`GateOpeningClosed` when that opening is answered already or closed) and
+        nothing is recorded. ``interaction_id`` pins the opening; ``in_advance`` answers the gate's
+        next opening while it is closed (the only way an answer waits for a later opening)."""
         found, view = await self._open_run(run_id)
-        message = answer_message(view, gate, values, by, interaction_id)
+        message = answer_message(view, gate, values, by, interaction_id, in_advance=in_advance)
         record = await send_answer_update(found.handle, found.settings, message)
         return GateAnswered(run_id=run_id, gate_open=any(g.gate == gate for g in view.open_gates),
                             **record.model_dump())
 
-    async def signal_answer(self, run_id: str, gate: str, values: dict[str, Any], *, by: str) -> AnswerSignalled:
-        """Answer the gate's current opening through the idempotent `answer` signal (fire and forget:
-        the run records a rejection in its events if the answer is not valid)."""
+    async def signal_answer(self, run_id: str, gate: str, values: dict[str, Any], *, by: str,
+                            in_advance: bool = False) -> AnswerSignalled:
+        """Answer the gate's open opening (its next one with ``in_advance``) through the idempotent
+        `answer` signal (fire and forget: the run records a rejection in its events if it refuses it).
+        A gate that is not open is `GateOpeningClosed` here unless the answer is sent in advance."""
         found, view = await self._open_run(run_id)
-        await send_answer_signal(found.handle, found.settings, answer_message(view, gate, values, by, None))
+        message = answer_message(view, gate, values, by, None, in_advance=in_advance)
+        if not message.interaction_id and not in_advance and gate in view.nodes:
+            raise GateOpeningClosed(f"answer rejected: {gate_not_open(view, gate, run_id)}")
+        await send_answer_signal(found.handle, found.settings, message)
         return AnswerSignalled(run_id=run_id, gate=gate, answers=values, answered_by=by,
                                gate_open=any(g.gate == gate for g in view.open_gates))
 
@@ -399,6 +435,7 @@ class RunService:
         from runtime.run_start import new_run_id as make_run_id
         from workflows.contract.rewind import forked
 
+        check_run_id(new_run_id, label="--run-id")  # before any Temporal call: a usage error (exit 2)
         found, source, overrides = await self._resume_source(run_id, node, var_assignments, vars)
         wf = source.run_input.workflow
         carried = _rebuilt(lambda: forked(source.state, wf, node, vars=overrides))
@@ -511,16 +548,28 @@ def visibility_query(status: str | None, *, workflow: str | None = None, gate: s
     A run that Temporal ended behind the interpreter's back (terminated, timed out) keeps the
     status it last published, so asking for a status of a live run, or for an open gate, also
     asks for a running execution.
+
+    A workflow or gate filter must be a name as the language spells one (`_FILTER_NAME`): the value
+    goes into Temporal's query language, where a quote or a backslash would change the query (or
+    make it invalid, which Temporal reports like an outage), so anything else is `InvalidFilter`.
     """
     from workflows.contract.state import SA_OPEN_GATES, SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE
 
     query = f'WorkflowType="{WORKFLOW_TYPE}"'
+    for label, value, example in (("workflow", workflow, "growth_loop"), ("gate", gate, "approval")):
+        if value and not _FILTER_NAME.fullmatch(value):
+            raise InvalidFilter(f"{label} filter {value[:80]!r} is not a {label} name (a letter or _, then letters, "
+                                f"digits or _); give the name as the .iter file declares it, e.g. {label}={example}")
     for attribute, value in ((SA_STATUS, status), (SA_WORKFLOW, workflow), (SA_OPEN_GATES, gate)):
         if value:
             query += f' AND {attribute}="{_quoted(value)}"'
     if gate or (status and status not in TERMINAL_STATUSES):
         query += ' AND ExecutionStatus="Running"'
     return query
+
+
+#: A node or workflow name, as `dsl.lexer` reads one.
+_FILTER_NAME = re.compile(r"[^\W\d]\w*")
 
 
 def _quoted(value: str) -> str:
@@ -605,14 +654,26 @@ async def _ended(found: FoundRun, until: tuple[str, ...] = TERMINAL_STATUSES) ->
 # -- answers -------------------------------------------------------------------------------------
 
 
-def answer_message(view: RunView, gate: str, values: dict[str, Any], by: str, interaction_id: str | None) -> Answer:
-    """The answer for the gate's current opening (``interaction_id`` pins one; stale ones are refused)."""
+def answer_message(view: RunView, gate: str, values: dict[str, Any], by: str, interaction_id: str | None, *,
+                   in_advance: bool = False) -> Answer:
+    """The answer bound, as it is sent, to the gate opening the sender sees open (``interaction_id``
+    pins one); unbound when the gate is closed, which the run refuses unless ``in_advance``. Binding
+    here is what stops a late answer from answering a later opening nobody has seen."""
     from workflows.contract.state import Answer
 
     if interaction_id is None:
-        open_gate = next((g for g in view.open_gates if g.gate == gate), None)
+        open_gate = None if in_advance else next((g for g in view.open_gates if g.gate == gate), None)
         interaction_id = open_gate.interaction_id if open_gate else ""
-    return Answer(gate=gate, answers=values, answered_by=by, interaction_id=interaction_id)
+    return Answer(gate=gate, answers=values, answered_by=by, interaction_id=interaction_id, in_advance=in_advance)
+
+
+def gate_not_open(view: RunView, gate: str, run_id: str) -> str:
+    """The run's own words for an answer to a closed gate (`workflows.contract.answers.not_open`)."""
+    from workflows.contract.answers import not_open
+
+    last = next((a for a in reversed(view.answers) if a.gate == gate), None)
+    return not_open(gate, run_id, last_id=last.interaction_id if last else "",
+                    last_by=last.answered_by if last else "", last_at=last.answered_at if last else "")
 
 
 async def send_answer_update(handle: WorkflowHandle[Any, Any], settings: Settings, message: Answer) -> AnswerRecord:
@@ -620,12 +681,23 @@ async def send_answer_update(handle: WorkflowHandle[Any, Any], settings: Setting
     from temporalio.client import WorkflowUpdateFailedError
 
     from workflows.contract.state import AnswerRecord
+    from workflows.contract.vocabulary import ERR_GATE_OPENING_CLOSED
 
     try:
         async with temporal_errors(settings, handle.id):
             return await handle.execute_update("answer", message, result_type=AnswerRecord, rpc_timeout=RPC_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
-        raise AnswerRejected(f"answer rejected: {update_failure_message(exc)}") from None
+        closed_opening = any(getattr(c, "type", None) == ERR_GATE_OPENING_CLOSED for c in _causes(exc))
+        error = GateOpeningClosed if closed_opening else AnswerRejected
+        raise error(f"answer rejected: {update_failure_message(exc)}") from None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    found, cause = [], getattr(exc, "cause", None)
+    while cause is not None:
+        found.append(cause)
+        cause = getattr(cause, "cause", None)
+    return found
 
 
 async def send_answer_signal(handle: WorkflowHandle[Any, Any], settings: Settings, message: Answer) -> None:

@@ -301,5 +301,5 @@ async def test_a_form_for_a_gate_answered_elsewhere_is_409(api: ApiHarness, brow
     await api.wait_status(run_id, "finished")
     data = gate_form_data(page, run_id, "approval", approved="false", level="high", comment="second")
     response = await browser.post("/approvals/answer", data=data)
-    assert response.status_code == 409 and "is no longer open" in response.text
+    assert response.status_code == 409 and "opening 1 was already answered by ada at" in response.text
     assert [a["answers"]["comment"] for a in (await api.state(run_id))["answers"]] == ["first"]

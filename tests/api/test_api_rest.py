@@ -372,7 +372,8 @@ async def test_a_stale_interaction_id_is_rejected(api: ApiHarness) -> None:
     run_id, _ = await waiting_at_gate(api)
     response = await api.http.post(f"/api/runs/{run_id}/gates/approval/answer", json={
         "answers": {"approved": True, "level": "low", "comment": ""}, "interaction_id": f"{run_id}:approval:9"})
-    assert "inspect the run and answer the current question" in error_of(response, 422)["message"]
+    error = error_of(response, 409)
+    assert error["code"] == "gate_opening_closed" and "inspect the run and answer the current question" in error["message"]
 
 
 # -- requests another web page could make ----------------------------------------------------------

@@ -10,6 +10,7 @@ tests poll for the answer and the message update.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -226,6 +227,38 @@ async def test_a_click_on_a_gate_answered_elsewhere_changes_nothing(
     assert [(a.answered_by, a.answers) for a in view.answers] == [("cli", {"approved": False})]
     [update] = slack.calls_to("chat.update")
     assert "Already answered by cli" in update.body["blocks"][-1]["elements"][0]["text"]
+
+
+async def test_two_people_clicking_at_once_answer_once_and_both_messages_say_whose_answer_counts(
+        temporal_env: WorkflowEnvironment, task_queue: str, slack: FakeSlack, slack_api: httpx.AsyncClient) -> None:
+    """Issue 12 F2: Ada approves while Grace rejects; the gate opening takes one answer, and the
+    message never claims the other decision."""
+    client = temporal_env.client
+    async with worker(client, task_queue, slack):
+        handle = await start_gated(client, task_queue)
+        channel, ts, blocks = await posted_message(slack)
+        await wait_for(handle, lambda v: v.status == "waiting_human")
+        grace = {**USER, "id": "U77GRACE", "username": "grace", "name": "grace"}
+        bodies = [form(click_payload(blocks, "iterloop_approve", channel, ts)),
+                  form({**click_payload(blocks, "iterloop_reject", channel, ts), "user": grace})]
+
+        responses = await asyncio.gather(*(post(slack_api, body, signed(body)) for body in bodies))
+        await finish(handle)
+        await poll(lambda: len(slack.calls_to("chat.update")) == 2, "both message updates")
+        view = await state(handle)
+        events = await handle.query("events", 0)
+
+    assert [r.status_code for r in responses] == [200, 200]
+    [record] = view.answers
+    winner = record.answered_by[len("slack:"):]
+    loser = "U77GRACE" if winner == "U42ADA" else "U42ADA"
+    decision = "✅ Approved" if record.answers["approved"] else "⛔ Rejected"
+    assert record.answers["approved"] is (winner == "U42ADA")
+    notes = [u.body["blocks"][-1]["elements"][0]["text"] for u in slack.calls_to("chat.update")]
+    assert all(n.startswith((f"{decision} by <@{winner}>", f"Already answered by <@{winner}>")) for n in notes), notes
+    # The loser's click is refused by the run, or (when the winner's answer already closed the gate,
+    # or ended the run) by the API before it is sent.
+    assert [e["data"]["by"] for e in events if e["type"] == "answer_rejected"] in ([], [f"slack:{loser}"])
 
 
 async def test_a_click_is_acknowledged_at_once_and_answers_when_a_worker_is_back(

@@ -177,6 +177,16 @@ async def fan_out_best_effort(client: Client, tq: str, wid: str, tmp: Path) -> N
     assert result.status == "finished" and result.outputs["merge"]["_failed_branches"], result
 
 
+async def parallel_shell_branches(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """Two shell branches of a fan-out run at the same time (the `parallel-shell-branches` marker)."""
+    src = FAN.replace('agent b:\n  model: "scripted"\n  output: r\n', 'tool b:\n  command: "sleep 0.3; echo 2"\n')
+    src = src.replace('tool broken:\n  command: "test -f {{vars.marker}}"', 'tool broken:\n  command: "sleep 0.3"')
+    src = src.replace('"{{outputs.b.score}}"', '"{{outputs.b.result}}"')
+    handle = await start(client, tq, src.replace("STRATEGY", "wait_all"), workflow_id=wid,
+                         inputs={"marker": "unused"}, script={"a": {"score": 1}})
+    assert (await finish(handle)).status == "finished"
+
+
 async def wait_all_parked_then_retried(client: Client, tq: str, wid: str, tmp: Path) -> None:
     marker = tmp / "marker"
     handle = await start(client, tq, FAN.replace("STRATEGY", "wait_all"), workflow_id=wid, max_attempts=1,
@@ -196,10 +206,22 @@ async def gate_answered_by_update(client: Client, tq: str, wid: str, tmp: Path) 
 
 async def gate_answered_by_early_signal(client: Client, tq: str, wid: str, tmp: Path) -> None:
     handle = await start(client, tq, EARLY_GATE, workflow_id=wid)
-    await handle.signal("answer", APPROVE.model_copy(update={"answered_by": "slack:U1"}))
+    await handle.signal("answer", APPROVE.model_copy(update={"answered_by": "slack:U1", "in_advance": True}))
     assert (await finish(handle)).status == "finished"
     events = await handle.query("events", 0)
     assert "answer_queued" in [e["type"] for e in events], "the answer should arrive before the gate opens"
+
+
+async def gate_answers_refused_then_in_advance(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """One answer per opening: a bare answer before the gate opens is refused (the
+    `one-answer-per-opening` patch marker), one sent in advance answers it, a late one is refused."""
+    handle = await start(client, tq, EARLY_GATE, workflow_id=wid)
+    await handle.signal("answer", APPROVE.model_copy(update={"answered_by": "slack:U1"}))
+    await handle.signal("answer", APPROVE.model_copy(update={"answered_by": "slack:U2", "in_advance": True}))
+    assert (await finish(handle)).status == "finished"
+    events = await handle.query("events", 0)
+    rejected = [e["data"]["by"] for e in events if e["type"] == "answer_rejected"]
+    assert rejected == ["slack:U1"] and "answer_queued" in [e["type"] for e in events], events
 
 
 async def llm_router_multi_round_robin(client: Client, tq: str, wid: str, tmp: Path) -> None:
@@ -365,9 +387,9 @@ async def rewound_to_before_a_gate(client: Client, tq: str, wid: str, tmp: Path)
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
-    gate_answered_by_early_signal, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
+    gate_answered_by_early_signal, gate_answers_refused_then_in_advance, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
     tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity,
-    rewound_to_before_a_gate)}
+    rewound_to_before_a_gate, parallel_shell_branches)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:

@@ -7,10 +7,11 @@ this one pure module of the contract (it imports only the IR).
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 from dsl import ir
+from workflows.contract.json_values import load_json
 
 
 class AnswerError(ValueError):
@@ -78,6 +79,9 @@ def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
             result = float(value)
         except (TypeError, ValueError):
             raise bad() from None
+        if not math.isfinite(result):  # "NaN", "inf": not a number a run can store (JSON has none)
+            raise AnswerError(f"gate '{gate}' field '{f.name}' expects {_describe_field(f)}; {value!r} is not a "
+                              "number (JSON has no NaN or Infinity)")
     elif t == "string":
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise bad()
@@ -92,7 +96,7 @@ def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
     else:  # json
         if isinstance(value, str):
             try:
-                result = json.loads(value)
+                result = load_json(value, what=f"field '{f.name}'")  # bounded: a deep value must not overflow
             except ValueError:
                 result = value
         else:
@@ -117,4 +121,29 @@ def answer_schema(wf: ir.Workflow, node: ir.HumanNode) -> ir.Schema | None:
 def interaction_id(run_id: str, node_id: str, visit: int) -> str:
     """Stable id of one gate opening: the same gate in a later loop iteration gets a new id."""
     return f"{run_id}:{node_id}:{visit}"
+
+
+def opening_number(interaction_id: str) -> str:
+    """The opening's number (the gate's visit) from its id, for messages; the id itself if it has none."""
+    number = interaction_id.rsplit(":", 1)[-1]
+    return number if number.isdigit() else repr(interaction_id)
+
+
+def already_answered(gate: str, interaction_id: str, answered_by: str, answered_at: str) -> str:
+    """Why a second answer to one opening is refused: each opening takes exactly one answer."""
+    return (f"gate '{gate}' opening {opening_number(interaction_id)} was already answered by {answered_by} at "
+            f"{answered_at}; nothing was recorded (a gate opening takes one answer)")
+
+
+def not_open(gate: str, run_id: str, *, last_id: str = "", last_by: str = "", last_at: str = "") -> str:
+    """Why an answer for no particular opening is refused while the gate is closed, and how to send one
+    in advance on purpose. ``last_*`` describe the gate's latest answered opening, if any."""
+    if not last_id:
+        where = "is not open (it has not opened yet, or it was answered and the run moved on)"
+    else:
+        where = (f"is not open; its last opening {opening_number(last_id)} was already answered by {last_by} at "
+                 f"{last_at}")
+    return (f"gate '{gate}' {where}; nothing was recorded. An answer is kept for a later opening only when it is "
+            f"sent in advance on purpose: `iterloop answer {run_id} --gate {gate} --in-advance …`, or "
+            f'"in_advance": true over the API')
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsl import ir
-from workflows.contract.answers import AnswerError, coerce_answers
+from workflows.contract.answers import AnswerError, already_answered, coerce_answers, not_open, opening_number
 
 
 def test_answers_are_coerced_and_validated() -> None:
@@ -46,3 +46,13 @@ def test_answers_must_fit_the_field_constraints() -> None:
         coerce_answers(schema, {**good, "tags": ["ab", "x"]}, gate="g")
     with pytest.raises(AnswerError, match="needs field 'pct' \\(int, between 0 and 100\\)"):
         coerce_answers(schema, {k: v for k, v in good.items() if k != "pct"}, gate="g")
+
+
+def test_refusals_name_the_opening_who_answered_it_and_how_to_answer_in_advance() -> None:
+    assert opening_number("run-1:approval:3") == "3" and opening_number("odd") == "'odd'"
+    assert already_answered("approval", "run-1:approval:3", "ada", "T1").startswith(
+        "gate 'approval' opening 3 was already answered by ada at T1")
+    closed = not_open("approval", "run-1", last_id="run-1:approval:2", last_by="ada", last_at="T1")
+    assert "its last opening 2 was already answered by ada at T1" in closed
+    assert "iterloop answer run-1 --gate approval --in-advance" in closed and '"in_advance": true' in closed
+    assert "has not opened yet" in not_open("approval", "run-1")
