@@ -248,3 +248,19 @@ def activity_spans(history: Any) -> dict[str, list[tuple[datetime, datetime]]]:
                         (started[closed.started_event_id], e.event_time.ToDatetime()))
     return spans
 
+
+
+def live_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that still run, read from Linux's /proc (zombies waiting
+    to be reaped do not count): the tests' own oracle, independent of `activities.shell_process`."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from runs import live_members
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -36,20 +37,6 @@ WORKER = textwrap.dedent("""
 
     asyncio.run(main())
 """)
-
-
-def live_members(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` that still run (zombies do not)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[2] == str(pgid) and fields[0] != "Z":
-                alive.append(int(entry.name))
-    return alive
 
 
 async def poll(condition: object, what: str) -> None:

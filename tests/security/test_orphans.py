@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from runs import events_with, finish, poll, start, start_worker_process, state, stop_process
+from runs import events_with, finish, live_members, poll, start, start_worker_process, state, stop_process
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.contract.messages import SHELL_EXEC
@@ -53,21 +53,6 @@ def groups(log: Path) -> list[int]:
         if group not in seen:
             seen.append(group)
     return seen
-
-
-def live_members(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` that still run (zombies waiting to be reaped do not)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[2] == str(pgid) and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
 
 
 def assert_attempts_never_overlap(log: Path, attempts: int) -> None:
