@@ -22,6 +22,7 @@ COPY dsl ./dsl
 COPY workflows ./workflows
 COPY activities ./activities
 COPY runtime ./runtime
+COPY skills ./skills
 COPY api ./api
 COPY cli.py worker.py ./
 COPY examples ./examples
