@@ -1,8 +1,10 @@
 # iterloop: the few commands a contributor needs. `make test` and `make demo` set everything up.
 #
 #   make setup   create .venv (Python 3.11+), install iterloop editable with test extras, and
-#                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing, and
-#                Debian's chromium (the dashboard's browser test) when it is missing (as root)
+#                obtain the Temporal CLI (dev server) into $(TEMPORAL_BIN) when it is missing,
+#                Debian's chromium (the dashboard's browser test) when it is missing (as root), and
+#                the pinned Claude Code CLI (the skill's acceptance test) and Codex CLI (the codex
+#                delegation tests) into .tools/node/ with npm
 #   make test    check the import layers (lint-imports, docs/architecture.md), then run the whole test suite
 #   make demo    validate the examples, draw the growth loop, and run it offline on a local
 #                Temporal dev server (mock connector, scripted model, local flags; asks at the
@@ -10,9 +12,14 @@
 #   make bench   DSL throughput and cold `iterloop validate` time
 #   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN): built with Go, or
 #                downloaded through the Temporal SDK when Go is absent (skipped if ITERLOOP_TEMPORAL_BIN is set)
+#   make claude-code  install the Claude Code CLI $(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR) with npm
+#                (again only when the pin changes)
+#   make codex   install the Codex CLI $(CODEX_VERSION) into $(CODEX_DIR) with npm (again only when the pin changes)
+#   make mcp-servers  install the pinned MCP reference servers (filesystem, everything) into .tools/node/
+#                with npm, for tests/activities/test_mcp.py (again only when a pin changes)
 #   make server  start the local Temporal dev server in the background (Web UI: http://localhost:8233)
 #   make stop    stop it (its data stays in .iterloop/temporal.db)
-#   make clean   remove the virtualenv and caches
+#   make clean   remove the virtualenv, .tools/ (Claude Code, Codex, MCP servers) and caches
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -31,13 +38,34 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 TEMPORAL_VERSION ?= v1.5.1
 TEMPORAL_BIN ?= $(HOME)/.cache/iterloop/bin/temporal
 
+# The Claude Code CLI (npm @anthropic-ai/claude-code), installed into the checkout, never globally:
+# tests/e2e/test_skill_claude_code.py runs it against a local fake of the Messages API.
+# runtime/claude_code.py looks for it in ITERLOOP_CLAUDE_BIN, then here, then on PATH.
+CLAUDE_CODE_VERSION ?= 2.1.337
+CLAUDE_CODE_DIR := .tools/node
+CLAUDE_CODE_STAMP := $(CLAUDE_CODE_DIR)/.claude-code-$(CLAUDE_CODE_VERSION)
+
+# The Codex CLI (npm @openai/codex), installed next to Claude Code, never globally: the `codex`
+# delegation backend's tests (tests/activities/test_delegate_codex.py) run it against a local fake
+# of the Responses API. runtime/codex_cli.py looks for it in ITERLOOP_CODEX_BIN, then PATH, then here.
+CODEX_VERSION ?= 0.171.0
+CODEX_DIR := .tools/node
+CODEX_STAMP := $(CODEX_DIR)/.codex-$(CODEX_VERSION)
+
+# MCP reference servers (npm), installed next to Claude Code, never globally: the MCP client's tests
+# (tests/activities/test_mcp.py, tests/mcp_servers.py) start them as real stdio and HTTP servers.
+MCP_SERVER_FILESYSTEM_VERSION ?= 2026.8.31
+MCP_SERVER_EVERYTHING_VERSION ?= 2026.8.31
+MCP_SERVERS_DIR := .tools/node
+MCP_SERVERS_STAMP := $(MCP_SERVERS_DIR)/.mcp-servers-$(MCP_SERVER_FILESYSTEM_VERSION)-$(MCP_SERVER_EVERYTHING_VERSION)
+
 DEMO_WORKFLOW := examples/growth_loop.iter
 DEMO_CONFIG := examples/growth_loop.demo.yaml
 DEMO_SCRIPT := examples/growth_loop.script.yaml
 
-.PHONY: setup test demo bench temporal chromium server stop clean
+.PHONY: setup test demo bench temporal chromium claude-code codex mcp-servers server stop clean
 
-setup: $(STAMP) temporal chromium
+setup: $(STAMP) temporal chromium claude-code codex mcp-servers
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -112,6 +140,66 @@ chromium:
 			"(sudo apt-get install chromium)" >&2; \
 	fi
 
+claude-code: $(CLAUDE_CODE_STAMP)
+
+# The stamp's name carries the version, so a new pin installs again and nothing else does.
+# Without npm: say how to get it, and go on (the Claude Code test then fails, saying so).
+$(CLAUDE_CODE_STAMP):
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "make setup: npm is missing; the skill's Claude Code test needs Node.js 20+ with npm" \
+			"(https://nodejs.org, or: sudo apt-get install nodejs npm)" >&2; \
+	else \
+		echo "make setup: installing Claude Code $(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR) (for the skill's test)"; \
+		mkdir -p $(CLAUDE_CODE_DIR) \
+		&& npm install --prefix $(CLAUDE_CODE_DIR) --no-audit --no-fund --save-exact --loglevel=error \
+			@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+		&& $(CLAUDE_CODE_DIR)/node_modules/.bin/claude --version >/dev/null \
+		|| { echo "make claude-code: could not install Claude Code $(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR)" \
+			"(npm's output is above; its postinstall script puts the native binary in place)" >&2; exit 1; }; \
+		rm -f $(CLAUDE_CODE_DIR)/.claude-code-*; touch $@; \
+	fi
+
+codex: $(CODEX_STAMP)
+
+# Like Claude Code's: the stamp names the pin. After mcp-servers (order only, which comes after
+# claude-code), so two npm installs never write the same directory at once under `make -j`.
+$(CODEX_STAMP): | mcp-servers
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "make setup: npm is missing; the codex delegation tests need Node.js 20+ with npm" \
+			"(https://nodejs.org, or: sudo apt-get install nodejs npm)" >&2; \
+	else \
+		echo "make setup: installing Codex $(CODEX_VERSION) into $(CODEX_DIR) (for the codex delegation tests)"; \
+		mkdir -p $(CODEX_DIR) \
+		&& npm install --prefix $(CODEX_DIR) --no-audit --no-fund --save-exact --loglevel=error \
+			@openai/codex@$(CODEX_VERSION) \
+		&& $(CODEX_DIR)/node_modules/.bin/codex --version >/dev/null \
+		|| { echo "make codex: could not install Codex $(CODEX_VERSION) into $(CODEX_DIR)" \
+			"(npm's output is above; the package pulls its native binary as an optional dependency)" >&2; exit 1; }; \
+		rm -f $(CODEX_DIR)/.codex-*; touch $@; \
+	fi
+
+mcp-servers: $(MCP_SERVERS_STAMP)
+
+# Like Claude Code's: the stamp names the pins. After claude-code (order only), so two npm installs
+# never write the same directory at once under `make -j`.
+$(MCP_SERVERS_STAMP): | claude-code
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "make setup: npm is missing; the MCP tests need Node.js 20+ with npm" \
+			"(https://nodejs.org, or: sudo apt-get install nodejs npm)" >&2; \
+	else \
+		echo "make setup: installing the MCP servers filesystem $(MCP_SERVER_FILESYSTEM_VERSION) and everything" \
+			"$(MCP_SERVER_EVERYTHING_VERSION) into $(MCP_SERVERS_DIR) (for the MCP tests)"; \
+		mkdir -p $(MCP_SERVERS_DIR) \
+		&& npm install --prefix $(MCP_SERVERS_DIR) --no-audit --no-fund --save-exact --loglevel=error \
+			@modelcontextprotocol/server-filesystem@$(MCP_SERVER_FILESYSTEM_VERSION) \
+			@modelcontextprotocol/server-everything@$(MCP_SERVER_EVERYTHING_VERSION) \
+		&& test -x $(MCP_SERVERS_DIR)/node_modules/.bin/mcp-server-filesystem \
+		&& test -x $(MCP_SERVERS_DIR)/node_modules/.bin/mcp-server-everything \
+		|| { echo "make mcp-servers: could not install the MCP servers into $(MCP_SERVERS_DIR)" \
+			"(npm's output is above)" >&2; exit 1; }; \
+		rm -f $(MCP_SERVERS_DIR)/.mcp-servers-*; touch $@; \
+	fi
+
 server: setup
 	$(BIN)/iterloop server start
 
@@ -119,5 +207,5 @@ stop: | $(STAMP)
 	$(BIN)/iterloop server stop
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .grimp_cache .import_linter_cache
+	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .hypothesis .grimp_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

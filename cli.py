@@ -7,6 +7,7 @@ and an exit code. What the commands do is in `runtime/`:
 
     language_commands.py   validate, diagram, fmt, compile (diagnostics_text.py renders diagnostics)
     scaffold.py            init
+    skill.py               skill install | generate (the agent skill in skills/iterloop/)
     server_commands.py     server start | stop | status
     worker_commands.py     worker status | stop (background_workers.py: starting, restarting them)
     run_service.py         run, answer, inspect, list, events, report, retry, cancel, rewind, fork
@@ -272,6 +273,43 @@ def init(
     _finish(lambda: init_project(directory, as_json=as_json), as_json=as_json)
 
 
+# -- skill: the agent skill that teaches coding agents the language ---------------------------------
+
+skill_app = typer.Typer(
+    help="The agent skill for coding agents (Claude Code, Codex, Cursor, Copilot): install it into a project, "
+         "or regenerate its generated references (docs/skill.md).",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
+)
+app.add_typer(skill_app, name="skill")
+
+
+@skill_app.command("install")
+def skill_install(
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="The project to install into: the skill goes to DIR/.claude/skills/iterloop.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Replace a different copy that is already there.")] = False,
+    as_json: JsonDoc = False,
+) -> None:
+    """Copy the iterloop skill where Claude Code finds a project's skills (.claude/skills/iterloop)."""
+    from runtime.skill import install_skill
+
+    _finish(lambda: install_skill(directory, force=force, as_json=as_json), as_json=as_json)
+
+
+@skill_app.command("generate")
+def skill_generate(
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a generated file is out of date.")]
+    = False,
+    as_json: JsonDoc = False,
+) -> None:
+    """Regenerate the skill's references from the code (diagnostics, properties, builtin tools), in a checkout."""
+    from activities.tools.registry import tool_schemas  # the tools' models: loads the activities, on purpose
+    from runtime.skill import generate_skill
+
+    _finish(lambda: generate_skill(tool_schemas(), check=check, as_json=as_json), as_json=as_json)
+
+
 # -- server: the local Temporal dev server ---------------------------------------------------------
 
 
@@ -453,7 +491,8 @@ def run_command(
     service = _run_service(address, namespace, task_queue, offline=True if offline else None, as_json=as_json)
     found_script = script_beside(file) if script is None and service.configured.offline else None
     request = StartRequest(
-        compiled=CompiledWorkflow(workflow=wf, source=str(file), location=str(file.resolve())),
+        compiled=CompiledWorkflow(workflow=wf, source=str(file), location=str(file.resolve()),
+                                  project_dir=str(file.resolve().parent)),
         origin=f"`iterloop run {file}`", given_by="command_line", run_id=run_id, input_json=input_json,
         var_assignments=var or [], config=config, skip_gates=skip_gates, stop_after=stop_after or [],
         offline=offline, script_file=script or found_script, env=service.environment or dict(os.environ),

@@ -77,16 +77,18 @@ def notify_config(settings: Settings) -> NotifyConfig:
 def build_worker(client: Client, task_queue: str, *, offline: bool = False,
                  extra_workflows: Sequence[type] = (), artifact_dir: Path | None = None,
                  notify: NotifyConfig | None = None, interceptors: Sequence[Interceptor] = (),
-                 identity: str | None = None) -> Worker:
+                 identity: str | None = None, mcp_cache_ttl_seconds: float | None = None) -> Worker:
     """A worker with the interpreter workflow and all activities registered.
 
     ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
     the same task queue with exactly the same configuration. ``notify`` defaults to the
     environment's settings; ``interceptors`` add e.g. tracing (`tracing_interceptor`); ``identity``
-    is how the server lists it among the task queue's pollers (default `PID@HOST`). Every activity's
+    is how the server lists it among the task queue's pollers (default `PID@HOST`);
+    ``mcp_cache_ttl_seconds`` how long MCP tool lists are kept (default: the environment's). Every activity's
     results, failures and heartbeats are redacted (`activities.redacting_interceptor`).
     """
-    from activities import artifacts
+    from activities import artifacts, mcp
+    from activities.delegate.activity import delegate
     from activities.llm.activity import configure, llm_turn
     from activities.notify import Notifier
     from activities.redacting_interceptor import RedactingInterceptor
@@ -96,18 +98,41 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
 
     configure(offline=offline)
     artifacts.configure(artifact_dir or Settings.from_env().artifact_dir)
+    mcp.configure(cache_ttl_seconds=Settings.from_env().mcp_cache_ttl_seconds if mcp_cache_ttl_seconds is None
+                  else mcp_cache_ttl_seconds)
+    configure_delegation(Settings.from_env(), offline=offline)
     notifier = Notifier(notify or notify_config(Settings.from_env()))
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[GraphRun, *extra_workflows],
-        activities=[llm_turn, shell_exec, tool_call, notifier.notify],
+        activities=[llm_turn, shell_exec, tool_call, notifier.notify, mcp.mcp_call, delegate],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         # Redaction last, i.e. innermost: every other interceptor sees results and failures without secrets.
         interceptors=[*interceptors, RedactingInterceptor()],
         **({"identity": identity} if identity else {}),
     )
+
+
+def configure_delegation(settings: Settings, *, offline: bool = False) -> None:
+    """Find the coding agents' CLIs once (a node that delegates to a missing one fails, saying why)."""
+    from activities.delegate import activity as delegation
+    from runtime.claude_code import ClaudeCodeNotFound, find_claude_binary
+    from runtime.codex_cli import CodexNotFound, find_codex_binary
+
+    problems: dict[str, str] = {}
+    claude: Path | None = None
+    codex: Path | None = None
+    try:
+        claude = find_claude_binary(settings)
+    except ClaudeCodeNotFound as e:
+        problems["claude_code"] = str(e)
+    try:
+        codex = find_codex_binary(settings)
+    except CodexNotFound as e:
+        problems["codex"] = str(e)
+    delegation.configure(claude_bin=claude, codex_bin=codex, problems=problems, offline=offline)
 
 
 def identity_for(settings: Settings) -> str:
@@ -239,7 +264,7 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
     worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir,
                           notify=notify_config(settings),
                           interceptors=[tracing_interceptor(provider)] if provider else [],
-                          identity=identity_for(settings))
+                          identity=identity_for(settings), mcp_cache_ttl_seconds=settings.mcp_cache_ttl_seconds)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -253,6 +278,9 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
         from activities.llm.activity import close_clients
 
         await close_clients()  # the pooled provider HTTP clients
+        from activities.mcp import close_pool
+
+        await close_pool()  # stop the MCP servers this worker started
         if provider is not None:
             provider.shutdown()  # flush the spans still queued
 

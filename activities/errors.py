@@ -38,9 +38,12 @@ client reading ``details[0]`` finds one). Which class an HTTP answer becomes is 
     │   ├── FlagConflictError              FlagConflict
     │   ├── FlagRateLimitedError           RateLimited (retried)
     │   └── FlagProviderUnavailableError   FlagProviderUnavailable (retried)
-    └── NotifyError                        notifications
-        ├── NotifyRejectedError            NotifyRejected
-        └── NotifyUnavailableError         NotifyUnavailable (retried)
+    ├── NotifyError                        notifications
+    │   ├── NotifyRejectedError            NotifyRejected
+    │   └── NotifyUnavailableError         NotifyUnavailable (retried)
+    └── McpError                           MCP servers (a tool's own error is a result, never raised)
+        ├── McpServerError                 McpServerFailed: cannot start, refused, answers nonsense
+        └── McpServerUnavailableError      McpServerUnavailable (retried): the connection was lost mid-call
 
 Every message and detail is redacted on construction (`activities.redaction`): no secret of the
 worker's environment, URL password or secret parameter reaches history through a failure.
@@ -68,6 +71,8 @@ from workflows.contract.vocabulary import (
     ERR_FLAG_CONFLICT,
     ERR_FLAG_NOT_FOUND,
     ERR_FLAG_PROVIDER_UNAVAILABLE,
+    ERR_MCP_SERVER_FAILED,
+    ERR_MCP_SERVER_UNAVAILABLE,
     ERR_MODEL_AUTH,
     ERR_MODEL_NOT_FOUND,
     ERR_MODEL_PERMISSION,
@@ -305,3 +310,26 @@ class NotifyUnavailableError(NotifyError):
     """Some target may still succeed (network, 5xx, a rate limit): retried."""
 
     error_type = ERR_NOTIFY_UNAVAILABLE
+
+
+# -- MCP servers ---------------------------------------------------------------------------------
+
+
+class McpError(ActivityError):
+    """An MCP server's failure (`activities.mcp`). A tool that reports an error (`isError`) is not
+    one: that is the call's result, given back to the model."""
+
+
+class McpServerError(McpError):
+    """The server cannot be used as configured: its command does not start or exits at once, its URL
+    refuses, it fails the handshake. Retrying the same configuration does not help; the message names
+    the server and ends with its stderr."""
+
+    error_type = ERR_MCP_SERVER_FAILED
+
+
+class McpServerUnavailableError(McpError):
+    """The server was reached, then lost during the call (its process died, the connection broke):
+    retried; the next attempt starts it again."""
+
+    error_type = ERR_MCP_SERVER_UNAVAILABLE

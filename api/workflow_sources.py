@@ -156,7 +156,8 @@ def compile_file(settings: ApiSettings, file: str) -> CompiledWorkflow:
     if not path.is_file():
         raise Unprocessable(f"no file '{file}' in {', '.join(str(r) for r in settings.file_roots)}",
                             code="file_not_found")
-    return _checked(_check_path(settings, path), str(path), str(path))
+    return _checked(_check_path(settings, path), str(path), str(path)).model_copy(
+        update={"project_dir": str(path.parent)})
 
 
 def compile_text(settings: ApiSettings, text: str) -> CompiledWorkflow:

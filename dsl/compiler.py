@@ -215,18 +215,15 @@ class _Compiler:
                     self.diag("C025", f"{where} uses transport stdio but has no 'command'", tpos)
                 if decl.url:
                     self.diag("C025", f"{where} uses transport stdio and must not set 'url'", decl.props.get("url", tpos))
-            elif t == "http":
+            elif t in ("http", "sse"):  # both reach a URL: streamable HTTP, or the older HTTP+SSE
                 if not decl.url:
-                    self.diag("C025", f"{where} uses transport http but has no 'url'", tpos)
+                    self.diag("C025", f"{where} uses transport {t} but has no 'url'", tpos)
                 if decl.command:
-                    self.diag("C025", f"{where} uses transport http and must not set 'command'", decl.props.get("command", tpos))
+                    self.diag("C025", f"{where} uses transport {t} and must not set 'command'", decl.props.get("command", tpos))
                 if decl.args:
-                    self.diag("C025", f"{where} uses transport http and must not set 'args'", decl.props.get("args", tpos))
-            elif t == "sse":
-                self.diag("C025", f"{where} uses transport sse, which is not supported", tpos,
-                          hint="Use transport http (streamable HTTP) or stdio.")
+                    self.diag("C025", f"{where} uses transport {t} and must not set 'args'", decl.props.get("args", tpos))
             else:
-                self.diag("C025", f"{where} has no valid 'transport' (stdio or http)", decl.pos)
+                self.diag("C025", f"{where} has no valid 'transport' (stdio, http or sse)", decl.pos)
             servers[decl.name] = ir.MCPServer(name=decl.name, transport=t, command=decl.command,  # type: ignore[arg-type]
                                               args=list(decl.args), url=decl.url)
         return servers
@@ -329,15 +326,21 @@ class _Compiler:
                     self.diag("C110", f"{owner} mcp {prop} names '{name}', which no mcp_server in this file declares",
                               block.props.get(prop, block.pos), length=len(name))
 
-    def backend_unsupported(self, decl: A.AgentDecl | A.RouterDecl, backend: str, model: str) -> None:
-        """C111: delegation backends (`backend:`/`delegate:`) are not implemented yet; the node calls
-        its model directly (and fails at run time without one)."""
+    def backend_not_run(self, decl: A.AgentDecl | A.RouterDecl, backend: str, model: str) -> None:
+        """C111: a backend that will not run: an unknown name on an agent or judge, or any backend on
+        a router (routers never delegate). The node calls its model directly (and fails at run
+        time without one). A known backend on an agent or judge runs: no diagnostic."""
+        router = isinstance(decl, A.RouterDecl)
+        if backend in ir.DELEGATION_BACKENDS and not router:
+            return
         prop = "delegate" if "delegate" in decl.props else "backend"
-        what = "router" if isinstance(decl, A.RouterDecl) else decl.kind
+        what = "router" if router else decl.kind
         then = (f"the node calls its model '{model}' directly" if model
                 else "the node has no 'model:', so a run that is not offline fails at this node")
-        self.diag("C111", f"{what} '{decl.name}' uses {prop} '{backend}': delegation backends are not supported "
-                  f"yet; {then}", decl.props.get(prop, decl.pos), length=len(backend) + 2)
+        why = ("routers do not delegate" if router else
+               f"it is not a delegation backend (use {' or '.join(repr(b) for b in ir.DELEGATION_BACKENDS)})")
+        self.diag("C111", f"{what} '{decl.name}' uses {prop} '{backend}', which is not run: {why}; {then}",
+                  decl.props.get(prop, decl.pos), length=len(backend) + 2)
 
     def compile_agent(self, decl: A.AgentDecl, schemas: dict[str, ir.Schema], prompts: dict[str, ir.Prompt],
                       wf_interaction: str, servers: dict[str, ir.MCPServer],
@@ -356,7 +359,7 @@ class _Compiler:
             self.diag("C018", f"{decl.kind} '{decl.name}' has neither 'model' nor 'backend' (and the workflow sets "
                       "no default_backend)", decl.pos, length=len(decl.kind))
         if backend:
-            self.backend_unsupported(decl, backend, model)
+            self.backend_not_run(decl, backend, model)
         interaction = decl.interaction
         if interaction == "none" and wf_interaction != "none":
             interaction = wf_interaction
@@ -390,7 +393,7 @@ class _Compiler:
                       "will be used", decl.pos, severity="warning",
                       hint="Set 'model:' on the router to choose the routing model explicitly.")
         if decl.backend:
-            self.backend_unsupported(decl, decl.backend, node.model)
+            self.backend_not_run(decl, decl.backend, node.model)
         node.backend = decl.backend
         if decl.system:
             self.check_prompt(decl, "system", decl.system, prompts)
@@ -456,7 +459,8 @@ class _Compiler:
             self.diag("C104", f"tool '{decl.name}' sets both 'command' and 'call'", decl.props.get("call", decl.pos))
         elif not decl.command and not decl.call:
             self.diag("C103", f"tool '{decl.name}' has neither 'command' nor 'call'", decl.pos, length=4)
-        elif decl.call and self.opts.known_tools is not None and decl.call not in self.opts.known_tools:
+        elif (decl.call and self.opts.known_tools is not None and decl.call not in self.opts.known_tools
+              and not _is_mcp_tool(decl.call)):  # MCP tools are known when the run starts
             self.diag("C105", f"tool '{decl.name}' calls '{decl.call}', which is not a builtin tool",
                       decl.props.get("call", decl.pos), length=len(decl.call),
                       hint=_did_you_mean(decl.call, self.opts.known_tools, "builtin tool")
@@ -570,6 +574,12 @@ class _Compiler:
             else:
                 budget.max_duration_seconds = seconds
         return budget
+
+
+def _is_mcp_tool(name: str) -> bool:
+    """`mcp.SERVER.TOOL`: a tool of an MCP server (the run checks that the server exists)."""
+    parts = name.split(".", 2)
+    return len(parts) == 3 and parts[0] == "mcp" and all(parts)
 
 
 def _mcp_config(block: A.MCPBlock | None) -> ir.MCPConfig | None:

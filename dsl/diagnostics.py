@@ -110,7 +110,7 @@ CODES: dict[str, CodeInfo] = {
         _c("C024", "error", C, "duplicate mcp_server / invalid reasoning_effort",
            "Give each mcp_server a unique name; reasoning_effort is low, medium, high or extra_high."),
         _c("C025", "error", C, "invalid MCP server",
-           "stdio needs 'command' (no 'url'); http needs 'url' (no 'command'/'args'); sse is unsupported."),
+           "stdio needs 'command' (no 'url'); http and sse need 'url' (no 'command'/'args')."),
         _c("C026", "error", V, "loop bound below 1",
            "Use a loop bound of at least 1, e.g. 'as retry(3)'."),
         _c("C028", "error", V, "duplicate with-key into a convergence node",
@@ -153,9 +153,9 @@ CODES: dict[str, CodeInfo] = {
            "Declare the prompt or fix 'interaction_prompt:'."),
         _c("C110", "warning", C, "undeclared MCP server",
            "Declare it with 'mcp_server NAME:' (or rely on project .mcp.json autoload)."),
-        _c("C111", "warning", C, "delegation backend not supported yet",
-           "Set 'model:' on the node: iterloop calls the model directly and ignores 'backend:'/'delegate:' "
-           "for now."),
+        _c("C111", "warning", C, "delegation backend not run",
+           "Use backend \"claude_code\" or \"codex\" on an agent or judge; a router, or an unknown backend "
+           "name, calls the node's 'model:' directly."),
         _c("C112", "error", C, "constraint does not fit the field's type",
            "pattern, min_length and max_length go on string or string[] fields; min and max on int or float."),
         _c("C113", "error", C, "invalid pattern",

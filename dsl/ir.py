@@ -186,6 +186,10 @@ class _NodeBase(_Model):
     await_mode: AwaitMode = "none"
 
 
+#: The coding agents a node's `backend:` can delegate to (the contract's `DELEGATE_BACKENDS`).
+DELEGATION_BACKENDS: tuple[str, ...] = ("claude_code", "codex")
+
+
 class AgentNode(_NodeBase):
     """Agents and judges behave identically; ``kind`` only names the intent."""
 
@@ -297,7 +301,7 @@ class Workflow(_Model):
     loops: dict[str, Loop] = {}
     budget: Budget | None = None
     mcp: MCPConfig | None = None
-    default_backend: str = ""
+    default_backend: str = ""  # one of DELEGATION_BACKENDS for an agent or judge to delegate
     tool_policy: list[str] | None = None
     interaction: InteractionMode | None = None
     mcp_servers: dict[str, MCPServer] = {}

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dsl.ir import Workflow
 from runtime.command_errors import CommandError, InvalidScript, RunAlreadyExists, UsageError, short_error
+from runtime.mcp_project import check_mcp_servers, project_servers
 from runtime.notify_options import NotifySection
 from runtime.run_inputs import (
     check_run_inputs,
@@ -68,6 +69,8 @@ class CompiledWorkflow(BaseModel):
     source: str = Field(description="What the run input records and inspect shows: the path given, or `<api>`.")
     location: str = Field(description="Where the workflow is, for the run's details in the Web UI.")
     warnings: list[str] = Field(default_factory=list, description="Compile warnings, rendered.")
+    project_dir: str = Field(default="", description=(
+        "The `.iter` file's directory, whose `.mcp.json` lists the project's MCP servers; empty for text."))
 
 
 class StartRequest(BaseModel):
@@ -155,6 +158,10 @@ def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
     if script is None and (request.offline or settings.offline):
         script = {}  # offline without a script: the scripted model answers from the output schemas
     run_options = {**preset.run_options, **({"shell_cwd": request.workdir} if request.workdir else {})}
+    project = project_servers(request.compiled.project_dir, autoload=settings.mcp_autoload)
+    check_mcp_servers(wf, project, file=request.compiled.source)
+    if project:
+        run_options["mcp_project_servers"] = project
     return PreparedStart(request=request, workflow=wf, inputs={**env_values, **inputs}, script=script,
                          run_options=run_options, warnings=warnings, notes=preset.notes,
                          summary=preset.summary, notify_preset=preset.notify)

@@ -32,6 +32,19 @@ def _port(env: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _seconds(env: Mapping[str, str], name: str, *, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds; expected 0 or more (0 turns it off)")
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], *, default: str) -> str:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -82,9 +95,12 @@ class Settings:
     address_configured: bool = False
     home: Path = field(default_factory=lambda: Path(".iterloop"))
     temporal_bin: str | None = None
+    claude_bin: str | None = None  # ITERLOOP_CLAUDE_BIN: the Claude Code CLI (runtime/claude_code.py)
+    codex_bin: str | None = None  # ITERLOOP_CODEX_BIN: the Codex CLI (runtime/codex_cli.py)
     offline: bool = False
     ui_port: int = 8233
     artifact_dir_override: Path | None = None
+    mcp_cache_ttl_seconds: float = 3600.0  # ITERLOOP_MCP_CACHE_TTL_SECONDS: how long MCP tool lists are kept; 0: never
     # -- notifications (worker side; see docs/notifications.md) ------------------------------
     slack_bot_token: str = field(default="", repr=False)  # xoxb-…; none: Slack deliveries fail, saying so
     slack_api_url: str = DEFAULT_SLACK_API_URL  # tests point it at a local fake of Slack's Web API
@@ -103,6 +119,8 @@ class Settings:
     notify_webhooks: tuple[str, ...] = ()  # ITERLOOP_NOTIFY_WEBHOOKS: space- or comma-separated URLs
     notify_events: tuple[str, ...] = ()  # ITERLOOP_NOTIFY_EVENTS: a subset of the events; empty = all
     ui_url: str = ""  # ITERLOOP_TEMPORAL_UI_URL: the Web UI's address for links in notifications
+    # ITERLOOP_MCP_AUTOLOAD=0/false: runs ignore the project's `.mcp.json` (client side; docs/language.md §3.6)
+    mcp_autoload: bool = True
 
     @property
     def artifact_dir(self) -> Path:
@@ -126,9 +144,12 @@ class Settings:
             address_configured=bool(address),
             home=Path(e.get("ITERLOOP_HOME") or ".iterloop"),
             temporal_bin=e.get("ITERLOOP_TEMPORAL_BIN") or None,
+            claude_bin=e.get("ITERLOOP_CLAUDE_BIN") or None,
+            codex_bin=e.get("ITERLOOP_CODEX_BIN") or None,
             offline=truthy(e.get("ITERLOOP_OFFLINE")),
             ui_port=_port(e, "ITERLOOP_UI_PORT") or 8233,
             artifact_dir_override=Path(e["ITERLOOP_ARTIFACT_DIR"]) if e.get("ITERLOOP_ARTIFACT_DIR") else None,
+            mcp_cache_ttl_seconds=_seconds(e, "ITERLOOP_MCP_CACHE_TTL_SECONDS", default=3600.0),
             # The API reads Slack's usual names; the worker takes those too, or its own.
             slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN") or e.get("SLACK_BOT_TOKEN", ""),
             slack_api_url=e.get("ITERLOOP_SLACK_API_URL") or e.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
@@ -146,6 +167,7 @@ class Settings:
             notify_webhooks=_words(e.get("ITERLOOP_NOTIFY_WEBHOOKS")),
             notify_events=_events(e, "ITERLOOP_NOTIFY_EVENTS"),
             ui_url=(e.get("ITERLOOP_TEMPORAL_UI_URL") or "").strip().rstrip("/"),
+            mcp_autoload=(e.get("ITERLOOP_MCP_AUTOLOAD") or "").strip().lower() not in ("0", "false"),
         )
 
     def with_overrides(self, *, address: str | None = None, namespace: str | None = None,

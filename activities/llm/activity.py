@@ -35,6 +35,7 @@ from activities.artifacts import LocalArtifactStore
 from activities.errors import BadRequestError
 from activities.llm import anthropic_provider, conversation, openai_provider
 from activities.llm.anthropic_provider import AnthropicProvider
+from activities.llm.mcp_tools import ToolLister, listed_mcp_tools
 from activities.llm.openai_provider import OpenAIProvider
 from activities.llm.pricing import price_table, turn_price_table
 from activities.llm.provider import ANTHROPIC, OPENAI, SCRIPTED, ModelCall, ModelProvider, ModelReply, resolve_provider
@@ -96,20 +97,23 @@ async def close_clients() -> None:
 
 async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None, *,
                         env: Mapping[str, str] | None = None, store: LocalArtifactStore | None = None,
-                        heartbeat: Callable[[str], None] | None = None) -> LLMTurnResult:
+                        heartbeat: Callable[[str], None] | None = None,
+                        list_mcp_tools: ToolLister | None = None) -> LLMTurnResult:
     """One model turn for ``req``: resolve the model (`${ENV}` expanded here, on the worker),
     call its provider, store the conversation and judge the reply.
 
     ``settings`` default to the worker's (`configure`); ``env`` to the process environment;
     ``store`` to the configured artifact store. ``heartbeat`` is called every
-    ``req.heartbeat_seconds`` while the provider works.
+    ``req.heartbeat_seconds`` while the provider works. ``list_mcp_tools`` lists an MCP server's
+    tools (default: the worker's server pool); scripted turns list none.
     """
     settings = _settings if settings is None else settings
     store = artifacts.store() if store is None else store
     if req.backend and not expand_env(req.model, env).strip() and not (settings.offline or req.script is not None):
         raise BadRequestError(
-            f"node '{req.node_id}' uses backend '{req.backend}', a delegation backend, which iterloop does not "
-            "support yet (validate warns with C111); set `model:` on the node so it calls the model directly")
+            f"node '{req.node_id}' uses backend '{req.backend}', which does not run for this node (a router, or "
+            "not a delegation backend: validate warns with C111); set `model:` on the node so it calls the model "
+            "directly")
     try:
         name = resolve_provider(req.model, script_available=req.script is not None, offline=settings.offline, env=env)
     except ValueError as e:
@@ -119,7 +123,10 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
 
     history = conversation.load(req.conversation_ref, store)
     messages = conversation.with_turn_input(req, history)
-    defined = permitted_tools(node_tools(req, skip_unknown=name == SCRIPTED), req)
+    mcp_tools = [] if name == SCRIPTED else await _beating(
+        listed_mcp_tools(req, list_tools=list_mcp_tools), req.heartbeat_seconds, heartbeat,
+        f"{req.node_id} · turn {req.turn}: listing MCP tools")
+    defined = permitted_tools(node_tools(req, skip_unknown=name == SCRIPTED, mcp_tools=mcp_tools), req)
     offered = defined if req.allow_tools else []
     schema = answer_schema(req)
     system = "\n\n".join(part for part in (req.system, system_instructions(req)) if part)

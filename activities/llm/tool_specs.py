@@ -1,8 +1,10 @@
 """Which tools a model may call on a turn, described the way models read them.
 
 A node's `tools:` names resolve against the builtin registry (`activities/tools/registry.py`):
-its description and the JSON Schema of its pydantic input model are what the model sees. A name
-ending in `.*` takes every registered tool of that namespace. The workflow's policy (the node's
+its description and the JSON Schema of its pydantic input model are what the model sees. MCP tools
+(`mcp.SERVER.TOOL`) resolve against what the node's servers list (`mcp_tools.py`): the server's
+description and input schema, mutating unless the server marks the tool read-only. A name ending
+in `.*` takes every tool of that namespace (`mcp.github.*`: every tool of `github`). The workflow's policy (the node's
 `tool_policy`, else the workflow's) and `readonly` then decide what is offered: a tool the policy
 denies, or a mutating tool on a readonly node, is never shown to the model (the workflow checks
 again before running any call).
@@ -26,33 +28,48 @@ from activities.errors import BadRequestError
 from activities.llm.provider import ToolSpec, wire_name
 from activities.tools.registry import registry
 from activities.tools.spec import Tool
+from workflows.contract.mcp import McpToolInfo
 from workflows.contract.messages import LLMTurnRequest, ToolInfo
 from workflows.contract.tool_policy import tool_allowed
 
 
-def node_tools(req: LLMTurnRequest, *, skip_unknown: bool = False) -> list[ToolSpec]:
+def node_tools(req: LLMTurnRequest, *, skip_unknown: bool = False,
+               mcp_tools: list[McpToolInfo] | None = None) -> list[ToolSpec]:
     """The node's declared tools, in declared order (stable, so prompt caches keep hitting).
 
-    An unknown name is a permanent `BadRequest` naming node and tool, unless ``skip_unknown``
-    (offline runs: a scripted model calls only what its script says, and examples may name tools
-    that only exist where they are deployed, such as MCP servers' tools)."""
-    tools = registry()
+    ``mcp_tools`` are the tools the node's MCP servers list. An unknown name is a permanent
+    `BadRequest` naming node and tool, unless ``skip_unknown`` (offline runs: a scripted model
+    calls only what its script says, and examples may name tools that only exist where they are
+    deployed, such as MCP servers' tools)."""
+    builtin = registry()
+    listed = {t.registry_name: t for t in mcp_tools or []}
+    known: dict[str, Any] = {**builtin, **listed}
     specs: list[ToolSpec] = []
     for name in req.tools:
         if name.endswith(".*"):
-            matched = sorted(n for n in tools if n.startswith(name[:-1]))
+            matched = sorted(n for n in known if n.startswith(name[:-1]))
             if not matched and not skip_unknown:
-                raise _unknown(req, name, tools, "matches no registered tool")
-        elif name in tools:
+                raise _unknown(req, name, known, "matches no registered tool")
+        elif name in known:
             matched = [name]
         elif skip_unknown:
             matched = []
         else:
-            raise _unknown(req, name, tools, "is not a registered tool")
+            raise _unknown(req, name, known, "is not a registered tool")
         for n in matched:
             if all(s.name != n for s in specs):
-                specs.append(tool_spec(tools[n]))
+                specs.append(tool_spec(builtin[n]) if n in builtin else mcp_tool_spec(listed[n]))
     return specs
+
+
+def mcp_tool_spec(t: McpToolInfo) -> ToolSpec:
+    """An MCP tool as models see it: what its server lists (no bound arguments: the server is the
+    node's, chosen by the run)."""
+    schema = copy.deepcopy(t.input_schema) or {}
+    schema.setdefault("type", "object")
+    schema.setdefault("properties", {})
+    return ToolSpec(name=t.registry_name, description=t.description or t.name, parameters=schema,
+                    mutating=t.mutating)
 
 
 @cache

@@ -41,6 +41,7 @@ from activities.tools import builtins, experiments, feature_flags, funnels, lear
 from activities.tools.spec import Tool, ToolSet
 from workflows.contract.messages import TOOL_CALL, ToolCallRequest, ToolCallResult
 from workflows.contract.tool_catalog import BUILTIN_TOOLS
+from workflows.contract.tool_docs import BuiltinToolSchema
 
 #: Every module that defines builtin tools.
 TOOL_SETS: tuple[ToolSet, ...] = (builtins.TOOLS, funnels.TOOLS, experiments.TOOLS, statistics.TOOLS,
@@ -74,6 +75,15 @@ def registry() -> dict[str, Tool]:
 
 def tool_names() -> frozenset[str]:
     return frozenset(_table())
+
+
+def tool_schemas() -> list[BuiltinToolSchema]:
+    """Every builtin tool with the JSON Schemas of its input and output models, in the catalog's
+    order: what the agent skill's tool reference is generated from (`iterloop skill generate`)."""
+    return [BuiltinToolSchema(name=t.name, description=t.description, mutating=t.mutating,
+                              bound_arguments=t.bound_arguments, input_schema=t.input_model.model_json_schema(),
+                              output_schema=t.output_model.model_json_schema())
+            for t in _table().values()]
 
 
 async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -117,16 +117,17 @@ async def test_a_retried_turn_with_the_same_reply_stores_nothing_new(fake: FakeA
     assert len(list((tmp_path / "store").rglob("*.json"))) == 1
 
 
-async def test_a_delegation_backend_without_a_model_is_a_clear_non_retryable_error(tmp_path: Path) -> None:
+async def test_a_backend_that_does_not_run_without_a_model_is_a_clear_non_retryable_error(tmp_path: Path) -> None:
+    """A router's backend (routers never delegate) or an unknown name reaches the model turn."""
     from activities.errors import BadRequestError
 
-    req = request(node_id="implementer", model="", backend="claude_code")
+    req = request(node_id="implementer", model="", backend="cursor_ai")
     with pytest.raises(BadRequestError) as raised:
         await complete_turn(req, LLMSettings(anthropic_api_key="test-key"),
                             store=LocalArtifactStore(tmp_path), env={})
     message = str(raised.value)
-    assert "node 'implementer'" in message and "backend 'claude_code'" in message
-    assert "not" in message and "support yet" in message and "is empty" not in message
+    assert "node 'implementer'" in message and "backend 'cursor_ai'" in message
+    assert "C111" in message and "set `model:`" in message and "is empty" not in message
     assert raised.value.non_retryable
 
 

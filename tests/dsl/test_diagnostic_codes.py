@@ -93,7 +93,7 @@ CASES: list[tuple[str, str, int, int, str]] = [
     ("C109", "warning", 3, 23, AGENT + "  interaction_prompt: nope\n  backend: \"claude_code\"\nworkflow w:\n"
      "  entry: a\n  a -> done\n"),
     ("C110", "warning", 4, 14, AGENT + "  mcp:\n    servers: [github]\nworkflow w:\n  entry: a\n  a -> done\n"),
-    ("C111", "warning", 2, 13, 'agent a:\n  delegate: "claude_code"\n  publish: r\nworkflow w:\n  entry: a\n  a -> done\n'),
+    ("C111", "warning", 2, 13, 'agent a:\n  delegate: "cursor_ai"\n  publish: r\nworkflow w:\n  entry: a\n  a -> done\n'),
     ("C112", "error", 2, 18, "schema s:\n  ok: bool [min: 1]\n" + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
     ("C113", "error", 2, 25, 'schema s:\n  key: string [pattern: "^[a-"]\n' + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
     ("C114", "error", 2, 16, "schema s:\n  n: int [min: 5] [max: 2]\n" + AGENT + "workflow w:\n  entry: a\n  a -> done\n"),
@@ -162,6 +162,20 @@ def test_c105_unknown_builtin_tool_when_registry_given() -> None:
     assert "get_funnel_data" in d.hint
 
 
+def test_c105_leaves_mcp_tool_names_to_the_run() -> None:
+    src = "tool t:\n  call: mcp.time.get_current_time\nworkflow w:\n  entry: t\n  t -> done\n"
+    result = dsl.check_source(src, options=CompileOptions(known_tools=frozenset({"get_funnel_data"})))
+    assert result.ok and not result.diagnostics, [d.render() for d in result.diagnostics]
+
+
+def test_c025_accepts_sse_with_a_url_and_checks_it_like_http() -> None:
+    ok = 'mcp_server s:\n  transport: sse\n  url: "http://localhost:3001/sse"\n' + AGENT + "workflow w:\n  entry: a\n  a -> done\n"
+    assert dsl.check_source(ok).ok
+    bad = 'mcp_server s:\n  transport: sse\n  command: "x"\n' + AGENT + "workflow w:\n  entry: a\n  a -> done\n"
+    messages = [d.message for d in dsl.check_source(bad).diagnostics if d.code == "C025"]
+    assert any("sse but has no 'url'" in m for m in messages) and any("must not set 'command'" in m for m in messages)
+
+
 def test_e100_invalid_utf8_names_the_position() -> None:
     result = dsl.check_bytes(b'agent a:\n  model: "\xff"\n', file="bad.iter")
     [d] = result.diagnostics
@@ -184,14 +198,21 @@ def test_diagnostics_are_deterministic_and_sorted() -> None:
     assert [(d["line"], d["column"]) for d in first] == sorted((d["line"], d["column"]) for d in first)
 
 
-def test_c111_names_the_node_and_says_delegation_is_not_supported() -> None:
-    without = dsl.check_source('agent impl:\n  delegate: "claude_code"\n  publish: r\nworkflow w:\n  entry: impl\n'
+def test_c111_names_an_unknown_backend_and_what_the_node_does_instead() -> None:
+    without = dsl.check_source('agent impl:\n  delegate: "cursor_ai"\n  publish: r\nworkflow w:\n  entry: impl\n'
                                "  impl -> done\n")
     [hit] = [d for d in without.diagnostics if d.code == "C111"]
-    assert "agent 'impl'" in hit.message and "'claude_code'" in hit.message
-    assert "not supported yet" in hit.message and "no 'model:'" in hit.message
+    assert "agent 'impl'" in hit.message and "'cursor_ai'" in hit.message
+    assert "not a delegation backend" in hit.message and "no 'model:'" in hit.message
     assert without.ok
-    with_model = dsl.check_source('agent impl:\n  backend: "codex"\n  model: "anthropic/claude-sonnet-4-5"\n'
+    with_model = dsl.check_source('agent impl:\n  backend: "aider"\n  model: "anthropic/claude-sonnet-4-5"\n'
                                   "workflow w:\n  entry: impl\n  impl -> done\n")
     [hit] = [d for d in with_model.diagnostics if d.code == "C111"]
     assert "calls its model 'anthropic/claude-sonnet-4-5' directly" in hit.message
+
+
+def test_known_delegation_backends_compile_without_a_warning() -> None:
+    for backend in ("claude_code", "codex"):
+        result = dsl.check_source(f'agent impl:\n  delegate: "{backend}"\n  publish: r\nworkflow w:\n'
+                                  "  entry: impl\n  impl -> done\n")
+        assert result.ok and not [d for d in result.diagnostics if d.code in ("C111", "C018")]

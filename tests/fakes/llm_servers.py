@@ -7,9 +7,13 @@ too: the fake runs in the test process and the worker gets ``server.env()`` in i
 
 Endpoints:
 
-- `FakeAnthropic`: ``POST /v1/messages`` (base URL = ``server.url``, no `/v1`).
+- `FakeAnthropic`: ``POST /v1/messages`` (base URL = ``server.url``, no `/v1`); a request with
+  ``"stream": true`` gets the reply as server-sent events (`message_start` … `message_stop`, the
+  documented streaming format), which is how the Claude Code CLI asks.
 - `FakeOpenAI`: ``POST /v1/chat/completions`` and ``POST /v1/responses``
-  (base URL = ``server.url + "/v1"``, which ``server.base_url`` gives).
+  (base URL = ``server.url + "/v1"``, which ``server.base_url`` gives); a Responses request with
+  ``"stream": true`` gets the response as server-sent events (`response.created` …
+  `response.completed`, the documented streaming format), which is how the Codex CLI asks.
 
 A fake answers from a queue of scripted replies, one per request, in order, whatever the
 endpoint; each reply is rendered in the wire format of the endpoint it answers, so one script can
@@ -108,11 +112,14 @@ TEST_API_KEY = "test-key"
 
 @dataclass
 class ToolUse:
-    """One tool call in a reply; ``id`` is generated (`toolu_…` / `call_…`) when empty."""
+    """One tool call in a reply; ``id`` is generated (`toolu_…` / `call_…`) when empty.
+    ``namespace``: a Responses `function_call` of a tool inside a `namespace` tool (how the Codex
+    CLI offers an MCP server's tools: `mcp__SERVER`)."""
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+    namespace: str = ""
 
 
 @dataclass
@@ -377,13 +384,19 @@ class FakeLLMServer:
             return
         try:
             status, payload, headers = self._render(item, request)
+            events = self._stream_events(payload, request) if status == 200 and isinstance(item, Reply) else None
         except Exception as e:  # a bug in the fake or a request it does not understand
             status, payload, headers = 400, self._error_body(400, "invalid_request_error",
                                                              f"fake cannot answer: {type(e).__name__}: {e}", None), {}
-        data = json.dumps(payload).encode()
+            events = None
+        if events is None:
+            data, content_type = json.dumps(payload).encode(), "application/json"
+        else:  # the whole stream in one body: an SSE client reads it event by event all the same
+            data = "".join(f"event: {name}\ndata: {json.dumps(event)}\n\n" for name, event in events).encode()
+            content_type = "text/event-stream; charset=utf-8"
         try:
             handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Type", content_type)
             handler.send_header("Content-Length", str(len(data)))
             for k, v in headers.items():
                 handler.send_header(k, v)
@@ -428,6 +441,11 @@ class FakeLLMServer:
     def _refusal(self, request: Recorded, body: dict[str, Any]) -> str:
         """Why the real API would refuse this request with a 400 ("" if it would not)."""
         return ""
+
+    def _stream_events(self, payload: Any, request: Recorded) -> list[tuple[str, dict[str, Any]]] | None:
+        """The server-sent events that carry ``payload`` (a rendered reply) when the request asked
+        for a stream; None answers with the JSON body."""
+        return None
 
     @property
     def native_requests(self) -> int:
@@ -592,6 +610,55 @@ class FakeAnthropic(FakeLLMServer):
                 "model": reply.model or body.get("model", ""), "content": content, "stop_reason": stop,
                 "stop_sequence": None, "usage": usage}
 
+    def _stream_events(self, payload: Any, request: Recorded) -> list[tuple[str, dict[str, Any]]] | None:
+        """A request with ``"stream": true`` gets the message as the API streams it: `message_start`
+        (the message with no content yet), a `ping`, per content block `content_block_start`, its
+        deltas (`text_delta`, `thinking_delta` then `signature_delta`, `input_json_delta` with the
+        tool input's JSON in pieces) and `content_block_stop`, then `message_delta` (stop reason and
+        the final usage) and `message_stop`. Errors stay JSON with their status, as the API sends
+        them before a stream starts."""
+        if not (isinstance(request.body, dict) and request.body.get("stream") is True):
+            return None
+        message: dict[str, Any] = payload
+        usage = message["usage"]
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("message_start", {"type": "message_start",
+                               "message": {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+                                           "usage": {**usage, "output_tokens": 1}}}),
+            ("ping", {"type": "ping"}),
+        ]
+        for index, block in enumerate(message["content"]):
+            opening, deltas = _streamed_block(block)
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": opening}))
+            events.extend(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                          for delta in deltas)
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        events.append(("message_delta", {"type": "message_delta",
+                                         "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                                         "usage": usage}))
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events
+
+
+def _streamed_block(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A content block as its `content_block_start` payload (the block, empty) and its deltas."""
+    if block["type"] == "text":
+        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": part} for part in _pieces(block["text"])]
+    if block["type"] == "thinking":
+        return ({"type": "thinking", "thinking": "", "signature": ""},
+                [{"type": "thinking_delta", "thinking": part} for part in _pieces(block["thinking"])]
+                + [{"type": "signature_delta", "signature": block["signature"]}])
+    if block["type"] == "tool_use":
+        return ({**block, "input": {}},
+                [{"type": "input_json_delta", "partial_json": part} for part in _pieces(json.dumps(block["input"]))])
+    raise ValueError(f"cannot stream a {block['type']!r} block")
+
+
+def _pieces(text: str, size: int = 16) -> list[str]:
+    """``text`` cut into pieces, so a client has to join the deltas to get it back."""
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
 
 class FakeOpenAI(FakeLLMServer):
     """``POST /v1/chat/completions`` and ``POST /v1/responses``. Base URL: ``server.url + "/v1"``."""
@@ -688,6 +755,8 @@ class FakeOpenAI(FakeLLMServer):
         for c in reply.tool_calls:
             output.append({"type": "function_call", "id": self._next_id("fc_"), "call_id": c.id or self._next_id("call_"),
                            "name": c.name, "arguments": json.dumps(c.arguments), "status": "completed"})
+            if c.namespace:
+                output[-1]["namespace"] = c.namespace
         truncated = reply.stop == "length"
         return {
             "id": self._next_id("resp_"), "object": "response", "created_at": 1_700_000_000,
@@ -703,6 +772,68 @@ class FakeOpenAI(FakeLLMServer):
                       "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
                       "total_tokens": reply.input_tokens + reply.output_tokens},
         }
+
+
+    def _stream_events(self, payload: Any, request: Recorded) -> list[tuple[str, dict[str, Any]]] | None:
+        """A Responses request with ``"stream": true`` gets the response as the API streams it
+        (each event numbered by ``sequence_number``): `response.created` and `response.in_progress`
+        (the response with no output yet), then per output item `response.output_item.added`, its
+        parts and deltas (a message's `response.content_part.added`, `response.output_text.delta`
+        pieces, `…output_text.done`, `…content_part.done`; a function call's
+        `response.function_call_arguments.delta` pieces and `….done`; a reasoning item's summary
+        parts and `response.reasoning_summary_text.delta` pieces) and `response.output_item.done`,
+        then `response.completed` (or `response.incomplete`) with the whole response and its usage.
+        This is how the Codex CLI asks. Chat Completions streaming is not spoken (no client here
+        asks for it): such a request gets the JSON body."""
+        if not (request.path.endswith("/responses") and isinstance(request.body, dict)
+                and request.body.get("stream") is True):
+            return None
+        response: dict[str, Any] = payload
+        events: list[tuple[str, dict[str, Any]]] = []
+
+        def emit(kind: str, **fields: Any) -> None:
+            events.append((kind, {"type": kind, "sequence_number": len(events), **fields}))
+
+        opening = {**response, "status": "in_progress", "incomplete_details": None, "output": [], "usage": None}
+        emit("response.created", response=opening)
+        emit("response.in_progress", response=opening)
+        for index, item in enumerate(response["output"]):
+            _stream_output_item(emit, index, item)
+        emit("response.incomplete" if response["status"] == "incomplete" else "response.completed", response=response)
+        return events
+
+
+def _stream_output_item(emit: Callable[..., None], index: int, item: dict[str, Any]) -> None:
+    """One item of a Responses output as its streamed events (see `FakeOpenAI._stream_events`)."""
+    at = {"item_id": item["id"], "output_index": index}
+    if item["type"] == "message":
+        emit("response.output_item.added", output_index=index,
+             item={**item, "status": "in_progress", "content": []})
+        for part_index, part in enumerate(item["content"]):
+            where = {**at, "content_index": part_index}
+            emit("response.content_part.added", **where, part={**part, "text": ""})
+            for piece in _pieces(part["text"]):
+                emit("response.output_text.delta", **where, delta=piece, logprobs=[])
+            emit("response.output_text.done", **where, text=part["text"], logprobs=[])
+            emit("response.content_part.done", **where, part=part)
+    elif item["type"] == "function_call":
+        emit("response.output_item.added", output_index=index,
+             item={**item, "status": "in_progress", "arguments": ""})
+        for piece in _pieces(item["arguments"]):
+            emit("response.function_call_arguments.delta", **at, delta=piece)
+        emit("response.function_call_arguments.done", **at, arguments=item["arguments"])
+    elif item["type"] == "reasoning":
+        emit("response.output_item.added", output_index=index, item={**item, "summary": []})
+        for summary_index, part in enumerate(item["summary"]):
+            where = {**at, "summary_index": summary_index}
+            emit("response.reasoning_summary_part.added", **where, part={**part, "text": ""})
+            for piece in _pieces(part["text"]):
+                emit("response.reasoning_summary_text.delta", **where, delta=piece)
+            emit("response.reasoning_summary_text.done", **where, text=part["text"])
+            emit("response.reasoning_summary_part.done", **where, part=part)
+    else:
+        raise ValueError(f"cannot stream a {item['type']!r} output item")
+    emit("response.output_item.done", output_index=index, item=item)
 
 
 def _openai_required_problem(schema: Any, path: str = "schema") -> str:

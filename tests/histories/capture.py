@@ -384,12 +384,64 @@ async def rewound_to_before_a_gate(client: Client, tq: str, wid: str, tmp: Path)
     assert "applied second" in str((await finish(again)).outputs["apply"])
 
 
+async def mcp_tool_node(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A tool node calling an MCP server's tool (`iterloop.mcp_call`, the `mcp-tool-nodes` marker)."""
+    src = f"""
+mcp_server time:
+  transport: stdio
+  command: "{sys.executable}"
+  args: ["-m", "mcp_server_time", "--local-timezone", "UTC"]
+vars:
+  timezone: string = "Europe/Paris"
+tool now:
+  call: mcp.time.get_current_time
+workflow clock:
+  entry: now
+  now -> done
+"""
+    result = await finish(await start(client, tq, src, workflow_id=wid, shell_cwd=str(tmp)))
+    assert result.status == "finished" and "Europe/Paris" in str(result.outputs["now"]), result
+
+
+async def delegated_node(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A `backend: "claude_code"` agent in a loop, continuing its session (`iterloop.delegate`, the
+    `delegation-backends` marker); offline, the script answers it and no CLI runs."""
+    src = """
+schema change:
+  summary: string
+schema verdict:
+  approved: bool
+agent implementer:
+  backend: "claude_code"
+  output: change
+  session: inherit
+judge reviewer:
+  model: "anthropic/claude-test"
+  output: verdict
+  readonly: true
+workflow w:
+  entry: implementer
+  implementer -> reviewer
+  reviewer -> done when approved
+  reviewer -> implementer when not approved as revise(2) with {
+    _session_id: "{{outputs.implementer._session_id}}"
+  }
+  reviewer -> fail
+"""
+    handle = await start(client, tq, src, workflow_id=wid, shell_cwd=str(tmp), script={
+        "implementer": [{"summary": "v1"}, {"summary": "v2"}], "reviewer": [{"approved": False}, {"approved": True}]})
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["implementer"]["summary"] == "v2", result
+    events = [e["type"] for e in await handle.query("events", 0)]
+    assert events.count("delegate_step") == 2, events
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
     gate_answered_by_early_signal, gate_answers_refused_then_in_advance, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
     tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity,
-    rewound_to_before_a_gate, parallel_shell_branches)}
+    rewound_to_before_a_gate, parallel_shell_branches, mcp_tool_node, delegated_node)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:

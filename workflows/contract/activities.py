@@ -14,6 +14,8 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from workflows.contract import vocabulary
+from workflows.contract.delegation import DelegateRequest, DelegateResult
+from workflows.contract.mcp import McpCallRequest, McpCallResult
 from workflows.contract.messages import (
     LLMTurnRequest,
     LLMTurnResult,
@@ -40,6 +42,8 @@ LLM_TURN = ActivitySpec(vocabulary.LLM_TURN, LLMTurnRequest, LLMTurnResult)
 SHELL_EXEC = ActivitySpec(vocabulary.SHELL_EXEC, ShellRequest, ShellResult)
 TOOL_CALL = ActivitySpec(vocabulary.TOOL_CALL, ToolCallRequest, ToolCallResult)
 NOTIFY = ActivitySpec(vocabulary.NOTIFY, NotifyRequest, NotifyResult)
+MCP_CALL = ActivitySpec(vocabulary.MCP_CALL, McpCallRequest, McpCallResult)
+DELEGATE = ActivitySpec(vocabulary.DELEGATE, DelegateRequest, DelegateResult)
 
 #: Every activity the interpreter schedules.
-ALL: tuple[ActivitySpec[BaseModel, BaseModel], ...] = (LLM_TURN, SHELL_EXEC, TOOL_CALL, NOTIFY)  # type: ignore[assignment]
+ALL: tuple[ActivitySpec[BaseModel, BaseModel], ...] = (LLM_TURN, SHELL_EXEC, TOOL_CALL, NOTIFY, MCP_CALL, DELEGATE)  # type: ignore[assignment]

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsl.ir import Schema
+from workflows.contract.mcp import McpServerSpec
 from workflows.contract.vocabulary import (  # noqa: F401  (re-exported: the names requests use)
     ERR_BAD_REQUEST,
     ERR_COMMAND_FAILED,
@@ -177,6 +178,10 @@ class LLMTurnRequest(_Msg):
     # False: nothing will continue this conversation (no tool loop, no session reads it), so a
     # final answer need not be stored; an answer that needs a repair is stored regardless.
     keep_conversation: bool = True
+    # The MCP servers the node may call (`workflows.contract.mcp_sets`): the activity lists the tools of
+    # those its `tools:` name; ``cwd`` is the run's directory, where stdio servers start.
+    mcp_servers: list[McpServerSpec] = Field(default_factory=list)
+    cwd: str | None = None
 
 
 class LLMTurnResult(_Msg):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsl.ir import Schema, Workflow
+from workflows.contract.mcp import McpServerSpec
 from workflows.contract.messages import Usage
 from workflows.contract.vocabulary import (  # noqa: F401  (re-exported for the clients)
     NOTIFY_EVENTS,
@@ -52,6 +53,8 @@ class RunOptions(_Model):
     # How soon a shell command on a worker that died is noticed and retried on another one.
     shell_heartbeat_timeout_seconds: float = 30.0
     llm_timeout_seconds: float = 300.0
+    # How long a delegated node's coding-agent CLI may work (one attempt) before it is stopped.
+    delegate_timeout_seconds: float = 3600.0
     # Attempts of an activity that fail with a retryable error (rate limit, outage) before its node
     # parks as failed_resumable; permanent errors park at once (`workflows.activity_retries`).
     max_attempts: int = 3
@@ -72,6 +75,10 @@ class RunOptions(_Model):
     # A preset's `summary:` template lines, kept so `iterloop report` renders them after the fact
     # (the interpreter never reads them).
     summary: list[str] = Field(default_factory=list)
+    # The servers of the project's `.mcp.json` (beside the `.iter` file), recorded when the run
+    # starts: names and the file's path only, never the entries (their headers and env may hold
+    # tokens; the worker reads them). Node server sets are computed from these and the IR.
+    mcp_project_servers: list[McpServerSpec] = Field(default_factory=list)
 
 
 class Event(_Model):

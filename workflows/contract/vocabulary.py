@@ -22,6 +22,8 @@ LLM_TURN: Final = "iterloop.llm_turn"
 SHELL_EXEC: Final = "iterloop.shell_exec"
 TOOL_CALL: Final = "iterloop.tool_call"
 NOTIFY: Final = "iterloop.notify"
+MCP_CALL: Final = "iterloop.mcp_call"
+DELEGATE: Final = "iterloop.delegate"
 
 # -- run and node status -----------------------------------------------------------------------
 RunStatus = Literal[
@@ -57,6 +59,8 @@ EventType = Literal[
     "budget_warning", "budget_exceeded",
     # model turns and tools
     "llm_step_finished", "llm_repair_requested", "session_not_found", "tool_called", "tool_denied", "tool_error",
+    # delegated nodes (a coding agent's CLI): one event per step it streamed
+    "delegate_step",
     # human gates
     "human_input_requested", "gate_answered", "gate_timed_out", "auto_answer_deferred", "answer_queued",
     "answer_rejected",
@@ -92,6 +96,8 @@ ErrorType = Literal[
     "FlagProviderAuthFailed", "FlagConflict", "FlagNotFound", "FlagProviderUnavailable",
     # notifications
     "NotifyRejected", "NotifyUnavailable",
+    # MCP servers: one that cannot start or answer as configured; one lost mid-call (retried)
+    "McpServerFailed", "McpServerUnavailable",
     # the interpreter's own (a node parks with these; never raised by an activity)
     "NoOutgoingEdge", "GateTimeout",
     # an answer for a gate opening that is answered already or not open (refused, nothing recorded)
@@ -102,7 +108,7 @@ ERROR_TYPES: Final[tuple[ErrorType, ...]] = get_args(ErrorType)
 #: Retrying helps only for these: rate limits, outages, network trouble.
 RETRYABLE: Final[frozenset[ErrorType]] = frozenset({
     "ModelRateLimited", "ModelUnavailable", "RateLimited", "ConnectorUnavailable", "FlagProviderUnavailable",
-    "NotifyUnavailable",
+    "NotifyUnavailable", "McpServerUnavailable",
 })
 #: What the run never retries (derived; order is the declaration's).
 NON_RETRYABLE: Final[tuple[ErrorType, ...]] = tuple(t for t in ERROR_TYPES if t not in RETRYABLE)
@@ -131,6 +137,8 @@ ERR_FLAG_NOT_FOUND: Final[ErrorType] = "FlagNotFound"
 ERR_FLAG_PROVIDER_UNAVAILABLE: Final[ErrorType] = "FlagProviderUnavailable"
 ERR_NOTIFY_REJECTED: Final[ErrorType] = "NotifyRejected"
 ERR_NOTIFY_UNAVAILABLE: Final[ErrorType] = "NotifyUnavailable"
+ERR_MCP_SERVER_FAILED: Final[ErrorType] = "McpServerFailed"  # cannot start, refused, exits at once
+ERR_MCP_SERVER_UNAVAILABLE: Final[ErrorType] = "McpServerUnavailable"  # the connection was lost mid-call
 ERR_NO_OUTGOING_EDGE: Final[ErrorType] = "NoOutgoingEdge"
 ERR_GATE_TIMEOUT: Final[ErrorType] = "GateTimeout"
 ERR_GATE_OPENING_CLOSED: Final[ErrorType] = "GateOpeningClosed"

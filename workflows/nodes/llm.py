@@ -18,16 +18,24 @@ from workflows import sessions as Sessions
 from workflows.contract import activities as A
 from workflows.contract import messages as M
 from workflows.contract import vocabulary
+from workflows.contract.mcp import McpServerSpec, split_tool_name
 from workflows.contract.scripts import script_for_node
 from workflows.contract.tool_policy import DEFAULT_TOOL_MAX_STEPS, effective_tool_policy, policy_denial, tool_allowed
 from workflows.inputs import as_text, placed_input_tokens, prompt_body, render_text
 from workflows.nodes.base import NodeFailed, Produced, RunContext, heartbeat_interval, produce
+from workflows.nodes.delegate import cli_session, delegation_backend
+from workflows.nodes.delegate import visit as delegate_visit
+from workflows.nodes.mcp_tools import call_mcp_tool, node_mcp_servers
 
 _EFFORTS = vocabulary.REASONING_EFFORTS  # accepted from an input's `_reasoning_effort`
 
 
 async def visit(run: RunContext, node: ir.AgentNode, branch: str, node_input: dict[str, Any]) -> str | None:
     """An agent or a judge: one conversation, holding the workspace if its tools may change it."""
+
+    backend = delegation_backend(run, node)
+    if backend is not None:  # a coding agent's CLI does the work (`delegate.py`)
+        return await delegate_visit(run, node, branch, node_input, backend)
 
     async def work() -> Produced:
         async with run.workspace(node):
@@ -84,8 +92,10 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
         tool_policy=policy, readonly=bool(agent and agent.readonly),
         heartbeat_seconds=heartbeat_interval(options.llm_heartbeat_timeout_seconds),
         keep_conversation=agent is not None and sessions_continued(wf),
+        mcp_servers=node_mcp_servers(run, node), cwd=options.shell_cwd,
     )
-    conversation = plan.conversation_ref
+    # A delegated node's session is its CLI's, not a conversation a model call can continue.
+    conversation = "" if cli_session(plan.conversation_ref) else plan.conversation_ref
     new_messages: list[M.ChatMessage] = []
     steps = repairs = 0
     turn = 0
@@ -125,7 +135,8 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
             continue
         steps += 1
         offered = {t.name: t for t in result.tools}
-        new_messages = [await model_tool_call(run, node, branch, call, offered, policy, base.readonly)
+        new_messages = [await model_tool_call(run, node, branch, call, offered, policy, base.readonly,
+                                              mcp_servers=base.mcp_servers)
                         for call in result.tool_calls]
     output = dict(result.output)
     if agent is not None:
@@ -141,8 +152,10 @@ def sessions_continued(wf: ir.Workflow) -> bool:
 
 
 async def model_tool_call(run: RunContext, node: ir.Node, branch: str, call: M.ToolCall,
-                          offered: dict[str, M.ToolInfo], policy: list[str] | None, readonly: bool) -> M.ChatMessage:
-    """Run one tool the model asked for; a denial or a failure goes back to the model as the result."""
+                          offered: dict[str, M.ToolInfo], policy: list[str] | None, readonly: bool, *,
+                          mcp_servers: list[McpServerSpec] | None = None) -> M.ChatMessage:
+    """Run one tool the model asked for; a denial or a failure goes back to the model as the result.
+    An MCP tool (`mcp.SERVER.TOOL`) runs on one of ``mcp_servers``, a builtin tool in the tool activity."""
     info = offered.get(call.name)
     denial = ""
     if not tool_allowed(call.name, policy):
@@ -157,6 +170,8 @@ async def model_tool_call(run: RunContext, node: ir.Node, branch: str, call: M.T
         return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {denial}",
                              is_error=True)
     assert info is not None
+    if split_tool_name(call.name) is not None:
+        return await _mcp_tool_call(run, node, branch, call, mcp_servers or [])
     # Bound arguments come from the run's vars, never from the model; an absent var is sent as
     # None so the tool refuses the call instead of falling back to a default (mock data).
     arguments = {k: v for k, v in call.arguments.items() if k not in info.bound}
@@ -172,6 +187,23 @@ async def model_tool_call(run: RunContext, node: ir.Node, branch: str, call: M.T
                              is_error=True)
     run.emit("tool_called", node.id, branch, {"tool": call.name})
     return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, result=res.output)
+
+
+async def _mcp_tool_call(run: RunContext, node: ir.Node, branch: str, call: M.ToolCall,
+                         servers: list[McpServerSpec]) -> M.ChatMessage:
+    """An MCP tool's error (its own `isError`, or the call failing) is the model's to read, like a builtin's."""
+    try:
+        res = await call_mcp_tool(run, node, call.name, call.arguments, servers, counts_as_attempt=False)
+    except NodeFailed as failure:
+        error = str(failure)
+    else:
+        if not res.is_error:
+            run.emit("tool_called", node.id, branch, {"tool": call.name})
+            return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, result=res.output)
+        error = res.text or "the tool reported an error"
+    run.emit("tool_error", node.id, branch, {"tool": call.name, "error": error})
+    return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {error}",
+                         is_error=True)
 
 
 def _shorten(text: str, limit: int = 600) -> str:

@@ -9,8 +9,10 @@ from temporalio import workflow
 from dsl import ir
 from workflows.contract import activities as A
 from workflows.contract import messages as M
+from workflows.contract.mcp import split_tool_name
 from workflows.inputs import placed_input_tokens, render_command
-from workflows.nodes.base import Produced, RunContext, heartbeat_interval, produce
+from workflows.nodes.base import NodeFailed, Produced, RunContext, heartbeat_interval, produce
+from workflows.nodes.mcp_tools import call_mcp_tool, node_mcp_servers
 
 
 async def visit(run: RunContext, node: ir.ToolNode, branch: str, node_input: dict[str, Any]) -> str | None:
@@ -33,6 +35,15 @@ async def run_tool(run: RunContext, node: ir.ToolNode, node_input: dict[str, Any
     so a dead worker's command is retried."""
     options = run.options
     run_id = workflow.info().workflow_id
+    # An MCP tool: its error fails the node. (Such a `call:` failed to compile before; the patch keeps
+    # any run that reached the tool activity with one doing so on replay.)
+    if node.call and split_tool_name(node.call) is not None and workflow.patched("mcp-tool-nodes"):
+        mres = await call_mcp_tool(run, node, node.call, node_input, node_mcp_servers(run, node),
+                                   counts_as_attempt=True)
+        if mres.is_error:
+            raise NodeFailed(f"MCP tool '{node.call}' reported an error: {mres.text or '(no text)'}",
+                             M.ERR_COMMAND_FAILED)
+        return mres.output, M.Usage()
     if node.call:
         req = M.ToolCallRequest(run_id=run_id, node_id=node.id, tool=node.call, arguments=node_input,
                                 offload_threshold_bytes=options.offload_threshold_bytes,

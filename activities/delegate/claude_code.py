@@ -1,0 +1,256 @@
+"""The `claude_code` delegation backend: one `claude -p` run per node visit.
+
+The command line (flags of the Claude Code CLI the Makefile pins, checked with `claude --help`):
+
+- `-p PROMPT --output-format stream-json --verbose`: one JSON event per line — `system` (init:
+  the session id), `assistant` (text, tool uses), `user` (tool results), and a final `result`
+  (the answer, `structured_output`, `total_cost_usd`, usage, `is_error`).
+- `--append-system-prompt`: the node's system prompt is added to Claude Code's own, which holds
+  what the agent needs to use its tools.
+- `--json-schema`: the node's output schema; the CLI makes the model answer through its
+  `StructuredOutput` tool and returns the value as `structured_output`. The activity validates it
+  again against the iterloop schema (constraints the JSON Schema cannot carry).
+- `--model` (after `${ENV}` expansion on the worker), `--effort` for a reasoning effort.
+- Tools: `readonly` → `--permission-mode plan` (Claude Code analyses, never edits or runs
+  commands) and the mutating tools disallowed outright; otherwise `--permission-mode acceptEdits`
+  (edits inside the working directory), with the node's `tools:` mapped to `--allowedTools`
+  (`shell` → `Bash`, `mcp.S.T` → `mcp__S__T`, a name Claude Code knows passes as is).
+- MCP: the node's servers in a JSON file (`--mcp-config`, written in a private temporary folder
+  and deleted after the run, `${ENV}` expanded here) with `--strict-mcp-config`, so the user's own
+  MCP configuration never leaks into a run.
+- Sessions: `--resume ID` (and `--fork-session` for `session: fork`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from activities.delegate.cli_process import CliExit, run_cli
+from activities.errors import CommandFailedError
+from activities.llm.structured_output import answer_spec
+from activities.mcp.servers import resolve_server
+from workflows.contract.delegation import MAX_STEPS_KEPT, DelegateRequest, DelegateResult, DelegateStep
+from workflows.contract.env_refs import expand_env
+from workflows.contract.mcp import McpServerSpec
+from workflows.contract.messages import Usage
+
+PROVIDER = "claude_code"
+#: Claude Code's tools that change the workspace or run commands: never allowed to a readonly node.
+MUTATING_TOOLS = ("Bash", "Edit", "MultiEdit", "Write", "NotebookEdit")
+#: iterloop tool names with a Claude Code counterpart.
+TOOL_NAMES = {"shell": "Bash", "read_file": "Read", "write_file": "Write", "edit_file": "Edit",
+              "grep": "Grep", "glob": "Glob", "web_fetch": "WebFetch", "web_search": "WebSearch"}
+_SUMMARY_CHARS = 200
+_TEXT_CHARS = 20_000
+
+
+def allowed_tools(tools: list[str]) -> list[str]:
+    """The node's `tools:` as Claude Code tool names (MCP tools `mcp.S.T` → `mcp__S__T`)."""
+    out: list[str] = []
+    for name in tools:
+        if name.startswith("mcp."):
+            parts = name.split(".", 2)
+            out.append("mcp__" + "__".join(parts[1:]) if len(parts) == 3 and parts[2] != "*" else f"mcp__{parts[1]}")
+        else:
+            out.append(TOOL_NAMES.get(name, name))
+    return out
+
+
+def cli_model(model: str) -> str:
+    """The `--model` value: iterloop's `anthropic/ID` is the CLI's `ID`; another provider's model
+    cannot run in Claude Code, so the CLI's default is used ("")."""
+    provider, sep, name = model.strip().partition("/")
+    if not sep:
+        return provider
+    return name if provider == "anthropic" else ""
+
+
+def mcp_config(servers: list[McpServerSpec], cwd: str | None) -> dict[str, Any]:
+    """The servers in Claude Code's `--mcp-config` format, resolved on the worker as the MCP pool
+    resolves them (`.mcp.json` entries read, `${ENV}` expanded)."""
+    config: dict[str, Any] = {}
+    for spec in servers:
+        s = resolve_server(spec, cwd=cwd)
+        if s.transport == "stdio":
+            entry: dict[str, Any] = {"type": "stdio", "command": s.command, "args": list(s.args)}
+            if s.env:
+                entry["env"] = dict(s.env)
+        else:
+            entry = {"type": s.transport, "url": s.url}
+            if s.headers:
+                entry["headers"] = dict(s.headers)
+        config[s.name] = entry
+    return {"mcpServers": config}
+
+
+def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: dict[str, str]) -> list[str]:
+    prompt = req.user or json.dumps(req.input, ensure_ascii=False, sort_keys=True)
+    argv = [str(binary), "-p", prompt, "--output-format", "stream-json", "--verbose"]
+    if req.system:
+        argv += ["--append-system-prompt", req.system]
+    if req.output_schema is not None:
+        argv += ["--json-schema", json.dumps(answer_spec(req.output_schema).json_schema)]
+    model = cli_model(expand_env(req.model, env)) if req.model else ""
+    if model:
+        argv += ["--model", model]
+    if req.reasoning_effort:
+        argv += ["--effort", req.reasoning_effort]
+    if req.readonly:
+        argv += ["--permission-mode", "plan", "--disallowedTools", ",".join(MUTATING_TOOLS)]
+        tools = [t for t in allowed_tools(req.tools) if t not in MUTATING_TOOLS]
+    else:
+        argv += ["--permission-mode", "acceptEdits"]
+        tools = allowed_tools(req.tools)
+    if tools:
+        argv += ["--allowedTools", ",".join(tools)]
+    if req.mcp_servers:
+        path = private_dir / "mcp.json"
+        # Created private (0600) before anything is written: it may hold tokens.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(mcp_config(req.mcp_servers, req.cwd), f)
+        argv += ["--mcp-config", str(path), "--strict-mcp-config"]
+    else:
+        argv += ["--strict-mcp-config"]  # no MCP server of the user's own configuration
+    if req.resume_session:
+        argv += ["--resume", req.resume_session]
+        if req.fork_session:
+            argv.append("--fork-session")
+    return argv
+
+
+class StreamParser:
+    """Reads `stream-json` lines: keeps the session id, the steps (bounded), the final result."""
+
+    def __init__(self, on_step: Callable[[DelegateStep], None]) -> None:
+        self.on_step = on_step
+        self.session_id = ""
+        self.steps: list[DelegateStep] = []
+        self.steps_dropped = 0
+        self.result: dict[str, Any] | None = None
+        self.last_text = ""
+
+    def feed(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return  # not an event (a stray line of a hook or a plugin)
+        if not isinstance(event, dict):
+            return
+        self.session_id = str(event.get("session_id") or self.session_id)
+        kind = event.get("type")
+        if kind == "result":
+            self.result = event
+        elif kind in ("assistant", "user"):
+            content = (event.get("message") or {}).get("content")
+            for block in content if isinstance(content, list) else []:
+                step = _step(block)
+                if step is not None:
+                    if step.kind == "message":
+                        self.last_text = str(block.get("text", ""))
+                    self._keep(step)
+
+    def _keep(self, step: DelegateStep) -> None:
+        if len(self.steps) < MAX_STEPS_KEPT:
+            self.steps.append(step)
+        else:
+            self.steps_dropped += 1
+        self.on_step(step)
+
+    def outcome(self, done: CliExit, req: DelegateRequest, model: str) -> DelegateResult:
+        result = self.result
+        if result is None or (done.returncode != 0 and result.get("is_error")):
+            reason = (result or {}).get("result") or f"exit code {done.returncode}, no result event"
+            raise CommandFailedError(f"claude_code for node '{req.node_id}' failed: {_clip(str(reason), 600)}",
+                                     details={"stderr_tail": done.stderr_tail, "exit_code": done.returncode})
+        text = str(result.get("result") or self.last_text)
+        usage = _usage(result, model)
+        common = {"text": _clip(text, _TEXT_CHARS), "usage": usage, "session_id": self.session_id,
+                  "steps": self.steps, "steps_dropped": self.steps_dropped}
+        if result.get("is_error"):
+            return DelegateResult(status="invalid", invalid_reason=f"the agent stopped with an error: "
+                                  f"{_clip(str(result.get('subtype', '')) + ' ' + text, 400)}", **common)
+        if req.output_schema is None:
+            return DelegateResult(status="final", output={"text": text}, **common)
+        answer = result.get("structured_output")
+        if answer is None:
+            answer = _json_object_in(text)
+        if not isinstance(answer, dict):
+            return DelegateResult(status="invalid", invalid_reason="the agent gave no JSON object as its answer",
+                                  **common)
+        return DelegateResult(status="final", output=answer, **common)
+
+
+async def run(req: DelegateRequest, *, binary: Path, on_step: Callable[[DelegateStep], None]) -> DelegateResult:
+    env = dict(os.environ)
+    parser = StreamParser(on_step)
+    with tempfile.TemporaryDirectory(prefix="iterloop-claude-") as private:  # mode 0700
+        argv = command_line(req, binary, Path(private), env)
+        done = await run_cli(argv, cwd=req.cwd, env=env, on_line=parser.feed, timeout_seconds=req.timeout_seconds,
+                             what=f"claude_code for node '{req.node_id}'")
+    return parser.outcome(done, req, cli_model(expand_env(req.model, env)) if req.model else "")
+
+
+def _step(block: Any) -> DelegateStep | None:
+    if not isinstance(block, dict):
+        return None
+    kind = block.get("type")
+    if kind == "text" and str(block.get("text", "")).strip():
+        return DelegateStep(kind="message", summary=_first_line(block["text"]))
+    if kind == "thinking":
+        return DelegateStep(kind="thinking", summary=_first_line(str(block.get("thinking", ""))))
+    if kind == "tool_use":
+        name = str(block.get("name", ""))
+        args = block.get("input") if isinstance(block.get("input"), dict) else {}
+        main = next((str(v) for k, v in args.items() if k in ("file_path", "command", "pattern", "path", "url")),
+                    json.dumps(args, ensure_ascii=False)[:_SUMMARY_CHARS])
+        return DelegateStep(kind="tool_use", tool=name, summary=_first_line(f"{name} {main}"))
+    if kind == "tool_result":
+        content = block.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        return DelegateStep(kind="tool_result", summary=_first_line(("error: " if block.get("is_error") else "") + text))
+    return None
+
+
+def _usage(result: dict[str, Any], model: str) -> Usage:
+    raw = result.get("usage") if isinstance(result.get("usage"), dict) else {}
+    cached = int(raw.get("cache_read_input_tokens") or 0)
+    written = int(raw.get("cache_creation_input_tokens") or 0)
+    input_tokens = int(raw.get("input_tokens") or 0) + cached + written
+    output_tokens = int(raw.get("output_tokens") or 0)
+    used_models = list((result.get("modelUsage") or {}).keys()) if isinstance(result.get("modelUsage"), dict) else []
+    cost = result.get("total_cost_usd")
+    priced = isinstance(cost, (int, float))
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                 cached_tokens=cached, cache_write_tokens=written, cost_usd=float(cost) if priced else 0.0,
+                 calls=max(int(result.get("num_turns") or 1), 1), provider=PROVIDER,
+                 model=model or (used_models[0] if used_models else ""), unpriced_calls=0 if priced else 1)
+
+
+def _json_object_in(text: str) -> Any:
+    """The JSON object an answer holds (whole, or the last ```json block, or from the first `{`)."""
+    candidates = [text.strip()]
+    if "```" in text:
+        candidates += [part.removeprefix("json").strip() for part in text.split("```")[1::2]][::-1]
+    if "{" in text:
+        candidates.append(text[text.index("{"):text.rindex("}") + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return None
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return _clip(line, _SUMMARY_CHARS)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

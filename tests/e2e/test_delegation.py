@@ -1,0 +1,163 @@
+"""A delegated node end to end: examples/dual_model_plan_implement_review.iter on a real worker.
+
+The planner and the reviewer are iterloop's own model calls; the implementer (`backend:
+"claude_code"`) is the real Claude Code CLI (the pinned version). Both talk to one streaming fake
+of the Messages API, which answers in the order the run asks: plan, the CLI's turns, verdict, the
+CLI's turns on the revision, verdict. The offline run of the same example is a case of
+test_examples_run.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.llm_servers import TEST_API_KEY, FakeAnthropic, Reply, ToolUse
+from runs import finish, live_members, start
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
+import dsl
+from runtime.claude_code import LOCAL_INSTALL
+from workflows.contract.state import Event
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dual_model_plan_implement_review.iter"
+STRUCTURED = "StructuredOutput"  # the pinned CLI's tool for a `--json-schema` answer
+
+
+@asynccontextmanager
+async def real_worker(client: Any, task_queue: str, fake: FakeAnthropic, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    from worker import build_worker
+
+    home = tmp_path / "home"
+    home.mkdir()
+    for name, value in {**fake.env(), "ITERLOOP_OFFLINE": "", "MODEL": "anthropic/claude-test", "HOME": str(home),
+                        "ITERLOOP_CLAUDE_BIN": str(LOCAL_INSTALL),
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}.items():
+        monkeypatch.setenv(name, value)
+    async with build_worker(client, task_queue, offline=False, artifact_dir=tmp_path / "artifacts"):
+        yield
+
+
+async def test_the_example_runs_with_the_real_cli_and_resumes_its_session(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not LOCAL_INSTALL.exists():
+        pytest.fail(f"this test runs the real Claude Code CLI; run `make setup` ({LOCAL_INSTALL} is missing)",
+                    pytrace=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("# demo\n")
+    wf = dsl.check_file(EXAMPLE).workflow
+    assert wf is not None
+    with FakeAnthropic(api_key=TEST_API_KEY) as fake:
+        fake.queue(
+            Reply(answer={"plan": "Write USAGE.md", "files": ["USAGE.md"]}),
+            # the CLI: writes the file (acceptEdits), then answers through its structured output
+            Reply(tool_calls=[ToolUse("Write", {"file_path": str(repo / "USAGE.md"), "content": "run it\n"})]),
+            Reply(tool_calls=[ToolUse(STRUCTURED, {"summary": "wrote USAGE.md", "files_changed": ["USAGE.md"]})]),
+            Reply(answer={"approved": False, "feedback": "mention the flags"}),
+            Reply(tool_calls=[ToolUse(STRUCTURED, {"summary": "added the flags", "files_changed": ["USAGE.md"]})]),
+            Reply(answer={"approved": True, "feedback": "good"}),
+        )
+        async with real_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
+            handle = await start(temporal_env.client, task_queue, wf, shell_cwd=str(repo))
+            result = await finish(handle, timeout=240)
+            events = await handle.query("events", 0, result_type=list[Event])
+        requests = list(fake.requests)
+    assert result.status == "finished", result.reason
+    assert result.outputs["implementer"]["summary"] == "added the flags"
+    assert (repo / "USAGE.md").read_text() == "run it\n"  # the agent worked in the run's directory
+    steps = [e.data for e in events if e.type == "delegate_step" and e.node == "implementer"]
+    assert {"kind": "tool_use", "tool": "Write"}.items() <= next(s for s in steps if s["kind"] == "tool_use").items()
+    # The revision resumed the first CLI session: its request carries the first visit's conversation.
+    revision = next(json.dumps(r.body["messages"]) for r in requests
+                    if "mention the flags" in json.dumps(r.body["messages"]))
+    assert "none yet" in revision and "wrote USAGE.md" in revision
+    # The CLI's cost (its own `total_cost_usd`) is in the run's usage.
+    cli_usage = [e.data for e in events if e.type == "llm_step_finished" and e.node == "implementer"]
+    assert len(cli_usage) == 2 and all(u["cost_usd"] > 0 for u in cli_usage)
+    assert result.usage.cost_usd >= sum(u["cost_usd"] for u in cli_usage)
+
+
+REPAIRED = """
+schema verdict:
+  level: string [enum: "low", "high"]
+
+agent assess:
+  backend: "claude_code"
+  output: verdict
+
+workflow assess_run:
+  entry: assess
+  assess -> done
+"""
+
+
+async def test_an_answer_without_the_schema_is_repaired_in_the_same_cli_session(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wf = dsl.check_source(REPAIRED).workflow
+    assert wf is not None
+    with FakeAnthropic(api_key=TEST_API_KEY) as fake:
+        # The CLI asks once more itself for the structured answer, then gives up with text only.
+        fake.queue(Reply(text="it looks fine"), Reply(text="really fine"),
+                   Reply(tool_calls=[ToolUse(STRUCTURED, {"level": "low"})]))
+        async with real_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
+            handle = await start(temporal_env.client, task_queue, wf, shell_cwd=str(tmp_path))
+            result = await finish(handle, timeout=240)
+            events = await handle.query("events", 0, result_type=list[Event])
+        repair = json.dumps(fake.requests[-1].body["messages"])
+    assert result.status == "finished", result.reason
+    assert result.outputs["assess"]["level"] == "low"
+    assert [e.data["reason"] for e in events if e.type == "llm_repair_requested"] == [
+        "the agent gave no JSON object as its answer"]
+    assert "it looks fine" in repair and "does not match the required output schema" in repair
+
+
+def cli_groups(marker: str) -> list[int]:
+    """The process groups of running `claude` processes whose command line holds ``marker``."""
+    groups = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and "claude" in cmdline and fields[0] != "Z":
+            groups.append(int(fields[2]))
+    return sorted(set(groups))
+
+
+async def test_cancelling_the_run_stops_the_cli_and_its_whole_process_group(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = f"cancel-me-{time.monotonic_ns()}"
+    wf = dsl.check_source(REPAIRED.replace('output: verdict', 'output: verdict\n  user: ask') +
+                          f"\nprompt ask:\n  {marker}\n").workflow
+    assert wf is not None
+    held = threading.Event()
+    with FakeAnthropic(api_key=TEST_API_KEY) as fake:
+        fake.queue(Reply(text="never", hold=held))
+        try:
+            async with real_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
+                # A cancel reaches an activity with its next heartbeat (sent at most every 0.8 x the timeout).
+                handle = await start(temporal_env.client, task_queue, wf, shell_cwd=str(tmp_path),
+                                     llm_heartbeat_timeout_seconds=3)
+                await asyncio.to_thread(fake.wait_for_requests, 1, 60)  # the CLI waits for the model
+                [group] = cli_groups(marker)
+                await handle.cancel()
+                deadline = time.monotonic() + 30
+                while live_members(group) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                assert live_members(group) == []
+                with pytest.raises(WorkflowFailureError) as err:
+                    await handle.result()
+                assert isinstance(err.value.cause, CancelledError)
+        finally:
+            held.set()
