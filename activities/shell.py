@@ -51,8 +51,9 @@ from temporalio import activity
 
 from activities import artifacts
 from activities.errors import BadRequestError, CommandFailedError
+from activities.heartbeats import wait_heartbeating
 from activities.redaction import redact
-from activities.shell_process import signal_group, spawn_guarded
+from activities.shell_process import signal_group, spawn_guarded, stop_group
 from dsl.templates import to_text
 from workflows.contract.artifact_refs import ARTIFACT_KEY
 from workflows.contract.env_refs import VALUE_ENV_PREFIX, expand_env_in_command
@@ -192,44 +193,23 @@ async def _spawn(req: ShellRequest, command: str, env: Mapping[str, str] | None 
 
 async def _wait_heartbeating(finished: asyncio.Future[Any], req: ShellRequest, started: float,
                              stdout: _Tail, stderr: _Tail) -> bool:
-    """Wait for the command to exit and close its output; heartbeat meanwhile.
+    """Wait for the command to exit and close its output; heartbeat its latest line meanwhile.
 
     Returns False when ``req.timeout_seconds`` ran out first. Waiting never cancels ``finished``.
     """
-    deadline = started + req.timeout_seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        done, _ = await asyncio.wait({finished}, timeout=min(req.heartbeat_seconds, remaining))
-        if done:
-            return True
+
+    def progress() -> dict[str, Any]:
         latest = max(stdout, stderr, key=lambda t: t.written_at)
-        activity.heartbeat({
-            "elapsed_seconds": round(time.monotonic() - started, 1),
-            "last_line": latest.last_line(),
-            "stdout_bytes": stdout.total,
-            "stderr_bytes": stderr.total,
-        })
+        return {"elapsed_seconds": round(time.monotonic() - started, 1), "last_line": latest.last_line(),
+                "stdout_bytes": stdout.total, "stderr_bytes": stderr.total}
+
+    return await wait_heartbeating(finished, started=started, timeout_seconds=req.timeout_seconds,
+                                   every_seconds=req.heartbeat_seconds, details=progress)
 
 
 async def _stop_process_group(proc: asyncio.subprocess.Process, finished: asyncio.Future[Any]) -> None:
-    """SIGTERM the command's process group, give it `KILL_GRACE_SECONDS`, then SIGKILL it.
-
-    "Exited" means `sh` has exited *and* its output pipes are closed, i.e. the children that
-    share them have exited too; so a child that traps SIGTERM still gets its grace period.
-    """
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait({finished}, timeout=KILL_GRACE_SECONDS)
-    finally:
-        _signal_group(proc.pid, signal.SIGKILL)  # even if a second cancel interrupts the wait
-    # Reap. A process that left the group (setsid) could hold the pipes open forever: stop reading.
-    await asyncio.wait({finished}, timeout=KILL_GRACE_SECONDS)
-    if not finished.done():
-        finished.cancel()
-    elif not finished.cancelled():
-        finished.exception()  # retrieved, so asyncio does not log it
+    """SIGTERM the command's process group, give it `KILL_GRACE_SECONDS`, then SIGKILL it (`stop_group`)."""
+    await stop_group(proc.pid, finished, KILL_GRACE_SECONDS)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

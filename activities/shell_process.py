@@ -112,6 +112,27 @@ async def spawn_guarded(shell: str, command: str, *, cwd: str | None, env: Mappi
     return proc
 
 
+async def stop_group(pgid: int, finished: asyncio.Future[object], grace: float) -> None:
+    """SIGTERM a command's process group, give it ``grace`` seconds, then SIGKILL it.
+
+    ``finished`` is the command's exit *and* its output pipes closing (the children sharing them
+    have exited too), so a child that traps SIGTERM still gets its grace period, while the guardian
+    (which holds no pipe and ignores SIGTERM on purpose) does not make the wait last the whole grace.
+    The group is killed in the end whatever happened, guardian included.
+    """
+    signal_group(pgid, signal.SIGTERM)
+    try:
+        await asyncio.wait({finished}, timeout=grace)
+    finally:
+        signal_group(pgid, signal.SIGKILL)  # even if a second cancel interrupts the wait
+    # Reap. A process that left the group (setsid) could hold the pipes open forever: stop reading.
+    await asyncio.wait({finished}, timeout=grace)
+    if not finished.done():
+        finished.cancel()
+    elif not finished.cancelled():
+        finished.exception()  # retrieved, so asyncio does not log it
+
+
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     """Signal a process group; a group already gone is not an error."""
     try:

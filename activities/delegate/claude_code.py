@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from activities.delegate.cli_process import CliExit, run_cli
+from activities.delegate.stream import SUMMARY_CHARS, StepStream, clip, first_line
 from activities.errors import CommandFailedError
 from activities.llm.structured_output import answer_spec
 from activities.mcp.servers import resolve_server
-from workflows.contract.delegation import MAX_STEPS_KEPT, DelegateRequest, DelegateResult, DelegateStep
+from workflows.contract.delegation import DelegateRequest, DelegateResult, DelegateStep
 from workflows.contract.env_refs import expand_env
 from workflows.contract.mcp import McpServerSpec
 from workflows.contract.messages import Usage
@@ -45,8 +46,6 @@ MUTATING_TOOLS = ("Bash", "Edit", "MultiEdit", "Write", "NotebookEdit")
 #: iterloop tool names with a Claude Code counterpart.
 TOOL_NAMES = {"shell": "Bash", "read_file": "Read", "write_file": "Write", "edit_file": "Edit",
               "grep": "Grep", "glob": "Glob", "web_fetch": "WebFetch", "web_search": "WebSearch"}
-_SUMMARY_CHARS = 200
-_TEXT_CHARS = 20_000
 
 
 def allowed_tools(tools: list[str]) -> list[str]:
@@ -124,14 +123,11 @@ def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: dic
     return argv
 
 
-class StreamParser:
+class StreamParser(StepStream):
     """Reads `stream-json` lines: keeps the session id, the steps (bounded), the final result."""
 
     def __init__(self, on_step: Callable[[DelegateStep], None]) -> None:
-        self.on_step = on_step
-        self.session_id = ""
-        self.steps: list[DelegateStep] = []
-        self.steps_dropped = 0
+        super().__init__(on_step)
         self.result: dict[str, Any] | None = None
         self.last_text = ""
 
@@ -155,35 +151,19 @@ class StreamParser:
                         self.last_text = str(block.get("text", ""))
                     self._keep(step)
 
-    def _keep(self, step: DelegateStep) -> None:
-        if len(self.steps) < MAX_STEPS_KEPT:
-            self.steps.append(step)
-        else:
-            self.steps_dropped += 1
-        self.on_step(step)
-
     def outcome(self, done: CliExit, req: DelegateRequest, model: str) -> DelegateResult:
         result = self.result
         if result is None or (done.returncode != 0 and result.get("is_error")):
             reason = (result or {}).get("result") or f"exit code {done.returncode}, no result event"
-            raise CommandFailedError(f"claude_code for node '{req.node_id}' failed: {_clip(str(reason), 600)}",
+            raise CommandFailedError(f"claude_code for node '{req.node_id}' failed: {clip(str(reason), 600)}",
                                      details={"stderr_tail": done.stderr_tail, "exit_code": done.returncode})
         text = str(result.get("result") or self.last_text)
         usage = _usage(result, model)
-        common = {"text": _clip(text, _TEXT_CHARS), "usage": usage, "session_id": self.session_id,
-                  "steps": self.steps, "steps_dropped": self.steps_dropped}
+        common = self.common(text, usage)
         if result.get("is_error"):
             return DelegateResult(status="invalid", invalid_reason=f"the agent stopped with an error: "
-                                  f"{_clip(str(result.get('subtype', '')) + ' ' + text, 400)}", **common)
-        if req.output_schema is None:
-            return DelegateResult(status="final", output={"text": text}, **common)
-        answer = result.get("structured_output")
-        if answer is None:
-            answer = _json_object_in(text)
-        if not isinstance(answer, dict):
-            return DelegateResult(status="invalid", invalid_reason="the agent gave no JSON object as its answer",
-                                  **common)
-        return DelegateResult(status="final", output=answer, **common)
+                                  f"{clip(str(result.get('subtype', '')) + ' ' + text, 400)}", **common)
+        return self.answer(req, text, common, structured=result.get("structured_output"))
 
 
 async def run(req: DelegateRequest, *, binary: Path, on_step: Callable[[DelegateStep], None]) -> DelegateResult:
@@ -201,19 +181,19 @@ def _step(block: Any) -> DelegateStep | None:
         return None
     kind = block.get("type")
     if kind == "text" and str(block.get("text", "")).strip():
-        return DelegateStep(kind="message", summary=_first_line(block["text"]))
+        return DelegateStep(kind="message", summary=first_line(block["text"]))
     if kind == "thinking":
-        return DelegateStep(kind="thinking", summary=_first_line(str(block.get("thinking", ""))))
+        return DelegateStep(kind="thinking", summary=first_line(str(block.get("thinking", ""))))
     if kind == "tool_use":
         name = str(block.get("name", ""))
         args = block.get("input") if isinstance(block.get("input"), dict) else {}
         main = next((str(v) for k, v in args.items() if k in ("file_path", "command", "pattern", "path", "url")),
-                    json.dumps(args, ensure_ascii=False)[:_SUMMARY_CHARS])
-        return DelegateStep(kind="tool_use", tool=name, summary=_first_line(f"{name} {main}"))
+                    json.dumps(args, ensure_ascii=False)[:SUMMARY_CHARS])
+        return DelegateStep(kind="tool_use", tool=name, summary=first_line(f"{name} {main}"))
     if kind == "tool_result":
         content = block.get("content")
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
-        return DelegateStep(kind="tool_result", summary=_first_line(("error: " if block.get("is_error") else "") + text))
+        return DelegateStep(kind="tool_result", summary=first_line(("error: " if block.get("is_error") else "") + text))
     return None
 
 
@@ -232,25 +212,7 @@ def _usage(result: dict[str, Any], model: str) -> Usage:
                  model=model or (used_models[0] if used_models else ""), unpriced_calls=0 if priced else 1)
 
 
-def _json_object_in(text: str) -> Any:
-    """The JSON object an answer holds (whole, or the last ```json block, or from the first `{`)."""
-    candidates = [text.strip()]
-    if "```" in text:
-        candidates += [part.removeprefix("json").strip() for part in text.split("```")[1::2]][::-1]
-    if "{" in text:
-        candidates.append(text[text.index("{"):text.rindex("}") + 1])
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    return None
 
 
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return _clip(line, _SUMMARY_CHARS)
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"

@@ -10,14 +10,12 @@ group also dies with the worker) and a stop signals the whole group, TERM then K
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shlex
-import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from activities.errors import CommandFailedError
-from activities.shell_process import group_alive, signal_group, spawn_guarded
+from activities.shell_process import spawn_guarded, stop_group
 
 #: What a failure keeps of the CLI's stderr (its last characters: where the reason usually is).
 STDERR_TAIL_CHARS = 4000
@@ -72,34 +70,11 @@ async def run_cli(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str
     try:
         await asyncio.wait_for(asyncio.shield(work), timeout_seconds)
     except TimeoutError:
-        await stop_group(proc.pid, kill_grace_seconds)
-        await _settled(work)
+        await stop_group(proc.pid, work, kill_grace_seconds)
         raise CommandFailedError(f"{what} did not finish within {timeout_seconds:g}s and was stopped "
                                  "(raise the run option delegate_timeout_seconds if it needs longer)",
                                  details={"stderr_tail": tail()}) from None
     except BaseException:  # cancelled (or a bug in a reader): nothing of the CLI may outlive us
-        await asyncio.shield(stop_group(proc.pid, kill_grace_seconds))
-        await _settled(work)
+        await asyncio.shield(stop_group(proc.pid, work, kill_grace_seconds))
         raise
     return CliExit(proc.returncode if proc.returncode is not None else -1, tail())
-
-
-async def stop_group(pgid: int, grace: float) -> None:
-    """SIGTERM the group, wait up to ``grace`` for it to go, then SIGKILL it."""
-    signal_group(pgid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while group_alive(pgid) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    if group_alive(pgid):
-        signal_group(pgid, signal.SIGKILL)
-
-
-async def _settled(work: asyncio.Future[object]) -> None:
-    """Let the readers finish once the group is gone (their pipes close), else cancel them."""
-    try:
-        await asyncio.wait_for(asyncio.shield(work), 2.0)
-    except BaseException:  # noqa: BLE001  (a reader's own failure does not matter any more)
-        work.cancel()
-        with contextlib.suppress(BaseException):
-            await work

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.delegate.cli_process import CliExit, run_cli
+from activities.delegate.stream import StepStream, clip, first_line
 from activities.errors import BadRequestError, CommandFailedError
 from activities.llm.activity import current_settings
 from activities.llm.pricing import PriceTable, turn_price_table
@@ -54,14 +55,12 @@ from activities.llm.reasoning import OPENAI_EFFORT
 from activities.llm.structured_output import answer_spec, strict_json_schema
 from activities.mcp.pool import list_tools
 from activities.mcp.servers import resolve_server
-from workflows.contract.delegation import MAX_STEPS_KEPT, DelegateRequest, DelegateResult, DelegateStep
+from workflows.contract.delegation import DelegateRequest, DelegateResult, DelegateStep
 from workflows.contract.env_refs import expand_env
 from workflows.contract.mcp import MCP_PREFIX, McpServerSpec
 from workflows.contract.messages import Usage
 
 PROVIDER = "codex"
-_SUMMARY_CHARS = 200
-_TEXT_CHARS = 20_000
 #: A server name must be one key of Codex's dotted `-c` path.
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -196,15 +195,12 @@ def expanded_model(req: DelegateRequest, env: Mapping[str, str]) -> str:
 
 # -- the event stream ----------------------------------------------------------------------------
 
-class EventParser:
+class EventParser(StepStream):
     """Reads `codex exec --json` lines: the session id, the steps (bounded), the last message,
     the usage of the turn, and a failure if the turn failed."""
 
     def __init__(self, on_step: Callable[[DelegateStep], None]) -> None:
-        self.on_step = on_step
-        self.session_id = ""
-        self.steps: list[DelegateStep] = []
-        self.steps_dropped = 0
+        super().__init__(on_step)
         self.last_message = ""
         self.tokens = TokenCounts()
         self.turns = 0
@@ -240,11 +236,11 @@ class EventParser:
             return
         if kind == "agent_message":
             self.last_message = str(item.get("text", ""))
-            self._keep(DelegateStep(kind="message", summary=_first_line(self.last_message)))
+            self._keep(DelegateStep(kind="message", summary=first_line(self.last_message)))
         elif kind == "reasoning":
-            self._keep(DelegateStep(kind="thinking", summary=_first_line(str(item.get("text", "")))))
+            self._keep(DelegateStep(kind="thinking", summary=first_line(str(item.get("text", "")))))
         elif kind == "error":
-            self._keep(DelegateStep(kind="other", summary=_first_line(str(item.get("message", "")))))
+            self._keep(DelegateStep(kind="other", summary=first_line(str(item.get("message", "")))))
         else:
             use = _tool_use(item)
             if use is not None and item_id not in self._started:
@@ -264,13 +260,6 @@ class EventParser:
             reasoning_tokens=t.reasoning_tokens + int(raw.get("reasoning_output_tokens") or 0))
         self.turns += 1
 
-    def _keep(self, step: DelegateStep) -> None:
-        if len(self.steps) < MAX_STEPS_KEPT:
-            self.steps.append(step)
-        else:
-            self.steps_dropped += 1
-        self.on_step(step)
-
     def usage(self, model: str, prices: PriceTable) -> Usage:
         t = self.tokens
         usage = Usage(provider=PROVIDER, model=model, input_tokens=t.input_tokens, output_tokens=t.output_tokens,
@@ -284,19 +273,10 @@ class EventParser:
     def outcome(self, done: CliExit, req: DelegateRequest, model: str, prices: PriceTable) -> DelegateResult:
         if self.failure or done.returncode != 0 or self.turns == 0:
             reason = self.failure or f"exit code {done.returncode}, no completed turn"
-            raise CommandFailedError(f"codex for node '{req.node_id}' failed: {_clip(reason, 600)}",
+            raise CommandFailedError(f"codex for node '{req.node_id}' failed: {clip(reason, 600)}",
                                      details={"stderr_tail": done.stderr_tail, "exit_code": done.returncode})
         text = self.last_message
-        common: dict[str, Any] = {"text": _clip(text, _TEXT_CHARS), "usage": self.usage(model, prices),
-                                  "session_id": self.session_id, "steps": self.steps,
-                                  "steps_dropped": self.steps_dropped}
-        if req.output_schema is None:
-            return DelegateResult(status="final", output={"text": text}, **common)
-        answer = _json_object_in(text)
-        if not isinstance(answer, dict):
-            return DelegateResult(status="invalid", invalid_reason="the agent gave no JSON object as its answer",
-                                  **common)
-        return DelegateResult(status="final", output=answer, **common)
+        return self.answer(req, text, self.common(text, self.usage(model, prices)))
 
 
 async def run(req: DelegateRequest, *, binary: Path, on_step: Callable[[DelegateStep], None],
@@ -324,17 +304,17 @@ async def run(req: DelegateRequest, *, binary: Path, on_step: Callable[[Delegate
 def _tool_use(item: dict[str, Any]) -> DelegateStep | None:
     kind = item.get("type")
     if kind == "command_execution":
-        return DelegateStep(kind="tool_use", tool="shell", summary=_first_line(f"shell {item.get('command', '')}"))
+        return DelegateStep(kind="tool_use", tool="shell", summary=first_line(f"shell {item.get('command', '')}"))
     if kind == "mcp_tool_call":
         name = f"mcp.{item.get('server', '')}.{item.get('tool', '')}"
         args = json.dumps(item.get("arguments"), ensure_ascii=False)
-        return DelegateStep(kind="tool_use", tool=name, summary=_first_line(f"{name} {args}"))
+        return DelegateStep(kind="tool_use", tool=name, summary=first_line(f"{name} {args}"))
     if kind == "file_change":
         changes = item.get("changes") if isinstance(item.get("changes"), list) else []
         files = ", ".join(f"{c.get('kind', '')} {c.get('path', '')}".strip() for c in changes if isinstance(c, dict))
-        return DelegateStep(kind="tool_use", tool="apply_patch", summary=_first_line(f"apply_patch {files}"))
+        return DelegateStep(kind="tool_use", tool="apply_patch", summary=first_line(f"apply_patch {files}"))
     if kind == "web_search":
-        return DelegateStep(kind="tool_use", tool="web_search", summary=_first_line(f"web_search {item.get('query', '')}"))
+        return DelegateStep(kind="tool_use", tool="web_search", summary=first_line(f"web_search {item.get('query', '')}"))
     return None
 
 
@@ -343,40 +323,21 @@ def _tool_result(item: dict[str, Any]) -> DelegateStep | None:
     if kind == "command_execution":
         output = str(item.get("aggregated_output") or "")
         return DelegateStep(kind="tool_result", tool="shell",
-                            summary=_first_line(f"exit {item.get('exit_code')}: {output}"))
+                            summary=first_line(f"exit {item.get('exit_code')}: {output}"))
     if kind == "mcp_tool_call":
         error = item.get("error")
         text = f"error: {error.get('message', error) if isinstance(error, dict) else error}" if error else \
             json.dumps(item.get("result"), ensure_ascii=False)
         return DelegateStep(kind="tool_result", tool=f"mcp.{item.get('server', '')}.{item.get('tool', '')}",
-                            summary=_first_line(text))
+                            summary=first_line(text))
     if kind == "todo_list":
         items = item.get("items") if isinstance(item.get("items"), list) else []
-        return DelegateStep(kind="other", summary=_first_line(
+        return DelegateStep(kind="other", summary=first_line(
             "plan: " + "; ".join(str(i.get("text", "")) for i in items if isinstance(i, dict))))
     return None
 
 
-def _json_object_in(text: str) -> Any:
-    """The JSON object an answer holds: the whole text (what `--output-schema` gives), else the
-    last fenced block, else from the first `{` to the last `}`."""
-    candidates = [text.strip()]
-    if "```" in text:
-        candidates += [part.removeprefix("json").strip() for part in text.split("```")[1::2]][::-1]
-    if "{" in text:
-        candidates.append(text[text.index("{"):text.rindex("}") + 1])
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    return None
 
 
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return _clip(line, _SUMMARY_CHARS)
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"

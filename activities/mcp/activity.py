@@ -22,6 +22,7 @@ from temporalio import activity
 
 from activities import artifacts
 from activities.errors import BadRequestError
+from activities.heartbeats import wait_heartbeating
 from activities.mcp.pool import pool
 from activities.mcp.results import call_result
 from activities.mcp.servers import resolve_server
@@ -60,16 +61,10 @@ async def mcp_call(req: McpCallRequest) -> McpCallResult:
 
 async def _wait_heartbeating(call: asyncio.Future[object], req: McpCallRequest, started: float) -> bool:
     """Wait for ``call``, heartbeating; False when `req.timeout_seconds` ran out first."""
-    deadline = started + req.timeout_seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        done, _ = await asyncio.wait({call}, timeout=min(req.heartbeat_seconds, remaining))
-        if done:
-            return True
-        activity.heartbeat({"server": req.server.name, "tool": req.tool,
-                            "elapsed_seconds": round(time.monotonic() - started, 1)})
+    return await wait_heartbeating(
+        call, started=started, timeout_seconds=req.timeout_seconds, every_seconds=req.heartbeat_seconds,
+        details=lambda: {"server": req.server.name, "tool": req.tool,
+                         "elapsed_seconds": round(time.monotonic() - started, 1)})
 
 
 async def _cancel(call: asyncio.Future[object]) -> None:
