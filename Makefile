@@ -10,6 +10,7 @@
 #                Temporal dev server (mock connector, scripted model, local flags; asks at the
 #                approval gate on a terminal, --skip-gates otherwise; the dev server is stopped afterwards)
 #   make bench   DSL throughput and cold `iterloop validate` time
+#   make bench-stats  the growth loop's verdict: A/A false ship/kill rates, power, CUPED
 #   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN): built with Go, or
 #                downloaded through the Temporal SDK when Go is absent (skipped if ITERLOOP_TEMPORAL_BIN is set)
 #   make claude-code  install the Claude Code CLI $(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR) with npm
@@ -63,7 +64,7 @@ DEMO_WORKFLOW := examples/growth_loop.iter
 DEMO_CONFIG := examples/growth_loop.demo.yaml
 DEMO_SCRIPT := examples/growth_loop.script.yaml
 
-.PHONY: setup test demo bench temporal chromium claude-code codex mcp-servers server stop clean
+.PHONY: setup test demo bench bench-stats temporal chromium claude-code codex mcp-servers server stop clean
 
 setup: $(STAMP) temporal chromium claude-code codex mcp-servers
 
@@ -104,6 +105,10 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_dsl.py
 	$(BIN)/python benchmarks/bench_runtime.py $(BENCH_ARGS)
+
+# The verdict path's A/A error rates, realised power and CUPED (minutes: not part of `make bench`).
+bench-stats: setup
+	$(BIN)/python benchmarks/bench_stats.py $(BENCH_STATS_ARGS)
 
 # Idempotent: nothing happens once the binary exists (or ITERLOOP_TEMPORAL_BIN names one).
 ifeq ($(strip $(ITERLOOP_TEMPORAL_BIN)),)

@@ -29,15 +29,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.connectors.base import BaseConnector
+from activities.connectors.checked import ArmContext, checked_arm, checked_arms
 from activities.connectors.http_api import get_json
-from activities.connectors.models import (
-    ExperimentResults,
-    FunnelData,
-    Granularity,
-    MetricSeries,
-    RatioMetric,
-    variant_result,
-)
+from activities.connectors.models import ExperimentResults, FunnelData, Granularity, MetricSeries, RatioMetric
 from activities.connectors.series import check_query, parse_day, series_from_daily
 from activities.errors import (
     ConnectorAuthError,
@@ -140,11 +134,13 @@ class AmplitudeConnector(BaseConnector):
         if isinstance(spec, RatioMetric):
             num = await self._daily(self._metric(spec.numerator), start, end, segment)
             den = await self._daily(self._metric(spec.denominator), start, end, segment)
-            return series_from_daily(metric, num, denominators=den, granularity=granularity, segment=segment)
+            return series_from_daily(metric, num, denominators=den, granularity=granularity, segment=segment,
+                                     source=self.name)
         return series_from_daily(metric, await self._daily(spec, start, end, segment), granularity=granularity,
-                                 segment=segment)
+                                 segment=segment, source=self.name)
 
-    async def experiment_results(self, experiment_key: str, metric: str) -> ExperimentResults:
+    async def experiment_results(self, experiment_key: str, metric: str, *,
+                                 cap_percentile: float | None = None) -> ExperimentResults:
         spec = self._metric(metric)
         if isinstance(spec, RatioMetric):
             spec = self._metric(spec.numerator)
@@ -161,12 +157,14 @@ class AmplitudeConnector(BaseConnector):
                   *self._period(start, end),
                   *(("s", json.dumps([{"prop": prop, "op": "is", "values": [v]}])) for v in variants)]
         groups = await self._get("/funnels", params)
+        ctx = ArmContext(self.name, experiment_key, metric)
         results = []
         for position, group in enumerate(groups):
             index = int((group.get("meta") or {}).get("segmentIndex", position))
-            counts = _cumulative(group)
+            counts = group.get("cumulativeRaw") or []
             if index < len(variants) and counts:
-                results.append(variant_result(variants[index], counts[0], counts[-1] if len(counts) > 1 else 0))
+                results.append(checked_arm(ctx, variants[index], counts[0], counts[-1] if len(counts) > 1 else 0))
+        results = checked_arms(ctx, results)
         if not any(r.users for r in results):  # nobody exposed yet: no data (an empty arm alone is a signal)
             results = []
         return ExperimentResults(experiment_key=experiment_key, metric=metric, as_of=now, variants=results)

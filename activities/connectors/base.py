@@ -7,8 +7,13 @@ whatever the source:
 - `metric_series(metric, start, end, segment, granularity)` → `MetricSeries`: one value per
   day, week (starting Monday) or month. Week and month values are sums of daily values (for a
   user count: user-days); a ratio metric is the ratio of those sums.
-- `experiment_results(experiment_key, metric)` → `ExperimentResults`: users and conversions per
-  variant. An experiment without data yet has no variants (not an error: it just launched).
+- `experiment_results(experiment_key, metric, cap_percentile=None)` → `ExperimentResults`: users
+  and conversions per variant, every arm the source has, **in the source's order** (position means
+  nothing: the statistics tools find the control by name). Sources with per-unit data add
+  continuous means/sds, CUPED pre-period statistics, ratio-metric parts and, with
+  ``cap_percentile``, winsorised means (`capped_at`). An experiment without data yet has no
+  variants (not an error: it just launched). Every number is checked finite on the way in
+  (`activities.connectors.checked`).
 - `historical_experiments(limit, metric)` → finished experiments, most recent first.
 
 Segments are `{dimension: value}` filters such as `{"platform": "ios"}`; dates are inclusive.
@@ -62,7 +67,11 @@ class BaseConnector(ExternalService, ABC):
                             granularity: Granularity = "day") -> MetricSeries: ...
 
     @abstractmethod
-    async def experiment_results(self, experiment_key: str, metric: str) -> ExperimentResults: ...
+    async def experiment_results(self, experiment_key: str, metric: str, *,
+                                 cap_percentile: float | None = None) -> ExperimentResults:
+        """``cap_percentile`` (e.g. 0.99) winsorises a continuous metric at that percentile of all
+        units (pooled over the arms, as GrowthBook caps); sources that only count conversions,
+        where capping a 0/1 value changes nothing, ignore it."""
 
     async def historical_experiments(self, limit: int = 20, metric: str | None = None) -> list[HistoricalExperiment]:
         """Finished experiments, most recent first. Analytics tools do not store verdicts, so by

@@ -38,14 +38,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.connectors.base import BaseConnector
-from activities.connectors.models import (
-    ExperimentResults,
-    FunnelData,
-    Granularity,
-    MetricSeries,
-    RatioMetric,
-    variant_result,
-)
+from activities.connectors.checked import ArmContext, checked_arm, checked_arms, finite_count
+from activities.connectors.models import ExperimentResults, FunnelData, Granularity, MetricSeries, RatioMetric
 from activities.connectors.series import check_query, parse_day, series_from_daily
 from activities.errors import (
     ConnectorAuthError,
@@ -153,11 +147,13 @@ class GA4Connector(BaseConnector):
         if isinstance(spec, RatioMetric):
             num = await self._daily(self._metric(spec.numerator), start, end, segment)
             den = await self._daily(self._metric(spec.denominator), start, end, segment)
-            return series_from_daily(metric, num, denominators=den, granularity=granularity, segment=segment)
+            return series_from_daily(metric, num, denominators=den, granularity=granularity, segment=segment,
+                                     source=self.name)
         return series_from_daily(metric, await self._daily(spec, start, end, segment), granularity=granularity,
-                                 segment=segment)
+                                 segment=segment, source=self.name)
 
-    async def experiment_results(self, experiment_key: str, metric: str) -> ExperimentResults:
+    async def experiment_results(self, experiment_key: str, metric: str, *,
+                                 cap_percentile: float | None = None) -> ExperimentResults:
         spec = self._metric(metric)
         if isinstance(spec, RatioMetric):
             spec = self._metric(spec.numerator)
@@ -170,14 +166,17 @@ class GA4Connector(BaseConnector):
         start = end - timedelta(days=self.settings.experiment_lookback_days - 1)
         rows = await self._report(start, end, [dimension, "eventName"], ["totalUsers"], None,
                                   events=[self.settings.exposure_event, spec.event])
-        arms: dict[str, list[int]] = {}
+        ctx = ArmContext(self.name, experiment_key, metric)
+        arms: dict[str, list[int]] = {}  # in the report's order: position means nothing, names do
         for (variant, event), values in rows:
             if variant in ("(not set)", ""):
                 continue
             counts = arms.setdefault(variant, [0, 0])
-            counts[0 if event == self.settings.exposure_event else 1] += int(values[0])
+            exposure = event == self.settings.exposure_event
+            field = "users" if exposure else "conversions"
+            counts[0 if exposure else 1] += finite_count(values[0], ctx, variant, field)
         return ExperimentResults(experiment_key=experiment_key, metric=metric, as_of=now,
-                                 variants=[variant_result(v, u, c) for v, (u, c) in sorted(arms.items())])
+                                 variants=checked_arms(ctx, (checked_arm(ctx, v, u, c) for v, (u, c) in arms.items())))
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -199,7 +198,7 @@ class GA4Connector(BaseConnector):
             raise ConnectorConfigError("ga4: a ratio metric's numerator and denominator must be GA4 metrics")
         rows = await self._report(start, end, ["date"], [spec.metric], segment,
                                   events=[spec.event] if spec.event else None)
-        return {parse_day(dims[0]): float(values[0]) for dims, values in rows}
+        return {parse_day(dims[0]): float(values[0]) for dims, values in rows}  # checked in series_from_daily
 
     async def _report(self, start: date, end: date, dimensions: Sequence[str], metrics: Sequence[str],
                       segment: Mapping[str, str] | None, *, events: Sequence[str] | None) -> list[tuple[list[str], list[str]]]:

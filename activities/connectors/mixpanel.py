@@ -28,15 +28,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.connectors.base import BaseConnector
+from activities.connectors.checked import ArmContext, checked_arm, checked_arms, finite_count
 from activities.connectors.http_api import get_json
-from activities.connectors.models import (
-    ExperimentResults,
-    FunnelData,
-    Granularity,
-    MetricSeries,
-    RatioMetric,
-    variant_result,
-)
+from activities.connectors.models import ExperimentResults, FunnelData, Granularity, MetricSeries, RatioMetric
 from activities.connectors.series import check_query, parse_day, series_from_daily
 from activities.errors import (
     ConnectorAuthError,
@@ -148,11 +142,13 @@ class MixpanelConnector(BaseConnector):
         if isinstance(spec, RatioMetric):
             num = await self._daily(self._metric(spec.numerator), start, end, segment)
             den = await self._daily(self._metric(spec.denominator), start, end, segment)
-            return series_from_daily(metric, num, denominators=den, granularity=granularity, segment=segment)
+            return series_from_daily(metric, num, denominators=den, granularity=granularity, segment=segment,
+                                     source=self.name)
         return series_from_daily(metric, await self._daily(spec, start, end, segment), granularity=granularity,
-                                 segment=segment)
+                                 segment=segment, source=self.name)
 
-    async def experiment_results(self, experiment_key: str, metric: str) -> ExperimentResults:
+    async def experiment_results(self, experiment_key: str, metric: str, *,
+                                 cap_percentile: float | None = None) -> ExperimentResults:
         funnel_id = self.settings.experiment_funnels.get(metric)
         if funnel_id is None:
             raise UnknownMetricError(f"{self.name} experiments (experiment_funnels)", metric,
@@ -164,17 +160,18 @@ class MixpanelConnector(BaseConnector):
         body = await self._get("/funnels", {**self._period(start, end), "funnel_id": funnel_id,
                                             "interval": (end - start).days + 1, "where": where,
                                             "on": f"properties[{json.dumps(self.settings.variant_property)}]"})
-        arms: dict[str, list[int]] = {}
+        ctx = ArmContext(self.name, experiment_key, metric)
+        arms: dict[str, list[int]] = {}  # in the answer's order: position means nothing, names do
         for bucket in (body.get("data") or {}).values():
             for variant, steps in bucket.items():
                 steps = steps.get("steps", []) if isinstance(steps, dict) else steps
                 if variant.startswith("$") or not steps:  # "$overall" is the sum of the variants
                     continue
                 counts = arms.setdefault(variant, [0, 0])
-                counts[0] += int(steps[0].get("count") or 0)  # exposed
-                counts[1] += int(steps[-1].get("count") or 0)  # converted
+                counts[0] += finite_count(steps[0].get("count"), ctx, variant, "users")  # exposed
+                counts[1] += finite_count(steps[-1].get("count"), ctx, variant, "conversions")  # converted
         return ExperimentResults(experiment_key=experiment_key, metric=metric, as_of=now,
-                                 variants=[variant_result(v, u, c) for v, (u, c) in sorted(arms.items())])
+                                 variants=checked_arms(ctx, (checked_arm(ctx, v, u, c) for v, (u, c) in arms.items())))
 
     # -- internals -----------------------------------------------------------------------------
 

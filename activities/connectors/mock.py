@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from pydantic import Field
 
 from activities.connectors.base import BaseConnector
+from activities.connectors.checked import ArmContext, checked_arm
 from activities.connectors.history import select_history
 from activities.connectors.models import (
     ExperimentResults,
@@ -31,7 +33,6 @@ from activities.connectors.models import (
     Granularity,
     HistoricalExperiment,
     MetricSeries,
-    VariantResult,
     variant_result,
 )
 from activities.connectors.series import check_query, series_from_daily
@@ -47,8 +48,9 @@ class MockConnector(BaseConnector):
         dataset_path: str | None = Field(None, description="another dataset file with the same layout")
         end_date: date | None = Field(
             None, description="the dataset's last day; default: yesterday (UTC). 2025-04-27 = no shift")
-        variants: list[str] = Field(["control", "treatment"], min_length=2, max_length=2,
-                                    description="names of the control and treatment arms of generated results")
+        variants: list[str] = Field(["control", "treatment"], min_length=2, max_length=8,
+                                    description="arms of generated results: the first gets the baseline, the "
+                                                "others the lift (the second half of it, …); 2 to 8 arms")
 
     def __init__(self, settings: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(settings, env=env)
@@ -80,12 +82,13 @@ class MockConnector(BaseConnector):
         rows = list(self._rows(start, end, match))
         if "column" in spec:
             return series_from_daily(metric, self._daily(rows, spec["column"]), granularity=granularity,
-                                     segment=canonical)
+                                     segment=canonical, source=self.name)
         num, den = (self.data.metrics[spec[k]]["column"] for k in ("numerator", "denominator"))
         return series_from_daily(metric, self._daily(rows, num), denominators=self._daily(rows, den),
-                                 granularity=granularity, segment=canonical)
+                                 granularity=granularity, segment=canonical, source=self.name)
 
-    async def experiment_results(self, experiment_key: str, metric: str) -> ExperimentResults:
+    async def experiment_results(self, experiment_key: str, metric: str, *,
+                                 cap_percentile: float | None = None) -> ExperimentResults:
         recorded = self.data.recorded_results.get(experiment_key)
         if recorded is not None:  # a finished experiment from the history
             if metric != recorded["metric"]:
@@ -99,7 +102,7 @@ class MockConnector(BaseConnector):
             raise UnknownMetricError(f"{self.name} experiments", metric, model["metrics"])
         return generated_results(experiment_key, metric, model, self.settings.variants,
                                  as_of=datetime.combine(self.data.end + self.shift + timedelta(days=1), time(0),
-                                                        tzinfo=timezone.utc))
+                                                        tzinfo=timezone.utc), cap_percentile=cap_percentile)
 
     async def historical_experiments(self, limit: int = 20, metric: str | None = None) -> list[HistoricalExperiment]:
         if self.settings.history_file:
@@ -146,25 +149,39 @@ class MockConnector(BaseConnector):
 
 
 def generated_results(key: str, metric: str, model: Mapping[str, Any], variants: list[str], *,
-                      as_of: datetime) -> ExperimentResults:
+                      as_of: datetime, cap_percentile: float | None = None) -> ExperimentResults:
     """Results for an experiment the loop launched, a pure function of its key.
 
-    Arms of ~20,000 users split evenly (no sample-ratio mismatch); each metric's control value
-    and lift vary a little with the key, within the bounds in the dataset's ``experiment_model``
-    (for checkout_conversion: control 29.7–30.3 %, lift +9–11 %, always significant; guardrails
-    flat). Every variant carries its revenue per user.
+    Arms of ~20,000 users split evenly (no sample-ratio mismatch); the first name in ``variants``
+    gets the baseline, the first treatment the metric's lift, a second treatment half of it, a
+    third a quarter (so a multi-arm test has one clear winner). Each metric's control value and
+    lift vary a little with the key, within the bounds in the dataset's ``experiment_model`` (for
+    checkout_conversion: control 29.7–30.3 %, lift +9–11 %, always significant; guardrails flat).
+    Every variant carries its revenue per user; every metric but a ratio carries CUPED pre-period
+    statistics (the same metric before the start: no treatment effect, correlation
+    ``pre_correlation`` with the in-experiment value); ``aov`` is a ratio metric (revenue and
+    orders per unit, for the delta method); a continuous metric is winsorised at
+    ``cap_percentile`` of all units when asked (`capped_at`).
     """
+    ctx = ArmContext("mock", key, metric)
+    k = len(variants)
     draw = _draws(key, "arms")
-    total = 2 * model["users_per_arm"] + round((2 * draw(0) - 1) * model["users_jitter"])
-    n_t = round(total * (0.5 + (2 * draw(1) - 1) * model["split_jitter"]))
-    users = {variants[0]: total - n_t, variants[1]: n_t}
+    total = k * model["users_per_arm"] + round((2 * draw(0) - 1) * model["users_jitter"] * k / 2)
+    treated = {arm: round(total * (1 / k + (2 * draw(i) - 1) * model["split_jitter"]))
+               for i, arm in enumerate(variants[1:], start=1)}
+    users = {variants[0]: total - sum(treated.values()), **treated}
+
+    def lifted(name: str, control: float) -> dict[str, float]:
+        spec, d = model["metrics"][name], _draws(key, name)
+        out = {variants[0]: control}
+        for i, arm in enumerate(variants[1:], start=1):
+            out[arm] = control * (1 + spec["lift"] * 0.5 ** (i - 1) + (2 * d(i) - 1) * spec["lift_jitter"])
+        return out
 
     def arm_values(name: str) -> dict[str, float]:
         spec, d = model["metrics"][name], _draws(key, name)
-        control = spec["control"] + (2 * d(0) - 1) * spec["jitter"] * (1 if spec["kind"] == "conversion"
-                                                                         else spec["control"])
-        lift = spec["lift"] + (2 * d(1) - 1) * spec["lift_jitter"]
-        return {variants[0]: control, variants[1]: control * (1 + lift)}
+        scale = 1 if spec["kind"] == "conversion" else spec["control"]
+        return lifted(name, spec["control"] + (2 * d(0) - 1) * spec["jitter"] * scale)
 
     primary = arm_values(model["primary_metric"])
     aov, aov_sd = model["aov"], model["aov_sd"]
@@ -174,25 +191,105 @@ def generated_results(key: str, metric: str, model: Mapping[str, Any], variants:
         revenue[arm] = (round(mean, 2), round(math.sqrt(p * (aov_sd**2 + aov**2) - mean**2), 2))
 
     spec = model["metrics"][metric]
-    results: list[VariantResult] = []
+    fields: dict[str, dict[str, float | None]] = {arm: {"revenue_mean": revenue[arm][0],
+                                                        "revenue_sd": revenue[arm][1]} for arm in variants}
+    conversions: dict[str, int] = {}
     if spec["kind"] == "conversion":
         rates = arm_values(metric)
+        conversions = {arm: round(users[arm] * rates[arm]) for arm in variants}
+        moments = {arm: (conversions[arm] / users[arm], math.sqrt(rates[arm] * (1 - rates[arm]))) for arm in variants}
+    elif spec["kind"] == "ratio":  # revenue / orders per unit; orders: 0 or 1 per unit
+        values = lifted(metric, aov)
         for arm in variants:
-            results.append(variant_result(arm, users[arm], round(users[arm] * rates[arm]),
-                                          revenue_mean=revenue[arm][0], revenue_sd=revenue[arm][1]))
+            p, a = primary[arm], values[arm]
+            a_sd = aov_sd * a / aov
+            num_mean = p * a
+            conversions[arm] = round(users[arm] * p)
+            fields[arm].update(numerator_mean=round(num_mean, 4),
+                               numerator_sd=round(math.sqrt(p * (a_sd**2 + a**2) - num_mean**2), 4),
+                               denominator_mean=round(p, 6), denominator_sd=round(math.sqrt(p * (1 - p)), 6),
+                               numerator_denominator_covariance=round(a * p * (1 - p), 4))
+        moments = {}
     else:
-        if spec.get("derived_from"):  # revenue per user
-            means = {arm: revenue[arm][0] for arm in variants}
-            sds = {arm: revenue[arm][1] for arm in variants}
+        if spec.get("derived_from"):  # revenue per user: non-buyers spend 0, buyers a lognormal order value
+            shapes = {arm: (1 - primary[arm], aov, aov_sd) for arm in variants}
         else:
             means = arm_values(metric)
-            sds = dict.fromkeys(variants, spec["sd"])
+            shapes = {arm: (0.0, means[arm], spec["sd"] * means[arm] / spec["control"]) for arm in variants}
+        cap = None if cap_percentile is None else _pooled_quantile(shapes, users, cap_percentile)
+        moments = {arm: _capped_moments(*shapes[arm], cap) for arm in variants}
+        conversions = dict(users)
         for arm in variants:
-            results.append(variant_result(arm, users[arm], users[arm], revenue_mean=revenue[arm][0],
-                                          revenue_sd=revenue[arm][1], value_mean=round(means[arm], 4),
-                                          value_sd=round(sds[arm], 4)))
+            fields[arm].update(value_mean=round(moments[arm][0], 4), value_sd=round(moments[arm][1], 4),
+                               capped_at=None if cap is None else round(cap, 4))
+    if moments and "pre_correlation" in spec:
+        _add_pre_period(fields, moments, users, variants, spec["pre_correlation"], _draws(key, f"{metric}|pre"))
+    results = [checked_arm(ctx, arm, users[arm], conversions[arm], **fields[arm]) for arm in variants]
     return ExperimentResults(experiment_key=key, metric=metric, metric_kind=spec["kind"], variants=results,
                              as_of=as_of)
+
+
+def _add_pre_period(fields: dict[str, dict[str, float | None]], moments: Mapping[str, tuple[float, float]],
+                    users: Mapping[str, int], variants: list[str], rho: float, draw: Callable[[int], float]) -> None:
+    """CUPED covariates: before the start every arm is the control (randomisation), so the
+    pre-period mean is the control's plus sampling noise, its sd the control's, and its covariance
+    with the in-experiment value ``rho`` × both sds."""
+    mean0, sd0 = moments[variants[0]]
+    for i, arm in enumerate(variants):
+        z = NormalDist().inv_cdf(min(max(draw(i), 1e-6), 1 - 1e-6))
+        fields[arm].update(pre_mean=round(mean0 + z * sd0 / math.sqrt(max(users[arm], 1)), 6),
+                           pre_sd=round(sd0, 6), pre_covariance=round(rho * sd0 * moments[arm][1], 6))
+
+
+def _lognormal(mean: float, sd: float) -> tuple[float, float]:
+    """The (mu, sigma) of a lognormal with this mean and sd."""
+    sigma2 = math.log(1 + (sd / mean) ** 2)
+    return math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+
+
+def _cdf(shape: tuple[float, float, float], c: float) -> float:
+    """P(Y <= c) for Y = 0 with probability ``zero``, else lognormal(mean, sd)."""
+    zero, mean, sd = shape
+    if c <= 0:
+        return zero if c == 0 else 0.0
+    mu, sigma = _lognormal(mean, sd)
+    return zero + (1 - zero) * NormalDist().cdf((math.log(c) - mu) / sigma)
+
+
+def _pooled_quantile(shapes: Mapping[str, tuple[float, float, float]], users: Mapping[str, int], q: float) -> float:
+    """The ``q`` quantile of all units pooled over the arms (bisection on the mixture's CDF)."""
+    total = sum(users.values())
+
+    def pooled(c: float) -> float:
+        return sum(users[a] / total * _cdf(shapes[a], c) for a in shapes)
+
+    if pooled(0.0) >= q:
+        return 0.0
+    lo, hi = 0.0, max(m for _, m, _ in shapes.values())
+    while pooled(hi) < q:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if pooled(mid) < q else (lo, mid)
+    return hi
+
+
+def _capped_moments(zero: float, mean: float, sd: float, cap: float | None) -> tuple[float, float]:
+    """Mean and sd of min(Y, cap) for the zero-inflated lognormal Y (no cap: Y's own)."""
+    if cap is None:
+        m1 = (1 - zero) * mean
+        m2 = (1 - zero) * (sd**2 + mean**2)
+        return m1, math.sqrt(max(m2 - m1**2, 0.0))
+    if cap <= 0:
+        return 0.0, 0.0
+    mu, sigma = _lognormal(mean, sd)
+    nd, t = NormalDist(), math.log(cap)
+    below1 = math.exp(mu + sigma**2 / 2) * nd.cdf((t - mu - sigma**2) / sigma)       # E[V; V < cap]
+    below2 = math.exp(2 * mu + 2 * sigma**2) * nd.cdf((t - mu - 2 * sigma**2) / sigma)  # E[V^2; V < cap]
+    above = 1 - nd.cdf((t - mu) / sigma)
+    m1 = (1 - zero) * (below1 + cap * above)
+    m2 = (1 - zero) * (below2 + cap**2 * above)
+    return m1, math.sqrt(max(m2 - m1**2, 0.0))
 
 
 def _draws(key: str, salt: str) -> Callable[[int], float]:

@@ -23,9 +23,11 @@ GRANULARITIES: tuple[str, ...] = ("day", "week", "month")
 
 
 class _Model(BaseModel):
-    """Unknown fields are refused: a misspelt field in a connector's answer would vanish silently."""
+    """Unknown fields are refused: a misspelt field in a connector's answer would vanish silently.
+    Infinite and NaN numbers are refused too: one of them in an arm makes every statistic after it
+    meaningless while still looking like a number."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FunnelStep(_Model):
@@ -85,12 +87,24 @@ class VariantResult(_Model):
     revenue_sd: float | None = None
     value_mean: float | None = Field(None, description="per-user mean of a continuous metric")
     value_sd: float | None = None
+    capped_at: float | None = Field(None, description="winsorisation: the per-unit cap applied before value_mean/"
+                                                      "value_sd were computed (None: uncapped)")
+    # CUPED: the same metric per unit over the pre-period (a unit without pre-period data counts 0)
+    pre_mean: float | None = Field(None, description="CUPED covariate: per-unit mean of the metric before the start")
+    pre_sd: float | None = Field(None, ge=0)
+    pre_covariance: float | None = Field(None, description="covariance of a unit's pre-period and in-experiment values")
+    # ratio metrics (metric_kind "ratio"): per-unit numerator and denominator, for the delta method
+    numerator_mean: float | None = None
+    numerator_sd: float | None = Field(None, ge=0)
+    denominator_mean: float | None = None
+    denominator_sd: float | None = Field(None, ge=0)
+    numerator_denominator_covariance: float | None = None
 
 
 class ExperimentResults(_Model):
     experiment_key: str
     metric: str
-    metric_kind: Literal["conversion", "continuous"] = "conversion"
+    metric_kind: Literal["conversion", "continuous", "ratio"] = "conversion"
     variants: list[VariantResult]
     as_of: datetime
 

@@ -7,12 +7,13 @@ them by week or month and divides ratio metrics bucket by bucket.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from activities.connectors.models import GRANULARITIES, MetricPoint, MetricSeries
-from activities.errors import InvalidQueryError
+from activities.errors import ConnectorError, InvalidQueryError
 
 
 def check_query(source: str, start: date, end: date, granularity: str = "day") -> None:
@@ -35,12 +36,21 @@ def bucket_start(day: date, granularity: str) -> date:
 
 def series_from_daily(metric: str, values: Mapping[date, float], *, granularity: str = "day",
                       segment: Mapping[str, str] | None = None,
-                      denominators: Mapping[date, float] | None = None) -> MetricSeries:
+                      denominators: Mapping[date, float] | None = None,
+                      source: str = "connector") -> MetricSeries:
     """Bucket daily values into a `MetricSeries`.
 
     With ``denominators`` the metric is a ratio: each point is sum(values) / sum(denominators)
     over its bucket, and buckets whose denominator is 0 are left out (the rate is undefined).
+    A value that is not a finite number (a source's `NaN` or `Infinity`) is refused here, naming
+    ``source``, the metric and the day: the models would refuse it with a message naming neither.
     """
+    for part, daily in (("value", values), ("denominator", denominators or {})):
+        for day, v in daily.items():
+            if not math.isfinite(float(v)):
+                raise ConnectorError(f"{source}: metric '{metric}' on {day}: the {part} is {v!r}, expected a "
+                                     f"finite number; check the metric's definition in {source}",
+                                     details={"source": source, "metric": metric, "date": str(day), "field": part})
     nums: dict[date, float] = {}
     dens: dict[date, float] = {}
     days = set(values) | set(denominators or {})

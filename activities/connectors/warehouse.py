@@ -16,6 +16,12 @@ at your tables with the ``queries`` setting. What each query must return:
   from two of them, see ``ratio_metrics``).
 - ``experiment_results``: one row per variant: ``variant, users, conversions`` and optionally
   ``revenue_mean, revenue_sd, value_mean, value_sd, metric_kind, as_of``. No rows = no data yet.
+  Rows are kept in the query's order: position means nothing (the tools pick the control by name).
+- with ``experiment_data: units``, ``experiment_start`` (``started``: the experiment's start date,
+  for CUPED) and ``experiment_units`` (per variant: ``users, conversions`` and the per-unit sums
+  ``sum_y, sum_y2, sum_x, sum_x2, sum_xy, sum_d, sum_d2, sum_yd``) over ``exposures`` and
+  ``unit_events``; ``experiment_unit_quantile`` (``cap``) for winsorisation. Parameters:
+  `:metric`, `:denominator`, `:start`, `:pre_start`, `:cap`, `:binary`, `:percentile`.
 - ``historical_experiments``: ``key, hypothesis, metric, lift, p_value, verdict, started, ended,
   segment`` (segment: a JSON object as text, or NULL).
 - ``known_funnels`` / ``known_metrics``: one name per row, used to explain an unknown name.
@@ -29,11 +35,20 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.connectors.base import BaseConnector
+from activities.connectors.checked import (
+    ArmContext,
+    checked_arm,
+    checked_arms,
+    finite_count,
+    finite_number,
+    mean_and_sd,
+    sample_covariance,
+)
 from activities.connectors.mock import DATASET
 from activities.connectors.models import (
     ExperimentResults,
@@ -42,7 +57,6 @@ from activities.connectors.models import (
     HistoricalExperiment,
     MetricSeries,
     RatioMetric,
-    variant_result,
 )
 from activities.connectors.series import check_query, parse_day, series_from_daily
 from activities.errors import (
@@ -57,6 +71,37 @@ _SEGMENT_FILTER = """
   AND (:platform IS NULL OR {t}platform = :platform)
   AND (:country IS NULL OR {t}country = :country)
   AND (:device IS NULL OR {t}device = :device)"""
+
+
+# One row per exposed unit (a unit exposed to more than one arm is left out, as Eppo does): its arm, the metric (or a ratio's numerator) summed from its first
+# exposure on (y; yc once capped at :cap), the ratio's denominator (d), and the same metric over the
+# pre-period [:pre_start, :start) (x, the CUPED covariate; 0 without a start date). With :binary = 1
+# (conversion metrics) y and x are 1 for a unit with any positive value, else 0. Portable SQL
+# (DuckDB, SQLite, Postgres): sums, not STDDEV; the quantile by rank, not QUANTILE_CONT.
+_UNITS = """
+WITH units AS (
+  SELECT unit_id, MIN(variant) AS variant, MIN(exposed_at) AS exposed_at
+  FROM exposures WHERE experiment_key = :experiment_key
+  GROUP BY unit_id
+  HAVING COUNT(DISTINCT variant) = 1
+),
+sums AS (
+  SELECT u.unit_id, u.variant, u.exposed_at,
+    SUM(CASE WHEN ev.metric = :metric AND ev.event_at >= u.exposed_at THEN ev.value ELSE 0 END) AS y_raw,
+    SUM(CASE WHEN ev.metric = :denominator AND ev.event_at >= u.exposed_at THEN ev.value ELSE 0 END) AS d,
+    SUM(CASE WHEN ev.metric = :metric AND ev.event_at >= :pre_start AND ev.event_at < :start
+        THEN ev.value ELSE 0 END) AS x_raw
+  FROM units u LEFT JOIN unit_events ev ON ev.unit_id = u.unit_id AND ev.metric IN (:metric, :denominator)
+  GROUP BY u.unit_id, u.variant, u.exposed_at
+),
+per_unit AS (
+  SELECT unit_id, variant, exposed_at, d,
+    CASE WHEN :binary = 1 THEN (CASE WHEN y_raw > 0 THEN 1.0 ELSE 0.0 END) ELSE y_raw END AS y,
+    CASE WHEN :binary = 1 THEN (CASE WHEN y_raw > 0 THEN 1.0 ELSE 0.0 END)
+         WHEN :cap IS NOT NULL AND y_raw > :cap THEN :cap ELSE y_raw END AS yc,
+    CASE WHEN :binary = 1 THEN (CASE WHEN x_raw > 0 THEN 1.0 ELSE 0.0 END) ELSE x_raw END AS x
+  FROM sums
+)"""
 
 
 class WarehouseQueries(BaseModel):
@@ -80,14 +125,25 @@ ORDER BY date"""
     experiment_results: str = """
 SELECT variant, users, conversions, revenue_mean, revenue_sd, value_mean, value_sd, metric_kind, as_of
 FROM experiment_results
-WHERE experiment_key = :experiment_key AND metric = :metric
-ORDER BY variant"""
+WHERE experiment_key = :experiment_key AND metric = :metric"""
     historical_experiments: str = """
 SELECT experiment_key AS key, hypothesis, metric, lift, p_value, verdict, started, ended, segment
 FROM historical_experiments
 WHERE (:metric IS NULL OR metric = :metric)
 ORDER BY ended DESC, experiment_key DESC
 LIMIT :limit"""
+    experiment_start: str = """
+SELECT started FROM experiments WHERE experiment_key = :experiment_key"""
+    experiment_units: str = _UNITS + """
+SELECT variant, COUNT(*) AS users, SUM(CASE WHEN y > 0 OR d > 0 THEN 1 ELSE 0 END) AS conversions,
+  SUM(yc) AS sum_y, SUM(yc * yc) AS sum_y2, SUM(x) AS sum_x, SUM(x * x) AS sum_x2, SUM(x * yc) AS sum_xy,
+  SUM(d) AS sum_d, SUM(d * d) AS sum_d2, SUM(y * d) AS sum_yd, MIN(exposed_at) AS first_exposed
+FROM per_unit
+GROUP BY variant
+ORDER BY first_exposed, variant"""
+    experiment_unit_quantile: str = _UNITS + """,
+ranked AS (SELECT y, ROW_NUMBER() OVER (ORDER BY y) AS rn, COUNT(*) OVER () AS n FROM per_unit)
+SELECT MIN(y) AS cap FROM ranked WHERE rn >= :percentile * n"""
     known_funnels: str = "SELECT DISTINCT funnel FROM funnel_steps"
     known_metrics: str = "SELECT DISTINCT metric FROM daily_metrics"
 
@@ -109,6 +165,13 @@ class WarehouseConnector(BaseConnector):
         segment_columns: list[str] = Field(["platform", "country", "device"],
                                            description="segment keys; each is a query parameter")
         ratio_metrics: dict[str, RatioMetric] = Field(default_factory=_mock_ratio_metrics)
+        experiment_data: Literal["summary", "units"] = Field(
+            "summary", description="summary: one row per variant (the experiment_results query); units: per-unit "
+                                   "exposures and events (experiment_units), with CUPED, ratio and capped statistics")
+        conversion_metrics: list[str] = Field(
+            default_factory=list, description="with experiment_data units: metrics read as 0/1 per unit "
+                                              "(converted or not); the others are continuous")
+        pre_period_days: int = Field(28, ge=1, le=365, description="CUPED: days before the start date to read")
 
     def __init__(self, settings: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None) -> None:
         super().__init__(settings, env=env)
@@ -141,21 +204,73 @@ class WarehouseConnector(BaseConnector):
                                          [*known, *self.settings.ratio_metrics])
             daily.append({parse_day(r["date"]): float(r["value"] or 0) for r in rows})
         return series_from_daily(metric, daily[0], denominators=daily[1] if ratio else None,
-                                 granularity=granularity, segment=segment)
+                                 granularity=granularity, segment=segment, source=self.name)
 
-    async def experiment_results(self, experiment_key: str, metric: str) -> ExperimentResults:
+    async def experiment_results(self, experiment_key: str, metric: str, *,
+                                 cap_percentile: float | None = None) -> ExperimentResults:
+        if self.settings.experiment_data == "units":
+            return await self._unit_results(experiment_key, metric, cap_percentile)
         rows = await self._query("experiment_results", {"experiment_key": experiment_key, "metric": metric})
         if rows:
             self._require_columns("experiment_results", rows[0], ("variant", "users", "conversions"))
-        optional = ("revenue_mean", "revenue_sd", "value_mean", "value_sd")
-        variants = [variant_result(str(r["variant"]), int(r["users"]), int(r["conversions"]),
-                                   **{k: (float(r[k]) if r.get(k) is not None else None) for k in optional})
-                    for r in rows]
         kinds = {r.get("metric_kind") for r in rows} - {None}
+        kind = kinds.pop() if len(kinds) == 1 else "conversion"
+        if cap_percentile is not None and kind == "continuous":
+            raise InvalidQueryError(f"{self.name}: cap_percentile needs per-unit data, and experiment "
+                                    f"'{experiment_key}' has one summary row per variant; set experiment_data: units "
+                                    "(exposures and unit_events tables) or leave cap_percentile out")
+        ctx = ArmContext(self.name, experiment_key, metric)
+        optional = ("revenue_mean", "revenue_sd", "value_mean", "value_sd")
+        variants = checked_arms(ctx, (checked_arm(ctx, r["variant"], r["users"], r["conversions"],
+                                                  **{k: r.get(k) for k in optional}) for r in rows))
         stamps = [r["as_of"] for r in rows if r.get("as_of") is not None]
         return ExperimentResults(experiment_key=experiment_key, metric=metric, variants=variants,
-                                 metric_kind=kinds.pop() if len(kinds) == 1 else "conversion",
+                                 metric_kind=kind,  # type: ignore[arg-type]
                                  as_of=_timestamp(max(stamps)) if stamps else datetime.now(timezone.utc))
+
+    async def _unit_results(self, experiment_key: str, metric: str, cap_percentile: float | None) -> ExperimentResults:
+        """Per-variant statistics computed in SQL from per-unit exposures and events: means and sds,
+        CUPED pre-period statistics when the experiment has a start date, a ratio metric's parts, and
+        with ``cap_percentile`` the metric capped at that quantile of all units (nearest rank)."""
+        ratio = self.settings.ratio_metrics.get(metric)
+        kind = "ratio" if ratio else "conversion" if metric in self.settings.conversion_metrics else "continuous"
+        starts = await self._query("experiment_start", {"experiment_key": experiment_key})
+        start = parse_day(starts[0]["started"]) if starts and starts[0].get("started") is not None else None
+        params: dict[str, Any] = {
+            "experiment_key": experiment_key, "metric": ratio.numerator if ratio else metric,
+            "denominator": ratio.denominator if ratio else None, "binary": int(kind == "conversion"),
+            "start": start, "pre_start": start - timedelta(days=self.settings.pre_period_days) if start else None,
+            "cap": None}
+        ctx = ArmContext(self.name, experiment_key, metric)
+        cap = None
+        if cap_percentile is not None and kind == "continuous":
+            found = await self._query("experiment_unit_quantile", {**params, "percentile": cap_percentile})
+            if found and found[0].get("cap") is not None:
+                cap = params["cap"] = finite_number(found[0]["cap"], ctx, None, "capped_at")
+        rows = await self._query("experiment_units", params)
+        arms = []
+        for r in rows:
+            variant, n = str(r["variant"]), finite_count(r["users"], ctx, str(r["variant"]), "users")
+            total = {k: finite_number(r.get(k) or 0, ctx, variant, k) for k in
+                     ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy", "sum_d", "sum_d2", "sum_yd")}
+            y_mean, y_sd = mean_and_sd(n, total["sum_y"], total["sum_y2"])
+            extra: dict[str, float | None] = {}
+            if ratio:
+                d_mean, d_sd = mean_and_sd(n, total["sum_d"], total["sum_d2"])
+                extra.update(numerator_mean=y_mean, numerator_sd=y_sd, denominator_mean=d_mean, denominator_sd=d_sd,
+                             numerator_denominator_covariance=sample_covariance(n, total["sum_y"], total["sum_d"],
+                                                                                total["sum_yd"]))
+            elif kind == "continuous":
+                extra.update(value_mean=y_mean, value_sd=y_sd, capped_at=cap)
+            if start is not None and not ratio:
+                x_mean, x_sd = mean_and_sd(n, total["sum_x"], total["sum_x2"])
+                extra.update(pre_mean=x_mean, pre_sd=x_sd,
+                             pre_covariance=sample_covariance(n, total["sum_x"], total["sum_y"], total["sum_xy"]))
+            # continuous metrics count every exposed unit as measured (as the summary rows do)
+            arms.append(checked_arm(ctx, variant, n, n if kind == "continuous" else r["conversions"], **extra))
+        return ExperimentResults(experiment_key=experiment_key, metric=metric,
+                                 metric_kind=kind,  # type: ignore[arg-type]
+                                 variants=checked_arms(ctx, arms), as_of=datetime.now(timezone.utc))
 
     async def historical_experiments(self, limit: int = 20, metric: str | None = None) -> list[HistoricalExperiment]:
         if self.settings.history_file:
@@ -298,6 +413,11 @@ TABLES: dict[str, list[tuple[str, str]]] = {
                            ("variant", "VARCHAR"), ("users", "INTEGER"), ("conversions", "INTEGER"),
                            ("revenue_mean", "DOUBLE"), ("revenue_sd", "DOUBLE"), ("value_mean", "DOUBLE"),
                            ("value_sd", "DOUBLE"), ("as_of", "TIMESTAMP")],
+    # per-unit data for experiment_data: units (empty in the reference schema; see docs/connectors.md)
+    "experiments": [("experiment_key", "VARCHAR"), ("started", "DATE")],
+    "exposures": [("experiment_key", "VARCHAR"), ("unit_id", "VARCHAR"), ("variant", "VARCHAR"),
+                  ("exposed_at", "TIMESTAMP")],
+    "unit_events": [("unit_id", "VARCHAR"), ("metric", "VARCHAR"), ("value", "DOUBLE"), ("event_at", "TIMESTAMP")],
     "historical_experiments": [("experiment_key", "VARCHAR"), ("hypothesis", "VARCHAR"), ("metric", "VARCHAR"),
                                ("lift", "DOUBLE"), ("p_value", "DOUBLE"), ("verdict", "VARCHAR"),
                                ("started", "DATE"), ("ended", "DATE"), ("segment", "VARCHAR")],

@@ -17,8 +17,13 @@ TARGET_MDE = 0.10
 
 #: Sample ratio mismatch gate: chi-square p-value below this means the split is broken.
 SRM_P_THRESHOLD = 0.001
-#: The SRM test is only trusted once every arm has at least this many units.
+#: The SRM test is only trusted once every arm is *expected* to hold this many units, i.e. once
+#: the total reaches SRM_MIN_COUNT / (smallest configured share): gated on the total, as GrowthBook
+#: does, so an arm that receives nobody is a mismatch rather than "not enough data".
 SRM_MIN_COUNT = 8
+#: Sequential SRM (Lindon & Malek 2022): concentration of the Dirichlet prior around the configured
+#: split (GrowthBook's and Optimizely's default; larger doubts small deviations more).
+SRM_SEQUENTIAL_CONCENTRATION = 10_000.0
 
 #: Units per arm before any verdict is called.
 MIN_UNITS_PER_ARM = 150

@@ -42,6 +42,8 @@ class Guardrail(BaseModel):
 
 class GuardrailResult(BaseModel):
     metric: str
+    #: The treatment arm the guardrail compares with control.
+    variant: str = "treatment"
     status: GuardrailStatus
     margin: float
     margin_type: Literal["relative", "absolute"]
@@ -65,26 +67,30 @@ def check_guardrail(
     sequential_tuning: float | None = None,
     min_units: int = defaults.MIN_UNITS_PER_ARM,
     min_conversions: int = defaults.MIN_CONVERSIONS_PER_ARM,
+    cuped: bool = True,
 ) -> GuardrailResult:
-    """One-sided regression and non-inferiority tests of one guardrail metric."""
+    """One-sided regression and non-inferiority tests of one guardrail metric (CUPED-adjusted when
+    ``cuped`` and both arms carry a covariate)."""
     check_alpha(alpha)
     metric = guardrail.metric
     relative = guardrail.margin_type == "relative"
     guard = check_minimum_sample(metric, min_units=min_units, min_conversions=min_conversions)
-    base = dict(metric=metric.name, margin=guardrail.margin, margin_type=guardrail.margin_type, alpha=alpha,
-                sequential=sequential_tuning is not None, sample_guard=guard)
+    base = {"metric": metric.name, "variant": metric.variant, "margin": guardrail.margin,
+            "margin_type": guardrail.margin_type, "alpha": alpha, "sequential": sequential_tuning is not None,
+            "sample_guard": guard}
+    label = f"guardrail '{metric.name}'" + ("" if metric.variant == "treatment" else f" ({metric.variant})")
     if not guard.passed:
         return GuardrailResult(
             **base, status="insufficient_data", effect=None, worst_plausible_effect=None, p_regression=None,
             p_non_inferiority=None, estimate=None,
-            message=f"guardrail '{metric.name}' not tested yet: " + "; ".join(guard.shortfalls),
+            message=f"{label} not tested yet: " + "; ".join(guard.shortfalls),
         )
 
-    est = compare(metric, alpha=alpha)
+    est = compare(metric, alpha=alpha, cuped=cuped)
     if relative:
         if est.relative_lift is None or est.relative_standard_error is None:
             raise StatsInputError(
-                f"guardrail '{metric.name}': a relative margin needs a positive control mean, got {est.control_mean}; "
+                f"{label}: a relative margin needs a positive control mean, got {est.control_mean}; "
                 "use margin_type='absolute'"
             )
         effect, se = est.relative_lift, est.relative_standard_error
@@ -118,14 +124,14 @@ def check_guardrail(
     status: GuardrailStatus
     if p_reg < alpha:
         status = "regressed"
-        message = f"guardrail '{metric.name}' regressed: {shown} vs control, {how_bad} (one-sided p={p_reg:.3g})"
+        message = f"{label} regressed: {shown} vs control, {how_bad} (one-sided p={p_reg:.3g})"
     elif p_ni < alpha:
         status = "non_inferior"
-        message = f"guardrail '{metric.name}' holds: {shown}, worst plausible {format_change(worst, relative=relative)}"
+        message = f"{label} holds: {shown}, worst plausible {format_change(worst, relative=relative)}"
     else:
         status = "not_established"
         message = (
-            f"guardrail '{metric.name}' shows no significant regression ({shown}, one-sided p={p_reg:.3g}) "
+            f"{label} shows no significant regression ({shown}, one-sided p={p_reg:.3g}) "
             f"but a change as bad as {format_change(worst, relative=relative)} is not ruled out"
         )
     return GuardrailResult(

@@ -17,6 +17,15 @@ With ``sequential_tuning`` set, z_{1-alpha/2} is replaced by the always-valid mu
 total sample (see ``sequential.py``): sequential tests pay for free peeking with power, so plans
 for them need more units. This counts only rejections at the final look, so it slightly
 overstates the sample needed (an earlier look may already have stopped).
+
+With ``relative_test=True`` the plan is for the test the verdict actually runs: a Wald test of the
+relative lift with its delta-method standard error. That statistic equals
+delta / sqrt(s_T^2/n_T + (T/C)^2 s_C^2/n_C), i.e. the absolute test with the control's variance
+scaled by (T/C)^2, so a plan for an increase needs slightly more units than the absolute test's.
+
+Several treatments against one control (``calculate_sample_size``'s ``treatments``) are planned
+at alpha / treatments per comparison: Bonferroni, the level Holm's first step uses, so the plan is
+conservative for Holm.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from activities.stats import defaults
 from activities.stats.effects import check_alpha
@@ -43,6 +52,7 @@ class PowerAnalysis(BaseModel):
     baseline: float | None
     effect_absolute: float
     effect_relative: float | None
+    #: The control's sd as the planned test sees it (times T/C for the relative-lift test).
     sd_control: float
     sd_treatment: float
     alpha: float
@@ -76,11 +86,12 @@ def power_at(
     """Two-sided power against an absolute effect ``delta`` given per-unit variances and arm sizes."""
     se = math.sqrt(var_control / n_control + var_treatment / n_treatment)
     if sequential_tuning is None:
-        crit = stats.norm.ppf(1 - alpha / 2)
+        crit = float(special.ndtri(1 - alpha / 2))
     else:
         crit = sequential_critical_value(n_control + n_treatment, alpha=alpha, tuning=sequential_tuning)
     shift = delta / se
-    return float(stats.norm.cdf(shift - crit) + stats.norm.cdf(-shift - crit))
+    # special.ndtr is the normal cdf without scipy.stats' per-call overhead (solvers call this a lot).
+    return float(special.ndtr(shift - crit) + special.ndtr(-shift - crit))
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -141,7 +152,8 @@ def _solve_n_control(power_of_n: Callable[[float], float], target: float) -> flo
     while power_of_n(hi) < target:
         lo, hi = hi, hi * 2
         if hi > 1e13:
-            raise StatsInputError("the requested power is out of reach at any realistic sample size")
+            raise StatsInputError("mde: the requested power is out of reach at any realistic sample size (over "
+                                  "10^13 units per arm); plan for a larger mde or a lower power")
     return float(optimize.brentq(lambda n: power_of_n(n) - target, lo, hi, xtol=1e-6))
 
 
@@ -175,18 +187,30 @@ def sample_size_proportions(
     power: float = defaults.POWER,
     ratio: float = 1.0,
     sequential_tuning: float | None = None,
+    relative_test: bool = False,
 ) -> PowerAnalysis:
     """Units per arm to detect a conversion-rate change of ``mde`` (relative by default)."""
     _check_plan(alpha, power, ratio)
     delta = _proportion_delta(baseline_rate, mde, mde_type)
     var_c = baseline_rate * (1 - baseline_rate)
     var_t = (baseline_rate + delta) * (1 - baseline_rate - delta)
+    var_c_test = var_c * _relative_scale(baseline_rate, delta, relative_test)
     n = _solve_n_control(
-        lambda n_c: power_at(delta, var_c, var_t, n_c, ratio * n_c, alpha=alpha, sequential_tuning=sequential_tuning),
+        lambda n_c: power_at(delta, var_c_test, var_t, n_c, ratio * n_c, alpha=alpha,
+                             sequential_tuning=sequential_tuning),
         power,
     )
-    return _plan("conversion", baseline_rate, delta, math.sqrt(var_c), math.sqrt(var_t), alpha, power,
+    return _plan("conversion", baseline_rate, delta, math.sqrt(var_c_test), math.sqrt(var_t), alpha, power,
                  math.ceil(n), math.ceil(ratio * n), sequential_tuning)
+
+
+def _relative_scale(baseline: float | None, delta: float, relative_test: bool) -> float:
+    """(T/C)^2, the factor on the control's variance in the relative-lift test (1 for the absolute test)."""
+    if not relative_test:
+        return 1.0
+    if baseline is None or baseline <= 0:
+        raise StatsInputError("a plan for the relative-lift test needs a positive baseline (baseline_mean)")
+    return ((baseline + delta) / baseline) ** 2
 
 
 def sample_size_means(
@@ -200,6 +224,7 @@ def sample_size_means(
     power: float = defaults.POWER,
     ratio: float = 1.0,
     sequential_tuning: float | None = None,
+    relative_test: bool = False,
 ) -> PowerAnalysis:
     """Units per arm to detect a change of ``mde`` in a mean (absolute by default)."""
     _check_plan(alpha, power, ratio)
@@ -207,12 +232,14 @@ def sample_size_means(
     sd_t = sd if sd_treatment is None else sd_treatment
     _check_sd(sd_t, "sd_treatment")
     delta = _mean_delta(mde, mde_type, baseline_mean)
+    var_c_test = sd**2 * _relative_scale(baseline_mean, delta, relative_test)
     n = _solve_n_control(
-        lambda n_c: power_at(delta, sd**2, sd_t**2, n_c, ratio * n_c, alpha=alpha, sequential_tuning=sequential_tuning),
+        lambda n_c: power_at(delta, var_c_test, sd_t**2, n_c, ratio * n_c, alpha=alpha,
+                             sequential_tuning=sequential_tuning),
         power,
     )
-    return _plan("continuous", baseline_mean, delta, sd, sd_t, alpha, power, math.ceil(n), math.ceil(ratio * n),
-                 sequential_tuning)
+    return _plan("continuous", baseline_mean, delta, math.sqrt(var_c_test), sd_t, alpha, power, math.ceil(n),
+                 math.ceil(ratio * n), sequential_tuning)
 
 
 # -- power of a given n --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def check_minimum_sample(
 ) -> SampleGuardResult:
     """Whether each arm of ``metric`` has enough units (and conversions) for a verdict."""
     shortfalls: list[str] = []
-    for arm_name, arm in (("control", metric.control), ("treatment", metric.treatment)):
+    for arm_name, arm in (("control", metric.control), (metric.variant, metric.treatment)):
         if arm.n < min_units:
             shortfalls.append(f"{arm_name} has {arm.n} units (needs {min_units})")
         if isinstance(metric, ConversionMetric):

@@ -19,6 +19,15 @@ where S is the tuning parameter: the total sample size at which the sequence is 
 always-valid p-value is 1 / (mixture likelihood ratio) at the same rho, so p < alpha exactly
 when the sequence excludes 0. The price is width: B is larger than the fixed-horizon z * SE.
 
+The test is on the estimate's decision scale (``EffectEstimate.decision_scale``: the relative
+lift with its delta-method standard error when defined, else the absolute difference), the scale
+of the reported sequence, so the sequence excludes 0 exactly when p < alpha.
+
+Two alphas: ``alpha`` fixes rho (the mixing distribution, chosen before the data) and ``level``
+is the error rate an interval is drawn at. They differ only when a correction gives one
+comparison a smaller share of alpha: the always-valid p-value, computed at the fixed rho, is
+then compared with that share, and the interval at that share agrees with it.
+
 Assumptions: the estimate is asymptotically normal (the minimum-sample guard keeps that honest)
 and SE is estimated from the data; with estimated variances the guarantee is approximate.
 """
@@ -26,6 +35,7 @@ and SE is estimated from the data; with estimated variances the guarantee is app
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -36,6 +46,8 @@ from activities.stats.errors import StatsInputError
 
 class SequentialResult(BaseModel):
     metric: str
+    variant: str = "treatment"
+    #: The alpha rho was chosen for (see the module docstring).
     alpha: float
     tuning: float
     #: Mixing parameter derived from alpha and the tuning parameter.
@@ -50,25 +62,32 @@ class SequentialResult(BaseModel):
     #: Smallest always-valid p-value over this and earlier looks (equal to this look's if none given).
     p_value: float
     significant: bool
+    #: The scale the test was run on (the estimate's decision scale).
+    scale: Literal["relative", "absolute"] = "absolute"
 
 
 def mixing_rho(alpha: float, tuning: float) -> float:
     """rho for which the two-sided sequence is (approximately) narrowest at total sample ``tuning``."""
     check_alpha(alpha)
-    if tuning <= 0:
+    if not (tuning > 0 and math.isfinite(tuning)):
         raise StatsInputError(f"sequential tuning parameter must be a positive sample size, got {tuning}")
     log_inv_alpha = -math.log(alpha)
     return math.sqrt((2 * log_inv_alpha + math.log(1 + 2 * log_inv_alpha)) / tuning)
 
 
 def sequential_critical_value(
-    n_total: float, *, alpha: float = defaults.ALPHA, tuning: float = defaults.SEQUENTIAL_TUNING
+    n_total: float, *, alpha: float = defaults.ALPHA, tuning: float = defaults.SEQUENTIAL_TUNING,
+    level: float | None = None,
 ) -> float:
-    """B(N) / SE: the multiplier that replaces z_{1-alpha/2} in a sequential interval."""
+    """B(N) / SE: the multiplier that replaces z_{1-alpha/2} in a sequential interval.
+
+    ``alpha`` fixes rho; ``level`` (default ``alpha``) is the error rate of the interval."""
     if n_total <= 0:
         raise StatsInputError(f"sequential test needs a positive total sample size, got {n_total}")
+    level = alpha if level is None else level
+    check_alpha(level, "level")
     a = n_total * mixing_rho(alpha, tuning) ** 2
-    return math.sqrt(2 * (a + 1) / a * math.log(math.sqrt(a + 1) / alpha))
+    return math.sqrt(2 * (a + 1) / a * max(0.0, math.log(math.sqrt(a + 1) / level)))
 
 
 def always_valid_p_value(
@@ -80,6 +99,8 @@ def always_valid_p_value(
     """
     if n_total <= 0:
         raise StatsInputError(f"sequential test needs a positive total sample size, got {n_total}")
+    if math.isnan(z):
+        raise StatsInputError("sequential test got a NaN z-score; check the arms' means and spreads")
     a = n_total * mixing_rho(alpha, tuning) ** 2
     # Log space: the likelihood ratio overflows for overwhelming evidence, its inverse just tends to 0.
     log_ratio = a * z * z / (2 * (a + 1)) - 0.5 * math.log(a + 1)
@@ -91,21 +112,20 @@ def always_valid_test(
     *,
     tuning: float = defaults.SEQUENTIAL_TUNING,
     previous_p_value: float | None = None,
+    alpha: float | None = None,
 ) -> SequentialResult:
-    """Sequential read of a fixed-horizon estimate at its current sample size, at ``estimate.alpha``.
+    """Sequential read of a fixed-horizon estimate at its current sample size.
 
-    The test is on the absolute difference with its unpooled standard error; the relative
-    sequence applies the same multiplier to the delta-method standard error. Pass the p-value
-    returned at the previous look as ``previous_p_value`` to carry the running minimum.
+    ``alpha`` (default ``estimate.alpha``) fixes rho and the sequences' level. The test is on the
+    estimate's decision scale (relative lift when defined); both sequences use the same multiplier.
+    Pass the p-value returned at the previous look as ``previous_p_value`` to carry the running
+    minimum.
     """
-    alpha = estimate.alpha
+    alpha = estimate.alpha if alpha is None else alpha
     n_total = estimate.n_control + estimate.n_treatment
     rho = mixing_rho(alpha, tuning)
     crit = sequential_critical_value(n_total, alpha=alpha, tuning=tuning)
-    if estimate.standard_error > 0:
-        z = estimate.absolute_diff / estimate.standard_error
-    else:  # no spread at all: only an exact tie is uninformative
-        z = 0.0 if estimate.absolute_diff == 0 else math.copysign(math.inf, estimate.absolute_diff)
+    z = estimate.decision_statistic  # infinite when there is no spread at all and the arms differ
     p_now = 0.0 if math.isinf(z) else always_valid_p_value(z, n_total, alpha=alpha, tuning=tuning)
     if previous_p_value is not None and not 0 <= previous_p_value <= 1:
         raise StatsInputError(f"previous_p_value must be in [0, 1], got {previous_p_value}")
@@ -117,6 +137,7 @@ def always_valid_test(
         rel_cs = (estimate.relative_lift - rel_half, estimate.relative_lift + rel_half)
     return SequentialResult(
         metric=estimate.metric,
+        variant=estimate.variant,
         alpha=alpha,
         tuning=tuning,
         rho=rho,
@@ -127,4 +148,5 @@ def always_valid_test(
         p_value_this_look=p_now,
         p_value=p,
         significant=p < alpha,
+        scale=estimate.decision_scale,
     )

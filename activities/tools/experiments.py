@@ -46,6 +46,7 @@ class GuardrailMetric(BaseModel):
     name: str = Field(min_length=1)
     higher_is_better: bool = False
     max_drop: float | None = Field(None, ge=0, description="tolerated relative worsening; default: the check's margin")
+    cap_percentile: float | None = Field(None, gt=0.5, lt=1, description="winsorise this metric; default: the query's")
 
     @model_validator(mode="before")
     @classmethod
@@ -72,15 +73,29 @@ class ResultsQuery(BaseModel):
     experiment_id: str
     metric: str = "checkout_conversion"
     guardrails: list[GuardrailMetric] = Field(default_factory=list, description="guardrail metrics to read too")
+    cap_percentile: float | None = Field(
+        None, gt=0.5, lt=1, description="winsorise continuous metrics at this percentile of all units (e.g. 0.99); "
+                                        "the connector reports the cap as capped_at")
     connector: ConnectorChoice = Field(default_factory=ConnectorChoice)
 
 
 @TOOLS.tool("get_experiment_results")
 async def get_experiment_results(args: ResultsQuery) -> ExperimentReadout:
-    """Users and conversions per variant of a running experiment (primary metric and guardrails)."""
+    """Every arm of a running experiment, by name (primary metric and guardrails): users and
+    conversions, and where the source has them continuous means, CUPED pre-period statistics, a
+    ratio metric's parts and winsorised means (``cap_percentile``)."""
     async with connector_from_config(args.connector.name, args.connector.settings) as conn:
-        primary = await conn.experiment_results(args.experiment_id, args.metric)
-        guardrails = [GuardrailResults(**(await conn.experiment_results(args.experiment_id, g.name)).model_dump(),
-                                       higher_is_better=g.higher_is_better, max_drop=g.max_drop)
-                      for g in args.guardrails]
+        primary = await conn.experiment_results(args.experiment_id, args.metric, **_capping(args.cap_percentile))
+        guardrails = []
+        for g in args.guardrails:
+            cap = g.cap_percentile if g.cap_percentile is not None else args.cap_percentile
+            read = await conn.experiment_results(args.experiment_id, g.name, **_capping(cap))
+            guardrails.append(GuardrailResults(**read.model_dump(), higher_is_better=g.higher_is_better,
+                                               max_drop=g.max_drop))
     return ExperimentReadout(**primary.model_dump(), guardrails=guardrails)
+
+
+def _capping(cap_percentile: float | None) -> dict[str, float]:
+    """The keyword only when capping is asked for: a connector written before it (docs/connectors.md,
+    section 5) keeps working as long as nobody asks it to cap."""
+    return {} if cap_percentile is None else {"cap_percentile": cap_percentile}

@@ -55,10 +55,14 @@ async def test_results_significance_and_srm_agree_on_the_mock_experiment() -> No
     assert "improved" in verdict["reason"]
 
 
-async def test_sample_size_matches_the_textbook_formula() -> None:
+async def test_sample_size_is_planned_for_the_sequential_test_by_default() -> None:
     plan = await call_tool("calculate_sample_size", {"baseline_rate": 0.12, "mde": 0.1, "daily_users": 4000})
-    # n = (z_{0.975} + z_{0.8})^2 * (p1 q1 + p2 q2) / (p2 - p1)^2 with p1 = 0.12, p2 = 0.132
-    assert 11_500 < plan["n_per_arm"] < 12_500 and plan["days_needed"] == -(-plan["total"] // 4000)
+    fixed = await call_tool("calculate_sample_size", {"baseline_rate": 0.12, "mde": 0.1, "daily_users": 4000,
+                                                      "method": "fixed_horizon"})
+    # fixed horizon: n = (z_{0.975} + z_{0.8})^2 (p2 q2 + (p2/p1)^2 p1 q1) / (p2 - p1)^2 ~ 13,200 (the relative
+    # lift's test); the always-valid test pays for daily looks with more units
+    assert 12_700 < fixed["n_per_arm"] < 13_700 < plan["n_per_arm"]
+    assert plan["method"] == "sequential" and plan["days_needed"] == -(-plan["total"] // 4000)
 
 
 async def test_learning_doc_is_written(tmp_path: Path) -> None:

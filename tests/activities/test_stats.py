@@ -470,11 +470,19 @@ def test_verdict_continues_below_the_minimum_sample() -> None:
     assert verdict.primary is None and "120 units (needs 150)" in verdict.reason
 
 
+def relative_wald_p(x_c: int, n_c: int, x_t: int, n_t: int) -> float:
+    """Two-sided p of the relative lift over its delta-method SE (the scale the verdict's interval is on)."""
+    p_c, p_t = x_c / n_c, x_t / n_t
+    se = math.sqrt(p_t * (1 - p_t) / (n_t * p_c**2) + p_t**2 * p_c * (1 - p_c) / (n_c * p_c**4))
+    return float(2 * stats.norm.sf(abs(p_t / p_c - 1) / se))
+
+
 def test_verdict_ships_a_significant_improvement() -> None:
     verdict = decide(ExperimentSnapshot(primary=WIN, days_running=14))
-    assert verdict.decision == Decision.SHIP_WINNER
+    assert verdict.decision == Decision.SHIP_WINNER and verdict.winner == "treatment"
     assert verdict.primary is not None and verdict.primary.relative_lift == pytest.approx(0.1)
-    assert verdict.primary_p_value == pytest.approx(proportions_ztest([1100, 1000], [10_000, 10_000])[1])
+    assert verdict.primary.p_value == pytest.approx(proportions_ztest([1100, 1000], [10_000, 10_000])[1])
+    assert verdict.primary_p_value == pytest.approx(relative_wald_p(1000, 10_000, 1100, 10_000))
 
 
 def test_verdict_kills_a_significant_loser() -> None:
@@ -521,14 +529,15 @@ def test_verdict_correction_can_remove_a_marginal_win() -> None:
     assert decide(snapshot).decision == Decision.SHIP_WINNER
     corrected = decide(snapshot, DecisionSettings(correction="holm"))
     assert corrected.decision == Decision.INCONCLUSIVE
-    assert corrected.primary_p_value == pytest.approx(multipletests([corrected.primary.p_value, 1.0], method="holm")[1][0])
+    assert corrected.primary_p_value == pytest.approx(
+        multipletests([relative_wald_p(1000, 10_000, 1090, 10_000), 1.0], method="holm")[1][0])
 
 
 def test_verdict_sequential_continues_on_a_result_only_a_peek_would_call() -> None:
     verdict = decide(ExperimentSnapshot(primary=WIN, days_running=14), DecisionSettings(method="sequential"))
     assert verdict.decision == Decision.CONTINUE
     assert verdict.primary_sequential is not None and not verdict.primary_sequential.significant
-    assert verdict.horizon_n_per_arm == sample_size_proportions(0.1, 0.1, sequential_tuning=5000).n_control
+    assert verdict.horizon_n_per_arm == sample_size_proportions(0.1, 0.1, sequential_tuning=5000, relative_test=True).n_control
 
 
 def test_verdict_sequential_ships_a_strong_result_early() -> None:

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 from cli_harness import Cli
 from scipy import stats as scipy_stats
-from statsmodels.stats.proportion import proportions_ztest
 
 from workflows.contract.state import RunView
 
@@ -101,20 +100,39 @@ async def expected_verdict(flag_key: str, *, alpha: float = 0.05, tuning: float 
     from activities.connectors.mock import MockConnector
 
     results = await MockConnector({}).experiment_results(flag_key, "checkout_conversion")
-    control, treatment = results.variants
+    control, treatment = results.variant("control"), results.variant("treatment")
     n_c, n_t, x_c, x_t = control.users, treatment.users, control.conversions, treatment.conversions
     p_c, p_t = x_c / n_c, x_t / n_t
-    _, p_fixed = proportions_ztest([x_t, x_c], [n_t, n_c])  # pooled two-proportion z-test
-    se = math.sqrt(p_c * (1 - p_c) / n_c + p_t * (1 - p_t) / n_t)
-    se_lift = math.sqrt(p_t * (1 - p_t) / (n_t * p_c**2) + p_t**2 * p_c * (1 - p_c) / (n_c * p_c**4))  # delta method
-    # Always-valid (normal-mixture) p-value and confidence sequence, Howard et al. 2021.
+    # CUPED (Deng et al. 2013) with the mock's pre-period statistics: theta pooled over both arms'
+    # units, means shifted by theta x (pre mean - pooled pre mean), variances Var(Y - theta X).
+    arms = [(n_c, p_c, p_c * (1 - p_c), control), (n_t, p_t, p_t * (1 - p_t), treatment)]
+    n = n_c + n_t
+    sy, sx = sum(k * m for k, m, _, _ in arms), sum(k * a.pre_mean for k, _, _, a in arms)
+    sxx = sum((k - 1) * a.pre_sd**2 + k * a.pre_mean**2 for k, _, _, a in arms)
+    sxy = sum((k - 1) * a.pre_covariance + k * a.pre_mean * m for k, m, _, a in arms)
+    theta = (sxy - sx * sy / n) / (sxx - sx * sx / n)
+    adj = [m - theta * (a.pre_mean - sx / n) for _, m, _, a in arms]
+    var = [v + theta**2 * a.pre_sd**2 - 2 * theta * a.pre_covariance for _, _, v, a in arms]
+    # the primary estimate's own (fixed-horizon) test: a z-test on the adjusted difference
+    p_fixed = 2 * scipy_stats.norm.sf(abs(adj[1] - adj[0]) / math.sqrt(var[0] / n_c + var[1] / n_t))
+    lift = (adj[1] - adj[0]) / p_c  # relative to the unadjusted control mean
+    se_lift = math.sqrt(var[1] / (n_t * p_c**2) + p_t**2 * var[0] / (n_c * p_c**4))  # delta method
+    # Always-valid (normal-mixture) p-value and confidence sequence on the lift, Howard et al. 2021.
     a = (n_c + n_t) * (2 * math.log(1 / alpha) + math.log(1 + 2 * math.log(1 / alpha))) / tuning
-    z = (p_t - p_c) / se
+    z = lift / se_lift
     p_always = min(1.0, math.exp(-(a * z * z / (2 * (a + 1)) - 0.5 * math.log(a + 1))))
     half = math.sqrt(2 * (a + 1) / a * math.log(math.sqrt(a + 1) / alpha)) * se_lift
-    lift = p_t / p_c - 1
     return {"lift": lift, "ci_low": lift - half, "ci_high": lift + half, "p_always_valid": p_always,
-            "p_fixed": float(p_fixed), "srm_p": float(scipy_stats.chisquare([n_c, n_t]).pvalue)}
+            "p_fixed": float(p_fixed), "srm_p": sequential_srm_p([n_c, n_t], [0.5, 0.5])}
+
+
+def sequential_srm_p(counts: list[int], shares: list[float], concentration: float = 10_000.0) -> float:
+    """The always-valid SRM p-value the loop reads daily: 1 / the Dirichlet-multinomial Bayes factor
+    against the configured split, at most 1 (Lindon & Malek 2022; GrowthBook's concentration)."""
+    prior = [concentration * s for s in shares]
+    log_bf = math.lgamma(concentration) - math.lgamma(concentration + sum(counts)) + sum(
+        math.lgamma(a + k) - math.lgamma(a) - k * math.log(s) for a, k, s in zip(prior, counts, shares, strict=True))
+    return min(1.0, math.exp(-log_bf))
 
 
 # -- the loop ---------------------------------------------------------------------------------------

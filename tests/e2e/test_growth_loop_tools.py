@@ -62,7 +62,7 @@ async def test_the_verdict_is_routable_and_its_interval_matches_its_method() -> 
     fixed = await call_tool("calculate_significance", {"results": results, "days_running": 10,
                                                        "method": "fixed_horizon", "planned_n_per_arm": 5000})
     assert (fixed["lift_ci_low"], fixed["lift_ci_high"]) == tuple(fixed["primary"]["relative_ci"])
-    assert fixed["p_value"] == fixed["primary"]["p_value"] and "always-valid" not in fixed["headline"]
+    assert fixed["p_value"] == fixed["primary"]["decision_p_value"] and "always-valid" not in fixed["headline"]
 
 
 async def test_a_young_experiment_continues_until_its_minimum_runtime() -> None:

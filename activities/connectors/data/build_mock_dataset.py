@@ -86,9 +86,13 @@ METRICS = {
 }
 
 # Generated results for experiments launched by the loop (see MockConnector.experiment_results).
-# Every rate is per exposed user; "mean" metrics are per-user means. `lift` is the treatment's
-# relative change; `jitter` bounds the key-dependent variation of the control value (absolute for
-# rates, relative for means) and `lift_jitter` that of the lift.
+# Every rate is per exposed user; "mean" metrics are per-user means. `lift` is the first treatment's
+# relative change (a second treatment gets half of it, a third a quarter…); `jitter` bounds the
+# key-dependent variation of the control value (absolute for rates, relative for means) and
+# `lift_jitter` that of the lift. `pre_correlation` is the correlation of a unit's pre-period value
+# with its in-experiment value (CUPED; typical observed values are 0.4-0.7). Continuous metrics
+# are lognormal per unit (`revenue_per_user`: zero for non-buyers, lognormal order values), which
+# is what winsorisation (`cap_percentile`) caps. `aov` is a ratio metric: revenue / orders per unit.
 EXPERIMENT_MODEL = {
     "users_per_arm": 20_000,
     "users_jitter": 400,
@@ -98,19 +102,27 @@ EXPERIMENT_MODEL = {
     "primary_metric": "checkout_conversion",
     "metrics": {
         "checkout_conversion": {"kind": "conversion", "control": 0.300, "lift": 0.10, "jitter": 0.003,
-                                "lift_jitter": 0.01, "description": "exposed mobile checkout starters who purchase"},
+                                "lift_jitter": 0.01, "pre_correlation": 0.45,
+                                "description": "exposed mobile checkout starters who purchase"},
         "conversion_rate": {"kind": "conversion", "control": 0.300, "lift": 0.10, "jitter": 0.003,
-                            "lift_jitter": 0.01, "description": "same population as checkout_conversion"},
+                            "lift_jitter": 0.01, "pre_correlation": 0.45,
+                            "description": "same population as checkout_conversion"},
         "refund_rate": {"kind": "conversion", "control": 0.0072, "lift": 0.0, "jitter": 0.0004,
-                        "lift_jitter": 0.02, "description": "exposed users with a refunded order"},
+                        "lift_jitter": 0.02, "pre_correlation": 0.2,
+                        "description": "exposed users with a refunded order"},
         "checkout_error_rate": {"kind": "conversion", "control": 0.065, "lift": -0.05, "jitter": 0.002,
-                                "lift_jitter": 0.02, "description": "exposed users who hit a checkout error"},
-        "revenue_per_user": {"kind": "continuous", "derived_from": "checkout_conversion",
+                                "lift_jitter": 0.02, "pre_correlation": 0.3,
+                                "description": "exposed users who hit a checkout error"},
+        "revenue_per_user": {"kind": "continuous", "derived_from": "checkout_conversion", "pre_correlation": 0.55,
                              "description": "USD per exposed user (conversion × order value)"},
         "support_tickets_per_order": {"kind": "continuous", "control": 0.045, "sd": 0.22, "lift": 0.0,
-                                      "jitter": 0.02, "lift_jitter": 0.01, "description": "tickets per order"},
+                                      "jitter": 0.02, "lift_jitter": 0.01, "pre_correlation": 0.5,
+                                      "description": "tickets per order"},
         "p95_page_load_ms": {"kind": "continuous", "control": 2480.0, "sd": 640.0, "lift": 0.004,
-                             "jitter": 0.01, "lift_jitter": 0.004, "description": "p95 checkout page load (ms)"},
+                             "jitter": 0.01, "lift_jitter": 0.004, "pre_correlation": 0.7,
+                             "description": "p95 checkout page load (ms)"},
+        "aov": {"kind": "ratio", "derived_from": "checkout_conversion", "lift": 0.0, "lift_jitter": 0.01,
+                "description": "average order value: revenue / orders per exposed user (delta method)"},
     },
 }
 
@@ -124,7 +136,8 @@ ABOUT = [
     "historical_experiments: six finished tests; the Android one-page checkout lost (KILL).",
     "Experiments launched later get results generated from their key (experiment_model): about 20,000 "
     "users per arm, an even split, checkout_conversion ~30 % in control and ~+10 % relative in treatment, "
-    "guardrails flat.",
+    "guardrails flat; CUPED pre-period statistics for every mean metric, aov as a ratio metric, and "
+    "winsorised means of continuous metrics on request (cap_percentile).",
     "The mock connector shifts all dates so that the last day is yesterday, unless settings pin end_date.",
     "Built by build_mock_dataset.py (seed 20250303); edit that script, not this file.",
 ]
