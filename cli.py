@@ -12,6 +12,7 @@ and an exit code. What the commands do is in `runtime/`:
     worker_commands.py     worker status | stop (background_workers.py: starting, restarting them)
     run_service.py         run, answer, inspect, list, events, report, retry, cancel, rewind, fork
     run_follow.py          what `run` shows while it follows a run; console.py, the other run output
+    schedules.py           schedule create | list | describe | pause | unpause | trigger | delete
 
 Exit codes, for every command (runtime/command_errors.py; docs/runtime.md for users):
     0  success (warnings alone do not fail)
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # the runtime's Temporal side is imported lazily, inside the 
     from dsl.ir import Workflow
     from runtime.run_models import EventList
     from runtime.run_service import RunService
+    from runtime.schedules import ScheduleService
     from runtime.settings import Settings
 
 T = TypeVar("T")
@@ -473,6 +475,9 @@ def run_command(
     workdir: Annotated[Path | None, typer.Option(
         "--workdir", help="The directory the run's shell commands run in, on the worker [default: the current "
                           "directory].", show_default=False)] = None,
+    recipe: Annotated[Path | None, typer.Option(
+        "--recipe", help="An Iterion recipe (JSON): preset vars, prompt pack, budget, tool policy "
+                         "(docs/runtime.md, Recipes and bench).", show_default=False)] = None,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
     task_queue: TaskQueueOpt = None,
@@ -483,11 +488,16 @@ def run_command(
     4 parked (failed_resumable: fix, then `iterloop retry`), 5 budget exceeded, 130 cancelled.
     """
     from runtime.notify_options import NotifySection
+    from runtime.recipes import recipe_workflow, with_recipe_noted
     from runtime.run_follow import print_prepared, start_and_follow
     from runtime.run_inputs import default_answerer, script_beside
     from runtime.run_start import CompiledWorkflow, StartRequest
 
     wf = _checked_workflow(ctx, file, as_json=as_json)  # compiled as `iterloop validate` compiles it
+    try:
+        wf, applied_recipe = recipe_workflow(recipe, wf)  # the IR the run executes, with the recipe's changes
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
     service = _run_service(address, namespace, task_queue, offline=True if offline else None, as_json=as_json)
     found_script = script_beside(file) if script is None and service.configured.offline else None
     request = StartRequest(
@@ -499,7 +509,7 @@ def run_command(
         workdir=str((workdir or Path.cwd()).absolute()),
         notify=NotifySection(slack_channel=notify_slack, webhooks=notify_webhook or None, enabled=not no_notify))
     try:
-        prepared = service.prepare(request)
+        prepared = with_recipe_noted(service.prepare(request), applied_recipe)
     except CommandError as exc:
         raise typer.Exit(_report(exc, as_json=as_json)) from None
     print_prepared(prepared, found_script=found_script)
@@ -508,6 +518,78 @@ def run_command(
                               started=started), as_json=as_json, on_interrupt=lambda: (
         f"stopped following; run {started[0]} goes on. Follow it again with `iterloop events {started[0]} "
         f"--follow`, stop it with `iterloop cancel {started[0]}`" if started else "interrupted"))
+
+
+@app.command("bench")
+def bench_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The .iter file to run under each recipe.", show_default=False)],
+    recipe: Annotated[list[Path], typer.Option(
+        "--recipe", help="An Iterion recipe (JSON) to compare; give two or more.", show_default=False)],
+    runs: Annotated[int, typer.Option("-n", "--runs", help="Runs per recipe.", min=1)] = 3,
+    parallel: Annotated[int, typer.Option("--parallel", help="Runs in flight at once.", min=1)] = 4,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="Set a var for every run: NAME=VALUE (repeatable; wins over the recipes' preset_vars).",
+        show_default=False)] = None,
+    input_json: Annotated[str | None, typer.Option(
+        "--input", help="Run inputs as a JSON object, for every run.", show_default=False)] = None,
+    skip_gates: Annotated[bool, typer.Option(
+        "--skip-gates", help="Answer every human gate automatically (a bench answers none otherwise).")] = False,
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="YAML script of model outputs (offline scripted model) [default with --offline: "
+                         "FILE's stem + .script.yaml beside it, if present].", show_default=False)] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Use the scripted model for every model call (no API key needed).")] = False,
+    workdir: Annotated[Path | None, typer.Option(
+        "--workdir", help="The directory the runs' shell commands run in, on the worker [default: the current "
+                          "directory].", show_default=False)] = None,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Run one workflow under several recipes, N times each, and compare them.
+
+    Per recipe: success rate, mean and median cost, tokens and duration, and the mean of the
+    recipe's evaluation_policy.primary_metric. Every run is a real run (inspect, report it).
+    Exit codes: 0 the bench completed (whatever its runs did), 1 compile errors, 2 usage error.
+    """
+    from runtime.bench import BenchProgress, check_recipe_names, plan_for, print_bench, run_bench
+    from runtime.console import is_tty
+    from runtime.notify_options import NotifySection
+    from runtime.recipes import apply_recipe, load_recipe
+    from runtime.run_inputs import script_beside
+    from runtime.run_start import CompiledWorkflow, StartRequest
+
+    wf = _checked_workflow(ctx, file, as_json=as_json)
+    service = _run_service(address, namespace, task_queue, offline=True if offline else None, as_json=as_json)
+    found_script = script_beside(file) if script is None and service.configured.offline else None
+    try:
+        applied = [apply_recipe(load_recipe(path), wf) for path in recipe]
+        check_recipe_names(applied)
+        plans = [plan_for(a, service.prepare(StartRequest(
+            compiled=CompiledWorkflow(workflow=a.workflow, source=str(file), location=str(file.resolve()),
+                                      project_dir=str(file.resolve().parent)),
+            origin=f"`iterloop bench {file}` (recipe {a.recipe.name})", given_by="command_line",
+            input_json=input_json, var_assignments=var or [], skip_gates=skip_gates, offline=offline,
+            script_file=script or found_script, env=service.environment or dict(os.environ),
+            workdir=str((workdir or Path.cwd()).absolute()), notify=NotifySection(enabled=False))))
+            for a in applied]
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    if found_script is not None:
+        print(f"iterloop: offline: model outputs from {found_script} (found beside the file; --script chooses "
+              "another)", file=sys.stderr)
+
+    async def body() -> int:
+        with BenchProgress([a.recipe.name for a in applied], runs, live=not as_json and is_tty(sys.stderr)) as shown:
+            report = await run_bench(service, plans, workflow=wf.name, file=str(file), runs=runs, parallel=parallel,
+                                     on_settled=shown.settled)
+        print_bench(report, as_json=as_json)
+        return EXIT_OK
+
+    _execute(body(), as_json=as_json, on_interrupt=lambda: (
+        "bench stopped; its runs go on (`iterloop list` shows them, `iterloop cancel RUN` stops one)"))
 
 
 @app.command("answer")
@@ -575,6 +657,8 @@ def list_command(
     status: Annotated[str | None, typer.Option(
         "--status", help=f"Only runs with this status: {', '.join(RUN_STATUSES)}.", show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many runs.", min=1)] = 20,
+    schedule: Annotated[str | None, typer.Option(
+        "--schedule", help="Only runs this schedule started (`iterloop schedule list`).", show_default=False)] = None,
     as_json: JsonOpt = False,
     address: AddressOpt = None,
     namespace: NamespaceOpt = None,
@@ -588,7 +672,7 @@ def list_command(
         raise typer.Exit(_report(UsageError(f"unknown status '{status}'; choose one of: {', '.join(RUN_STATUSES)}"),
                                  as_json=as_json))
     service = _run_service(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.list_runs(status=status, limit=limit),
+    _serve(lambda: service.list_runs(status=status, limit=limit, schedule=schedule),
            lambda listing: print_run_list(listing.runs, status=status, as_json=as_json), as_json=as_json)
 
 
@@ -749,6 +833,209 @@ def fork_command(
     _serve(lambda: service.fork(run_id, at, by=by or default_answerer(), new_run_id=new_run_id,
                                 var_assignments=var or [], script=loaded),
            lambda forked: print_forked(forked, as_json=as_json), as_json=as_json)
+
+
+# -- schedule: recurring runs as Temporal Schedules (runtime/schedules.py) --------------------------
+
+schedule_app = typer.Typer(
+    help="Recurring runs of a workflow as Temporal Schedules: create, list, describe, pause, unpause, trigger, "
+         "delete (docs/runtime.md, Schedules).",
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
+)
+app.add_typer(schedule_app, name="schedule")
+
+ScheduleArg = Annotated[str, typer.Argument(help="The schedule id.", metavar="SCHEDULE", show_default=False)]
+NoteOpt = Annotated[str | None, typer.Option("--note", help="Why (shown by describe).", show_default=False)]
+
+
+def _schedules(address: str | None, namespace: str | None, task_queue: str | None, *, offline: bool | None = None,
+               as_json: bool = False) -> ScheduleService:
+    """The schedule service over the run service of a command on this machine."""
+    from runtime.schedules import ScheduleService
+
+    return ScheduleService(_run_service(address, namespace, task_queue, offline=offline, as_json=as_json))
+
+
+@schedule_app.command("create")
+def schedule_create(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The .iter file each firing runs.", show_default=False)],
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Fire every this long: 7d, 1h, 30s, 1h30m.", show_default=False)] = None,
+    cron: Annotated[str | None, typer.Option(
+        "--cron", help='Fire at these times: a cron expression, e.g. "0 9 * * MON", or @daily.',
+        show_default=False)] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="IANA time zone of --cron, e.g. Europe/Paris [default: UTC].", show_default=False)] = None,
+    overlap: Annotated[str, typer.Option(
+        "--overlap", help="When a firing comes while the previous run is still going: skip, buffer_one, buffer_all, "
+                          "cancel_other, terminate_other or allow_all.")] = "skip",
+    schedule_id: Annotated[str | None, typer.Option(
+        "--id", help="The schedule id [default: the workflow's name]; runs are <id>-<firing time>.",
+        show_default=False)] = None,
+    note: NoteOpt = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Create it paused (unpause or trigger it later).")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace the workflow, vars and times of the schedule with this id (its history and "
+                          "paused state stay): how a schedule picks up an edited .iter file.")] = False,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="Set a var: NAME=VALUE (repeatable), as `iterloop run` takes it.", show_default=False)] = None,
+    input_json: Annotated[str | None, typer.Option(
+        "--input", help="Run inputs as a JSON object (--var wins for the same name).", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "--preset", help="A YAML preset, as `iterloop run --config`.", show_default=False)] = None,
+    recipe: Annotated[Path | None, typer.Option(
+        "--recipe", help="An Iterion recipe (JSON), as `iterloop run --recipe`.", show_default=False)] = None,
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="YAML script of model outputs (offline scripted model) [default with --offline: "
+                         "FILE's stem + .script.yaml beside it, if present].", show_default=False)] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Each run uses the scripted model for every model call.")] = False,
+    skip_gates: Annotated[bool, typer.Option(
+        "--skip-gates", help="Answer every human gate automatically, as `iterloop run --skip-gates`.")] = False,
+    stop_after: Annotated[list[str] | None, typer.Option(
+        "--stop-after", help="End each run right after this node completes (repeatable).", show_default=False)] = None,
+    notify_slack: Annotated[str | None, typer.Option(
+        "--notify-slack", help="Post each run's gates and result to this Slack channel.", show_default=False)] = None,
+    notify_webhook: Annotated[list[str] | None, typer.Option(
+        "--notify-webhook", help="POST each run's signed JSON events to this URL (repeatable).",
+        show_default=False)] = None,
+    no_notify: Annotated[bool, typer.Option("--no-notify", help="Report nowhere.")] = False,
+    workdir: Annotated[Path | None, typer.Option(
+        "--workdir", help="The directory the runs' shell commands run in, on the worker [default: the current "
+                          "directory].", show_default=False)] = None,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Create a schedule that starts a run of FILE at each firing (--every and/or --cron).
+
+    The workflow is compiled now (diagnostics as for `iterloop run`) and each firing runs it as it is
+    now: after editing FILE, `iterloop schedule create FILE --id ID --replace` picks up the change.
+    The runs are ordinary runs named <id>-<firing time>: `iterloop list --schedule ID` lists them.
+    A worker must poll the task queue when it fires (on a local server one is started in the
+    background, as for `iterloop run`).
+    """
+    from pydantic import ValidationError
+
+    from runtime.command_errors import UsageError
+    from runtime.notify_options import NotifySection
+    from runtime.recipes import recipe_workflow, with_recipe_noted
+    from runtime.run_inputs import script_beside
+    from runtime.run_start import CompiledWorkflow, StartRequest
+    from runtime.schedule_console import print_schedule_created
+    from runtime.schedule_models import OVERLAP_POLICIES, ScheduleRequest
+    from runtime.schedules import check_schedule_request
+
+    try:
+        if overlap not in OVERLAP_POLICIES:
+            raise UsageError(f"--overlap {overlap!r} is not a policy; choose one of {', '.join(OVERLAP_POLICIES)}")
+        try:
+            times = ScheduleRequest(schedule_id=schedule_id, every=every, cron=cron, time_zone=timezone,
+                                    overlap=overlap, note=note, paused=paused, replace=replace)  # type: ignore[arg-type]
+        except ValidationError as exc:  # only --note can be too long here
+            raise UsageError(f"--note: {exc.errors()[0]['msg']}") from None
+        check_schedule_request(times, from_cli=True)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    wf = _checked_workflow(ctx, file, as_json=as_json)  # compiled now, once: each firing runs this IR
+    try:
+        wf, applied_recipe = recipe_workflow(recipe, wf)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    service = _schedules(address, namespace, task_queue, offline=True if offline else None, as_json=as_json)
+    found_script = script_beside(file) if script is None and service.runs.configured.offline else None
+    request = StartRequest(
+        compiled=CompiledWorkflow(workflow=wf, source=str(file), location=str(file.resolve()),
+                                  project_dir=str(file.resolve().parent)),
+        origin=f"`iterloop schedule create {file}`", given_by="command_line", input_json=input_json,
+        var_assignments=var or [], config=config, skip_gates=skip_gates, stop_after=stop_after or [],
+        offline=offline, script_file=script or found_script, env=service.runs.environment or dict(os.environ),
+        workdir=str((workdir or Path.cwd()).absolute()),
+        notify=NotifySection(slack_channel=notify_slack, webhooks=notify_webhook or None, enabled=not no_notify))
+    try:
+        prepared = with_recipe_noted(service.runs.prepare(request), applied_recipe)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    _serve(lambda: service.create(prepared, times), lambda created: print_schedule_created(created, as_json=as_json),
+           as_json=as_json)
+
+
+@schedule_app.command("list")
+def schedule_list(
+    limit: Annotated[int, typer.Option("--limit", help="At most this many schedules.", min=1)] = 100,
+    as_json: JsonOpt = False, address: AddressOpt = None, namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """List the schedules (id, workflow, times, state, next and last run)."""
+    from runtime.schedule_console import print_schedule_list
+
+    service = _schedules(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.list(limit=limit), lambda listing: print_schedule_list(listing, as_json=as_json),
+           as_json=as_json)
+
+
+@schedule_app.command("describe")
+def schedule_describe(schedule_id: ScheduleArg, as_json: JsonOpt = False, address: AddressOpt = None,
+                      namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Show a schedule: its workflow and vars, times, overlap policy, state, recent and next runs."""
+    from runtime.schedule_console import print_schedule_detail
+
+    service = _schedules(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.describe(schedule_id), lambda detail: print_schedule_detail(detail, as_json=as_json),
+           as_json=as_json)
+
+
+@schedule_app.command("pause")
+def schedule_pause(schedule_id: ScheduleArg, note: NoteOpt = None, as_json: JsonOpt = False,
+                   address: AddressOpt = None, namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Stop a schedule's firings (a run already going goes on)."""
+    from runtime.schedule_console import print_schedule_changed
+
+    service = _schedules(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.pause(schedule_id, note), lambda done: print_schedule_changed(done, as_json=as_json),
+           as_json=as_json)
+
+
+@schedule_app.command("unpause")
+def schedule_unpause(schedule_id: ScheduleArg, note: NoteOpt = None, as_json: JsonOpt = False,
+                     address: AddressOpt = None, namespace: NamespaceOpt = None,
+                     task_queue: TaskQueueOpt = None) -> None:
+    """Let a paused schedule fire again from its next time on."""
+    from runtime.schedule_console import print_schedule_changed
+
+    service = _schedules(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.unpause(schedule_id, note), lambda done: print_schedule_changed(done, as_json=as_json),
+           as_json=as_json)
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(
+    schedule_id: ScheduleArg,
+    overlap: Annotated[str | None, typer.Option(
+        "--overlap", help="Overlap policy for this firing [default: the schedule's].", show_default=False)] = None,
+    as_json: JsonOpt = False, address: AddressOpt = None, namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Fire a schedule once now (even while paused)."""
+    from runtime.schedule_console import print_schedule_changed
+
+    service = _schedules(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.trigger(schedule_id, overlap),  # type: ignore[arg-type]
+           lambda done: print_schedule_changed(done, as_json=as_json), as_json=as_json)
+
+
+@schedule_app.command("delete")
+def schedule_delete(schedule_id: ScheduleArg, as_json: JsonOpt = False, address: AddressOpt = None,
+                    namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Delete a schedule (the runs it started are left alone)."""
+    from runtime.schedule_console import print_schedule_changed
+
+    service = _schedules(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.delete(schedule_id), lambda done: print_schedule_changed(done, as_json=as_json),
+           as_json=as_json)
 
 
 worker_app = typer.Typer(

@@ -2,7 +2,7 @@
 
 `create_app(settings)` builds it; `serve(settings)` runs it with uvicorn (`iterloop api`).
 
-    /api/...        REST API (api.rest), bearer tokens      /openapi.json  its schema
+    /api/...        REST API (api.rest; api.rest_schedules), bearer tokens      /openapi.json  its schema
     /, /runs/...    dashboard (api.dashboard), session cookie    /static/...  its CSS and JS
     /slack/...      Slack interactivity (api.slack), Slack request signatures
 
@@ -42,7 +42,7 @@ LOCAL_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
-    from api import dashboard, rest, slack
+    from api import dashboard, rest, rest_schedules, slack
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +62,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.background = BackgroundWork()
     install_error_handlers(app, html=dashboard.render_error_page)
     app.include_router(rest.router)
+    app.include_router(rest_schedules.router)
     app.include_router(slack.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -2,7 +2,7 @@
 a preset from the presets directory; `start_request` turns the body into the run service's
 `StartRequest` (runtime/run_start.py), the same request `iterloop run` builds.
 
-Registered workflows are the `*.iter` files of one directory (`ITERLOOP_WORKFLOWS_DIR`, or
+Registered workflows are the `*.iter` (and `*.bot`) files of one directory (`ITERLOOP_WORKFLOWS_DIR`, or
 `--workflows DIR`), named by their file stem: `growth_loop.iter` is `growth_loop`. Every source
 is compiled exactly as `iterloop run` compiles a file (`runtime.language_commands.compile_options`);
 errors become a 422 carrying the diagnostics.
@@ -25,7 +25,7 @@ from api.models import StartRun, VarInfo, WorkflowInfo
 from api.settings import ApiSettings, withheld_from_runs
 from dsl import CheckResult, CompileOptions
 from dsl.ir import HumanNode
-from dsl.source_files import name_problem
+from dsl.source_files import WORKFLOW_SUFFIXES, is_workflow_path, name_problem, workflow_file, workflow_files
 from runtime.language_commands import compile_options as run_compile_options
 from runtime.run_start import CompiledWorkflow, StartRequest
 
@@ -70,7 +70,7 @@ def _registered_path(settings: ApiSettings, name: str) -> Path:
         raise Unprocessable("no registered workflows: the API runs without ITERLOOP_WORKFLOWS_DIR "
                             "(or `iterloop api --workflows DIR`); give 'file' or 'source' instead",
                             code="workflow_not_found")
-    path = settings.workflows_dir / f"{name}.iter"
+    path = workflow_file(settings.workflows_dir, name)  # name.iter, else name.bot
     if not _REGISTERED_NAME.match(name) or not path.is_file():
         known = ", ".join(p.stem for p in registered_files(settings)) or "(none)"
         raise Unprocessable(f"no registered workflow '{name}' in {settings.workflows_dir}; registered: {known}",
@@ -93,7 +93,7 @@ def registered_files(settings: ApiSettings) -> list[Path]:
     root = settings.workflows_dir
     if root is None or not root.is_dir():
         return []
-    return sorted(p for p in root.glob("*.iter") if p.is_file() and _REGISTERED_NAME.match(p.stem) and _inside(p, root))
+    return [p for p in workflow_files(root) if _REGISTERED_NAME.match(p.stem) and _inside(p, root)]
 
 
 def describe_registered(settings: ApiSettings) -> list[WorkflowInfo]:
@@ -149,8 +149,9 @@ def confined_path(given: str, roots: tuple[Path, ...], *, what: str, setting: st
 
 
 def compile_file(settings: ApiSettings, file: str) -> CompiledWorkflow:
-    if Path(file).suffix != ".iter":
-        raise Unprocessable(f"file '{file}' is not a .iter file", code="file_not_found")
+    if not is_workflow_path(file):
+        raise Unprocessable(f"file '{file}' is not a workflow file ({' or '.join(WORKFLOW_SUFFIXES)})",
+                            code="file_not_found")
     path = confined_path(file, settings.file_roots, what="workflow",
                          setting="ITERLOOP_WORKFLOWS_DIR or ITERLOOP_API_FILE_DIRS")
     if not path.is_file():

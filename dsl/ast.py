@@ -54,6 +54,42 @@ class VarsBlock:
 
 
 @dataclass(slots=True)
+class PresetValue:
+    key: str
+    value: Literal_ | None  # None after a parse error
+    pos: Pos
+
+
+@dataclass(slots=True)
+class Preset:
+    name: str
+    values: list[PresetValue]
+    pos: Pos
+
+
+@dataclass(slots=True)
+class PresetsBlock:
+    """Iterion's in-file `presets:` block: named bundles of var values (`--preset NAME`)."""
+
+    presets: list[Preset]
+    pos: Pos
+
+
+@dataclass(slots=True)
+class IgnoredBlock:
+    """A property or declaration of upstream Iterion that iterloop accepts but does not run
+    (sandbox, worktree, memory, cursors …): kept as written so the formatter prints it back.
+
+    ``lines`` are its source lines (the first one starts with ``name``), with the indentation of
+    the first line removed from all of them; blank lines inside are kept as "".
+    """
+
+    name: str
+    pos: Pos
+    lines: list[str]
+
+
+@dataclass(slots=True)
 class MCPServerDecl:
     name: str
     pos: Pos
@@ -120,13 +156,15 @@ class AgentDecl:
     tools: list[str] = field(default_factory=list)
     tool_policy: list[str] | None = None
     tool_max_steps: int = 0
-    reasoning_effort: str = ""
+    max_tokens: int = 0
+    reasoning_effort: str = ""  # as written: a level, an upstream alias (xhigh, max) or "${VAR:-level}"
     readonly: bool = False
     interaction: str = "none"
     interaction_prompt: str = ""
     interaction_model: str = ""
     await_mode: str = "none"
     props: dict[str, Pos] = field(default_factory=dict)
+    ignored: list[IgnoredBlock] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -140,6 +178,7 @@ class RouterDecl:
     user: str = ""
     multi: bool = False
     props: dict[str, Pos] = field(default_factory=dict)
+    ignored: list[IgnoredBlock] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -184,16 +223,23 @@ class ToolDecl:
     publish: str = ""
     await_mode: str = "none"
     props: dict[str, Pos] = field(default_factory=dict)
+    ignored: list[IgnoredBlock] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class WaitDecl:
-    """iterloop extension: a durable timer node (`wait NAME:` with `duration:`)."""
+    """iterloop extension: a durable timer node (`wait NAME:` with `duration:`).
+
+    ``event`` and ``timeout`` are upstream Iterion's other `wait` (it waits for an `emit`ted
+    event); they are parsed only so the compiler can refuse that form with a clear message (C119).
+    """
 
     name: str
     pos: Pos
     duration: str = ""
     await_mode: str = "none"
+    event: str = ""
+    timeout: str = ""
     props: dict[str, Pos] = field(default_factory=dict)
 
 
@@ -255,11 +301,13 @@ class WorkflowDecl:
     interaction: str | None = None
     edges: list[Edge] = field(default_factory=list)
     props: dict[str, Pos] = field(default_factory=dict)
+    ignored: list[IgnoredBlock] = field(default_factory=list)
 
 
 NodeDecl = AgentDecl | RouterDecl | JoinDecl | HumanDecl | ToolDecl | WaitDecl
 
-Declaration = VarsBlock | MCPServerDecl | PromptDecl | SchemaDecl | NodeDecl | WorkflowDecl
+Declaration = (VarsBlock | PresetsBlock | IgnoredBlock | MCPServerDecl | PromptDecl | SchemaDecl | NodeDecl
+               | WorkflowDecl)
 
 
 @dataclass(slots=True)
@@ -268,6 +316,10 @@ class File:
 
     declarations: list[Declaration] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    #: (line, column) of each string written as a backtick raw string ('`') or a `|` block ('|').
+    string_styles: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: (line, column) of each `|` string → where its body's first character is (diagnostic positions).
+    block_bodies: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     def of_type(self, cls: type) -> list[Any]:
         return [d for d in self.declarations if isinstance(d, cls)]

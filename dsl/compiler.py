@@ -24,6 +24,18 @@ from .validator import validate
 
 _STRING_CONSTRAINTS = ("pattern", "min_length", "max_length")
 
+#: C118: what each ignored upstream block does in Iterion (and so what a run here goes without).
+_IGNORED_WHY: dict[str, str] = {
+    "sandbox": "runs the node's commands in a container; iterloop runs them on the worker",
+    "worktree": "gives coding agents their own git worktree",
+    "memory": "gives coding agents a memory tree that persists across runs",
+    "cursors": "sets prompt calibration dials; write that guidance into the prompt",
+    "cursor": "declares a prompt calibration dial; write that guidance into the prompt",
+    "capabilities": "grants access to Iterion's own kanban board",
+    "compaction": "summarises long conversations; iterloop keeps them whole",
+    "provider": "pins the model's provider; iterloop takes it from the model's `provider/` prefix",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class CompileOptions:
@@ -77,6 +89,10 @@ _QUOTING_FIXES: dict[str, tuple[str, str]] = {
 }
 
 
+#: `${VAR}` or `${VAR:-default}`, alone: the forms a reasoning_effort may take to be read on the worker.
+_ENV_DEFAULT = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
 class _Compiler:
     def __init__(self, file: A.File, options: CompileOptions) -> None:
         self.file = file
@@ -117,6 +133,10 @@ class _Compiler:
         prompts = self.compile_prompts()
         self.warn_duplicate_nodes()
 
+        for ignored in self.file.of_type(A.IgnoredBlock):
+            self.ignored(ignored, None)  # a top-level declaration: its header names it
+        for ignored in wf_decl.ignored:
+            self.ignored(ignored, f"workflow '{wf_decl.name}'")
         self.check_mcp_block(wf_decl.mcp, f"workflow '{wf_decl.name}'", mcp_servers, wf_decl.mcp)
         self.warn_duplicate_vars(wf_decl)
         wf_interaction = wf_decl.interaction or "none"
@@ -136,6 +156,8 @@ class _Compiler:
         for decl in ordered:
             self.src.nodes[decl.name] = decl.pos
             self.src.node_props[decl.name] = decl.props
+            for ignored in getattr(decl, "ignored", ()):
+                self.ignored(ignored, f"{_kind(decl)} '{decl.name}'")
             if isinstance(decl, A.AgentDecl):
                 node: ir.Node = self.compile_agent(decl, schemas, prompts, wf_interaction, mcp_servers, workflow_mcp)
             elif isinstance(decl, A.RouterDecl):
@@ -162,6 +184,7 @@ class _Compiler:
                 self.diag("C008", f"workflow '{wf_decl.name}' has no 'entry:'", pos, length=8)
 
         variables = self.compile_vars(wf_decl)
+        presets = self.compile_presets(variables)
         edges, loops = self.compile_edges(wf_decl, nodes)
         budget = self.compile_budget(wf_decl.budget)
 
@@ -180,8 +203,15 @@ class _Compiler:
             tool_policy=list(wf_decl.tool_policy) if wf_decl.tool_policy is not None else None,
             interaction=wf_decl.interaction,  # type: ignore[arg-type]
             mcp_servers=mcp_servers,
+            presets=presets,
         )
         return workflow
+
+    def ignored(self, block: A.IgnoredBlock, owner: str | None) -> None:
+        """C118: an upstream Iterion block that is accepted, kept by `fmt`, and not run."""
+        why = _IGNORED_WHY.get(block.name, "configures Iterion's coding-agent runtime")
+        subject = f"'{block.lines[0].rstrip(':').strip()}'" if owner is None else f"'{block.name}' in {owner}"
+        self.diag("C118", f"{subject} is ignored: in Iterion it {why}", block.pos, length=len(block.name))
 
     # -- declarations --------------------------------------------------------------------------
     def warn_duplicate_nodes(self) -> None:
@@ -369,13 +399,36 @@ class _Compiler:
                       decl.props.get("interaction", decl.pos))
         return ir.AgentNode(
             id=decl.name, kind=decl.kind, model=model, backend=decl.backend, system_prompt=decl.system,
-            user_prompt=decl.user, reasoning_effort=decl.reasoning_effort, readonly=decl.readonly,
+            user_prompt=decl.user, reasoning_effort=self.effort(decl), readonly=decl.readonly,
+            max_tokens=decl.max_tokens if "max_tokens" in decl.props else None,
             input_schema=decl.input, output_schema=decl.output, interaction=interaction,  # type: ignore[arg-type]
             interaction_prompt=decl.interaction_prompt, interaction_model=decl.interaction_model,
             mcp=_mcp_config(decl.mcp), publish=decl.publish, session=decl.session,  # type: ignore[arg-type]
             tools=list(decl.tools), tool_policy=list(decl.tool_policy) if decl.tool_policy is not None else None,
             tool_max_steps=decl.tool_max_steps, await_mode=decl.await_mode,  # type: ignore[arg-type]
         )
+
+    def effort(self, decl: A.AgentDecl) -> str:
+        """The effort a node runs with: upstream's `xhigh` and `max` become `extra_high` (the level
+        that sends OpenAI's `xhigh` and Anthropic's `max`); `"${VAR:-level}"` stays for the worker,
+        its default checked here (C024), as is a written level that is not one (`"${VAR}"` alone
+        cannot be checked: an unknown value at run time means no extended thinking)."""
+        written = decl.reasoning_effort
+        if "$" not in written:
+            return ir.REASONING_EFFORT_ALIASES.get(written, written)
+        m = _ENV_DEFAULT.fullmatch(written.strip())
+        if m is None:
+            self.diag("C024", f"{decl.kind} '{decl.name}' reasoning_effort {written!r} is neither a level nor a "
+                      "single ${VAR} or ${VAR:-level} reference", decl.props.get("reasoning_effort", decl.pos),
+                      length=len(written) + 2)
+            return written
+        default = m.group("default")
+        levels = ir.REASONING_EFFORTS + tuple(ir.REASONING_EFFORT_ALIASES)
+        if default is not None and default not in levels:
+            self.diag("C024", f"{decl.kind} '{decl.name}' reasoning_effort {written!r} falls back to {default!r}, "
+                      f"which is not a reasoning effort (expected one of {', '.join(levels)})",
+                      decl.props.get("reasoning_effort", decl.pos), length=len(written) + 2)
+        return written
 
     def compile_router(self, decl: A.RouterDecl, prompts: dict[str, ir.Prompt]) -> ir.RouterNode:
         node = ir.RouterNode(id=decl.name, router_mode=decl.mode)  # type: ignore[arg-type]
@@ -450,11 +503,15 @@ class _Compiler:
                            await_mode=decl.await_mode)  # type: ignore[arg-type]
         if decl.command:
             base = decl.props.get("command", decl.pos)
-            refs, positions = self.refs_of(decl.command, f"the command of tool '{decl.name}'",
-                                           A.Pos(base.line, base.column + 1))
+            start, indent_col = A.Pos(base.line, base.column + 1), None
+            body = self.file.block_bodies.get((base.line, base.column))
+            if body is not None:  # a `|` block: the text starts on the lines below, indented
+                start, indent_col = A.Pos(*body), body[1]
+            refs, positions = self.refs_of(decl.command, f"the command of tool '{decl.name}'", start,
+                                           indent_col=indent_col)
             node.command_refs = refs
             self.src.command_refs[decl.name] = positions
-            self.check_command_quoting(decl.name, decl.command, A.Pos(base.line, base.column + 1))
+            self.check_command_quoting(decl.name, decl.command, start, indent_col)
         if decl.command and decl.call:
             self.diag("C104", f"tool '{decl.name}' sets both 'command' and 'call'", decl.props.get("call", decl.pos))
         elif not decl.command and not decl.call:
@@ -467,7 +524,7 @@ class _Compiler:
                       or f"Builtin tools: {', '.join(sorted(self.opts.known_tools))}; or use a shell 'command:'.")
         return node
 
-    def check_command_quoting(self, tool: str, command: str, base: A.Pos) -> None:
+    def check_command_quoting(self, tool: str, command: str, base: A.Pos, indent_col: int | None = None) -> None:
         """C116: a template inside quotes, after a backslash or in a here-document of a command;
         C117 (a warning): a template that is the program of `eval`, `sh -c`, `python3 -c`….
 
@@ -479,14 +536,16 @@ class _Compiler:
             if program:
                 raw = command[found.offset : found.offset + found.length]
                 self.diag("C117", f"{raw} in the command of tool '{tool}' is the program of `{program}`: its value "
-                          "runs as code", _offset_pos(base, command, found.offset), length=found.length)
+                          "runs as code", _offset_pos(base, command, found.offset, indent_col=indent_col),
+                          length=found.length)
             if found.place in SAFE_PLACES:
                 continue
             raw = command[found.offset : found.offset + found.length]
             what, hint = _QUOTING_FIXES[found.place]
             self.diag("C116", f"{raw} in the command of tool '{tool}' is {what}: a value there can run as code "
                       "(in this shell, or in the program the quoted text is given to)",
-                      _offset_pos(base, command, found.offset), length=found.length, hint=hint.format(ref=raw))
+                      _offset_pos(base, command, found.offset, indent_col=indent_col), length=found.length,
+                      hint=hint.format(ref=raw))
 
     def compile_join(self, decl: A.JoinDecl, schemas: dict[str, ir.Schema]) -> ir.JoinNode:
         self.check_schema(decl, "output", decl.output, schemas)
@@ -495,6 +554,14 @@ class _Compiler:
 
     def compile_wait(self, decl: A.WaitDecl) -> ir.WaitNode:
         node = ir.WaitNode(id=decl.name, duration=decl.duration, await_mode=decl.await_mode)  # type: ignore[arg-type]
+        if decl.event or "event" in decl.props or "timeout" in decl.props:
+            prop = "event" if "event" in decl.props else "timeout"
+            what = (f"waits for the event '{decl.event}'" if decl.event
+                    else "sets 'timeout', which belongs to an event wait")
+            self.diag("C119", f"wait '{decl.name}' {what}: that is Iterion's `wait` (it waits for an `emit`), which "
+                      "iterloop does not run; an iterloop `wait` is a durable timer", decl.props[prop],
+                      length=len(decl.event) or 1)
+            return node
         if not decl.duration:
             if "duration" not in decl.props:
                 self.diag("C102", f"wait '{decl.name}' has no 'duration'", decl.pos, length=4)
@@ -527,6 +594,39 @@ class _Compiler:
                               f"{kind}", f.pos, length=len(f.name))
             variables[f.name] = var
         return variables
+
+    def compile_presets(self, variables: dict[str, ir.Var]) -> dict[str, dict[str, object]]:
+        """In-file `presets:` → IR; each value must set a declared var (C120) of its type (C121)."""
+        presets: dict[str, dict[str, object]] = {}
+        blocks = self.file.of_type(A.PresetsBlock)
+        for extra in blocks[1:]:
+            self.diag("C108", f"a second 'presets:' block (first at line {blocks[0].pos.line}); their presets are "
+                      "merged, a later preset of the same name wins", extra.pos, length=7)
+        first_line: dict[str, int] = {}
+        for block in blocks:
+            for preset in block.presets:
+                if preset.name in first_line:
+                    self.diag("C108", f"preset '{preset.name}' is declared twice (first at line "
+                              f"{first_line[preset.name]}); the later declaration wins", preset.pos,
+                              length=len(preset.name))
+                first_line.setdefault(preset.name, preset.pos.line)
+                values: dict[str, object] = {}
+                for pv in preset.values:
+                    if pv.value is None:
+                        continue
+                    var = variables.get(pv.key)
+                    if var is None:
+                        self.diag("C120", f"preset '{preset.name}' sets '{pv.key}', which is not a declared variable",
+                                  pv.pos, length=len(pv.key),
+                                  hint=_did_you_mean(pv.key, variables, "variable")
+                                  or "Declare it in 'vars:' or remove it from the preset.")
+                    elif not _type_matches(var.type, pv.value):
+                        self.diag("C121", f"preset '{preset.name}' sets '{pv.key}' (declared {var.type}) to "
+                                  f"{pv.value.raw}", pv.pos, length=len(pv.key))
+                    values[pv.key] = (float(pv.value.value) if var is not None and var.type == "float"
+                                      and pv.value.kind == "int" else pv.value.value)
+                presets[preset.name] = values
+        return presets
 
     def compile_edges(self, wf_decl: A.WorkflowDecl, nodes: dict[str, ir.Node]) -> tuple[list[ir.Edge], dict[str, ir.Loop]]:
         edges: list[ir.Edge] = []

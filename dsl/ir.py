@@ -28,6 +28,9 @@ Transport = Literal["unknown", "stdio", "http", "sse"]
 RefKind = Literal["vars", "input", "outputs", "artifacts"]
 ReasoningEffort = Literal["low", "medium", "high", "extra_high"]
 REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
+#: Current Iterion's spellings of the highest effort, and the level each one runs as here: OpenAI's
+#: `xhigh` and Anthropic's `max` are what `extra_high` sends (activities/llm/reasoning.py).
+REASONING_EFFORT_ALIASES: dict[str, str] = {"xhigh": "extra_high", "max": "extra_high"}
 NodeKind = Literal["agent", "judge", "router", "join", "human", "tool", "wait", "done", "fail"]
 
 
@@ -191,7 +194,12 @@ DELEGATION_BACKENDS: tuple[str, ...] = ("claude_code", "codex")
 
 
 class AgentNode(_NodeBase):
-    """Agents and judges behave identically; ``kind`` only names the intent."""
+    """Agents and judges behave identically; ``kind`` only names the intent.
+
+    ``reasoning_effort`` is a level, or `"${VAR:-level}"` resolved on the worker; ``max_tokens``
+    caps one model reply (None: the worker's setting) and is left out of the JSON when unset, so
+    files without it keep the IR and content hash they had before it existed.
+    """
 
     kind: Literal["agent", "judge"]
     model: str = ""
@@ -211,6 +219,14 @@ class AgentNode(_NodeBase):
     tools: list[str] = []
     tool_policy: list[str] | None = None
     tool_max_steps: int = 0
+    max_tokens: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_max_tokens(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("max_tokens", 0) is None:
+            del data["max_tokens"]
+        return data
 
 
 class RouterNode(_NodeBase):
@@ -305,7 +321,16 @@ class Workflow(_Model):
     tool_policy: list[str] | None = None
     interaction: InteractionMode | None = None
     mcp_servers: dict[str, MCPServer] = {}
+    #: In-file `presets:` (Iterion's): preset name → var values; left out of the JSON when empty.
+    presets: dict[str, dict[str, JsonValue]] = {}
     content_hash: str = ""
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_presets(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("presets", True):
+            del data["presets"]
+        return data
 
     # -- accessors used by the validator and the runtime -------------------------------------
     def output_schema_of(self, node_id: str) -> str:

@@ -8,6 +8,11 @@ may start with `##` and prompt names may be keywords, and negative numbers exist
 
 Comments never reach the token stream; they are collected (with positions) for the formatter.
 Lexical errors become diagnostics right here, and the offending character is dropped.
+
+Besides `"…"`, strings may be written as Iterion writes them since 2026-05 (docs/language.md §2):
+a backtick raw string `` `…` `` (no escapes, may span lines: shell scripts and regexes without
+escaping) and a `|` block scalar after a property's `:` (the indented lines below it, YAML's
+"clip" form). Both become one STRING token; its ``style`` tells the formatter how it was written.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ KEYWORDS = frozenset(
     readonly backend default_backend interaction interaction_prompt interaction_model await when not
     as with enum fresh inherit artifacts_only fork fan_out_all condition round_robin llm multi
     wait_all best_effort true false string bool int float json max_parallel_branches max_duration
-    max_cost_usd max_tokens max_iterations done fail pattern min_length max_length min max""".split()
+    max_cost_usd max_tokens max_iterations done fail pattern min_length max_length min max presets duration
+    event timeout""".split()
 )
 
 #: Keywords that cannot be used as names (Iterion's rule, kept so its files keep their meaning).
@@ -59,6 +65,7 @@ class Token:
     line: int
     column: int
     first: bool = False  # first token on its line
+    style: str = '"'  # STRING only: '"', '`' (raw string) or '|' (block scalar), as written
 
     @property
     def pos(self) -> Pos:
@@ -84,6 +91,11 @@ class LexResult:
     tokens: list[Token]
     comments: list[Comment] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: (line, column) of each STRING not written in double quotes → its style ('`' or '|').
+    string_styles: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: (line, column) of each `|` block string → (line, column) of its first body character, so
+    #: positions inside the value can be pointed at.
+    block_bodies: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
 
 _TOKEN_RE = re.compile(
@@ -97,6 +109,9 @@ _TOKEN_RE = re.compile(
     |(?P<ident>[^\W\d]\w*)
     |(?P<str>"(?:\\.|[^"\\])*")
     |(?P<unterminated>"(?:\\.|[^"\\])*)
+    |(?P<raw>`[^`]*`)
+    |(?P<rawopen>`[^`]*$)
+    |(?P<block>\|[ \t]*(?:\#\#.*)?$)
     |(?P<punct>[:=,\[\]{}().*])
     |(?P<bad>.)
     """,
@@ -104,7 +119,8 @@ _TOKEN_RE = re.compile(
 )
 
 
-_DECL_START = re.compile(r"(vars|mcp_server|prompt|schema|agent|judge|router|join|human|tool|wait|workflow)\b")
+_DECL_START = re.compile(
+    r"(vars|presets|cursor|mcp_server|prompt|schema|agent|judge|router|join|human|tool|wait|workflow)\b")
 
 
 def decode_source(data: bytes) -> tuple[str | None, Diagnostic | None]:
@@ -134,6 +150,30 @@ def _leading_spaces(line: str) -> int:
     return n
 
 
+@dataclass(slots=True)
+class _OpenRaw:
+    """A backtick string still open at the end of a line: its text so far and where it began."""
+
+    parts: list[str]
+    line: int
+    column: int
+    first: bool
+
+
+@dataclass(slots=True)
+class _OpenBlock:
+    """A `|` block scalar being read: the property line's indentation, the body's (set by its first
+    line) and the lines so far (blank lines wait in ``pending_blank`` until more text follows)."""
+
+    line: int
+    column: int
+    owner_indent: int
+    base: int | None = None
+    first_line: int = 0  # the line of the body's first text
+    lines: list[str] = field(default_factory=list)
+    pending_blank: int = 0
+
+
 class _Lexer:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -146,6 +186,10 @@ class _Lexer:
         self.pending_blank: list[int] = []  # blank lines inside a prompt body, kept if more text follows
         self.tab_reported = False
         self.paren_depth = 0  # inside [ ], { } or ( ) lines join: no NEWLINE/INDENT/DEDENT
+        self.raw: _OpenRaw | None = None  # a backtick string spanning lines
+        self.block: _OpenBlock | None = None  # a `|` block scalar being read
+        self.string_styles: dict[tuple[int, int], str] = {}
+        self.block_bodies: dict[tuple[int, int], tuple[int, int]] = {}
 
     def error(self, code: str, message: str, line: int, column: int, length: int = 1, hint: str | None = None) -> None:
         self.diags.append(make(code, message, line, column, length=length, hint=hint))
@@ -159,14 +203,86 @@ class _Lexer:
             self.line(lineno, text)
         end_line = max(1, lineno)
         end_col = len(lines[-1]) + 1 if lines else 1
+        if self.raw is not None:
+            raw = self.raw
+            self.error("E004", "unterminated raw string: no closing backtick before the end of the file",
+                       raw.line, raw.column, hint="Close the string with a backtick (`); a raw string cannot "
+                       "contain one, so write such text in double quotes or as a `|` block.")
+            self.emit_string("\n".join(raw.parts), raw.line, raw.column, raw.first, "`")
+            self.tokens.append(Token(NEWLINE, "", end_line, end_col))
+            self.raw = None
+        if self.block is not None:
+            self.close_block()
         while len(self.stack) > 1:
             self.stack.pop()
             self.tokens.append(Token(DEDENT, "", end_line, end_col))
         self.tokens.append(Token(EOF, "", end_line, end_col))
-        return LexResult(self.tokens, self.comments, self.diags)
+        return LexResult(self.tokens, self.comments, self.diags, self.string_styles, self.block_bodies)
+
+    def emit_string(self, value: str, line: int, column: int, first: bool, style: str) -> None:
+        self.tokens.append(Token(STRING, value, line, column, first, style))
+        self.string_styles[(line, column)] = style
+
+    # -- strings spanning lines ----------------------------------------------------------------
+    def continue_raw(self, lineno: int, text: str) -> None:
+        """A line inside a backtick string: all of it is text up to a closing backtick, and what
+        follows that backtick is read as the rest of the string's line."""
+        raw = self.raw
+        assert raw is not None
+        end = text.find("`")
+        if end < 0:
+            raw.parts.append(text)
+            return
+        raw.parts.append(text[:end])
+        self.raw = None
+        self.emit_string("\n".join(raw.parts), raw.line, raw.column, raw.first, "`")
+        self.scan(lineno, end + 1, text[end + 1 :], continued=True)
+
+    def continue_block(self, lineno: int, text: str) -> bool:
+        """A line after `key: |`: True when it belongs to the block (and was taken), False when it
+        ends the block (the block's STRING has been emitted; the line is then read as usual).
+
+        The block is every line indented deeper than the property line; the first one sets how
+        much indentation is stripped, and deeper lines keep the rest. Blank lines inside are kept,
+        blank lines at the end are not; the value ends with one newline (YAML's `|`, "clip")."""
+        block = self.block
+        assert block is not None
+        n = _leading_spaces(text)
+        if text[n:].strip(" \t") == "":
+            if block.lines:
+                block.pending_blank += 1
+            return True
+        if block.base is None:
+            if n <= block.owner_indent:
+                self.close_block()
+                return False
+            block.base = n
+            block.first_line = lineno
+        if n < block.base:
+            self.close_block()
+            return False
+        block.lines.extend([""] * block.pending_blank)
+        block.pending_blank = 0
+        block.lines.append(text[block.base :])
+        return True
+
+    def close_block(self) -> None:
+        block = self.block
+        assert block is not None
+        self.block = None
+        value = "\n".join(block.lines) + "\n" if block.lines else ""
+        self.emit_string(value, block.line, block.column, False, "|")
+        if block.base is not None:
+            self.block_bodies[(block.line, block.column)] = (block.first_line, block.base + 1)
+        self.tokens.append(Token(NEWLINE, "", block.line, block.column + 1))
 
     # -- one physical line ---------------------------------------------------------------------
     def line(self, lineno: int, text: str) -> None:
+        if self.raw is not None:
+            self.continue_raw(lineno, text)
+            return
+        if self.block is not None and self.continue_block(lineno, text):
+            return
         n = _leading_spaces(text)
         rest = text[n:]
         blank = rest.strip(" \t") == ""
@@ -270,7 +386,9 @@ class _Lexer:
         self.pending_blank.clear()
 
     # -- tokens of one line --------------------------------------------------------------------
-    def scan(self, lineno: int, offset: int, rest: str) -> None:
+    def scan(self, lineno: int, offset: int, rest: str, *, continued: bool = False) -> None:
+        """Tokens of one line (``continued``: the rest of a line a backtick string ended on, whose
+        string token is already out, so the line still ends with a NEWLINE)."""
         emitted_start = len(self.tokens)
         first = True
         for m in _TOKEN_RE.finditer(rest):
@@ -286,6 +404,26 @@ class _Lexer:
                 tok = Token(IDENT, value, lineno, col, first)
             elif kind == "str":
                 tok = Token(STRING, value[1:-1], lineno, col, first)
+            elif kind == "raw":
+                self.emit_string(value[1:-1], lineno, col, first, "`")
+                first = False
+                continue
+            elif kind == "rawopen":
+                self.raw = _OpenRaw([value[1:]], lineno, col, first)
+                return  # the string goes on: this line ends when the string does
+            elif kind == "block":
+                line_tokens = self.tokens[emitted_start:]
+                after_colon = bool(line_tokens) and line_tokens[-1].kind == PUNCT and line_tokens[-1].value == ":"
+                if not after_colon or self.paren_depth > 0:
+                    self.error("E001", "'|' opens a block string only at the end of a line, right after a "
+                               "property's ':'", lineno, col,
+                               hint="Write `command: |` and the text indented on the lines below it.")
+                    continue
+                comment = value.find("##")
+                if comment >= 0:
+                    self.comments.append(Comment(value[comment + 2 :].strip(), Pos(lineno, col + comment), inline=True))
+                self.block = _OpenBlock(lineno, col, self.stack[-1])
+                return  # the STRING and the NEWLINE come when the block ends
             elif kind == "num":
                 tok = Token(FLOAT if "." in value else INT, value, lineno, col, first)
             elif kind in ("punct", "arrow"):
@@ -310,7 +448,7 @@ class _Lexer:
             self.tokens.append(tok)
             first = False
         line_tokens = self.tokens[emitted_start:]
-        if line_tokens and self.paren_depth == 0:
+        if (line_tokens or continued) and self.paren_depth == 0:
             self.tokens.append(Token(NEWLINE, "", lineno, offset + len(rest) + 1))
             if (
                 offset == 0
@@ -329,6 +467,9 @@ class _Lexer:
             msg, hint = "single quotes are not strings", 'Use double quotes: "text".'
         elif ch == "-":
             msg, hint = "unexpected '-'", "Names use letters, digits and '_' (no '-'); edges use '->'."
+        elif ch == "|":
+            msg = "unexpected '|'"
+            hint = "A '|' opens a block string only at the end of a line, after a property's ':'."
         elif ch == "\r":
             msg, hint = "stray carriage return", "Save the file with LF or CRLF line endings."
         else:

@@ -144,6 +144,8 @@ def _agent_lines(workflow: Workflow, node: AgentNode, view: str) -> list[str]:
             lines.append(f"tool_max_steps: {node.tool_max_steps}")
         if node.reasoning_effort:
             lines.append(f"reasoning_effort: {node.reasoning_effort}")
+        if node.max_tokens is not None:
+            lines.append(f"max_tokens: {node.max_tokens}")
     else:
         if node.session != "fresh":
             lines.append(f"session: {node.session}")

@@ -3,9 +3,12 @@
 The parser accepts the union of Iterion's SEED syntax and its README syntax (see
 docs/language.md): `await:` and `join` nodes, `backend:` and `delegate:`, human `interaction:` and
 `mode:`, JSON / list / negative var defaults; plus iterloop's `wait` nodes, tool `call:` and human
-`timeout:`. Each property handler records where the property was written so later phases can point
-at it. Recovery is line-based: a bad line is reported once and skipped, a bad declaration is
-skipped up to the next line that starts a declaration at column 1.
+`timeout:`; and, from current Iterion, backtick and `|` strings (lexer), `max_tokens`, the effort
+aliases `xhigh`/`max` and `"${VAR:-level}"`, in-file `presets:`, and its coding-agent blocks
+(`UPSTREAM_IGNORED`), which are kept verbatim for the formatter and ignored. Each property
+handler records where the property was written so later phases can point at it. Recovery is
+line-based: a bad line is reported once and skipped, a bad declaration is skipped up to the next
+line that starts a declaration at column 1.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from . import ast as A
 from .diagnostics import Diagnostic, make
-from .ir import REASONING_EFFORTS
+from .ir import REASONING_EFFORT_ALIASES, REASONING_EFFORTS
 from .lexer import DEDENT, EOF, FLOAT, IDENT, INDENT, INT, NEWLINE, NOT_NAMES, PROMPTLINE, PUNCT, STRING, Token, lex
 
 INT64_MAX = 2**63 - 1
@@ -27,8 +30,26 @@ INT64_MIN = -(2**63)
 FIELD_CLAUSES = ("enum", "pattern", "min_length", "max_length", "min", "max")
 
 DECL_KEYWORDS = frozenset(
-    "vars mcp_server prompt schema agent judge router join human tool wait workflow".split()
+    "vars presets cursor mcp_server prompt schema agent judge router join human tool wait workflow".split()
 )
+
+#: Properties and declarations of current Iterion that iterloop accepts and ignores (C118), with
+#: why: they configure its coding-agent runtime, which iterloop does not have. Owner → names.
+UPSTREAM_IGNORED: dict[str, tuple[str, ...]] = {
+    "agent": ("compaction", "memory", "sandbox", "cursors", "capabilities", "provider"),
+    "judge": ("compaction", "memory", "sandbox", "cursors", "capabilities", "provider"),
+    "router": ("provider",),
+    "tool": ("sandbox",),
+    "workflow": ("compaction", "worktree", "sandbox", "capabilities"),
+    "file": ("cursor",),
+}
+#: Upstream properties iterloop cannot ignore (the node would do nothing) and does not run: the
+#: unknown-property error (E012) says what to write instead.
+_UPSTREAM_UNSUPPORTED = {
+    "script": "Iterion's inline `script:` is not run by iterloop; put the script in `command:` (a `|` block "
+              "keeps it readable), e.g. `command: |` then `python3 - <<'EOF'` …",
+    "language": "Iterion's `language:` goes with `script:`, which iterloop does not run; write a shell `command:`.",
+}
 SESSION_MODES = ("fresh", "inherit", "artifacts_only", "fork")
 ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm")
 AWAIT_MODES = ("wait_all", "best_effort")
@@ -41,10 +62,12 @@ _LINE_END = (NEWLINE, DEDENT, EOF)
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], lines: list[str] | None = None) -> None:
         self.toks = tokens
         self.i = 0
         self.diags: list[Diagnostic] = []
+        self.lines = lines or []  # the source, to keep ignored upstream blocks verbatim
+        self.ignored_lines: set[int] = set()  # their line numbers (their comments are part of them)
 
     # -- token helpers -------------------------------------------------------------------------
     def peek(self, offset: int = 0) -> Token:
@@ -355,17 +378,23 @@ class _Parser:
         close = difflib.get_close_matches(word, known, n=1) if known else []
         return f"Did you mean '{close[0]}'?" if close else None
 
-    def props(self, owner: str, target: Any, handlers: dict[str, Callable[[], Any]]) -> Callable[[Token], None]:
+    def props(self, owner: str, target: Any, handlers: dict[str, Callable[[], Any]],
+              ignored: tuple[str, ...] = ()) -> Callable[[Token], None]:
         """Build an ``on_property`` callback from a name → value-reader table.
 
-        ``target.props`` records where each property's value starts, for later diagnostics.
+        ``target.props`` records where each property's value starts, for later diagnostics;
+        ``ignored`` names upstream properties kept verbatim in ``target.ignored`` (C118).
         """
         known = tuple(handlers)
 
         def on_property(tok: Token) -> None:
+            if tok.value in ignored:
+                target.ignored.append(self.ignore_block(tok))
+                return
             reader = handlers.get(tok.value)
             if reader is None:
-                self.error("E012", f"unknown property '{tok.value}' in {owner}", tok, hint=self._suggest(tok.value, known))
+                hint = _UPSTREAM_UNSUPPORTED.get(tok.value) or self._suggest(tok.value, known)
+                self.error("E012", f"unknown property '{tok.value}' in {owner}", tok, hint=hint)
                 self.skip_line()
                 return
             value_tok = self.peek()
@@ -375,6 +404,37 @@ class _Parser:
                 self.end_of_line(f"'{tok.value}'")
 
         return on_property
+
+    def ignore_block(self, name_tok: Token) -> A.IgnoredBlock:
+        """Skip an ignored upstream property or declaration (its line and the block under it) and
+        keep its source lines, so `fmt` prints it back as written. Called with ``name_tok``
+        consumed (a property's ':' too)."""
+        if name_tok.kind == IDENT and name_tok.value in DECL_KEYWORDS and name_tok.column == 1:
+            self.skip_to_next_declaration()
+        else:
+            self.skip_line()
+        nxt = self.peek()
+        last = len(self.lines) if nxt.kind == EOF else max(name_tok.line, nxt.line - 1)
+        indent = name_tok.column - 1
+        while last > name_tok.line:  # blank lines and the next item's comments are not part of it
+            text = self.lines[last - 1] if last <= len(self.lines) else ""
+            stripped = text.lstrip(" ")
+            if stripped.strip() and not (stripped.startswith("##") and len(text) - len(stripped) <= indent):
+                break
+            last -= 1
+        lines = []
+        for number in range(name_tok.line, last + 1):
+            text = (self.lines[number - 1] if number <= len(self.lines) else "").rstrip("\r")
+            lines.append(text[indent:] if text[:indent].strip() == "" else text.lstrip(" "))
+            self.ignored_lines.add(number)
+        lines = [line if line.strip() else "" for line in lines]
+        return A.IgnoredBlock(name_tok.value, name_tok.pos, lines)
+
+    def skip_to_next_declaration(self) -> None:
+        """Skip a top-level block: everything up to the next line that starts a declaration."""
+        while self.peek().kind not in (NEWLINE, EOF):
+            self.advance()
+        self.skip_to_declaration()
 
     # -- file ----------------------------------------------------------------------------------
     def parse_file(self) -> list[A.Declaration]:
@@ -406,6 +466,10 @@ class _Parser:
         kind = kw.value
         if kind == "vars":
             return self.vars_block(kw)
+        if kind == "presets":
+            return self.presets_block(kw)
+        if kind in UPSTREAM_IGNORED["file"]:
+            return self.ignore_block(kw)
         name_tok = self.peek()
         if not self.is_name(name_tok):
             self.error("E002", f"expected a name after '{kind}', got {name_tok.describe()}", name_tok)
@@ -469,6 +533,52 @@ class _Parser:
             block.fields.append(A.VarField(tok.value, vtype, default, tok.pos))
             self.end_of_line(f"variable '{tok.value}'")
 
+    def presets_block(self, kw: Token) -> A.PresetsBlock | None:
+        """`presets:` then `NAME:` blocks of `var: literal` lines (Iterion's in-file presets)."""
+        if not self.open_block("'presets'"):
+            return None
+        block = A.PresetsBlock([], kw.pos)
+        while True:
+            tok = self.peek()
+            if tok.kind == NEWLINE:
+                self.advance()
+                continue
+            if tok.kind in (DEDENT, EOF):
+                if tok.kind == DEDENT:
+                    self.advance()
+                return block
+            self.advance()
+            if tok.kind != IDENT:
+                self.error("E002", f"expected a preset name in 'presets', got {tok.describe()}", tok,
+                           hint="Write `presets:`, then `NAME:` and its `var: value` lines indented below.")
+                self.skip_line()
+                continue
+            preset = A.Preset(tok.value, [], tok.pos)
+            block.presets.append(preset)
+            if not self.open_block(f"preset '{tok.value}'"):
+                self.skip_line()
+                continue
+            while True:
+                item = self.peek()
+                if item.kind == NEWLINE:
+                    self.advance()
+                    continue
+                if item.kind in (DEDENT, EOF):
+                    if item.kind == DEDENT:
+                        self.advance()
+                    break
+                self.advance()
+                if item.kind != IDENT:
+                    self.error("E002", f"expected a variable name in preset '{tok.value}', got {item.describe()}", item)
+                    self.skip_line()
+                    continue
+                if not self.expect_punct(":", f"after variable '{item.value}' of preset '{tok.value}'"):
+                    self.skip_line()
+                    continue
+                value = self.literal(f"'{item.value}' of preset '{tok.value}'")
+                preset.values.append(A.PresetValue(item.value, value, item.pos))
+                self.end_of_line(f"'{item.value}' of preset '{tok.value}'")
+
     def read_type(self, what: str, fallback: str = "string") -> str:
         tok = self.peek()
         if tok.kind == IDENT and tok.value in A.FIELD_TYPES:
@@ -485,7 +595,8 @@ class _Parser:
         tok = self.peek()
         if tok.kind == STRING:
             self.advance()
-            return A.Literal_("string", tok.value, f'"{tok.value}"')
+            raw = f"`{tok.value}`" if tok.style == "`" else "|" if tok.style == "|" else f'"{tok.value}"'
+            return A.Literal_("string", tok.value, raw)
         if tok.kind == INT:
             self.advance()
             value = max(INT64_MIN, min(INT64_MAX, int(tok.value)))
@@ -841,8 +952,17 @@ class _Parser:
         def tool_max_steps() -> None:
             decl.tool_max_steps = self.read_int("'tool_max_steps'")
 
+        def max_tokens() -> None:
+            decl.max_tokens = self.read_int("'max_tokens'")
+
         def reasoning_effort() -> None:
-            decl.reasoning_effort = self.read_choice("reasoning effort", REASONING_EFFORTS) or ""
+            tok = self.peek()
+            if tok.kind == STRING and "$" in tok.value:  # "${VAR:-high}": resolved on the worker
+                self.advance()
+                decl.reasoning_effort = tok.value
+                return
+            levels = REASONING_EFFORTS + tuple(REASONING_EFFORT_ALIASES)
+            decl.reasoning_effort = self.read_choice("reasoning effort", levels) or ""
 
         def readonly() -> None:
             value = self.read_bool("'readonly'")
@@ -852,8 +972,8 @@ class _Parser:
             decl.mcp = self.mcp_block(header)
 
         handlers.update(session=session, tools=tools, tool_policy=tool_policy, tool_max_steps=tool_max_steps,
-                        reasoning_effort=reasoning_effort, readonly=readonly, mcp=mcp)
-        self.block_body(header, self.props(header, decl, handlers))
+                        max_tokens=max_tokens, reasoning_effort=reasoning_effort, readonly=readonly, mcp=mcp)
+        self.block_body(header, self.props(header, decl, handlers, UPSTREAM_IGNORED[kind]))
         return decl
 
     def router(self, kind: str, name: str, pos: A.Pos, header: str) -> A.RouterDecl:
@@ -867,7 +987,7 @@ class _Parser:
             decl.multi = bool(self.read_bool("'multi'"))
 
         handlers.update(mode=mode, multi=multi)
-        self.block_body(header, self.props(header, decl, handlers))
+        self.block_body(header, self.props(header, decl, handlers, UPSTREAM_IGNORED["router"]))
         return decl
 
     def join(self, kind: str, name: str, pos: A.Pos, header: str) -> A.JoinDecl:
@@ -919,7 +1039,7 @@ class _Parser:
             decl.call = self.tool_ref() or ""
 
         handlers.update(command=command, call=call)
-        self.block_body(header, self.props(header, decl, handlers))
+        self.block_body(header, self.props(header, decl, handlers, UPSTREAM_IGNORED["tool"]))
         return decl
 
     def wait(self, kind: str, name: str, pos: A.Pos, header: str) -> A.WaitDecl:
@@ -929,7 +1049,15 @@ class _Parser:
         def duration() -> None:
             decl.duration = self.read_string(f"'duration' of {header}")
 
-        handlers.update(duration=duration)
+        def event() -> None:  # upstream's event wait: parsed to be refused (C119)
+            tok = self.peek()
+            decl.event = self.read_string(f"'event' of {header}") if tok.kind == STRING else self.read_name(
+                f"an event name for 'event' of {header}")
+
+        def timeout() -> None:
+            decl.timeout = self.read_string(f"'timeout' of {header}")
+
+        handlers.update(duration=duration, event=event, timeout=timeout)
         self.block_body(header, self.props(header, decl, handlers))
         return decl
 
@@ -957,6 +1085,12 @@ class _Parser:
                 extra_depth += 1
                 continue
             is_edge = self.is_name(tok) and self.is_punct("->", 1)
+            if (tok.kind == IDENT and not is_edge and self.is_punct(":", 1)
+                    and tok.value in UPSTREAM_IGNORED["workflow"]):
+                self.advance()
+                self.advance()
+                wf.ignored.append(self.ignore_block(tok))
+                continue
             if tok.kind == IDENT and not is_edge and self.is_punct(":", 1) and tok.value in _WORKFLOW_PROPS:
                 self.workflow_property(wf, header)
                 continue
@@ -1141,11 +1275,12 @@ def _json_string(raw: str) -> str:
 def parse(source: str) -> tuple[A.File, list[Diagnostic]]:
     """Parse ``source``; always returns a (possibly partial) AST and the diagnostics."""
     lexed = lex(source)
-    parser = _Parser(lexed.tokens)
+    parser = _Parser(lexed.tokens, source.split("\n"))
     try:
         decls = parser.parse_file()
     except RecursionError:  # pathologically nested JSON defaults
         decls = []
         parser.diags.append(make("E003", "nesting too deep to parse", 1, 1))
     diags = sorted(lexed.diagnostics + parser.diags, key=lambda d: (d.line, d.column))
-    return A.File(decls, lexed.comments), diags
+    comments = [c for c in lexed.comments if c.pos.line not in parser.ignored_lines]
+    return A.File(decls, comments, lexed.string_styles, lexed.block_bodies), diags

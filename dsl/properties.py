@@ -57,7 +57,12 @@ _AGENT = (
     Property("tool_policy", "list of tool patterns (`name`, `ns.*`, `*`)",
              "Allowlist for this node, replacing the workflow's."),
     Property("tool_max_steps", "integer ≥ 0", "Most model ↔ tool round trips in one execution (0: runtime default)."),
-    Property("reasoning_effort", _choice(REASONING_EFFORTS), "Extended thinking budget."),
+    Property("max_tokens", "integer ≥ 0",
+             "Most tokens in one model reply (Iterion's; recorded in the IR, not yet applied: the worker's "
+             "setting applies)."),
+    Property("reasoning_effort",
+             _choice(REASONING_EFFORTS) + ' (Iterion\'s `xhigh` and `max` run as `extra_high`), or `"${VAR:-high}"`',
+             "Extended thinking budget; the quoted form is read from the worker's environment."),
     Property("readonly", "`true` | `false`", "The node changes nothing, so it may run beside other branches."),
     Property("interaction", _choice(INTERACTIONS),
              "Lets a delegated agent ask questions mid-task (needs a backend, C029)."),
@@ -119,6 +124,8 @@ BLOCK_PROPERTIES: dict[str, tuple[Property, ...]] = {
         Property("duration", 'duration string, e.g. `"30m"`, `"1d"`',
                  "How long the durable timer sleeps (required: C102; a bad value is C100)."),
         _AWAIT,
+        Property("event", "event name", "Iterion's event wait; refused (C119): an iterloop wait is a timer."),
+        Property("timeout", "duration string", "Goes with Iterion's `event:`; refused (C119)."),
     ),
     "mcp_server": (
         Property("transport", _choice(list(TRANSPORTS)),

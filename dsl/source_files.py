@@ -20,6 +20,11 @@ import os
 import stat
 from pathlib import Path
 
+#: The extensions of workflow files, in order of preference: `.iter`, and current Iterion's `.bot`
+#: (the same language; upstream's whole catalogue of bots uses it). Where a name is looked up
+#: without its extension and both files exist, the first extension wins.
+WORKFLOW_SUFFIXES: tuple[str, ...] = (".iter", ".bot")
+
 #: The largest file iterloop reads as input: a workflow, a preset, an answers file. The largest
 #: shipped workflow is about 20 KB, so 2 MB leaves room and still bounds memory and parse time.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -79,3 +84,28 @@ def read_limited(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         raise UnreadableFile(path, f"it is larger than the limit of {max_bytes:,} bytes; give a smaller file",
                              errno.EFBIG)
     return data
+
+
+def is_workflow_path(path: str | Path) -> bool:
+    """Whether ``path`` names a workflow file by its extension (`.iter` or `.bot`)."""
+    return Path(path).suffix in WORKFLOW_SUFFIXES
+
+
+def workflow_file(directory: Path, name: str) -> Path:
+    """The workflow file called ``name`` in ``directory``: `name.iter`, else `name.bot`; the `.iter`
+    path when neither exists (so a message names what was looked for first)."""
+    for suffix in WORKFLOW_SUFFIXES:
+        path = directory / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return directory / f"{name}{WORKFLOW_SUFFIXES[0]}"
+
+
+def workflow_files(directory: Path) -> list[Path]:
+    """The workflow files directly in ``directory``, sorted, one per name (`x.iter` hides `x.bot`)."""
+    found: dict[str, Path] = {}
+    for suffix in WORKFLOW_SUFFIXES:
+        for path in sorted(directory.glob(f"*{suffix}")):
+            if path.is_file():
+                found.setdefault(path.stem, path)
+    return sorted(found.values())

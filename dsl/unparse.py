@@ -44,6 +44,8 @@ INDENT = "  "
 #: Declaration groups in output order (Iterion's order, with iterloop's joins and waits slotted in).
 _GROUPS: tuple[Callable[[A.Declaration], bool], ...] = (
     lambda d: isinstance(d, A.VarsBlock),
+    lambda d: isinstance(d, A.PresetsBlock),
+    lambda d: isinstance(d, A.IgnoredBlock),
     lambda d: isinstance(d, A.MCPServerDecl),
     lambda d: isinstance(d, A.PromptDecl),
     lambda d: isinstance(d, A.SchemaDecl),
@@ -71,16 +73,65 @@ def _quoted(raw: str) -> str:
     return f'"{raw}"'
 
 
+_DOUBLE_QUOTABLE = re.compile(r'(?:\\.|[^"\\\n])*')
+
+
+@dataclass(frozen=True, slots=True)
+class _Str:
+    """A string property value, printed in the style it was written in when that style can hold it."""
+
+    value: str
+
+
+def _block_fits(value: str) -> bool:
+    """Whether a `|` block gives ``value`` back: one final newline, a first line that sets the
+    indentation (not blank, not indented), and no line of only spaces (the lexer reads it as blank)."""
+    if value == "":
+        return True
+    if not value.endswith("\n") or value.endswith("\n\n"):
+        return False
+    lines = value[:-1].split("\n")
+    return bool(lines[0].strip()) and not lines[0][0].isspace() and all(line.strip() or not line for line in lines)
+
+
+def _string_form(value: str, style: str | None, *, block_ok: bool) -> tuple[str, list[str]]:
+    """How to print a string: its text on the line, and the lines of a `|` block under it.
+
+    The style it was written in is kept when it can hold the value; otherwise the first of
+    double quotes (the lexer keeps escapes raw, so a value without a bare `"` or a newline reads
+    back the same), a backtick raw string (anything without a backtick), a `|` block."""
+    def block() -> tuple[str, list[str]]:
+        return "|", value[:-1].split("\n") if value else []
+
+    if style == "|" and block_ok and _block_fits(value):
+        return block()
+    if style == "`" and "`" not in value:
+        return f"`{value}`", []
+    if _DOUBLE_QUOTABLE.fullmatch(value):
+        return _quoted(value), []
+    if "`" not in value:
+        return f"`{value}`", []
+    if block_ok and _block_fits(value):
+        return block()
+    raise ValueError(f"cannot format the string {value[:40]!r}…: it holds a backtick and a double quote or a line "
+                     "break, which no string form of the language can hold here")
+
+
+def _one_line(value: str) -> str:
+    """A string on one line with no recorded style: double quotes when they hold it, else a raw string."""
+    return _string_form(value, None, block_ok=False)[0]
+
+
 def _name_or_string(value: str) -> str:
     """List items / with-keys that accept a name or a string: bare when the parser reads it back."""
     if _IDENT_RE.fullmatch(value) and value not in NOT_NAMES:
         return value
-    return _quoted(value)
+    return _one_line(value)
 
 
 def _tool_ref(value: str) -> str:
     """Tool references (`name`, `ns.name`, `ns.*`, `*`) bare; anything else quoted."""
-    return value if _TOOL_REF_RE.fullmatch(value) else _quoted(value)
+    return value if _TOOL_REF_RE.fullmatch(value) else _one_line(value)
 
 
 def _list(items: Iterable[str], item: Callable[[str], str]) -> str:
@@ -159,7 +210,8 @@ class _Node:
     name_len: int = 0  # property name length, for that estimate
     children: list[_Node] = field(default_factory=list)
     parent: _Node | None = None
-    body: list[str] = field(default_factory=list)  # prompt text lines
+    body: list[str] = field(default_factory=list)  # prompt text lines, a `|` block's lines
+    verbatim: list[str] = field(default_factory=list)  # an ignored block's lines, indented as written
     block: bool = False  # has an indented block (may hold trailing comments)
     prompt: bool = False
     close: str | None = None  # closing line of a `with {` block
@@ -220,9 +272,29 @@ class _Builder:
     keep their paragraphs: authors group edges with empty lines, and those groups are kept.
     """
 
-    def __init__(self, blank_lines: frozenset[int] = frozenset(), comment_lines: frozenset[int] = frozenset()) -> None:
+    def __init__(self, blank_lines: frozenset[int] = frozenset(), comment_lines: frozenset[int] = frozenset(),
+                 styles: dict[tuple[int, int], str] | None = None) -> None:
         self.blank_lines = blank_lines
         self.comment_lines = comment_lines
+        self.styles = styles or {}
+
+    def inline_string(self, value: str, pos: A.Pos | None = None) -> str:
+        """A string that must fit on its line (list items, `with` values, one-line settings)."""
+        style = self.styles.get((pos.line, pos.column)) if pos is not None else None
+        return _string_form(value, style, block_ok=False)[0]
+
+    def string_prop(self, name: str, value: str, pos: A.Pos) -> _Node:
+        text, body = _string_form(value, self.styles.get((pos.line, pos.column)), block_ok=True)
+        node = _prop(name, text, pos)
+        node.body = body
+        return node
+
+    def ignored(self, node: _Node, blocks: list[A.IgnoredBlock]) -> None:
+        """Ignored upstream blocks (C118), printed back as written, after the known properties."""
+        for block in blocks:
+            child = _item(block.lines[0], block.pos)
+            child.verbatim = block.lines[1:]
+            node.add(child)
 
     def starts_paragraph(self, previous: A.Edge, edge: A.Edge) -> bool:
         """Whether the source has an empty line between ``previous`` and ``edge`` (or the comments
@@ -236,6 +308,12 @@ class _Builder:
     def decl(self, d: A.Declaration) -> _Node:
         if isinstance(d, A.VarsBlock):
             return self.vars(d)
+        if isinstance(d, A.PresetsBlock):
+            return self.presets(d)
+        if isinstance(d, A.IgnoredBlock):
+            node = _item(d.lines[0], d.pos)
+            node.verbatim = d.lines[1:]
+            return node
         if isinstance(d, A.MCPServerDecl):
             return self.mcp_server(d)
         if isinstance(d, A.PromptDecl):
@@ -264,12 +342,17 @@ class _Builder:
         node.block = True
         return node
 
-    def props(self, node: _Node, props: dict[str, A.Pos], table: list[tuple[tuple[str, ...], Callable[[str], str]]]) -> None:
+    def props(self, node: _Node, props: dict[str, A.Pos],
+              table: list[tuple[tuple[str, ...], Callable[[str], str | _Str]]]) -> None:
         """Add one line per written property, in the table's (canonical) order."""
         for spellings, render in table:
             name = _chosen(props, *spellings)
             if name is not None:
-                node.add(_prop(name, render(name), props[name]))
+                value = render(name)
+                if isinstance(value, _Str):
+                    node.add(self.string_prop(name, value.value, props[name]))
+                else:
+                    node.add(_prop(name, value, props[name]))
 
     # -- declarations --------------------------------------------------------------------------
     def vars(self, block: A.VarsBlock) -> _Node:
@@ -281,13 +364,31 @@ class _Builder:
             node.add(_item(text, f.pos))
         return node
 
+    def presets(self, block: A.PresetsBlock) -> _Node:
+        node = self.header("presets:", block.pos)
+        for preset in block.presets:
+            child = self.header(f"{preset.name}:", preset.pos)
+            for pv in preset.values:
+                if pv.value is None:
+                    continue
+                if pv.value.kind == "string":
+                    style = {"`": "`", "|": "|"}.get(pv.value.raw[:1])
+                    text, body = _string_form(pv.value.value, style, block_ok=True)
+                    item = _item(f"{pv.key}: {text}", pv.pos)
+                    item.body = body
+                else:
+                    item = _item(f"{pv.key}: {_literal(pv.value)}", pv.pos)
+                child.add(item)
+            node.add(child)
+        return node
+
     def mcp_server(self, d: A.MCPServerDecl) -> _Node:
         node = self.header(f"mcp_server {d.name}:", d.pos)
         self.props(node, d.props, [
             (("transport",), lambda _: d.transport),
-            (("command",), lambda _: _quoted(d.command)),
-            (("args",), lambda _: _list(d.args, _quoted)),
-            (("url",), lambda _: _quoted(d.url)),
+            (("command",), lambda _: _Str(d.command)),
+            (("args",), lambda _: _list(d.args, self.inline_string)),
+            (("url",), lambda _: _Str(d.url)),
         ])
         _settle_columns(node)
         return node
@@ -303,9 +404,9 @@ class _Builder:
         for f in d.fields:
             text = f"{f.name}: {f.type}"
             if f.enum_values:
-                text += " [enum: " + ", ".join(_quoted(v) for v in f.enum_values) + "]"
+                text += " [enum: " + ", ".join(_one_line(v) for v in f.enum_values) + "]"
             for key, value in f.constraints.items():
-                shown = (_quoted(value) if isinstance(value, str)
+                shown = (_one_line(value) if isinstance(value, str)
                          else _plain_float(value) if isinstance(value, float) else str(value))
                 text += f" [{key}: {shown}]"
             node.add(_item(text, f.pos))
@@ -327,8 +428,8 @@ class _Builder:
         if d.mcp is not None:
             node.add(self.mcp_block(d.mcp))
         self.props(node, d.props, [
-            (("model",), lambda _: _quoted(d.model)),
-            (("backend", "delegate"), lambda _: _quoted(d.backend)),
+            (("model",), lambda _: _Str(d.model)),
+            (("backend", "delegate"), lambda _: _Str(d.backend)),
             (("input",), lambda _: d.input),
             (("output",), lambda _: d.output),
             (("publish",), lambda _: d.publish),
@@ -338,13 +439,16 @@ class _Builder:
             (("tools",), lambda _: _list(d.tools, _tool_ref)),
             (("tool_policy",), lambda _: _list(d.tool_policy or [], _tool_ref)),
             (("tool_max_steps",), lambda _: str(d.tool_max_steps)),
-            (("reasoning_effort",), lambda _: d.reasoning_effort),
+            (("max_tokens",), lambda _: str(d.max_tokens)),
+            (("reasoning_effort",), lambda _: _Str(d.reasoning_effort) if "$" in d.reasoning_effort
+             else d.reasoning_effort),
             (("readonly",), lambda _: _bool(d.readonly)),
             (("interaction",), lambda _: d.interaction),
             (("interaction_prompt",), lambda _: d.interaction_prompt),
-            (("interaction_model",), lambda _: _quoted(d.interaction_model)),
+            (("interaction_model",), lambda _: _Str(d.interaction_model)),
             (("await",), lambda _: d.await_mode),
         ])
+        self.ignored(node, d.ignored)
         _settle_columns(node)
         return node
 
@@ -354,12 +458,13 @@ class _Builder:
         node = self.header(f"router {d.name}:", d.pos)
         self.props(node, d.props, [
             (("mode",), lambda _: d.mode),
-            (("model",), lambda _: _quoted(d.model)),
-            (("backend", "delegate"), lambda _: _quoted(d.backend)),
+            (("model",), lambda _: _Str(d.model)),
+            (("backend", "delegate"), lambda _: _Str(d.backend)),
             (("system",), lambda _: d.system),
             (("user",), lambda _: d.user),
             (("multi",), lambda _: _bool(d.multi)),
         ])
+        self.ignored(node, d.ignored)
         _settle_columns(node)
         return node
 
@@ -385,11 +490,11 @@ class _Builder:
             (("publish",), lambda _: d.publish),
             (("interaction", "mode"), interaction),
             (("interaction_prompt",), lambda _: d.interaction_prompt),
-            (("interaction_model",), lambda _: _quoted(d.interaction_model)),
+            (("interaction_model",), lambda _: _Str(d.interaction_model)),
             (("instructions",), lambda _: d.instructions),
             (("min_answers",), lambda _: str(d.min_answers)),
-            (("timeout",), lambda _: _quoted(d.timeout)),
-            (("model",), lambda _: _quoted(d.model)),
+            (("timeout",), lambda _: _Str(d.timeout)),
+            (("model",), lambda _: _Str(d.model)),
             (("system",), lambda _: d.system),
             (("await",), lambda _: d.await_mode),
         ])
@@ -399,20 +504,23 @@ class _Builder:
     def tool(self, d: A.ToolDecl) -> _Node:
         node = self.header(f"tool {d.name}:", d.pos)
         self.props(node, d.props, [
-            (("command",), lambda _: _quoted(d.command)),
+            (("command",), lambda _: _Str(d.command)),
             (("call",), lambda _: _tool_ref(d.call)),
             (("input",), lambda _: d.input),
             (("output",), lambda _: d.output),
             (("publish",), lambda _: d.publish),
             (("await",), lambda _: d.await_mode),
         ])
+        self.ignored(node, d.ignored)
         _settle_columns(node)
         return node
 
     def wait(self, d: A.WaitDecl) -> _Node:
         node = self.header(f"wait {d.name}:", d.pos)
         self.props(node, d.props, [
-            (("duration",), lambda _: _quoted(d.duration)),
+            (("duration",), lambda _: _Str(d.duration)),
+            (("event",), lambda _: _Str(d.event)),
+            (("timeout",), lambda _: _Str(d.timeout)),
             (("await",), lambda _: d.await_mode),
         ])
         _settle_columns(node)
@@ -428,11 +536,15 @@ class _Builder:
         if wf.mcp is not None:
             settings.append(self.mcp_block(wf.mcp))
         if "default_backend" in p:
-            settings.append(_item(f"default_backend: {_quoted(wf.default_backend)}", p["default_backend"]))
+            settings.append(_item(f"default_backend: {_one_line(wf.default_backend)}", p["default_backend"]))
         if "tool_policy" in p:
             settings.append(_item(f"tool_policy: {_list(wf.tool_policy or [], _tool_ref)}", p["tool_policy"]))
         if "interaction" in p:
             settings.append(_item(f"interaction: {wf.interaction or 'none'}", p["interaction"]))
+        for block in wf.ignored:
+            ignored = _item(block.lines[0], block.pos)
+            ignored.verbatim = block.lines[1:]
+            settings.append(ignored)
         entry = [_item(f"entry: {wf.entry}", p["entry"])] if "entry" in p else []
         budget = [self.budget(wf.budget)] if wf.budget is not None else []
         edges = [self.edge(e) for e in wf.edges]
@@ -449,7 +561,7 @@ class _Builder:
         node = self.header("budget:", b.pos)
         self.props(node, b.props, [
             (("max_parallel_branches",), lambda _: str(b.max_parallel_branches)),
-            (("max_duration",), lambda _: _quoted(b.max_duration)),
+            (("max_duration",), lambda _: _Str(b.max_duration)),
             (("max_cost_usd",), lambda _: _number(b.max_cost_usd)),
             (("max_tokens",), lambda _: str(b.max_tokens)),
             (("max_iterations",), lambda _: str(b.max_iterations)),
@@ -479,7 +591,8 @@ class _Builder:
                 node.close = "}"
                 comma = "," if len(e.with_) > 1 else ""
                 for w in e.with_:
-                    node.add(_item(f"{_name_or_string(w.key)}: {_quoted(w.value)}{comma}", w.pos))
+                    value = self.inline_string(w.value, w.value_pos)
+                    node.add(_item(f"{_name_or_string(w.key)}: {value}{comma}", w.pos))
         if when_last:
             if node.close is not None:
                 node.close_suffix = when
@@ -570,6 +683,7 @@ def _render_node(node: _Node, depth: int, out: list[str]) -> None:
         line += "  " + "  ".join(_comment(t) for t in node.inline)
     out.append(line)
     out.extend(pad + INDENT + b if b else "" for b in node.body)
+    out.extend(pad + b if b else "" for b in node.verbatim)
     for child in node.children:
         _render_node(child, depth + 1, out)
     _comments(node.trailing, pad + INDENT, None, out)
@@ -603,7 +717,7 @@ def format_file(file: A.File, *, blank_lines: frozenset[int] = frozenset()) -> s
     """Canonical text of a parsed file; ends with one newline (an empty file gives ""). With the
     source's empty ``blank_lines`` (line numbers), the groups of edges a workflow has are kept."""
     root = _Node("", None, col=0, block=True)
-    builder = _Builder(blank_lines, frozenset(c.pos.line for c in file.comments))
+    builder = _Builder(blank_lines, frozenset(c.pos.line for c in file.comments), file.string_styles)
     for belongs in _GROUPS:
         for decl in file.declarations:
             if belongs(decl):
@@ -621,7 +735,7 @@ def format_source(source: str) -> str:
         listed = "\n".join(d.render() for d in errors)
         raise ValueError(f"cannot format a file with parse errors:\n{listed}")
     blank_lines = frozenset(n for n, line in enumerate(source.split("\n"), start=1) if not line.strip())
-    return format_file(A.File(tree.declarations, _comments_as_written(tree.comments, source)),
+    return format_file(A.File(tree.declarations, _comments_as_written(tree.comments, source), tree.string_styles),
                        blank_lines=blank_lines)
 
 

@@ -245,7 +245,8 @@ class _Validator:
     def check_reasoning_effort(self) -> None:
         for node in self.wf.nodes.values():
             effort = getattr(node, "reasoning_effort", "")
-            if effort and effort not in ir.REASONING_EFFORTS:
+            # "${VAR:-level}" is read on the worker (the compiler checked its fallback: C024 too)
+            if effort and effort not in ir.REASONING_EFFORTS and "$" not in effort:
                 self.diag("C024", f"{node.kind} '{node.id}' has invalid reasoning_effort '{effort}'",
                           self.src.prop(node.id, "reasoning_effort"),
                           hint="Use low, medium, high or extra_high.")

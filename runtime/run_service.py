@@ -113,6 +113,17 @@ class FoundRun:
 
 
 @dataclass
+class RunTarget:
+    """Where new runs go: the client, the settings (their task queue), the worker check made before
+    starting (None: not made, the API's service), and the run's notify options."""
+
+    client: Client
+    settings: Settings
+    check: WorkerCheck | None
+    notify: dict[str, Any] | None
+
+
+@dataclass
 class RunSnapshot:
     """One look at a run: the `RunDetail` every caller shows, plus what the dashboard draws from (the
     compiled workflow, for the graph; the raw state, for the gate forms and the last event seq)."""
@@ -233,35 +244,51 @@ class RunService:
         the background on a local server). Otherwise it only looks, after the start: the run waits
         for a worker either way, and one that has just started is listed only once it has polled.
         """
-        client = await self.client(new_run=True)
-        settings = self.settings
-        check: WorkerCheck | None = None
-        offline = prepared.script is not None
-        if self.manage_local:
-            # Offline (scripted) runs go to their own task queue, so an offline worker never serves a
-            # real run; the API starts every run on the queue it is configured with.
-            settings = replace(settings, task_queue=run_task_queue(settings.task_queue, offline=offline))
-            check = await ensure_worker(client, settings, settings.task_queue,
-                                        need=self._worker_need(offline=offline, workflow=prepared.workflow))
-            self._tell_started(check, settings.task_queue)
-        notify = run_notify_options(settings, preset=prepared.notify_preset, request=prepared.request.notify,
-                                    ui_base_url=web_ui_base(settings))
-        run_id = await start_graph_run(client, settings, prepared, notify)
-        if check is None:
-            check = await ensure_worker(client, settings, settings.task_queue, spawn=False)
-        command = ("iterloop worker" + (f" --offline --task-queue {settings.task_queue}" if is_offline_queue(
-            settings.task_queue) else (f" --task-queue {settings.task_queue}" if settings.task_queue
-                                       != self.configured.task_queue else "")))
-        warnings = [] if check.state != "none" else [(
-            f"no worker polls task queue '{settings.task_queue}' at {settings.address}; the run waits until one "
-            f"does (start one with `{command}`)")]
+        target = await self.new_run_target(prepared)
+        settings = target.settings
+        run_id = await start_graph_run(target.client, settings, prepared, target.notify)
+        check, warnings = await self.worker_warnings(target, "the run waits until one does")
         record = check.record
         return StartedRun(run_id=run_id, workflow=prepared.workflow.name, source=prepared.request.compiled.source,
                           task_queue=settings.task_queue, address=settings.address, namespace=settings.namespace,
                           ui_url=web_ui_link(settings, run_id),
                           worker=WorkerState(state=check.state, pid=record.pid if record else None,
                                              log_path=record.log_path if record else None),
-                          notify=notify, warnings=warnings)
+                          notify=target.notify, warnings=warnings)
+
+    async def new_run_target(self, prepared: PreparedStart) -> RunTarget:
+        """Where runs of ``prepared`` go (now, or at each firing of a schedule): the client, the
+        settings with the task queue, the worker check and the notify options.
+
+        Managing local processes, offline (scripted) runs go to their own task queue, so an offline
+        worker never serves a real run, and a worker that suits the run is made sure of (started in
+        the background on a local server); the API uses the queue it is configured with.
+        """
+        client = await self.client(new_run=True)
+        settings = self.settings
+        check: WorkerCheck | None = None
+        offline = prepared.script is not None
+        if self.manage_local:
+            settings = replace(settings, task_queue=run_task_queue(settings.task_queue, offline=offline))
+            check = await ensure_worker(client, settings, settings.task_queue,
+                                        need=self._worker_need(offline=offline, workflow=prepared.workflow))
+            self._tell_started(check, settings.task_queue)
+        notify = run_notify_options(settings, preset=prepared.notify_preset, request=prepared.request.notify,
+                                    ui_base_url=web_ui_base(settings))
+        return RunTarget(client, settings, check, notify)
+
+    async def worker_warnings(self, target: RunTarget, consequence: str) -> tuple[WorkerCheck, list[str]]:
+        """The worker check of ``target`` (looking now when it was not made before) and, when no worker
+        polls its task queue, the warning that says so, what follows (``consequence``) and the command."""
+        settings = target.settings
+        check = target.check or await ensure_worker(target.client, settings, settings.task_queue, spawn=False)
+        command = ("iterloop worker" + (f" --offline --task-queue {settings.task_queue}" if is_offline_queue(
+            settings.task_queue) else (f" --task-queue {settings.task_queue}" if settings.task_queue
+                                       != self.configured.task_queue else "")))
+        warnings = [] if check.state != "none" else [(
+            f"no worker polls task queue '{settings.task_queue}' at {settings.address}; {consequence} "
+            f"(start one with `{command}`)")]
+        return check, warnings
 
     # -- read --------------------------------------------------------------------------------------
 
@@ -279,11 +306,11 @@ class RunService:
         return RunSnapshot(detail, run_input.workflow if run_input is not None else None, view, found)
 
     async def list_runs(self, *, status: str | None = None, workflow: str | None = None, gate: str | None = None,
-                        limit: int = 20) -> RunList:
-        """Runs from Temporal's visibility store (optionally with a status, a workflow, an open gate),
-        newest first."""
+                        limit: int = 20, schedule: str | None = None) -> RunList:
+        """Runs from Temporal's visibility store (optionally with a status, a workflow, an open gate,
+        started by a schedule), newest first."""
         client = await self.client()
-        query = visibility_query(status, workflow=workflow, gate=gate)
+        query = visibility_query(status, workflow=workflow, gate=gate, schedule=schedule)
         return RunList(runs=await list_summaries(client, self.settings, query, limit), query=query)
 
     async def events(self, run_id: str, after_seq: int = 0) -> EventList:
@@ -542,8 +569,11 @@ def _elapsed(desc: WorkflowExecutionDescription) -> float | None:
 # -- listing -------------------------------------------------------------------------------------
 
 
-def visibility_query(status: str | None, *, workflow: str | None = None, gate: str | None = None) -> str:
-    """The visibility query for iterloop runs, optionally with a status, a workflow name, an open gate.
+def visibility_query(status: str | None, *, workflow: str | None = None, gate: str | None = None,
+                     schedule: str | None = None) -> str:
+    """The visibility query for iterloop runs, optionally with a status, a workflow name, an open gate,
+    or the schedule that started them (Temporal's own `TemporalScheduledById`, which it sets on every
+    run a schedule starts).
 
     A run that Temporal ended behind the interpreter's back (terminated, timed out) keeps the
     status it last published, so asking for a status of a live run, or for an open gate, also
@@ -563,9 +593,15 @@ def visibility_query(status: str | None, *, workflow: str | None = None, gate: s
     for attribute, value in ((SA_STATUS, status), (SA_WORKFLOW, workflow), (SA_OPEN_GATES, gate)):
         if value:
             query += f' AND {attribute}="{_quoted(value)}"'
+    if schedule:
+        query += f' AND {SCHEDULED_BY}="{_quoted(schedule)}"'
     if gate or (status and status not in TERMINAL_STATUSES):
         query += ' AND ExecutionStatus="Running"'
     return query
+
+
+#: The search attribute Temporal sets on each workflow a schedule starts: the schedule's id.
+SCHEDULED_BY = "TemporalScheduledById"
 
 
 #: A node or workflow name, as `dsl.lexer` reads one.

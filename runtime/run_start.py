@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,6 +42,9 @@ from runtime.temporal_runs import RPC_TIMEOUT, temporal_errors
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+    from temporalio.common import TypedSearchAttributes
+
+    from workflows.contract.state import RunInput
 
 #: What a run id may be (`--run-id`, the API's `run_id`): it is a Temporal workflow id, shown in
 #: commands and URLs, so plain characters and at most `MAX_RUN_ID_LENGTH` of them.
@@ -172,6 +176,54 @@ def new_run_id(wf: Workflow) -> str:
     return f"{wf.name}-{uuid.uuid4().hex[:8]}"
 
 
+@dataclass
+class GraphRunStart:
+    """Everything a new GraphRun execution is started with, but its id and task queue: the one
+    description both `start_graph_run` (a run now) and a schedule's start action
+    (`runtime.schedules`, a run at each firing) hand to Temporal, so a scheduled run is an
+    ordinary run (same workflow type, input, search attributes and Web UI details)."""
+
+    run_input: RunInput
+    search_attributes: TypedSearchAttributes
+    static_summary: str
+    static_details: str
+
+
+def graph_run_start(prepared: PreparedStart, notify: dict[str, Any] | None, *, origin: str | None = None) -> GraphRunStart:
+    """The run input, search attributes and Web UI details of a run of ``prepared`` (``origin``
+    overrides the request's own, e.g. to name the schedule that starts it)."""
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    from workflows.contract.state import SA_STATUS, SA_WORKFLOW, RunInput, RunOptions
+
+    request, wf, script = prepared.request, prepared.workflow, prepared.script
+    compiled = request.compiled
+    options = {**prepared.run_options, **({"notify": notify} if notify else {}),
+               **({"summary": prepared.summary} if prepared.summary else {})}
+    run_input = RunInput(workflow=wf, run_inputs=prepared.inputs, source=compiled.source,
+                         options=RunOptions(script=script, **options))
+    attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),
+                                        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
+    details = (f"{origin or request.origin}\n\nworkflow **{wf.name}** from `{compiled.location}`"
+               + (f"\n\ncontent hash `{wf.content_hash}`" if wf.content_hash else "")
+               + ("\n\nscripted model (offline run)" if script is not None else "")
+               + "".join(f"\n\n{line}" for line in prepared.notes))
+    return GraphRunStart(run_input=run_input, search_attributes=attributes,
+                         static_summary=f"{wf.name} · {Path(compiled.source).name}", static_details=details)
+
+
+def missing_search_attributes(settings: Settings, exc: BaseException) -> CommandError | None:
+    """The error that says how to register iterloop's search attributes, when Temporal refused a
+    start (or a schedule) because the namespace lacks them; None for any other refusal."""
+    if "search attribute" not in str(exc).lower():
+        return None
+    return CommandError(
+        f"namespace '{settings.namespace}' lacks iterloop's search attributes ({short_error(exc)}); "
+        "`iterloop server start` registers them on the dev server; on a cluster run "
+        "`temporal operator search-attribute create --name IterloopWorkflow --type Keyword` "
+        "(and IterloopStatus Keyword, IterloopOpenGates KeywordList, IterloopCostUsd Double)")
+
+
 async def start_graph_run(client: Client, settings: Settings, prepared: PreparedStart,
                           notify: dict[str, Any] | None) -> str:
     """Start a GraphRun for the prepared run and return its id.
@@ -181,40 +233,25 @@ async def start_graph_run(client: Client, settings: Settings, prepared: Prepared
     changed. An existing id is `RunAlreadyExists`; a namespace without iterloop's search attributes
     says how to add them.
     """
-    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+    from temporalio.common import WorkflowIDReusePolicy
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
-    from workflows.contract.state import SA_STATUS, SA_WORKFLOW, WORKFLOW_TYPE, RunInput, RunOptions, RunResult
+    from workflows.contract.state import WORKFLOW_TYPE, RunResult
 
-    request, wf, script = prepared.request, prepared.workflow, prepared.script
-    compiled = request.compiled
-    run_id = request.run_id or new_run_id(wf)
-    options = {**prepared.run_options, **({"notify": notify} if notify else {}),
-               **({"summary": prepared.summary} if prepared.summary else {})}
-    run_input = RunInput(workflow=wf, run_inputs=prepared.inputs, source=compiled.source,
-                         options=RunOptions(script=script, **options))
-    attributes = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(SA_WORKFLOW), wf.name),
-                                        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STATUS), "running")])
+    run_id = prepared.request.run_id or new_run_id(prepared.workflow)
+    start = graph_run_start(prepared, notify)
     async with temporal_errors(settings):
         try:
             await client.start_workflow(
-                WORKFLOW_TYPE, run_input, id=run_id, task_queue=settings.task_queue, result_type=RunResult,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=attributes,
-                static_summary=f"{wf.name} · {Path(compiled.source).name}",
-                static_details=f"{request.origin}\n\nworkflow **{wf.name}** from `{compiled.location}`"
-                               + (f"\n\ncontent hash `{wf.content_hash}`" if wf.content_hash else "")
-                               + ("\n\nscripted model (offline run)" if script is not None else "")
-                               + "".join(f"\n\n{line}" for line in prepared.notes),
-                rpc_timeout=RPC_TIMEOUT)
+                WORKFLOW_TYPE, start.run_input, id=run_id, task_queue=settings.task_queue, result_type=RunResult,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=start.search_attributes,
+                static_summary=start.static_summary, static_details=start.static_details, rpc_timeout=RPC_TIMEOUT)
         except WorkflowAlreadyStartedError:
             raise RunAlreadyExists(f"a run with id '{run_id}' already exists; choose another --run-id "
                                    f"(or look at it: `iterloop inspect {run_id}`)") from None
         except Exception as exc:
-            if "search attribute" in str(exc).lower():
-                raise CommandError(
-                    f"namespace '{settings.namespace}' lacks iterloop's search attributes ({short_error(exc)}); "
-                    "`iterloop server start` registers them on the dev server; on a cluster run "
-                    "`temporal operator search-attribute create --name IterloopWorkflow --type Keyword` "
-                    "(and IterloopStatus Keyword, IterloopOpenGates KeywordList, IterloopCostUsd Double)") from None
+            refused = missing_search_attributes(settings, exc)
+            if refused is not None:
+                raise refused from None
             raise
     return run_id

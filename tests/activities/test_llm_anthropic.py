@@ -273,7 +273,9 @@ async def test_thinking_budget_and_signed_blocks_are_replayed_verbatim(fake: Fak
 
 
 @pytest.mark.parametrize(("effort", "expected"), [("low", "low"), ("medium", "medium"), ("high", "high"),
-                                                  ("extra_high", "max")])
+                                                  ("extra_high", "max"),
+                                                  # Iterion's spelling, and its form read on the worker
+                                                  ("xhigh", "max"), ("${ITERLOOP_TEST_UNSET_EFFORT:-medium}", "medium")])
 async def test_claude_4_6_gets_adaptive_thinking_with_the_effort(fake: FakeAnthropic, store: LocalArtifactStore,
                                                                  effort: str, expected: str) -> None:
     fake.queue(Reply(answer=GOOD))

@@ -159,7 +159,8 @@ def test_expand_env_follows_go_os_expandenv() -> None:
     assert expand_env("$A-${B_2}-$Bx-${A}", env) == "1-two--1"
     assert expand_env("$$ $ $( ${} tail$", env) == "dollar $ $(  tail$"
     assert expand_env("x${A", env) == "xA"  # unclosed `${` is dropped
-    assert expand_env("${A:-d} $1", env) == " "
+    assert expand_env("${A:-d} $1", env) == "1 "  # `${VAR:-default}`: Iterion's addition to Go's rule
+    assert expand_env("${NOPE:-d}", env) == "d"
 
 
 def test_expand_env_in_command_respects_quotes_and_escapes() -> None:

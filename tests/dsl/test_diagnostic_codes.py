@@ -103,6 +103,12 @@ CASES: list[tuple[str, str, int, int, str]] = [
      + "workflow w:\n  entry: t\n  t -> done\n"),
     ("C117", "warning", 4, 19, 'vars:\n  x: string = "a"\ntool t:\n  command: "sh -c {{vars.x}}"\nworkflow w:\n'
      + "  entry: t\n  t -> done\n"),
+    ("C118", "warning", 3, 3, AGENT + "  memory:\n    enabled: true\nworkflow w:\n  entry: a\n  a -> done\n"),
+    ("C119", "error", 2, 10, 'wait w1:\n  event: ready\n  timeout: "1h"\nworkflow w:\n  entry: w1\n  w1 -> done\n'),
+    ("C120", "error", 5, 5, 'vars:\n  x: string = "a"\npresets:\n  p:\n    y: "b"\n' + AGENT
+     + "workflow w:\n  entry: a\n  a -> done\n"),
+    ("C121", "warning", 5, 5, 'vars:\n  x: int = 1\npresets:\n  p:\n    x: "b"\n' + AGENT
+     + "workflow w:\n  entry: a\n  a -> done\n"),
 ]
 
 
@@ -118,7 +124,8 @@ def test_code_fires_with_severity_and_position(code: str, severity: str, line: i
 
 
 def test_every_emittable_code_has_a_case() -> None:
-    tested = {c[0] for c in CASES} | {"C024", "C105", "C018", "E100"}
+    # C122 needs the project's .mcp.json: tests/test_cli.py checks it through `iterloop validate`.
+    tested = {c[0] for c in CASES} | {"C024", "C105", "C018", "E100", "C122"}
     assert set(CODES) <= tested, sorted(set(CODES) - tested)
 
 

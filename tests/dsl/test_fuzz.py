@@ -15,12 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_CORPUS = [p.read_text(encoding="utf-8") for p in sorted(ROOT.glob("examples/**/*.iter"))] or [
     'agent a:\n  model: "m"\nworkflow w:\n  entry: a\n  a -> done\n'
 ]
-ALPHABET = st.sampled_from(list("abz_01 \n\t\r:->=,[]{}().*\"#'$\\-") + ["->", "##", "{{", "}}", "  ", "\n  "])
+ALPHABET = st.sampled_from(list("abz_01 \n\t\r:->=,[]{}().*\"#'$\\-`|") + ["->", "##", "{{", "}}", "  ", "\n  ",
+                                                                          ": |\n    ", "`\n"])
 WORDS = st.sampled_from(
     "agent judge router join human tool wait workflow prompt schema vars mcp_server entry budget when not as "
     "with model input output session await mode strategy require duration call command done fail true false "
     "json string[] {{outputs.a}} {{vars.x}} ${ENV} -3 1.5 [] {} [enum: \"a\"] [pattern: \"^[a-\" "
-    "[min_length: [max_length: 3] [min: [max: -0.5]".split()
+    "[min_length: [max_length: 3] [min: [max: -0.5] presets cursor sandbox memory max_tokens event timeout "
+    "xhigh ${X:-max}".split()
 )
 
 FUZZ = settings(max_examples=int(os.environ.get("ITERLOOP_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -58,9 +58,9 @@ def accepted(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     seen: dict[str, set[str]] = {}
     original = parser._Parser.props
 
-    def recording(self: Any, owner: str, target: Any, handlers: dict[str, Any]) -> Any:
+    def recording(self: Any, owner: str, target: Any, handlers: dict[str, Any], *ignored: Any) -> Any:
         seen.setdefault(_owner_kind(owner), set()).update(handlers)
-        return original(self, owner, target, handlers)
+        return original(self, owner, target, handlers, *ignored)
 
     monkeypatch.setattr(parser._Parser, "props", recording)
     _tree, diagnostics = parser.parse(EVERY_BLOCK)

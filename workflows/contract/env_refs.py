@@ -8,7 +8,7 @@ environment on purpose.
 
 Two functions, because a shell command is not plain text:
 
-- `expand_env` follows Go's `os.ExpandEnv` exactly (what Iterion uses), for plain text.
+- `expand_env` follows Go's `os.ExpandEnv` (what Iterion uses), plus Iterion's `${VAR:-default}`, for plain text.
 - `expand_env_in_command` is the same syntax made safe for a `sh -c` command; see its docstring.
 
 `truthy` reads an on/off environment value (`ITERLOOP_OFFLINE=1`) the same way for the worker's
@@ -38,8 +38,10 @@ def expand_env(text: str, env: Mapping[str, str] | None = None) -> str:
     their meaning:
 
     - a name is ASCII letters, digits and `_` (`$VAR`), or anything up to the next `}` (`${…}`);
-    - an undefined variable becomes the empty string (so do `${VAR:-x}` and other shell forms:
-      the whole `VAR:-x` is looked up as a name);
+    - an undefined variable becomes the empty string (so do other shell forms: `${VAR:=x}` looks
+      up the name `VAR:=x`);
+    - one addition, from current Iterion: `${VAR:-default}` is VAR's value, or ``default`` when
+      VAR is unset or empty (as in `sh`); the default is plain text, never expanded itself;
     - a single special character is a name too: `$1`, `$$`, `$?` look up `1`, `$`, `?`;
     - a `$` followed by anything else (`$ `, `$(`, a trailing `$`) is kept as written;
     - malformed `${}` and an unclosed `${` are dropped;
@@ -53,7 +55,7 @@ def expand_env(text: str, env: Mapping[str, str] | None = None) -> str:
             out.append(text[i:j])
             name, width = _reference_name(text, j + 1)
             if name:
-                out.append(env.get(name, ""))
+                out.append(_lookup(name, env))
             elif width == 0:
                 out.append("$")  # `$` not followed by a name: keep it
             # else: malformed `${}` / unclosed `${`: dropped, like Go
@@ -131,11 +133,21 @@ def referenced_names(text: str) -> list[str]:
         if text[j] == "$":
             name, width = _reference_name(text, j + 1)
             if name:
-                names.append(name)
+                var, sep, _default = name.partition(":-")
+                names.append(var if sep and var else name)
             j += 1 + width
             continue
         j += 1
     return names
+
+
+def _lookup(name: str, env: Mapping[str, str]) -> str:
+    """A `${…}` reference's value: `VAR:-default` falls back to ``default`` when VAR is unset or
+    empty; any other name is looked up as written (Go's rule)."""
+    var, sep, default = name.partition(":-")
+    if sep and var and all(c in _NAME_CHARS for c in var) and not var[0].isdigit():
+        return env.get(var) or default
+    return env.get(name, "")
 
 
 def truthy(value: str | None) -> bool:

@@ -1,0 +1,132 @@
+"""Current Iterion's own workflow files: how many iterloop accepts, and why it refuses the others.
+
+The 71 files of `data/iterion_upstream/` are every `.iter`/`.bot` file of upstream Iterion at the
+mirrored revision (see its README). Issue 16 asks for at least 64 of them to validate; the file
+format work (backtick and `|` strings, `.bot`, `max_tokens`, `xhigh`/`max`, `${VAR:-default}`,
+`presets:`, ignored coding-agent blocks) brings iterloop from 45 to 54. The other 17 are listed
+below with the diagnostic that says why; 13 of them need parts of issue 16 that are not built yet
+(compute nodes, expression conditions on edges, the `{{loop.…}}` template namespace,
+attachments), so the true number, 54, is what is asserted, not the target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import dsl
+from dsl.unparse import format_source
+
+DATA = Path(__file__).parent / "data" / "iterion_upstream"
+FILES = sorted(p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.suffix in (".iter", ".bot"))
+
+#: What issue 16 asks for, and what iterloop reaches without compute nodes, expression edges,
+#: the `{{loop.…}}` namespace and attachments (issue 16's other parts).
+TARGET = 64
+ACCEPTED = 54
+
+_COMPUTE = ("E001", "unexpected 'compute' at top level")  # compute nodes: not built yet
+_EXPRESSION_EDGE = ("E002", "expected a condition field after 'when'")  # `when "a && b"`: not built yet
+
+#: Each file iterloop refuses → (error code, words of its message). The first four are refused
+#: by upstream Iterion too (docs/language.md, "Iterion compatibility").
+REFUSED: dict[str, tuple[str, str]] = {
+    ".archive/examples/skill/skill/loop_with_judge.iter": ("C033", "variable 'topic' is not declared"),
+    "pkg/cli/templates/pr_refine_single_model.iter": ("C034", "'review' is not a field"),
+    "pkg/cli/templates/pr_refine_single_model_backend.bot": ("C034", "'review' is not a field"),
+    "examples/cursors/cursors.iter": ("C006", "no workflow declaration"),  # a snippet, not a workflow
+    # iterloop's own safety check: a template inside single quotes in a shell command
+    ".archive/examples/sandbox_cloud_smoke.iter": ("C116", "inside single quotes"),
+    ".archive/examples/vision_attachments.iter": ("E001", "unexpected 'attachments' at top level"),
+    ".archive/examples/dogfood_editor_ui_loop.iter": _EXPRESSION_EDGE,
+    ".archive/examples/playwright_visual_qa.iter": _EXPRESSION_EDGE,
+    ".archive/examples/run_console_demo.iter": _COMPUTE,
+    "examples/branch_improve_loop/main.bot": _COMPUTE,
+    "examples/doc-align/main.bot": _COMPUTE,
+    "examples/feature_dev/main.bot": _COMPUTE,
+    "examples/sec-audit-deps/main.bot": _COMPUTE,
+    "examples/sec-audit-source/main.bot": _COMPUTE,
+    "examples/secured-renovacy/main.bot": _COMPUTE,
+    "examples/whats-next/main.bot": _COMPUTE,
+    "examples/whole_improve_loop/main.bot": _COMPUTE,
+}
+
+#: Files that validate only with warnings that Iterion blocks are ignored (C118).
+WITH_IGNORED_BLOCKS = {
+    ".archive/examples/diff_showcase.iter": "worktree",
+    ".archive/examples/playwright_demo.iter": "sandbox",
+    ".archive/examples/sandbox_build.iter": "sandbox",
+    ".archive/examples/sandbox_cloud_observe.iter": "sandbox",
+    ".archive/examples/sandbox_cloud_proxy.iter": "sandbox",
+    "bots/smoke/board_smoke.bot": "capabilities",
+    "examples/cursors/sample.iter": "cursors",
+}
+
+
+def _check(name: str) -> dsl.CheckResult:
+    return dsl.check_file(DATA / name)
+
+
+def test_the_data_is_the_71_files_of_the_readme_revision() -> None:
+    assert len(FILES) == 71
+    assert "2322ab4992311e7f49ea7cafcb8f4299d7b47b79" in (DATA / "README.md").read_text()
+
+
+def test_54_of_the_71_validate() -> None:
+    accepted = [name for name in FILES if _check(name).ok]
+    assert len(accepted) == ACCEPTED, sorted(set(FILES) - set(accepted) - set(REFUSED))
+    assert ACCEPTED < TARGET  # issue 16's other parts are needed for the target: see the module docstring
+    assert sorted(set(FILES) - set(accepted)) == sorted(REFUSED)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_a_refused_file_is_refused_with_a_diagnostic_saying_why(name: str) -> None:
+    code, words = REFUSED[name]
+    result = _check(name)
+    assert not result.ok
+    assert any(d.code == code and words in d.message for d in result.errors), [d.render() for d in result.errors[:5]]
+
+
+@pytest.mark.parametrize("name", sorted(WITH_IGNORED_BLOCKS))
+def test_coding_agent_blocks_validate_with_a_warning_that_they_are_ignored(name: str) -> None:
+    result = _check(name)
+    assert result.ok, [d.render() for d in result.errors]
+    warned = [d for d in result.warnings if d.code == "C118"]
+    assert any(WITH_IGNORED_BLOCKS[name] in d.message and "ignored" in d.message for d in warned)
+
+
+def test_a_bot_file_with_in_file_presets_validates() -> None:
+    result = _check("pkg/cli/templates/bundle_main.bot")
+    assert result.ok, [d.render() for d in result.errors]
+    assert result.workflow is not None and result.workflow.presets == {
+        "quick": {"topic": "rate limiting"}, "deep": {"topic": "distributed consensus protocols"}}
+
+
+def test_an_upstream_file_with_max_tokens_validates() -> None:
+    result = _check(".archive/examples/llm_router_task_dispatch.iter")
+    assert result.ok, [d.render() for d in result.errors]
+    assert result.workflow is not None
+    assert {getattr(n, "max_tokens", None) for n in result.workflow.nodes.values()} - {None}
+
+
+def test_backtick_commands_of_a_flagship_bot_parse_without_errors() -> None:
+    """sec-audit-deps writes its shell commands as backtick raw strings; only its compute node
+    (and what follows from it) is refused now, not the strings."""
+    result = _check("examples/sec-audit-deps/main.bot")
+    lexical = [d for d in result.errors if d.code in ("E001", "E004") and "compute" not in d.message]
+    assert lexical == []
+
+
+@pytest.mark.parametrize("name", [n for n in FILES if n not in REFUSED or REFUSED[n][0].startswith("C")])
+def test_fmt_keeps_what_an_upstream_file_means(name: str) -> None:
+    """Formatting an upstream file (ignored blocks, raw strings and all) keeps its IR and its
+    diagnostics, and formatting again changes nothing."""
+    source = (DATA / name).read_text()
+    formatted = format_source(source)
+    before, after = dsl.check_source(source), dsl.check_source(formatted)
+    assert (before.workflow is None) == (after.workflow is None)
+    if before.workflow is not None and after.workflow is not None:
+        assert after.workflow.content_hash == before.workflow.content_hash
+    assert sorted(d.code for d in after.diagnostics) == sorted(d.code for d in before.diagnostics)
+    assert format_source(formatted) == formatted
