@@ -106,7 +106,7 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
         client,
         task_queue=task_queue,
         workflows=[GraphRun, *extra_workflows],
-        activities=[llm_turn, shell_exec, tool_call, notifier.notify, mcp.mcp_call, delegate],
+        activities=[llm_turn, shell_exec, tool_call, notifier.notify, mcp.mcp_call, mcp.mcp_check, delegate],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         # Redaction last, i.e. innermost: every other interceptor sees results and failures without secrets.

@@ -99,7 +99,7 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
     if not completed:
         await _stop_process_group(proc, finished)
         raise _failure(req, f"timed out after {req.timeout_seconds:g} s and was killed "
-                            "(raise the run's shell timeout if the command needs longer)",
+                            "(raise the run's shell timeout, a preset's `timeouts: shell:`, if the command needs longer)",
                        proc.returncode, stdout, stderr, timed_out=True)
 
     duration_ms = int((time.monotonic() - started) * 1000)

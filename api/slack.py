@@ -41,7 +41,7 @@ from api.background import BackgroundWork
 from api.deps import api_settings, run_service
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.settings import ApiSettings
-from dsl.ir import HumanNode, Schema
+from dsl.ir import Schema
 from runtime.command_errors import CommandError
 from workflows.contract.json_values import JsonValueError, load_json
 from workflows.contract.messages import NotifyRequest
@@ -236,7 +236,7 @@ class SlackInteraction:
         """The gate's answer schema from the run's compiled workflow (its input, read from the Temporal
         server within `SYNC_SECONDS`); None when it cannot be read in time or names no human gate."""
         from runtime.temporal_runs import read_run_input
-        from workflows.contract.answers import answer_schema
+        from workflows.contract.answers import answer_schema, is_gate
 
         async def compiled_workflow() -> RunInput | None:
             client = await self.runs.client()
@@ -249,7 +249,7 @@ class SlackInteraction:
                         exc or type(exc).__name__)
             return None
         node = run_input.workflow.nodes.get(value.gate) if run_input is not None else None
-        if not isinstance(node, HumanNode):
+        if not is_gate(node):  # a human node, or a delegated agent asking (its answers are free-form)
             return None
         assert run_input is not None
         return GateSchema(answer_schema(run_input.workflow, node))

@@ -45,7 +45,7 @@ CODES: dict[str, CodeInfo] = {
     for info in (
         _c("E001", "error", P, "unexpected token",
            "Start the line with a declaration keyword (agent, judge, router, join, human, tool, wait, "
-           "prompt, schema, vars, mcp_server, workflow) or fix the indentation."),
+           "prompt, schema, vars, presets, mcp_server, workflow) or fix the indentation."),
         _c("E002", "error", P, "expected token",
            "Write the missing token or value of the expected kind at this position."),
         _c("E003", "error", P, "bad indentation",
@@ -108,7 +108,8 @@ CODES: dict[str, CodeInfo] = {
         _c("C023", "error", C, "llm-only router property",
            "Set 'mode: llm', or remove model/backend/system/user/multi from the router."),
         _c("C024", "error", C, "duplicate mcp_server / invalid reasoning_effort",
-           "Give each mcp_server a unique name; reasoning_effort is low, medium, high or extra_high."),
+           "Give each mcp_server a unique name; reasoning_effort is low, medium, high or extra_high (xhigh and "
+           "max run as extra_high), or \"${VAR:-level}\" with one of those as the fallback."),
         _c("C025", "error", C, "invalid MCP server",
            "stdio needs 'command' (no 'url'); http and sse need 'url' (no 'command'/'args')."),
         _c("C026", "error", V, "loop bound below 1",
@@ -167,6 +168,20 @@ CODES: dict[str, CodeInfo] = {
         _c("C116", "error", C, "template inside quotes in a command",
            "Write the template bare, outside quotes: 'Result: '{{vars.x}}; give a nested script the value "
            "as an argument: sh -c 'echo $1' sh {{vars.x}}."),
+        _c("C118", "warning", C, "ignored Iterion block",
+           "Nothing to do unless you relied on it: iterloop accepts Iterion's coding-agent blocks (sandbox, worktree, "
+           "memory, cursor/cursors, capabilities, compaction, provider), keeps them when formatting, and does not "
+           "run them; delete the block to silence the warning."),
+        _c("C119", "error", C, "wait for an event",
+           "An iterloop wait is a durable timer: give it 'duration: \"1h\"' and no 'event:'/'timeout:'. Iterion's "
+           "event wait (emit/wait) has no iterloop equivalent yet: use a human gate to wait for a person."),
+        _c("C120", "error", C, "preset sets an undeclared variable",
+           "Declare the variable in 'vars:' or remove it from the preset."),
+        _c("C121", "warning", C, "preset value does not match the variable's type",
+           "Give the preset a literal of the variable's declared type."),
+        _c("C122", "error", C, "MCP server the run cannot resolve",
+           "Declare the server in the file (`mcp_server NAME:`), list it in .mcp.json beside the file, or fix "
+           "the name; a node's tools may only name servers among its `mcp: servers:`."),
         _c("C117", "warning", C, "template is the program of an interpreter",
            "Keep the program in the command and pass the value as an argument: sh -c 'echo $1' sh {{vars.x}}; "
            "write it this way only for values you control."),

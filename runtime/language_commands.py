@@ -38,6 +38,7 @@ from runtime.diagnostics_text import (
     source_lines,
     summary_line,
 )
+from runtime.mcp_project import mcp_diagnostics
 from workflows.contract.tool_catalog import builtin_tool_names
 
 #: Exit code of a language command whose input has problems (diagnostics with errors, files `fmt
@@ -66,10 +67,12 @@ class LanguageSettings:
 
     default_model: str = ""
     no_color: bool = False
+    mcp_autoload: bool = True  # read `.mcp.json` beside a file to check its MCP server names (C122)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LanguageSettings:
-        return cls(default_model=default_model_from_env(env), no_color=bool(env.get("NO_COLOR")))
+        return cls(default_model=default_model_from_env(env), no_color=bool(env.get("NO_COLOR")),
+                   mcp_autoload=(env.get("ITERLOOP_MCP_AUTOLOAD") or "").strip().lower() not in ("0", "false"))
 
     def compile_options(self) -> CompileOptions:
         return compile_options(self.default_model)
@@ -115,9 +118,13 @@ def check_one(path: Path, options: CompileOptions) -> FileReport:
 
 
 def validate(files: list[Path], settings: LanguageSettings, *, as_json: bool) -> int:
-    """`iterloop validate`: every file's diagnostics (or one JSON document); the exit code."""
+    """`iterloop validate`: every file's diagnostics (or one JSON document); the exit code. Besides
+    the language's own, the MCP server names are checked against `.mcp.json` beside each file."""
     options = settings.compile_options()
     reports = [check_one(path, options) for path in files]
+    for path, report in zip(files, reports, strict=True):
+        if report.result is not None:
+            report.result.diagnostics += mcp_diagnostics(path, report.result, autoload=settings.mcp_autoload)
     errors = sum(len(r.result.errors) for r in reports if r.result)
     warnings = sum(len(r.result.warnings) for r in reports if r.result)
     if as_json:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dsl import CheckResult
+from dsl.diagnostics import Diagnostic, make
 from dsl.ir import Workflow
 from runtime.command_errors import UsageError
 from workflows.contract.mcp import McpServerSpec
-from workflows.contract.mcp_sets import PROJECT_FILE, problems
+from workflows.contract.mcp_sets import PROJECT_FILE, name_problems, problems
 
 
 def project_servers(directory: str, *, autoload: bool) -> list[McpServerSpec]:
@@ -48,3 +50,25 @@ def check_mcp_servers(wf: Workflow, project: list[McpServerSpec], *, file: str) 
                      project_file=project[0].project_file if project else "")
     if found:
         raise UsageError("; ".join(found))
+
+
+def mcp_diagnostics(path: Path, result: CheckResult, *, autoload: bool) -> list[Diagnostic]:
+    """What `iterloop run` would refuse about the file's MCP server names (`check_mcp_servers`), as
+    C122 diagnostics at the property that names them, so `validate` says it first. The project's
+    servers are read from `.mcp.json` beside the file, as a run started from it reads them."""
+    wf, where = result.workflow, result.source_map
+    if wf is None or where is None:
+        return []
+    file = str(path)
+    try:
+        project = project_servers(str(path.parent), autoload=autoload)
+    except UsageError as exc:
+        return [make("C122", str(exc)).model_copy(update={"file": file})]
+    found = name_problems(wf, [s.name for s in project], file=file,
+                          project_file=project[0].project_file if project else "")
+    diagnostics: list[Diagnostic] = []
+    for problem in found:
+        pos = where.prop(problem.node, problem.prop) if problem.node else where.workflow
+        diagnostics.append(make("C122", problem.message, pos.line, pos.column,
+                                ).model_copy(update={"file": file}))
+    return diagnostics

@@ -96,6 +96,7 @@ class GuardrailSection(_Section):
 class MetricsSection(_Section):
     primary: str | None = None
     guardrails: list[GuardrailSection] | None = None
+    control: str | None = Field(None, min_length=1, description="the control arm's name (default: control)")
 
 
 class ThresholdsSection(_Section):
@@ -157,6 +158,21 @@ class BudgetSection(_Section):
     _max_duration = field_validator("max_duration")(lambda v: v if v is None else _duration(v))
 
 
+class TimeoutsSection(_Section):
+    """How long one attempt of a step may take (run options), as durations."""
+
+    shell: str | None = Field(None, description="a shell command (run option shell_timeout_seconds; 10m)")
+    model: str | None = Field(None, description="a model call (llm_timeout_seconds; 5m)")
+    delegate: str | None = Field(None, description="a delegated coding agent's CLI (delegate_timeout_seconds; 1h)")
+
+    _durations = field_validator("shell", "model", "delegate")(lambda v: v if v is None else _duration(v))
+
+
+#: A `timeouts:` key → the run option it sets.
+TIMEOUT_OPTIONS = {"shell": "shell_timeout_seconds", "model": "llm_timeout_seconds",
+                   "delegate": "delegate_timeout_seconds"}
+
+
 class Preset(_Section):
     """One preset file, as written (every setting optional: unset keeps the workflow's own)."""
 
@@ -179,6 +195,7 @@ class Preset(_Section):
     models: dict[str, str] = Field(default_factory=dict)
     gates: dict[str, GateSection] = Field(default_factory=dict)
     budget: BudgetSection | None = None
+    timeouts: TimeoutsSection | None = None
     summary: list[str] = Field(default_factory=list)
     notify: NotifySection | None = None
 
@@ -384,6 +401,7 @@ GROWTH_VARS: dict[tuple[str, str], str] = {
     ("funnel", "recent_days"): "recent_days",
     ("metrics", "primary"): "primary_metric",
     ("metrics", "guardrails"): "guardrail_metrics",
+    ("metrics", "control"): "control",
     ("thresholds", "alpha"): "alpha",
     ("thresholds", "power"): "power",
     ("thresholds", "mde"): "mde",
@@ -417,6 +435,7 @@ class AppliedPreset:
     source: Path
     source_hash: str
     notify: NotifySection | None = None
+    run_options: dict[str, Any] = field(default_factory=dict)  # `timeouts:` → RunOptions fields
 
 
 def apply_preset(loaded: LoadedPreset, wf: ir.Workflow, *, skip_gates: bool = False) -> AppliedPreset:
@@ -464,13 +483,20 @@ def apply_preset(loaded: LoadedPreset, wf: ir.Workflow, *, skip_gates: bool = Fa
     if p.budget is not None:
         changes += _apply_budget(p.budget, out)
     out.with_hash()
+    run_options: dict[str, Any] = {}
+    if p.timeouts is not None:
+        set_ = {key: value for key, value in p.timeouts.model_dump().items() if value is not None}
+        run_options = {TIMEOUT_OPTIONS[key]: float(parse_duration(value) or 0.0) for key, value in set_.items()}
+        if set_:
+            changes.append("timeouts: " + ", ".join(f"{key} {value}" for key, value in set_.items()))
     if p.notify is not None:
         changes.append("notify: " + (", ".join(filter(None, (
             f"Slack {p.notify.slack_channel}" if p.notify.slack_channel else "",
             f"{len(p.notify.webhooks)} webhook(s)" if p.notify.webhooks else ""))) or "off")
             if p.notify.enabled else "notify: off")
     return AppliedPreset(workflow=out, inputs=inputs, gate_answers=gate_answers, summary=list(p.summary),
-                         changes=changes, source=where, source_hash=wf.content_hash, notify=p.notify)
+                         changes=changes, source=where, source_hash=wf.content_hash, notify=p.notify,
+                         run_options=run_options)
 
 
 def _growth_overrides(p: Preset, wf: ir.Workflow, where: Path) -> Overrides:
@@ -664,13 +690,19 @@ def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_
     ``preset_root`` confines the preset and the files it extends to one directory (the API's)."""
     prepared = PreparedRun(workflow=wf)
     gate_answers: dict[str, dict[str, Any]] = {}
+    in_file = in_file_preset(config, wf)
+    if in_file is not None:
+        config = None
+        prepared.inputs = dict(wf.presets[in_file])
+        prepared.notes.append(f"preset {in_file} (the workflow file's `presets:`): "
+                              + (", ".join(f"{k}={v!r}" for k, v in prepared.inputs.items()) or "sets no var"))
     if config is not None:
         applied = apply_preset(load_preset(config, within=preset_root), wf, skip_gates=skip_gates)
         prepared = PreparedRun(workflow=applied.workflow, inputs=applied.inputs, summary=applied.summary,
-                               notify=applied.notify)
+                               notify=applied.notify, run_options=dict(applied.run_options))
         gate_answers = applied.gate_answers
         prepared.notes.append(f"preset {config}:" + "".join(f"\n  {change}" for change in applied.changes))
-    elif skip_gates:
+    if config is None and skip_gates:
         gate_answers = skip_gate_answers(wf)
         prepared.notes.append("--skip-gates: " + ("; ".join(
             f"gate {gate}: answered automatically with {answers}" for gate, answers in sorted(gate_answers.items()))
@@ -682,8 +714,23 @@ def prepare_run(config: Path | None, wf: ir.Workflow, *, skip_gates: bool, stop_
                              f"{', '.join(steps)}")
     if stop_after:
         prepared.notes.append(f"--stop-after {', '.join(stop_after)}: the run ends (finished) right after")
-    prepared.run_options = {k: v for k, v in (("gate_answers", gate_answers), ("stop_after", list(stop_after))) if v}
+    prepared.run_options |= {k: v for k, v in (("gate_answers", gate_answers), ("stop_after", list(stop_after))) if v}
     return prepared
+
+
+def in_file_preset(config: Path | None, wf: ir.Workflow) -> str | None:
+    """The name of the workflow's own preset (`presets:` in the file, Iterion's form) that
+    ``config`` names: a bare name that is no file here. A file always wins over a preset's name.
+    A bare name that is neither is a `PresetError` listing both kinds of choice."""
+    if config is None or config.exists() or config.suffix or len(config.parts) != 1:
+        return None
+    name = str(config)
+    if name in wf.presets:
+        return name
+    if wf.presets:
+        raise PresetError(f"no preset file '{name}', and workflow '{wf.name}' declares no preset '{name}'; its "
+                          f"presets: {', '.join(sorted(wf.presets))} (or give the path of a YAML preset)")
+    return None
 
 
 # -- `--skip-gates` without a preset, and the summary ------------------------------------------------

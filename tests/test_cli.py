@@ -581,3 +581,30 @@ def test_language_commands_print_one_json_document_with_the_exit_code(tmp_path: 
     assert json.loads(run_cli("validate", "good.iter", "--json", cwd=tmp_path).stdout)["exit_code"] == 0
     unreadable = run_cli("diagram", "nowhere.iter", "--json", cwd=tmp_path)
     assert unreadable.returncode == 2 and json.loads(unreadable.stdout)["exit_code"] == 2
+
+
+MCP_AGENT = """schema r:
+  x: string
+agent a:
+  model: "anthropic/claude-test"
+  output: r
+  tools: [mcp.docs.search, mcp.jira.create]
+workflow w:
+  entry: a
+  a -> done
+"""
+
+
+def test_validate_checks_mcp_server_names_against_the_project_file(tmp_path: Path) -> None:
+    """What `run` would refuse, `validate` says first (C122), at the property naming the server."""
+    (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {"docs": {"url": "https://docs.example/mcp"}}}))
+    (tmp_path / "a.iter").write_text(MCP_AGENT)
+    done = run_cli("validate", "a.iter", "--json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    found = json.loads(done.stdout)["files"][0]["diagnostics"]
+    assert [(d["code"], d["line"], d["column"]) for d in found] == [("C122", 6, 10)]
+    assert "server 'jira'" in found[0]["message"] and ".mcp.json" in found[0]["message"]
+    assert "docs" not in found[0]["message"].split("server 'jira'")[0]  # docs is listed: not a problem
+    # Without the project's servers (as a run with ITERLOOP_MCP_AUTOLOAD=0 sees it), docs is unknown too.
+    off = run_cli("validate", "a.iter", "--json", cwd=tmp_path, env={"ITERLOOP_MCP_AUTOLOAD": "0"})
+    assert [d["message"].split("'")[5] for d in json.loads(off.stdout)["files"][0]["diagnostics"]] == ["docs", "jira"]

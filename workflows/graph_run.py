@@ -63,9 +63,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notifications import Notifications
     # The node kinds are workflow code too, but stateless (functions and constant tables): passed
     # through, they are imported once per worker instead of once per run's sandbox.
-    from workflows.nodes import human, visit_for
+    from workflows.nodes import gates, visit_for
     from workflows.nodes.base import NodeFailed, StopRun, WalkEnd
     from workflows.nodes.fan_out import visit_all
+    from workflows.nodes.mcp_tools import check_mcp_servers
 
 _KEY_WORKFLOW = SearchAttributeKey.for_keyword(SA_WORKFLOW)
 _KEY_STATUS = SearchAttributeKey.for_keyword(SA_STATUS)
@@ -147,6 +148,8 @@ class GraphRun:
         workflow.upsert_search_attributes([_KEY_WORKFLOW.value_set(self.wf.name)])
         self.publish_status()
         try:
+            if inp.carried is None:
+                await self.check_mcp_servers(start)
             end = await self.walk(start, branch="", stop_at=None, tolerate=False)
             self.final_status, self.reason, self.last_node = "finished", f"reached {end.node}", end.node
             self.emit("run_finished", end.node)
@@ -167,6 +170,18 @@ class GraphRun:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RunResult(status=self.final_status, reason=self.reason, outputs=self.state.outputs,
                          usage=self.state.total_usage(), last_node=self.last_node)
+
+    async def check_mcp_servers(self, start: str) -> None:
+        """A new run whose MCP servers cannot all be reached fails before its first node, naming
+        each server and why (as Iterion's pre-run check does), instead of parking hours later at
+        the first node that calls one."""
+        failed = await check_mcp_servers(self)
+        if failed:
+            for health in failed:
+                self.emit("mcp_server_failed", data={"server": health.name, "error": health.error})
+            raise StopRun("failed", "MCP server(s) not reachable before the run started: " + "; ".join(
+                f"'{h.name}': {h.error}" for h in failed) + " (fix the server's mcp_server block or .mcp.json entry, "
+                "then start the run again)", start)
 
     # -- the walk ------------------------------------------------------------------------------
     async def walk(self, start: str, *, branch: str, stop_at: str | None, tolerate: bool) -> WalkEnd:
@@ -294,20 +309,20 @@ class GraphRun:
             if n in self.failures:
                 self.retry_requested.add(n)
 
-    # -- human answers (checked and accepted by `nodes.human`) ---------------------------------
+    # -- human answers (checked and accepted by `nodes.gates`) ---------------------------------
     @workflow.update(name="answer")
     async def answer(self, answer: Answer) -> AnswerRecord:
-        return human.accept_answer(self, answer)
+        return gates.accept_answer(self, answer)
 
     @answer.validator
     def validate_answer(self, answer: Answer) -> None:
-        human.check_answer(self, answer)
+        gates.check_answer(self, answer)
 
     @workflow.signal(name="answer")
     def answer_signal(self, answer: Answer) -> None:
         """The same as the update, for senders that cannot wait (Slack): a refusal is an
         `answer_rejected` event; the same sender's redelivered answer is ignored."""
-        human.accept_signalled_answer(self, answer)
+        gates.accept_signalled_answer(self, answer)
 
     # -- queries -------------------------------------------------------------------------------
     @workflow.query(name="state")

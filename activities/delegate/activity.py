@@ -19,10 +19,18 @@ from temporalio import activity
 
 from activities import artifacts
 from activities.delegate.backend import DelegateBackendRunner
+from activities.delegate.stream import json_object_in
 from activities.errors import BadRequestError
 from activities.llm.scripted import scripted_output, scripted_tokens
 from workflows.contract import vocabulary
-from workflows.contract.delegation import DelegateRequest, DelegateResult, DelegateStep
+from workflows.contract.delegation import (
+    INTERACTION_PROTOCOL,
+    DelegateRequest,
+    DelegateResult,
+    DelegateStep,
+    interaction_questions,
+    without_interaction_keys,
+)
 from workflows.contract.messages import LLMTurnRequest, Usage
 from workflows.contract.output_validation import find_violation
 from workflows.contract.scripts import COST_KEY
@@ -66,6 +74,8 @@ def scripted_result(req: DelegateRequest) -> DelegateResult:
                           system=req.system, user=req.user, input=req.input, output_schema=req.output_schema,
                           script=req.script)
     output = scripted_output(turn)
+    if req.interaction_round:  # offline, a person has answered: the script's answer, without asking again
+        output = without_interaction_keys(output)
     tokens = scripted_tokens(turn, output)
     usage = Usage(provider=SCRIPTED, model=SCRIPTED, input_tokens=tokens.input_tokens,
                   output_tokens=tokens.output_tokens, calls=1,
@@ -76,8 +86,18 @@ def scripted_result(req: DelegateRequest) -> DelegateResult:
 
 
 def checked(req: DelegateRequest, result: DelegateResult) -> DelegateResult:
-    """A final answer that does not match the output schema becomes `invalid`, with the reason."""
-    if result.status != "final" or req.output_schema is None:
+    """A final answer that asks a person (a node with `interaction:`) becomes `needs_interaction`
+    with the questions; one that does not match the output schema becomes `invalid`, with the reason."""
+    if result.status != "final":
+        return result
+    if req.interaction:
+        answer = result.output if req.output_schema is not None else json_object_in(result.text)
+        questions = interaction_questions(answer) if isinstance(answer, dict) else None
+        if questions is not None:
+            return result.model_copy(update={"status": "needs_interaction", "questions": questions, "output": {}})
+        if req.output_schema is not None:
+            result = result.model_copy(update={"output": without_interaction_keys(result.output)})
+    if req.output_schema is None:
         return result
     violation = find_violation(req.output_schema, result.output)
     if violation is None:
@@ -88,7 +108,7 @@ def checked(req: DelegateRequest, result: DelegateResult) -> DelegateResult:
 async def run_delegate(req: DelegateRequest, *, heartbeat: Any = None) -> DelegateResult:
     """The activity's work, callable outside Temporal (tests) with ``heartbeat=None``."""
     if req.script is not None or _offline[0]:
-        return scripted_result(req if req.script is not None else req.model_copy(update={"script": {}}))
+        return checked(req, scripted_result(req if req.script is not None else req.model_copy(update={"script": {}})))
     runner = backend_runner(req.backend)
     binary = _binaries.get(req.backend)
     if binary is None:
@@ -96,7 +116,10 @@ async def run_delegate(req: DelegateRequest, *, heartbeat: Any = None) -> Delega
                               f"{req.backend} CLI: {_problems.get(req.backend, 'not configured')}")
     cache: dict[str, object] = {}
     tokens = req.artifact_tokens
-    resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache, tokens=tokens),
+    system = artifacts.resolve(req.system, cache, tokens=tokens)
+    if req.interaction:
+        system = f"{system}\n\n{INTERACTION_PROTOCOL}" if system else INTERACTION_PROTOCOL
+    resolved = req.model_copy(update={"system": system,
                                       "user": artifacts.resolve(req.user, cache, tokens=tokens),
                                       "input": artifacts.resolve(req.input, cache, tokens=tokens)})
     latest: dict[str, Any] = {"steps": 0}

@@ -2,15 +2,18 @@
 
 The command line (flags of the Claude Code CLI the Makefile pins, checked with `claude --help`):
 
-- `-p PROMPT --output-format stream-json --verbose`: one JSON event per line — `system` (init:
+- `-p --output-format stream-json --verbose`, the prompt on stdin: one JSON event per line — `system` (init:
   the session id), `assistant` (text, tool uses), `user` (tool results), and a final `result`
   (the answer, `structured_output`, `total_cost_usd`, usage, `is_error`).
-- `--append-system-prompt`: the node's system prompt is added to Claude Code's own, which holds
-  what the agent needs to use its tools.
+- `--append-system-prompt-file`: the node's system prompt is added to Claude Code's own, which
+  holds what the agent needs to use its tools. Prompts are files and stdin, never arguments: any
+  local user can read a process's arguments, and one argument is limited to 128 KiB.
+- `--max-turns` from the node's `tool_max_steps`: the agent's own turn limit.
 - `--json-schema`: the node's output schema; the CLI makes the model answer through its
   `StructuredOutput` tool and returns the value as `structured_output`. The activity validates it
   again against the iterloop schema (constraints the JSON Schema cannot carry).
-- `--model` (after `${ENV}` expansion on the worker), `--effort` for a reasoning effort.
+- `--model` (after `${ENV}` expansion on the worker), `--effort` for a reasoning effort (as Anthropic
+  spells it: `extra_high` → `max`; `${VAR:-level}` expanded here).
 - Tools: `readonly` → `--permission-mode plan` (Claude Code analyses, never edits or runs
   commands) and the mutating tools disallowed outright; otherwise `--permission-mode acceptEdits`
   (edits inside the working directory), with the node's `tools:` mapped to `--allowedTools`
@@ -31,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from activities.delegate.cli_process import CliExit, run_cli
-from activities.delegate.stream import SUMMARY_CHARS, StepStream, clip, first_line
+from activities.delegate.stream import SUMMARY_CHARS, StepStream, answer_json_schema, clip, first_line
 from activities.errors import CommandFailedError
-from activities.llm.structured_output import answer_spec
+from activities.llm.reasoning import ANTHROPIC_EFFORT, effective_effort
 from activities.mcp.servers import resolve_server
 from workflows.contract.delegation import DelegateRequest, DelegateResult, DelegateStep
 from workflows.contract.env_refs import expand_env
@@ -87,18 +90,37 @@ def mcp_config(servers: list[McpServerSpec], cwd: str | None) -> dict[str, Any]:
     return {"mcpServers": config}
 
 
+def prompt_text(req: DelegateRequest) -> str:
+    """What the agent is asked (its stdin)."""
+    return req.user or json.dumps(req.input, ensure_ascii=False, sort_keys=True)
+
+
+def private_file(path: Path, text: str) -> str:
+    """Write ``text`` to ``path``, created private (0600) before anything is written: prompts and MCP
+    configurations may hold what only this run should read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return str(path)
+
+
 def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: dict[str, str]) -> list[str]:
-    prompt = req.user or json.dumps(req.input, ensure_ascii=False, sort_keys=True)
-    argv = [str(binary), "-p", prompt, "--output-format", "stream-json", "--verbose"]
+    """The `claude -p` argv; the prompt is read from stdin (see `run`), the system prompt and the MCP
+    servers from files in ``private_dir``, so neither shows in the process list."""
+    argv = [str(binary), "-p", "--output-format", "stream-json", "--verbose"]
     if req.system:
-        argv += ["--append-system-prompt", req.system]
-    if req.output_schema is not None:
-        argv += ["--json-schema", json.dumps(answer_spec(req.output_schema).json_schema)]
+        argv += ["--append-system-prompt-file", private_file(private_dir / "system.txt", req.system)]
+    if req.max_turns:
+        argv += ["--max-turns", str(req.max_turns)]
+    schema = answer_json_schema(req)
+    if schema is not None:
+        argv += ["--json-schema", json.dumps(schema)]
     model = cli_model(expand_env(req.model, env)) if req.model else ""
     if model:
         argv += ["--model", model]
-    if req.reasoning_effort:
-        argv += ["--effort", req.reasoning_effort]
+    effort = ANTHROPIC_EFFORT.get(effective_effort(req.reasoning_effort, env), "")
+    if effort:
+        argv += ["--effort", effort]
     if req.readonly:
         argv += ["--permission-mode", "plan", "--disallowedTools", ",".join(MUTATING_TOOLS)]
         tools = [t for t in allowed_tools(req.tools) if t not in MUTATING_TOOLS]
@@ -108,12 +130,8 @@ def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: dic
     if tools:
         argv += ["--allowedTools", ",".join(tools)]
     if req.mcp_servers:
-        path = private_dir / "mcp.json"
-        # Created private (0600) before anything is written: it may hold tokens.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(mcp_config(req.mcp_servers, req.cwd), f)
-        argv += ["--mcp-config", str(path), "--strict-mcp-config"]
+        path = private_file(private_dir / "mcp.json", json.dumps(mcp_config(req.mcp_servers, req.cwd)))
+        argv += ["--mcp-config", path, "--strict-mcp-config"]
     else:
         argv += ["--strict-mcp-config"]  # no MCP server of the user's own configuration
     if req.resume_session:
@@ -171,8 +189,9 @@ async def run(req: DelegateRequest, *, binary: Path, on_step: Callable[[Delegate
     parser = StreamParser(on_step)
     with tempfile.TemporaryDirectory(prefix="iterloop-claude-") as private:  # mode 0700
         argv = command_line(req, binary, Path(private), env)
-        done = await run_cli(argv, cwd=req.cwd, env=env, on_line=parser.feed, timeout_seconds=req.timeout_seconds,
-                             what=f"claude_code for node '{req.node_id}'")
+        prompt = private_file(Path(private) / "prompt.txt", prompt_text(req))
+        done = await run_cli(argv, cwd=req.cwd, env=env, on_line=parser.feed, stdin_path=prompt,
+                             timeout_seconds=req.timeout_seconds, what=f"claude_code for node '{req.node_id}'")
     return parser.outcome(done, req, cli_model(expand_env(req.model, env)) if req.model else "")
 
 

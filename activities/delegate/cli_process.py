@@ -31,16 +31,18 @@ class CliExit:
 
 
 async def run_cli(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
-                  on_line: Callable[[str], None], timeout_seconds: float, what: str,
+                  on_line: Callable[[str], None], timeout_seconds: float, what: str, stdin_path: str = "",
                   kill_grace_seconds: float = KILL_GRACE_SECONDS) -> CliExit:
     """Run ``argv`` to its end, calling ``on_line`` with each line of its stdout.
 
+    ``stdin_path``: a file the CLI reads as its stdin. Prompts go that way, never in ``argv``: any
+    local user can read a process's arguments (`ps`, /proc), and one argument is limited to 128 KiB.
     A timeout raises `CommandFailedError` (with the stderr tail); a cancellation (the activity's)
     kills the group and propagates. Either way no process of the group is left.
     """
+    command = "exec " + shlex.join(argv) + (" < " + shlex.quote(stdin_path) if stdin_path else "")
     try:
-        proc = await spawn_guarded("/bin/sh", "exec " + shlex.join(argv), cwd=cwd, env=env,
-                                   kill_grace_seconds=kill_grace_seconds)
+        proc = await spawn_guarded("/bin/sh", command, cwd=cwd, env=env, kill_grace_seconds=kill_grace_seconds)
     except OSError as e:
         raise CommandFailedError(f"{what}: cannot start {argv[0]} in {cwd or '.'}: {e}") from e
     stderr = bytearray()
@@ -72,7 +74,7 @@ async def run_cli(argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str
     except TimeoutError:
         await stop_group(proc.pid, work, kill_grace_seconds)
         raise CommandFailedError(f"{what} did not finish within {timeout_seconds:g}s and was stopped "
-                                 "(raise the run option delegate_timeout_seconds if it needs longer)",
+                                 "(raise a preset's `timeouts: delegate:` (run option delegate_timeout_seconds) if it needs longer)",
                                  details={"stderr_tail": tail()}) from None
     except BaseException:  # cancelled (or a bug in a reader): nothing of the CLI may outlive us
         await asyncio.shield(stop_group(proc.pid, work, kill_grace_seconds))

@@ -8,7 +8,10 @@ The command line (flags of the Codex CLI the Makefile pins, CODEX_VERSION, check
   web searches, errors), `turn.completed` (token usage) or `turn.failed`.
 - The prompt goes through stdin (`-`, from a private file): a long prompt would not fit in one
   argument. The node's system prompt is `-c developer_instructions=…`, a developer message the
-  CLI adds after its own instructions (which tell the agent how to use its tools).
+  CLI adds after its own instructions (which tell the agent how to use its tools). Codex takes
+  developer instructions only as a config value, so the system prompt is the one text of a visit
+  on its command line (workflow text and template values; never a secret, which `${ENV}` in a
+  prompt never expands to). Codex has no turn limit to map `tool_max_steps` to.
 - `--output-schema FILE`: the node's output schema in the strict form the Responses API enforces
   (`text.format`), so the agent's last message is the answer as JSON. A schema with no strict
   form (a free-form `json` field) is asked for in the prompt instead. The activity validates the
@@ -21,7 +24,8 @@ The command line (flags of the Codex CLI the Makefile pins, CODEX_VERSION, check
   directory), and `-c approval_policy="never"`: nobody is there to approve, a command the sandbox
   refuses fails and the agent sees why.
 - MCP: each of the node's servers as `-c mcp_servers.NAME={…}` (resolved and `${ENV}` expanded
-  here, by `activities.mcp.servers`). Codex speaks stdio and streamable HTTP, not SSE. Codex's
+  here, by `activities.mcp.servers`); a server's environment and headers go in the CLI's own
+  environment, named by the table's `env_vars` / `env_http_headers`, never on the command line. Codex speaks stdio and streamable HTTP, not SSE. Codex's
   sandbox does not reach an MCP server's own effects, so the server's `enabled_tools` narrow what
   the agent may call: the node's `tools:` entries naming that server (`mcp.S.T`), and on a
   `readonly` node only the tools the server marks read-only (listed through the worker's MCP pool,
@@ -46,13 +50,13 @@ from pathlib import Path
 from typing import Any
 
 from activities.delegate.cli_process import CliExit, run_cli
-from activities.delegate.stream import StepStream, clip, first_line
+from activities.delegate.stream import StepStream, answer_json_schema, clip, first_line
 from activities.errors import BadRequestError, CommandFailedError
 from activities.llm.activity import current_settings
 from activities.llm.pricing import PriceTable, turn_price_table
 from activities.llm.provider import OPENAI, TokenCounts, model_id
-from activities.llm.reasoning import OPENAI_EFFORT
-from activities.llm.structured_output import answer_spec, strict_json_schema
+from activities.llm.reasoning import OPENAI_EFFORT, effective_effort
+from activities.llm.structured_output import strict_json_schema
 from activities.mcp.pool import list_tools
 from activities.mcp.servers import resolve_server
 from workflows.contract.delegation import DelegateRequest, DelegateResult, DelegateStep
@@ -115,10 +119,13 @@ async def enabled_mcp_tools(req: DelegateRequest) -> dict[str, list[str]]:
 
 
 def mcp_overrides(servers: list[McpServerSpec], cwd: str | None,
-                  enabled: dict[str, list[str]] | None = None) -> list[str]:
+                  enabled: dict[str, list[str]] | None = None, env: dict[str, str] | None = None) -> list[str]:
     """``-c mcp_servers.NAME={…}`` for each server, resolved and expanded on the worker; a server
-    named in ``enabled`` offers only those tools."""
+    named in ``enabled`` offers only those tools. A server's environment and headers (tokens, often)
+    never go on the command line, which any local user can read: they are put in ``env``, the CLI's
+    environment, and the server's table names them (`env_vars`, `env_http_headers`)."""
     argv: list[str] = []
+    env = {} if env is None else env
     for spec in servers:
         server = resolve_server(spec, cwd=cwd)
         if not _SERVER_NAME.match(server.name):
@@ -128,13 +135,13 @@ def mcp_overrides(servers: list[McpServerSpec], cwd: str | None,
         if server.transport == "stdio":
             entry = {"command": server.command, "args": list(server.args)}
             if server.env:
-                entry["env"] = dict(server.env)
+                entry["env_vars"] = forwarded_env(server.name, dict(server.env), env)
             if server.cwd:
                 entry["cwd"] = server.cwd
         elif server.transport == "http":
             entry = {"url": server.url}
             if server.headers:
-                entry["http_headers"] = dict(server.headers)
+                entry["env_http_headers"] = header_vars(server.name, dict(server.headers), env)
         else:
             raise BadRequestError(f"codex: {server.describe()} uses SSE, which the Codex CLI does not speak; "
                                   "give the server's streamable HTTP URL (transport \"http\") or a command")
@@ -144,27 +151,53 @@ def mcp_overrides(servers: list[McpServerSpec], cwd: str | None,
     return argv
 
 
+def forwarded_env(server: str, wanted: dict[str, str], env: dict[str, str]) -> list[str]:
+    """Codex forwards a variable of its own environment to a stdio server under the same name
+    (`env_vars`): set each in ``env``; a name the CLI's environment holds with another value cannot
+    be given to the server, and saying so beats starting it with the wrong one."""
+    for name, value in wanted.items():
+        if env.get(name, value) != value:
+            raise BadRequestError(f"codex: MCP server '{server}' sets {name}, which the Codex CLI's own environment "
+                                  f"holds with another value; Codex gives a server a variable only under its own name, "
+                                  f"so it cannot give this server a different {name}: remove it from the server's env, "
+                                  "or delegate this node to claude_code")
+        env[name] = value
+    return sorted(wanted)
+
+
+def header_vars(server: str, headers: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """Each header's value in a variable of the CLI's environment, named for `env_http_headers`.
+    The names hold TOKEN, which Codex's default shell environment policy keeps from the agent's
+    own commands."""
+    names: dict[str, str] = {}
+    tag = re.sub(r"[^A-Za-z0-9]", "_", server).upper()
+    for i, (header, value) in enumerate(sorted(headers.items())):
+        var = f"ITERLOOP_MCP_TOKEN_{tag}_{i}"
+        env[var] = value
+        names[header] = var
+    return names
+
+
 def answer_schema(req: DelegateRequest) -> dict[str, Any] | None:
     """The output schema in strict form for `--output-schema`, or None (no schema, or none strict)."""
-    if req.output_schema is None:
-        return None
-    return strict_json_schema(answer_spec(req.output_schema).json_schema)
+    schema = answer_json_schema(req)
+    return None if schema is None else strict_json_schema(schema)
 
 
 def prompt_text(req: DelegateRequest) -> str:
     """What the agent is asked (stdin). A schema `--output-schema` cannot carry is asked for here."""
     prompt = req.user or json.dumps(req.input, ensure_ascii=False, sort_keys=True)
     if req.output_schema is not None and answer_schema(req) is None:
-        schema = json.dumps(answer_spec(req.output_schema).json_schema, ensure_ascii=False)
+        schema = json.dumps(answer_json_schema(req), ensure_ascii=False)
         prompt += ("\n\nWhen you are done, answer with one JSON object, and nothing else, that matches this "
                    f"JSON Schema:\n{schema}")
     return prompt
 
 
-def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: Mapping[str, str],
+def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: dict[str, str],
                  enabled_tools: dict[str, list[str]] | None = None) -> list[str]:
     """The `codex exec` argv; its prompt is read from stdin (see `run`). ``enabled_tools``: from
-    `enabled_mcp_tools`."""
+    `enabled_mcp_tools`. ``env`` (the CLI's environment) receives the MCP servers' values."""
     argv = [str(binary), "exec", "--json", "--skip-git-repo-check",
             "-s", "read-only" if req.readonly else "workspace-write", "-c", 'approval_policy="never"']
     if req.cwd:
@@ -172,7 +205,7 @@ def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: Map
     model = expanded_model(req, env)
     if model:
         argv += ["-m", model]
-    effort = OPENAI_EFFORT.get(req.reasoning_effort, "")
+    effort = OPENAI_EFFORT.get(effective_effort(req.reasoning_effort, env), "")
     if effort:
         argv += ["-c", f"model_reasoning_effort={toml_value(effort)}"]
     if req.system:
@@ -182,7 +215,7 @@ def command_line(req: DelegateRequest, binary: Path, private_dir: Path, env: Map
         path = private_dir / "output-schema.json"
         path.write_text(json.dumps(schema))
         argv += ["--output-schema", str(path)]
-    argv += mcp_overrides(req.mcp_servers, req.cwd, enabled_tools)
+    argv += mcp_overrides(req.mcp_servers, req.cwd, enabled_tools, env)
     if req.resume_session:
         argv += ["fork" if req.fork_session else "resume", req.resume_session]
     argv.append("-")
@@ -291,9 +324,7 @@ async def run(req: DelegateRequest, *, binary: Path, on_step: Callable[[Delegate
         argv = command_line(req, binary, folder, env, await enabled_mcp_tools(req))
         prompt = folder / "prompt.txt"
         prompt.write_text(prompt_text(req))
-        # A small shell gives the CLI the prompt file as stdin, then becomes the CLI (same group).
-        with_stdin = ["/bin/sh", "-c", 'exec "$@" < "$0"', str(prompt), *argv]
-        done = await run_cli(with_stdin, cwd=req.cwd, env=env, on_line=parser.feed,
+        done = await run_cli(argv, cwd=req.cwd, env=env, on_line=parser.feed, stdin_path=str(prompt),
                              timeout_seconds=req.timeout_seconds, what=f"codex for node '{req.node_id}'")
     table = prices or turn_price_table(current_settings().prices_file)
     return parser.outcome(done, req, expanded_model(req, env), table)

@@ -12,10 +12,26 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from workflows.contract.delegation import MAX_STEPS_KEPT, DelegateRequest, DelegateResult, DelegateStep
+from activities.llm.structured_output import answer_spec
+from workflows.contract.delegation import (
+    MAX_STEPS_KEPT,
+    DelegateRequest,
+    DelegateResult,
+    DelegateStep,
+    interaction_json_schema,
+)
 
 SUMMARY_CHARS = 200  # one step's summary
 TEXT_CHARS = 20_000  # the final message kept in a result
+
+
+def answer_json_schema(req: DelegateRequest) -> dict[str, Any] | None:
+    """The JSON Schema the CLI is told the answer must match: the node's output schema, with the keys
+    an agent asks a person with when the node has `interaction:`; None without an output schema."""
+    if req.output_schema is None:
+        return None
+    schema = answer_spec(req.output_schema).json_schema
+    return interaction_json_schema(schema) if req.interaction else schema
 
 
 class StepStream:

@@ -1,4 +1,5 @@
-"""The MCP tools a model turn may offer: what the node's servers list, for the servers its `tools:` name.
+"""The MCP tools a model turn may offer: what the node's servers list, for the servers its `tools:` name
+(all of its servers when `tools:` has a bare name, which may be any of their tools).
 
 The workflow sends the servers a node may call (`LLMTurnRequest.mcp_servers`); a turn lists the
 tools of those its `tools:` entries name (`mcp.SERVER.TOOL`, `mcp.SERVER.*`) and no other, so a
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from activities.errors import BadRequestError
 from workflows.contract.mcp import McpToolInfo
-from workflows.contract.mcp_sets import named_servers
+from workflows.contract.mcp_sets import bare_names, named_servers
 from workflows.contract.messages import LLMTurnRequest
 
 #: `list_tools(server, cwd=…)`: the worker's, or a stand-in in tests.
@@ -23,10 +24,12 @@ ToolLister = Callable[..., Awaitable[list[McpToolInfo]]]
 async def listed_mcp_tools(req: LLMTurnRequest, *, list_tools: ToolLister | None = None) -> list[McpToolInfo]:
     """The tools of the servers ``req.tools`` names, listed concurrently. A named server the node
     may not call is a permanent `BadRequest` naming the node, the server and the fix."""
+    servers = {s.name: s for s in req.mcp_servers}
     names = named_servers(req.tools)
+    if bare_names(req.tools):  # a bare name may be any of the node's servers' tools: list them all
+        names += [n for n in servers if n not in names]
     if not names:
         return []
-    servers = {s.name: s for s in req.mcp_servers}
     missing = [n for n in names if n not in servers]
     if missing:
         raise BadRequestError(

@@ -19,7 +19,10 @@ adaptive thinking too). Reasoning tokens are billed as output tokens by both pro
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
+from dsl.ir import REASONING_EFFORT_ALIASES
+from workflows.contract.env_refs import expand_env
 from workflows.contract.messages import LLMTurnRequest
 from workflows.contract.vocabulary import REASONING_EFFORTS
 
@@ -33,9 +36,21 @@ _OPENAI_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 def effort_of(req: LLMTurnRequest) -> str:
     """The turn's effort: ``req.reasoning_effort``, where the workflow put the effective one (an
-    input's `_reasoning_effort` when valid, else the node's; it strips that key from the input);
+    input's `_reasoning_effort` when valid, else the node's; it strips that key from the input),
+    `${VAR:-level}` expanded from the worker's environment and `xhigh`/`max` read as `extra_high`;
     "" when none or not one of `EFFORTS`."""
-    return req.reasoning_effort if req.reasoning_effort in EFFORTS else ""
+    return effective_effort(req.reasoning_effort)
+
+
+def effective_effort(written: str, env: Mapping[str, str] | None = None) -> str:
+    """An effort as a node wrote it, as the worker runs it: `${VAR:-level}` expanded from the
+    environment, `xhigh`/`max` read as `extra_high`; "" when none or not one of `EFFORTS`. Model
+    turns and the delegation backends (each mapping it to its own CLI's levels) share it."""
+    effort = written
+    if "$" in effort:  # "${VAR:-high}" (current Iterion's form): the worker's choice
+        effort = expand_env(effort, env).strip()
+    effort = REASONING_EFFORT_ALIASES.get(effort, effort)  # Iterion's `xhigh` / `max`
+    return effort if effort in EFFORTS else ""
 
 
 def openai_reasons(model_id: str) -> bool:

@@ -37,7 +37,9 @@ def node_tools(req: LLMTurnRequest, *, skip_unknown: bool = False,
                mcp_tools: list[McpToolInfo] | None = None) -> list[ToolSpec]:
     """The node's declared tools, in declared order (stable, so prompt caches keep hitting).
 
-    ``mcp_tools`` are the tools the node's MCP servers list. An unknown name is a permanent
+    ``mcp_tools`` are the tools the node's MCP servers list; a bare name (`get_current_time`) is
+    the one of them with that name, as in Iterion (exact names, builtins included, win; a name two
+    servers list is refused as ambiguous). An unknown name is a permanent
     `BadRequest` naming node and tool, unless ``skip_unknown`` (offline runs: a scripted model
     calls only what its script says, and examples may name tools that only exist where they are
     deployed, such as MCP servers' tools)."""
@@ -52,6 +54,11 @@ def node_tools(req: LLMTurnRequest, *, skip_unknown: bool = False,
                 raise _unknown(req, name, known, "matches no registered tool")
         elif name in known:
             matched = [name]
+        elif (bare := [t.registry_name for t in mcp_tools or [] if t.name == name]) and not name.startswith("mcp."):
+            if len(bare) > 1:  # Iterion's rule: a bare name is one server's tool, never a guess
+                raise _unknown(req, name, known, f"is a tool of several MCP servers ({', '.join(bare)}); "
+                                                 "write the one you mean in full")
+            matched = bare
         elif skip_unknown:
             matched = []
         else:

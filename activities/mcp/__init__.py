@@ -8,7 +8,7 @@
 - `activity`: `iterloop.mcp_call`.
 """
 
-from activities.mcp.activity import mcp_call
+from activities.mcp.activity import mcp_call, mcp_check
 from activities.mcp.pool import close_pool, configure, list_tools
 
-__all__ = ["close_pool", "configure", "list_tools", "mcp_call"]
+__all__ = ["close_pool", "configure", "list_tools", "mcp_call", "mcp_check"]

@@ -21,13 +21,20 @@ import time
 from temporalio import activity
 
 from activities import artifacts
-from activities.errors import BadRequestError
+from activities.errors import BadRequestError, McpError
 from activities.heartbeats import wait_heartbeating
-from activities.mcp.pool import pool
+from activities.mcp.pool import list_tools, pool
 from activities.mcp.results import call_result
 from activities.mcp.servers import resolve_server
-from workflows.contract.mcp import McpCallRequest, McpCallResult
-from workflows.contract.vocabulary import MCP_CALL
+from workflows.contract.mcp import (
+    McpCallRequest,
+    McpCallResult,
+    McpCheckRequest,
+    McpCheckResult,
+    McpServerHealth,
+    McpServerSpec,
+)
+from workflows.contract.vocabulary import MCP_CALL, MCP_CHECK
 
 #: How long a cancelled request may take to wind down before the activity gives up waiting for it.
 CANCEL_GRACE_SECONDS = 5.0
@@ -73,3 +80,26 @@ async def _cancel(call: asyncio.Future[object]) -> None:
     await asyncio.wait({call}, timeout=CANCEL_GRACE_SECONDS)
     if call.done() and not call.cancelled():
         call.exception()  # retrieved, so asyncio does not log it
+
+
+@activity.defn(name=MCP_CHECK)
+async def mcp_check(req: McpCheckRequest) -> McpCheckResult:
+    """Reach every server of ``req`` at once and list its tools (the pool keeps the sessions and
+    the lists, so the run's first calls find them ready). A server that fails is reported, not
+    raised: the run names every misconfigured server in one message."""
+
+    async def check(spec: McpServerSpec) -> McpServerHealth:
+        try:
+            tools = await asyncio.wait_for(list_tools(spec, cwd=req.cwd), req.timeout_seconds)
+        except TimeoutError:
+            return McpServerHealth(name=spec.name, ok=False,
+                                   error=f"no answer to tools/list within {req.timeout_seconds:g} s")
+        except McpError as exc:  # its message is redacted and names the server (and its stderr)
+            return McpServerHealth(name=spec.name, ok=False, error=exc.message)
+        return McpServerHealth(name=spec.name, ok=True, tools=len(tools))
+
+    checks = asyncio.gather(*(check(s) for s in req.servers))
+    started = time.monotonic()
+    await wait_heartbeating(checks, started=started, timeout_seconds=req.timeout_seconds * 2 + 5,
+                            every_seconds=5.0, details=lambda: {"servers": [s.name for s in req.servers]})
+    return McpCheckResult(servers=checks.result())

@@ -175,3 +175,40 @@ async def test_an_answer_outside_the_schema_is_invalid_with_the_reason(tmp_path:
 
     result = delegation.checked(request(tmp_path), DelegateResult(status="final", output={"summary": 3}))
     assert result.status == "invalid" and "summary" in result.invalid_reason
+
+
+async def test_prompts_reach_the_cli_from_files_never_its_arguments(fake: FakeAnthropic, project: Path) -> None:
+    system, user = "You are GUAVA-system.", "Describe MANGO-user. " + "x" * 200_000  # over one argument's 128 KiB
+    req = request(project, system=system, user=user, max_turns=7)
+    argv = claude_code.command_line(req, LOCAL_INSTALL, project, {})
+    assert not any("GUAVA" in a or "MANGO" in a for a in argv)  # any local user can read arguments
+    assert argv[argv.index("--max-turns") + 1] == "7"  # the node's tool_max_steps
+    fake.queue(Reply(tool_calls=[ToolUse(STRUCTURED, {"summary": "s", "files": []})]), Reply(text="done"))
+    result = await run(req)
+    assert result.status == "final"
+    sent = json.dumps(fake.requests[0].body)
+    assert "GUAVA-system" in sent and "MANGO-user" in sent
+
+
+async def test_an_agent_that_asks_a_person_needs_interaction_with_its_questions(fake: FakeAnthropic,
+                                                                                project: Path) -> None:
+    fake.queue(Reply(tool_calls=[ToolUse(STRUCTURED, {"summary": "-", "files": [], "_needs_interaction": True,
+                                                      "_interaction_questions": ["Which branch?"]})]),
+               Reply(text="asking"))
+    req = request(project, interaction=True)
+    result = delegation.checked(req, await run(req))
+    assert (result.status, result.questions) == ("needs_interaction", {"question_1": "Which branch?"})
+    tools = {t["name"]: t for t in fake.requests[0].body.get("tools", [])}
+    assert "_needs_interaction" in json.dumps(tools[STRUCTURED]["input_schema"])  # the schema lets it ask
+    done = delegation.checked(req, result.model_copy(update={
+        "status": "final", "output": {"summary": "s", "files": [], "_needs_interaction": False}}))
+    assert (done.status, done.output) == ("final", {"summary": "s", "files": []})
+
+
+@pytest.mark.parametrize(("written", "env", "flag"), [
+    ("extra_high", {}, "max"), ("xhigh", {}, "max"), ("${EFFORT:-low}", {}, "low"),
+    ("${EFFORT:-low}", {"EFFORT": "medium"}, "medium"), ("${EFFORT}", {}, None)])
+def test_the_effort_is_expanded_on_the_worker_and_spelt_as_the_cli_takes_it(
+        tmp_path: Path, written: str, env: dict[str, str], flag: str | None) -> None:
+    argv = claude_code.command_line(request(tmp_path, reasoning_effort=written), LOCAL_INSTALL, tmp_path, env)
+    assert (argv[argv.index("--effort") + 1] if "--effort" in argv else None) == flag

@@ -346,20 +346,42 @@ def test_tools_entries_name_mcp_tools_per_server() -> None:
 # -- the command line's parts ----------------------------------------------------------------------
 
 
-def test_mcp_servers_become_config_overrides_expanded_on_the_worker(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mcp_servers_become_config_overrides_with_their_secrets_in_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ITERLOOP_TEST_TOKEN", "s3cret")
     servers = [McpServerSpec(name="files", transport="stdio", command="mcp-files", args=["--root", "${HOME}"],
                              env={"TOKEN": "${ITERLOOP_TEST_TOKEN}"}),
                McpServerSpec(name="tracker", transport="http", url="https://mcp.example/mcp",
                              headers={"Authorization": "Bearer ${ITERLOOP_TEST_TOKEN}"})]
-    argv = codex.command_line(request(tmp_path, mcp_servers=servers), Path("codex"), tmp_path, {})
+    env: dict[str, str] = {}
+    argv = codex.command_line(request(tmp_path, mcp_servers=servers), Path("codex"), tmp_path, env)
     overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "-c" and argv[i + 1].startswith("mcp_servers.")]
     home = str(Path.home())
     assert overrides[0] == (f'mcp_servers.files={{"command" = "mcp-files", "args" = ["--root", "{home}"], '
-                            f'"env" = {{"TOKEN" = "s3cret"}}, "cwd" = "{tmp_path}"}}')
+                            f'"env_vars" = ["TOKEN"], "cwd" = "{tmp_path}"}}')
     assert overrides[1] == ('mcp_servers.tracker={"url" = "https://mcp.example/mcp", '
-                            '"http_headers" = {"Authorization" = "Bearer s3cret"}}')
+                            '"env_http_headers" = {"Authorization" = "ITERLOOP_MCP_TOKEN_TRACKER_0"}}')
+    # Any local user can read a process's arguments: the values are only in the CLI's environment.
+    assert not any("s3cret" in a for a in argv)
+    assert env == {"TOKEN": "s3cret", "ITERLOOP_MCP_TOKEN_TRACKER_0": "Bearer s3cret"}
+
+
+def test_a_server_variable_the_cli_holds_otherwise_is_refused(tmp_path: Path) -> None:
+    from activities.errors import BadRequestError
+
+    server = McpServerSpec(name="files", transport="stdio", command="mcp-files", env={"PATH": "/opt/files/bin"})
+    with pytest.raises(BadRequestError, match="sets PATH, which the Codex CLI's own environment holds"):
+        codex.command_line(request(tmp_path, mcp_servers=[server]), Path("codex"), tmp_path, {"PATH": "/usr/bin"})
+
+
+async def test_a_stdio_servers_environment_reaches_it_through_the_cli(
+        codex_bin: Path, fake: FakeOpenAI, workdir: Path, everything: McpServerSpec,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ITERLOOP_TEST_GREETING", "bonjour-7")
+    server = everything.model_copy(update={"env": {"GREETING": "${ITERLOOP_TEST_GREETING}"}})
+    fake.queue(Reply(tool_calls=[ToolUse("get_env", {}, namespace="mcp__everything")]), Reply(text="read"))
+    await run(request(workdir, mcp_servers=[server]), codex_bin)
+    assert "bonjour-7" in json.dumps(fake.requests[1].body["input"][-1])
 
 
 def test_an_sse_server_is_refused_with_what_to_do(tmp_path: Path) -> None:

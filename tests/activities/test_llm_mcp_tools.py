@@ -117,3 +117,25 @@ async def test_an_unknown_tool_of_an_active_server_is_a_bad_request(fake: FakeLL
     with pytest.raises(ApplicationError) as info:
         await turn(fake, tmp_path, StandInLister(), tools=["mcp.time.set_time"])
     assert "mcp.time.set_time" in info.value.message and "mcp.time.get_current_time" in info.value.message
+
+
+async def test_a_bare_name_is_the_one_mcp_tool_of_that_name(fake: FakeLLMServer, tmp_path: Path) -> None:
+    """Iterion's rule: `get_current_time` alone is `mcp.time.get_current_time` when one server lists it."""
+    lister = StandInLister()
+    fake.queue(Reply(tool_calls=[ToolUse("mcp_time_get_current_time", {"timezone": "Asia/Tokyo"}, id="call_1")]))
+    result = await turn(fake, tmp_path, lister, tools=["echo", "get_current_time"])
+    assert [c.name for c in result.tool_calls] == ["mcp.time.get_current_time"]
+    assert sent_tool_names(fake) == ["echo", "mcp_time_get_current_time"]
+    assert sorted(name for name, _ in lister.listed) == ["files", "time"]  # a bare name may be any server's
+
+
+async def test_a_bare_name_two_servers_list_is_refused_as_ambiguous(fake: FakeLLMServer, tmp_path: Path) -> None:
+    class TwoClocks(StandInLister):
+        async def __call__(self, server: McpServerSpec, *, cwd: str | None) -> list[McpToolInfo]:
+            return [tool.model_copy(update={"server": server.name}) for tool in LISTED["time"]]
+
+    with pytest.raises(ApplicationError) as info:
+        await turn(fake, tmp_path, TwoClocks(), tools=["get_current_time"])
+    assert info.value.type == ERR_BAD_REQUEST
+    assert "mcp.time.get_current_time, mcp.files.get_current_time" in info.value.message
+    assert "write the one you mean in full" in info.value.message

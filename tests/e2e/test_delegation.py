@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 from fakes.llm_servers import TEST_API_KEY, FakeAnthropic, Reply, ToolUse
-from runs import finish, live_members, start
+from runs import finish, live_members, running_worker, start, wait_for
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 import dsl
 from runtime.claude_code import LOCAL_INSTALL
-from workflows.contract.state import Event
+from workflows.contract.state import Answer, Event
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dual_model_plan_implement_review.iter"
 STRUCTURED = "StructuredOutput"  # the pinned CLI's tool for a `--json-schema` answer
@@ -161,3 +161,69 @@ async def test_cancelling_the_run_stops_the_cli_and_its_whole_process_group(
                 assert isinstance(err.value.cause, CancelledError)
         finally:
             held.set()
+
+
+ASKING = '''
+schema change:
+  summary: string
+agent implementer:
+  backend: "claude_code"
+  interaction: human
+  output: change
+  user: task
+prompt task:
+  Rename the main branch.
+workflow asks:
+  entry: implementer
+  implementer -> done
+'''
+
+
+async def test_a_delegated_agent_asks_a_person_and_is_resumed_with_the_answer(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`interaction:` on a delegated node: the CLI's answer asks, the node's gate opens with its
+    questions, and the person's answer resumes the CLI's session, whose next answer is the output."""
+    if not LOCAL_INSTALL.exists():
+        pytest.fail(f"this test runs the real Claude Code CLI; run `make setup` ({LOCAL_INSTALL} is missing)",
+                    pytrace=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with FakeAnthropic(api_key=TEST_API_KEY) as fake:
+        fake.queue(
+            Reply(tool_calls=[ToolUse(STRUCTURED, {"summary": "-", "_needs_interaction": True,
+                                                   "_interaction_questions": ["Which name: main or trunk?"]})]),
+            Reply(text="asked"),
+            Reply(tool_calls=[ToolUse(STRUCTURED, {"summary": "renamed to trunk"})]),
+            Reply(text="done"),
+        )
+        async with real_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
+            handle = await start(temporal_env.client, task_queue, ASKING, shell_cwd=str(repo))
+            view = await wait_for(handle, lambda v: bool(v.open_gates), timeout=120)
+            gate = view.open_gates[0]
+            assert (gate.gate, gate.questions) == ("implementer", {"question_1": "Which name: main or trunk?"})
+            await handle.execute_update("answer", Answer(gate="implementer", answers={"name": "trunk"},
+                                                         answered_by="maintainer"))
+            result = await finish(handle, timeout=120)
+            events = await handle.query("events", 0, result_type=list[Event])
+        requests = list(fake.requests)
+    assert result.status == "finished", result.reason
+    assert result.outputs["implementer"]["summary"] == "renamed to trunk"
+    assert "_needs_interaction" not in result.outputs["implementer"]
+    asked = next(e.data for e in events if e.type == "human_input_requested")
+    assert (asked["source"], asked["backend"]) == ("delegate", "claude_code")
+    # The resumed session carries the question it asked and the person's answer.
+    resumed = json.dumps(requests[2].body["messages"])
+    assert "Which name: main or trunk?" in resumed and "trunk" in resumed and "A person answered" in resumed
+    assert "_needs_interaction" in json.dumps(requests[0].body["system"])  # the protocol was explained
+
+
+async def test_offline_a_scripted_delegated_agent_may_ask_once(temporal_env: Any, task_queue: str) -> None:
+    """The scripted backend asks when its script says so, and after the answer gives the rest of it."""
+    script = {"implementer": {"summary": "renamed", "_needs_interaction": True, "_interaction_questions": ["Name?"]}}
+    async with running_worker(temporal_env.client, task_queue):
+        handle = await start(temporal_env.client, task_queue, ASKING, script=script)
+        view = await wait_for(handle, lambda v: bool(v.open_gates))
+        assert view.open_gates[0].questions == {"question_1": "Name?"}
+        await handle.execute_update("answer", Answer(gate="implementer", answers={"name": "trunk"}))
+        result = await finish(handle)
+    assert result.outputs["implementer"]["summary"] == "renamed"

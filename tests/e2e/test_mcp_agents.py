@@ -250,6 +250,32 @@ async def test_an_unknown_server_name_stops_the_run_before_it_starts(tmp_path: P
     assert "server 'jira'" in str(info.value) and str(path) in str(info.value) and "mcp_server jira:" in str(info.value)
 
 
+async def test_a_server_that_cannot_start_fails_the_run_before_its_first_node(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Iterion's pre-run check: every server the run may use is reached before the first node, and a
+    broken one ends the run at once, named with its stderr, with no model called."""
+    broken = f"""
+mcp_server broken:
+  transport: stdio
+  command: "{sys.executable}"
+  args: ["-c", "import sys; sys.stderr.write('no licence key configured'); sys.exit(3)"]
+"""
+    text = clock_workflow(time_server_block() + broken).replace("[mcp.time.*]", "[mcp.time.*, mcp.broken.*]")
+    path = write(tmp_path, text, "anthropic/claude-test")
+    with FakeAnthropic() as fake:
+        async with mcp_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
+            handle = await start_file(temporal_env.client, task_queue, path)
+            result = await finish(handle, timeout=120)
+        assert fake.requests == []  # no node ran
+    assert result.status == "failed"
+    assert "'broken'" in result.reason and "no licence key configured" in result.reason
+    assert "'time'" not in result.reason  # the healthy server is not blamed
+    history = await handle.fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert scheduled == ["iterloop.mcp_check"]
+
+
 async def test_autoload_off_leaves_the_project_servers_out(tmp_path: Path) -> None:
     command, args = time_command()
     (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {"time": {"command": command, "args": args}}}))
@@ -386,6 +412,7 @@ workflow w:
         assert "marked first" in tool_results_sent(fake)
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["first", "first"]
     scheduled = [e.activity_type.name for e in events_with(history, "activity_task_scheduled_event_attributes")]
-    assert scheduled == ["iterloop.llm_turn", "iterloop.mcp_call", "iterloop.llm_turn"]
+    # The server was reached before the first node (its tools listed), then each step ran once but the call.
+    assert scheduled == ["iterloop.mcp_check", "iterloop.llm_turn", "iterloop.mcp_call", "iterloop.llm_turn"]
     started = events_with(history, "activity_task_started_event_attributes")
-    assert [e.attempt for e in started] == [1, 2, 1]
+    assert [e.attempt for e in started] == [1, 1, 2, 1]

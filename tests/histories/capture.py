@@ -436,12 +436,48 @@ workflow w:
     assert events.count("delegate_step") == 2, events
 
 
+async def delegated_node_asks_a_person(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A tool node calling an MCP server, then a delegated agent with `interaction:`: the server is
+    checked before the first node (`iterloop.mcp_check`, the `mcp-health-check` marker; an offline run
+    checks its tool nodes' servers only), the agent asks, its gate is answered, it is resumed (the
+    `delegated-interaction` marker)."""
+    src = f"""
+mcp_server time:
+  transport: stdio
+  command: "{sys.executable}"
+  args: ["-m", "mcp_server_time", "--local-timezone", "UTC"]
+vars:
+  timezone: string = "UTC"
+schema change:
+  summary: string
+tool now:
+  call: mcp.time.get_current_time
+agent implementer:
+  backend: "claude_code"
+  interaction: human
+  tool_max_steps: 5
+  tools: [mcp.time.*]
+  output: change
+workflow w:
+  entry: now
+  now -> implementer
+  implementer -> done
+"""
+    handle = await start(client, tq, src, workflow_id=wid, shell_cwd=str(tmp), script={
+        "implementer": {"summary": "renamed", "_needs_interaction": True, "_interaction_questions": ["Name?"]}})
+    await wait_for(handle, lambda v: bool(v.open_gates))
+    await handle.execute_update("answer", Answer(gate="implementer", answers={"name": "trunk"}))
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["implementer"]["summary"] == "renamed", result
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
     gate_answered_by_early_signal, gate_answers_refused_then_in_advance, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
     tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity,
-    rewound_to_before_a_gate, parallel_shell_branches, mcp_tool_node, delegated_node)}
+    rewound_to_before_a_gate, parallel_shell_branches, mcp_tool_node, delegated_node,
+    delegated_node_asks_a_person)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:

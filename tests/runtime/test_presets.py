@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+from runs import running_worker, start, wait_for
 
 import dsl
 from runtime.command_errors import UsageError
@@ -218,3 +220,26 @@ def test_summary_lines_render_and_lines_without_values_are_left_out() -> None:
     lines = ["Verdict {{outputs.significance.headline}}", "Flag {{outputs.executor.flag_key}}", "Alpha {{vars.alpha}}"]
     assert render_summary(lines, outputs={"significance": {"headline": "SHIP_WINNER: +9.5%"}},
                           vars={"alpha": 0.05}, artifacts={}) == ["Verdict SHIP_WINNER: +9.5%", "Alpha 0.05"]
+
+
+# -- timeouts --------------------------------------------------------------------------------------
+
+
+def test_timeouts_become_run_options_and_a_bad_duration_is_named(tmp_path: Path, growth_loop: dsl.Workflow) -> None:
+    path = write(tmp_path, "timeouts:\n  delegate: 2h\n  shell: 90s\n")
+    prepared = prepare_run(path, growth_loop, skip_gates=False, stop_after=["analyst"])
+    assert prepared.run_options == {"delegate_timeout_seconds": 7200.0, "shell_timeout_seconds": 90.0,
+                                    "stop_after": ["analyst"]}
+    assert any("timeouts: shell 90s, delegate 2h" in note for note in prepared.notes)
+    assert "timeouts.model" in problem(tmp_path, "timeouts:\n  model: soon\n", growth_loop)
+
+
+async def test_a_preset_timeout_stops_a_slow_step_of_the_run(tmp_path: Path, temporal_env: Any, task_queue: str) -> None:
+    wf = dsl.check_source('tool slow:\n  command: "sleep 30"\nworkflow w:\n  entry: slow\n  slow -> done\n').workflow
+    assert wf is not None
+    prepared = prepare_run(write(tmp_path, "timeouts:\n  shell: 1s\n"), wf, skip_gates=False, stop_after=[])
+    async with running_worker(temporal_env.client, task_queue):
+        handle = await start(temporal_env.client, task_queue, prepared.workflow, max_attempts=1,
+                             **prepared.run_options)
+        view = await wait_for(handle, lambda v: v.status == "failed_resumable", timeout=60)
+    assert "timed out after 1 s" in view.failures[0].error

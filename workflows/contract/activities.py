@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from workflows.contract import vocabulary
 from workflows.contract.delegation import DelegateRequest, DelegateResult
-from workflows.contract.mcp import McpCallRequest, McpCallResult
+from workflows.contract.mcp import McpCallRequest, McpCallResult, McpCheckRequest, McpCheckResult
 from workflows.contract.messages import (
     LLMTurnRequest,
     LLMTurnResult,
@@ -43,7 +43,8 @@ SHELL_EXEC = ActivitySpec(vocabulary.SHELL_EXEC, ShellRequest, ShellResult)
 TOOL_CALL = ActivitySpec(vocabulary.TOOL_CALL, ToolCallRequest, ToolCallResult)
 NOTIFY = ActivitySpec(vocabulary.NOTIFY, NotifyRequest, NotifyResult)
 MCP_CALL = ActivitySpec(vocabulary.MCP_CALL, McpCallRequest, McpCallResult)
+MCP_CHECK = ActivitySpec(vocabulary.MCP_CHECK, McpCheckRequest, McpCheckResult)
 DELEGATE = ActivitySpec(vocabulary.DELEGATE, DelegateRequest, DelegateResult)
 
 #: Every activity the interpreter schedules.
-ALL: tuple[ActivitySpec[BaseModel, BaseModel], ...] = (LLM_TURN, SHELL_EXEC, TOOL_CALL, NOTIFY, MCP_CALL, DELEGATE)  # type: ignore[assignment]
+ALL: tuple[ActivitySpec[BaseModel, BaseModel], ...] = (LLM_TURN, SHELL_EXEC, TOOL_CALL, NOTIFY, MCP_CALL, MCP_CHECK, DELEGATE)  # type: ignore[assignment]

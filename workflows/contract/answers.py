@@ -114,7 +114,19 @@ def _coerce(f: ir.SchemaField, value: Any, gate: str) -> Any:
     return result
 
 
-def answer_schema(wf: ir.Workflow, node: ir.HumanNode) -> ir.Schema | None:
+def is_gate(node: ir.Node | None) -> bool:
+    """A node a person answers: a human node, or a delegated agent or judge with `interaction:`
+    (the coding agent may stop and ask; its answers are free-form)."""
+    if isinstance(node, ir.HumanNode):
+        return True
+    return isinstance(node, ir.AgentNode) and node.interaction != "none"
+
+
+def answer_schema(wf: ir.Workflow, node: ir.Node) -> ir.Schema | None:
+    """The schema a gate's answers must match: a human node's output schema; none for an agent's
+    questions (a person answers them in their own words)."""
+    if not isinstance(node, ir.HumanNode):
+        return None
     return wf.schemas.get(node.output_schema) if node.output_schema else None
 
 

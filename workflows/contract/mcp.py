@@ -93,3 +93,27 @@ class McpCallResult(_Msg):
     output: dict[str, Any]
     is_error: bool = False
     text: str = ""
+
+
+class McpCheckRequest(_Msg):
+    """Before a run's first node: start (or reach) every server the run may use and list its tools,
+    so a misconfigured server fails the run at once, not at the node that needs it hours later."""
+
+    run_id: str
+    servers: list[McpServerSpec]
+    cwd: str | None = None
+    timeout_seconds: float = 60.0  # per server
+
+
+class McpServerHealth(_Msg):
+    name: str
+    ok: bool
+    tools: int = 0
+    error: str = ""  # why not (the server's stderr tail included; secrets redacted)
+
+
+class McpCheckResult(_Msg):
+    servers: list[McpServerHealth]
+
+    def problems(self) -> list[McpServerHealth]:
+        return [s for s in self.servers if not s.ok]

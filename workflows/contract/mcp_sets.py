@@ -18,8 +18,11 @@ the compiled workflow and the project servers the run input records, so a replay
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dsl import ir
 from workflows.contract.mcp import McpServerSpec, split_tool_name
+from workflows.contract.tool_catalog import builtin_tool_names
 
 #: The project file of MCP servers, beside the `.iter` file (Claude Code's format).
 PROJECT_FILE = ".mcp.json"
@@ -41,6 +44,13 @@ def node_servers(wf: ir.Workflow, node: ir.Node, project: list[str]) -> list[str
     return _adjusted(base, block)
 
 
+def bare_names(names: list[str]) -> list[str]:
+    """`tools:` entries that are neither a builtin tool nor an `mcp.` name: Iterion resolves such a
+    name to the one MCP tool of that name among the node's servers (so those are all listed)."""
+    builtin = builtin_tool_names()
+    return [n for n in names if not n.startswith("mcp.") and not n.endswith(".*") and n not in builtin]
+
+
 def named_servers(names: list[str]) -> list[str]:
     """The servers that `tools:` entries (or a tool node's `call:`) name, in order, once each."""
     found: list[str] = []
@@ -59,6 +69,17 @@ def callable_servers(wf: ir.Workflow, node: ir.Node, project: list[McpServerSpec
     return [catalog[n] for n in names if n in catalog]
 
 
+def used_servers(wf: ir.Workflow, node: ir.Node, project: list[McpServerSpec], *,
+                 delegated: bool) -> list[McpServerSpec]:
+    """The servers a visit of ``node`` starts: a delegated agent hands its CLI every server it may
+    call; a model's turn and a tool node only those their `tools:` / `call:` name."""
+    servers = callable_servers(wf, node, project)
+    if delegated or bare_names(_tool_names(node)):
+        return servers
+    named = set(named_servers(_tool_names(node)))
+    return [s for s in servers if s.name in named]
+
+
 def server_catalog(wf: ir.Workflow, project: list[McpServerSpec]) -> dict[str, McpServerSpec]:
     """Every server a run may use, by name: the project's, then the file's declarations over them.
     A declared server keeps its `${ENV}` references (the worker expands them)."""
@@ -69,9 +90,23 @@ def server_catalog(wf: ir.Workflow, project: list[McpServerSpec]) -> dict[str, M
     return catalog
 
 
+@dataclass(frozen=True)
+class NameProblem:
+    """A server name the run cannot resolve: the sentence, and where it is (a node and its
+    property, or the workflow's `mcp:` block when ``node`` is empty), for a positioned diagnostic."""
+
+    message: str
+    node: str = ""
+    prop: str = ""
+
+
 def problems(wf: ir.Workflow, project: list[str], *, file: str, project_file: str) -> list[str]:
-    """Names the run cannot resolve, each as a sentence naming where it is and how to fix it:
-    unknown servers in `mcp:` blocks, and tools of servers that are unknown or not active."""
+    """Names the run cannot resolve, each as a sentence naming where it is and how to fix it."""
+    return [p.message for p in name_problems(wf, project, file=file, project_file=project_file)]
+
+
+def name_problems(wf: ir.Workflow, project: list[str], *, file: str, project_file: str) -> list[NameProblem]:
+    """Unknown servers in `mcp:` blocks, and tools of servers that are unknown or not active."""
     known = set(project) | set(wf.mcp_servers)
 
     listed = f"nor {project_file} lists" if project_file else f"and no {PROJECT_FILE} is loaded"
@@ -80,15 +115,16 @@ def problems(wf: ir.Workflow, project: list[str], *, file: str, project_file: st
         return (f"{what} server '{name}', which no mcp_server in {file} declares {listed}; declare it "
                 f"(`mcp_server {name}:`), add it to {PROJECT_FILE} beside {file}, or remove the name")
 
-    found: list[str] = []
-    blocks: list[tuple[str, ir.MCPConfig | None]] = [(f"workflow '{wf.name}'", wf.mcp)]
-    blocks += [(f"{n.kind} '{n.id}'", n.mcp) for n in wf.nodes.values() if isinstance(n, ir.AgentNode)]
-    for owner, block in blocks:
+    found: list[NameProblem] = []
+    blocks: list[tuple[str, str, ir.MCPConfig | None]] = [(f"workflow '{wf.name}'", "", wf.mcp)]
+    blocks += [(f"{n.kind} '{n.id}'", n.id, n.mcp) for n in wf.nodes.values() if isinstance(n, ir.AgentNode)]
+    for owner, node_id, block in blocks:
         for prop in ("servers", "disable"):
-            found += [unknown(f"{owner} mcp {prop} names", name)
+            found += [NameProblem(unknown(f"{owner} mcp {prop} names", name), node_id, "mcp")
                       for name in getattr(block, prop, []) if name not in known]
     for node in wf.nodes.values():
         active = node_servers(wf, node, project)
+        prop = "call" if isinstance(node, ir.ToolNode) else "tools"
         for tool in _tool_names(node):
             split = split_tool_name(tool)
             if split is None:
@@ -96,11 +132,12 @@ def problems(wf: ir.Workflow, project: list[str], *, file: str, project_file: st
             server = split[0]
             where = f"{node.kind} '{node.id}'"
             if server not in known:
-                found.append(unknown(f"{where} names tool '{tool}' of", server))
+                found.append(NameProblem(unknown(f"{where} names tool '{tool}' of", server), node.id, prop))
             elif active and server not in active:
-                found.append(f"{where} names tool '{tool}', but server '{server}' is not one of its MCP servers "
-                             f"({', '.join(active)}); add it to the node's `mcp: servers:` (or the workflow's) "
-                             "in " + file)
+                found.append(NameProblem(
+                    f"{where} names tool '{tool}', but server '{server}' is not one of its MCP servers "
+                    f"({', '.join(active)}); add it to the node's `mcp: servers:` (or the workflow's) in {file}",
+                    node.id, prop))
     return found
 
 

@@ -23,6 +23,7 @@ SHELL_EXEC: Final = "iterloop.shell_exec"
 TOOL_CALL: Final = "iterloop.tool_call"
 NOTIFY: Final = "iterloop.notify"
 MCP_CALL: Final = "iterloop.mcp_call"
+MCP_CHECK: Final = "iterloop.mcp_check"
 DELEGATE: Final = "iterloop.delegate"
 
 # -- run and node status -----------------------------------------------------------------------
@@ -61,6 +62,8 @@ EventType = Literal[
     "llm_step_finished", "llm_repair_requested", "session_not_found", "tool_called", "tool_denied", "tool_error",
     # delegated nodes (a coding agent's CLI): one event per step it streamed
     "delegate_step",
+    # MCP servers: one the run could not reach before its first node
+    "mcp_server_failed",
     # human gates
     "human_input_requested", "gate_answered", "gate_timed_out", "auto_answer_deferred", "answer_queued",
     "answer_rejected",

@@ -21,16 +21,26 @@ from workflows import metrics
 from workflows import sessions as Sessions
 from workflows.contract import activities as A
 from workflows.contract import messages as M
-from workflows.contract.delegation import DELEGATE_BACKENDS, DelegateBackend, DelegateRequest
+from workflows.contract.delegation import (
+    DELEGATE_BACKENDS,
+    MAX_INTERACTIONS,
+    DelegateBackend,
+    DelegateRequest,
+    DelegateResult,
+)
 from workflows.contract.scripts import script_for_node
 from workflows.inputs import as_text, placed_input_tokens, prompt_body, render_text
 from workflows.nodes.base import NodeFailed, Produced, RunContext, heartbeat_interval, produce
+from workflows.nodes.gates import wait_for_answer
 from workflows.nodes.mcp_tools import node_mcp_servers
 
 #: The `workflow.patched` id of delegation: runs recorded before it ran these nodes as model calls.
 PATCH = "delegation-backends"
 #: How a CLI's session is kept in the run's sessions (beside model conversations' artifact refs).
 SESSION_PREFIX = "delegate:"
+#: The `workflow.patched` id of a delegated agent asking a person (`interaction:`) and of the CLI's
+#: turn limit (`tool_max_steps`): runs recorded before it sent neither.
+INTERACTION_PATCH = "delegated-interaction"
 
 
 def delegation_backend(run: RunContext, node: ir.Node) -> DelegateBackend | None:
@@ -89,7 +99,9 @@ async def delegate(run: RunContext, node: ir.AgentNode, branch: str, node_input:
         timeout_seconds=options.delegate_timeout_seconds,
         heartbeat_seconds=heartbeat_interval(options.llm_heartbeat_timeout_seconds),
         script=script_for_node(options.script, node.id), offload_threshold_bytes=options.offload_threshold_bytes)
-    repairs = 0
+    if (node.interaction != "none" or node.tool_max_steps) and workflow.patched(INTERACTION_PATCH):
+        req = req.model_copy(update={"interaction": node.interaction != "none", "max_turns": node.tool_max_steps})
+    repairs = asked = 0
     while True:
         result = await run.activity(A.DELEGATE, req, node.id, f"{node.id} · {backend}",
                                     # the CLI stops itself at timeout_seconds; the margin lets it say so
@@ -107,6 +119,10 @@ async def delegate(run: RunContext, node: ir.AgentNode, branch: str, node_input:
                          count_iteration=False, enforce=result.status != "final")
         if result.status == "final":
             break
+        if result.status == "needs_interaction":
+            asked += 1
+            req = await ask_person(run, node, branch, backend, req, result, asked)
+            continue
         repairs += 1
         if repairs > options.llm_max_repairs or not result.session_id:
             raise NodeFailed(f"'{node.id}' ({backend}) gave {repairs} answers that do not match schema "
@@ -121,3 +137,20 @@ async def delegate(run: RunContext, node: ir.AgentNode, branch: str, node_input:
                           conversation_ref=SESSION_PREFIX + result.session_id, branch=branch)
         output[Sessions.SESSION_KEY] = plan.session_id
     return output, M.Usage()
+
+
+async def ask_person(run: RunContext, node: ir.AgentNode, branch: str, backend: DelegateBackend,
+                     req: DelegateRequest, result: DelegateResult, asked: int) -> DelegateRequest:
+    """The agent stopped to ask (`interaction:`): open the node's gate with its questions, then
+    resume its session with the person's answers. Unlike Iterion, the answers do not become the
+    node's output: the agent reads them and finishes its work."""
+    if asked > MAX_INTERACTIONS:
+        raise NodeFailed(f"'{node.id}' ({backend}) asked a person {asked} times in one visit; the limit is "
+                         f"{MAX_INTERACTIONS}: give it what it needs in its prompt", M.ERR_SCHEMA)
+    answers = await wait_for_answer(run, node, branch, result.questions, None,
+                                    instructions=f"{node.id} ({backend}) asks:", opening="" if asked == 1 else f".{asked}",
+                                    source={"source": "delegate", "backend": backend})
+    reply = ("A person answered your questions:\n" + json.dumps(answers, ensure_ascii=False, indent=1)
+             + "\n\nContinue the task with these answers.")
+    return req.model_copy(update={"user": reply, "input": {}, "system": "", "resume_session": result.session_id,
+                                  "fork_session": False, "interaction_round": asked})

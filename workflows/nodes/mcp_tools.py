@@ -14,8 +14,16 @@ from temporalio import workflow
 
 from dsl import ir
 from workflows.contract import activities as A
-from workflows.contract.mcp import McpCallRequest, McpCallResult, McpServerSpec, split_tool_name
-from workflows.contract.mcp_sets import callable_servers
+from workflows.contract.mcp import (
+    McpCallRequest,
+    McpCallResult,
+    McpCheckRequest,
+    McpServerHealth,
+    McpServerSpec,
+    split_tool_name,
+)
+from workflows.contract.delegation import DELEGATE_BACKENDS
+from workflows.contract.mcp_sets import callable_servers, used_servers
 from workflows.nodes.base import NodeFailed, RunContext, heartbeat_interval
 
 
@@ -46,3 +54,39 @@ async def call_mcp_tool(run: RunContext, node: ir.Node, name: str, arguments: di
                               options.shell_timeout_seconds + 30,
                               heartbeat_timeout=options.shell_heartbeat_timeout_seconds,
                               counts_as_attempt=counts_as_attempt)
+
+
+#: The `workflow.patched` id of the check of a run's MCP servers before its first node.
+CHECK_PATCH = "mcp-health-check"
+
+
+def run_mcp_servers(run: RunContext) -> list[McpServerSpec]:
+    """Every server some node of the run will start, once each, in the order the nodes declare them.
+    An offline run (a script) starts only its tool nodes' servers: the scripted model and the
+    scripted delegation backends list and call none."""
+    wf, seen = run.wf, dict[str, McpServerSpec]()
+    offline = run.options.script is not None
+    for node in wf.nodes.values():
+        if offline and not isinstance(node, ir.ToolNode):
+            continue
+        delegated = isinstance(node, ir.AgentNode) and (node.backend or wf.default_backend) in DELEGATE_BACKENDS
+        for spec in used_servers(wf, node, run.options.mcp_project_servers, delegated=delegated):
+            seen.setdefault(spec.name, spec)
+    return list(seen.values())
+
+
+async def check_mcp_servers(run: RunContext) -> list[McpServerHealth]:
+    """Before the first node of a new run: reach every server the run may use (one activity); the
+    servers that failed, each with why. Runs without servers, and runs recorded before this check,
+    schedule nothing."""
+    servers = run_mcp_servers(run)
+    if not servers or not workflow.patched(CHECK_PATCH):
+        return []
+    options = run.options
+    req = McpCheckRequest(run_id=workflow.info().workflow_id, servers=servers, cwd=options.shell_cwd)
+    try:
+        result = await run.activity(A.MCP_CHECK, req, run.wf.entry, "mcp servers · check before the run",
+                                    req.timeout_seconds * 2 + 30, heartbeat_timeout=30.0, counts_as_attempt=False)
+    except NodeFailed as failure:
+        return [McpServerHealth(name=", ".join(s.name for s in servers), ok=False, error=str(failure))]
+    return result.problems()

@@ -16,12 +16,12 @@ def implementations() -> list[Callable[..., Any]]:
     """What `worker.build_worker` registers."""
     from activities.delegate.activity import delegate
     from activities.llm.activity import llm_turn
-    from activities.mcp import mcp_call
+    from activities.mcp import mcp_call, mcp_check
     from activities.notify import Notifier
     from activities.shell import shell_exec
     from activities.tools.registry import tool_call
 
-    return [llm_turn, shell_exec, tool_call, Notifier.notify, mcp_call, delegate]
+    return [llm_turn, shell_exec, tool_call, Notifier.notify, mcp_call, mcp_check, delegate]
 
 
 def signature(fn: Callable[..., Any]) -> tuple[str, type, type]:
