@@ -1,4 +1,6 @@
-"""A delegated node end to end: examples/dual_model_plan_implement_review.iter on a real worker.
+"""Delegated nodes end to end on a real worker: examples/dual_model_plan_implement_review.iter with the
+real Claude Code CLI, a Codex implementer beside a model judge with the real Codex CLI, and an agent
+that asks a person.
 
 The planner and the reviewer are iterloop's own model calls; the implementer (`backend:
 "claude_code"`) is the real Claude Code CLI (the pinned version). Both talk to one streaming fake
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -19,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.llm_servers import TEST_API_KEY, FakeAnthropic, Reply, ToolUse
+from fakes.llm_servers import TEST_API_KEY, FakeAnthropic, FakeOpenAI, Reply, ToolUse
 from runs import finish, live_members, running_worker, start, wait_for
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 import dsl
 from runtime.claude_code import LOCAL_INSTALL
+from runtime.codex_cli import LOCAL_INSTALL as CODEX
 from workflows.contract.state import Answer, Event
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dual_model_plan_implement_review.iter"
@@ -121,16 +125,18 @@ async def test_an_answer_without_the_schema_is_repaired_in_the_same_cli_session(
     assert "it looks fine" in repair and "does not match the required output schema" in repair
 
 
-def cli_groups(marker: str) -> list[int]:
-    """The process groups of running `claude` processes whose command line holds ``marker``."""
+def cli_groups(workdir: Path) -> list[int]:
+    """The process groups of running `claude` processes working in ``workdir`` (the prompt is on
+    their stdin, never in their command line, so the directory is what tells this test's CLI apart)."""
     groups = []
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+            cwd = os.readlink(entry / "cwd")
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if marker in cmdline and "claude" in cmdline and fields[0] != "Z":
+        if cwd == str(workdir) and "claude" in cmdline and fields[0] != "Z":
             groups.append(int(fields[2]))
     return sorted(set(groups))
 
@@ -138,6 +144,8 @@ def cli_groups(marker: str) -> list[int]:
 async def test_cancelling_the_run_stops_the_cli_and_its_whole_process_group(
         temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     marker = f"cancel-me-{time.monotonic_ns()}"
+    workdir = tmp_path / marker
+    workdir.mkdir()
     wf = dsl.check_source(REPAIRED.replace('output: verdict', 'output: verdict\n  user: ask') +
                           f"\nprompt ask:\n  {marker}\n").workflow
     assert wf is not None
@@ -147,10 +155,11 @@ async def test_cancelling_the_run_stops_the_cli_and_its_whole_process_group(
         try:
             async with real_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
                 # A cancel reaches an activity with its next heartbeat (sent at most every 0.8 x the timeout).
-                handle = await start(temporal_env.client, task_queue, wf, shell_cwd=str(tmp_path),
+                handle = await start(temporal_env.client, task_queue, wf, shell_cwd=str(workdir),
                                      llm_heartbeat_timeout_seconds=3)
                 await asyncio.to_thread(fake.wait_for_requests, 1, 60)  # the CLI waits for the model
-                [group] = cli_groups(marker)
+                assert marker in json.dumps(fake.requests[0].body)  # the prompt reached it (on stdin)
+                [group] = cli_groups(workdir)
                 await handle.cancel()
                 deadline = time.monotonic() + 30
                 while live_members(group) and time.monotonic() < deadline:
@@ -227,3 +236,62 @@ async def test_offline_a_scripted_delegated_agent_may_ask_once(temporal_env: Any
         await handle.execute_update("answer", Answer(gate="implementer", answers={"name": "trunk"}))
         result = await finish(handle)
     assert result.outputs["implementer"]["summary"] == "renamed"
+
+
+CODEX_REVIEWED = '''
+schema change:
+  summary: string
+schema verdict:
+  approved: bool
+  feedback: string
+prompt task:
+  Summarise the repository in one line.
+agent implementer:
+  backend: "codex"
+  model: "openai/gpt-5"
+  output: change
+  user: task
+judge reviewer:
+  model: "openai/gpt-test"
+  output: verdict
+  readonly: true
+workflow reviewed:
+  entry: implementer
+  implementer -> reviewer
+  reviewer -> done when approved
+  reviewer -> fail
+'''
+
+
+async def test_a_codex_implementer_beside_a_model_judge_runs_with_the_real_cli(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Iterion's pattern with the other backend: the real Codex CLI (configured as a user configures
+    it, a provider in $CODEX_HOME/config.toml) implements, iterloop's own OpenAI call judges; both talk
+    to one streaming Responses fake."""
+    from worker import build_worker
+
+    if not CODEX.exists():
+        pytest.fail(f"this test runs the real Codex CLI; run `make setup` ({CODEX} is missing)", pytrace=False)
+    repo, home = tmp_path / "repo", tmp_path / "home"
+    repo.mkdir()
+    home.mkdir()
+    with FakeOpenAI(api_key=TEST_API_KEY) as fake:
+        (home / "config.toml").write_text(
+            'model_provider = "local"\n\n[model_providers.local]\nname = "local"\n'
+            f'base_url = "{fake.base_url}"\nenv_key = "ITERLOOP_TEST_CODEX_KEY"\nwire_api = "responses"\n')
+        for name, value in {**fake.env(), "ITERLOOP_OFFLINE": "", "HOME": str(home), "CODEX_HOME": str(home),
+                            "ITERLOOP_TEST_CODEX_KEY": TEST_API_KEY, "ITERLOOP_CODEX_BIN": str(CODEX)}.items():
+            monkeypatch.setenv(name, value)
+        fake.queue(Reply(answer={"summary": "a demo repository"}, input_tokens=900, output_tokens=40),
+                   Reply(answer={"approved": True, "feedback": "clear"}))
+        async with build_worker(temporal_env.client, task_queue, offline=False, artifact_dir=tmp_path / "artifacts"):
+            handle = await start(temporal_env.client, task_queue, CODEX_REVIEWED, shell_cwd=str(repo))
+            result = await finish(handle, timeout=180)
+            events = await handle.query("events", 0, result_type=list[Event])
+    assert result.status == "finished", result.reason
+    assert result.outputs["implementer"]["summary"] == "a demo repository"
+    assert result.outputs["reviewer"]["approved"] is True
+    turns = [e.data for e in events if e.type == "llm_step_finished" and e.node == "implementer"]
+    assert turns[0]["backend"] == "codex" and turns[0]["input_tokens"] == 900
+    assert turns[0]["cost_usd"] > 0  # priced as OpenAI's gpt-5 from its tokens
+    assert "Summarise the repository" in json.dumps(fake.requests[0].body)

@@ -150,7 +150,7 @@ async def test_runs_a_schedule_starts_are_ordinary_iterloop_runs_listed_by_sched
         runs = (await schedules.runs_of(sid)).runs
         return runs if runs and runs[0].status == "finished" else None
 
-    [run] = await poll(listed, "the triggered run to be listed as finished", timeout=30, interval=0.2)
+    [run] = await poll(listed, "the triggered run to be listed as finished", timeout=90, interval=0.2)
     assert run.run_id.startswith(f"{sid}-") and run.workflow == "tiny"
     client = temporal_env.client
     desc = await client.get_workflow_handle(run.run_id).describe()
@@ -308,7 +308,7 @@ async def test_schedule_commands_create_list_pause_trigger_and_delete_from_the_c
             assert result.code == 0, result.err
             return [r for r in result.json() if r["status"] == "finished"]
 
-        [run] = await poll(run_listed, "the triggered run in `iterloop list --schedule`", timeout=30, interval=0.3)
+        [run] = await poll(run_listed, "the triggered run in `iterloop list --schedule`", timeout=90, interval=0.3)
         assert run["run_id"].startswith(f"{sid}-")
         described = await cli("schedule", "describe", sid)
         assert described.code == 0 and "paused" in described.out and "topic" in described.out, described.err
