@@ -835,6 +835,78 @@ def fork_command(
            lambda forked: print_forked(forked, as_json=as_json), as_json=as_json)
 
 
+# -- live control: budget, pause, resume (runtime/live_control.py; GraphRun's validated updates) ----
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the run's events).")]
+
+
+@app.command("budget")
+def budget_command(
+    run_id: RunArg,
+    max_cost_usd: Annotated[float | None, typer.Option(
+        "--max-cost-usd", help="The new cost limit in US dollars (above the one in force).", show_default=False)] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", help="The new token limit (above the one in force).", show_default=False)] = None,
+    max_iterations: Annotated[int | None, typer.Option(
+        "--max-iterations", help="The new iteration limit (above the one in force).", show_default=False)] = None,
+    max_duration: Annotated[str | None, typer.Option(
+        "--max-duration", help="The new duration limit, e.g. 2h (above the one in force).", show_default=False)] = None,
+    grant: Annotated[list[str] | None, typer.Option(
+        "--grant", help="LOOP=N: let a loop go round N more times than its bound (repeatable).",
+        show_default=False)] = None,
+    reason: ReasonOpt = "",
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+    address: AddressOpt = None,
+    namespace: NamespaceOpt = None,
+    task_queue: TaskQueueOpt = None,
+) -> None:
+    """Raise a running run's limits (only upwards) or grant a loop more rounds, without starting over.
+
+    A run that stopped on its budget waits (status waiting_budget); once the raise covers what it has
+    spent it goes on where it stopped, without running its finished nodes again. The run refuses a
+    limit that is not above the one in force, or an unknown loop, and changes nothing then (exit 1).
+    """
+    from runtime.live_control import budget_request, print_control
+    from runtime.run_inputs import default_answerer
+
+    try:
+        raised, grants = budget_request(max_cost_usd=max_cost_usd, max_tokens=max_tokens, max_iterations=max_iterations,
+                                        max_duration=max_duration, grants=grant, by=by or default_answerer(),
+                                        reason=reason)
+    except CommandError as exc:
+        raise typer.Exit(_report(exc, as_json=as_json)) from None
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.raise_budget(run_id, raised, grants), lambda done: print_control(done, as_json=as_json),
+           as_json=as_json)
+
+
+@app.command("pause")
+def pause_command(run_id: RunArg, reason: ReasonOpt = "", by: ByOpt = None, as_json: JsonOpt = False,
+                  address: AddressOpt = None, namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Hold a run at its next node boundary (status paused) until `iterloop resume`; nothing is lost."""
+    from runtime.live_control import print_control
+    from runtime.run_inputs import default_answerer
+    from workflows.contract.state import PauseRequest
+
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.pause(run_id, PauseRequest(by=by or default_answerer(), reason=reason)),
+           lambda done: print_control(done, as_json=as_json), as_json=as_json)
+
+
+@app.command("resume")
+def resume_command(run_id: RunArg, reason: ReasonOpt = "", by: ByOpt = None, as_json: JsonOpt = False,
+                   address: AddressOpt = None, namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
+    """Let a paused run go on from the node boundary it holds at."""
+    from runtime.live_control import print_control
+    from runtime.run_inputs import default_answerer
+    from workflows.contract.state import PauseRequest
+
+    service = _run_service(address, namespace, task_queue, as_json=as_json)
+    _serve(lambda: service.resume(run_id, PauseRequest(by=by or default_answerer(), reason=reason)),
+           lambda done: print_control(done, as_json=as_json), as_json=as_json)
+
+
 # -- schedule: recurring runs as Temporal Schedules (runtime/schedules.py) --------------------------
 
 schedule_app = typer.Typer(

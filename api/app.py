@@ -42,7 +42,7 @@ LOCAL_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
-    from api import dashboard, rest, rest_schedules, slack
+    from api import dashboard, rest, rest_control, rest_schedules, slack
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app, html=dashboard.render_error_page)
     app.include_router(rest.router)
     app.include_router(rest_schedules.router)
+    app.include_router(rest_control.router)
     app.include_router(slack.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from runtime.command_errors import (
     AnswerRejected,
     CommandError,
+    ControlRejected,
     GateOpeningClosed,
     InvalidFilter,
     InvalidScript,
@@ -88,6 +89,7 @@ _COMMAND_ERRORS: tuple[tuple[type[CommandError], int, str], ...] = (
     (RunAlreadyExists, 409, "run_exists"),
     (GateOpeningClosed, 409, "gate_opening_closed"),
     (AnswerRejected, 422, "answer_rejected"),
+    (ControlRejected, 422, "control_rejected"),
     (RunEnded, 409, "run_ended"),
     (NothingToRetry, 409, "nothing_to_retry"),
     (NodeNotParked, 409, "node_not_parked"),

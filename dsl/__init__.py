@@ -76,8 +76,14 @@ def check_bytes(data: bytes, *, file: str | None = None, options: CompileOptions
     return check_source(text, file=file, options=options)
 
 
-def check_file(path: str | Path, *, options: CompileOptions | None = None) -> CheckResult:
+def check_file(path: str | Path, *, options: CompileOptions | None = None,
+               _chain: tuple[Path, ...] = ()) -> CheckResult:
     """Read and check a file. OSError propagates: a missing file is a usage error, not a diagnostic;
     so does a path that is no regular file or is too large (`source_files.UnreadableFile`), which is
-    refused before it is read (a FIFO would hang, `/dev/zero` would fill the memory)."""
-    return check_bytes(read_limited(Path(path)), file=str(path), options=options)
+    refused before it is read (a FIFO would hang, `/dev/zero` would fill the memory).
+
+    The files its `subbot` nodes name are checked too and compiled into them (`dsl.subbots`)."""
+    from .subbots import embed_subbots
+
+    result = check_bytes(read_limited(Path(path)), file=str(path), options=options)
+    return embed_subbots(result, Path(path), options, _chain)

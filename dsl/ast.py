@@ -156,6 +156,7 @@ class AgentDecl:
     tools: list[str] = field(default_factory=list)
     tool_policy: list[str] | None = None
     tool_max_steps: int = 0
+    tool_approval: list[str] = field(default_factory=list)  # patterns of tools whose calls a person approves
     max_tokens: int = 0
     reasoning_effort: str = ""  # as written: a level, an upstream alias (xhigh, max) or "${VAR:-level}"
     readonly: bool = False
@@ -177,6 +178,8 @@ class RouterDecl:
     system: str = ""
     user: str = ""
     multi: bool = False
+    over: str = ""  # fan_out_each: the `{{…}}` reference to the list mapped over
+    parallelism: int = 0  # fan_out_each: items in flight at once (0: the budget's max_parallel_branches)
     props: dict[str, Pos] = field(default_factory=dict)
     ignored: list[IgnoredBlock] = field(default_factory=list)
 
@@ -244,6 +247,29 @@ class WaitDecl:
 
 
 @dataclass(slots=True)
+class ComputeExpr:
+    """One `key: "expression"` line of a compute node's `expr:` block."""
+
+    key: str
+    source: str
+    pos: Pos  # the key
+    value_pos: Pos  # the opening quote of the expression
+
+
+@dataclass(slots=True)
+class ComputeDecl:
+    """Iterion's `compute NAME:` node: output fields computed by expressions, no model, no shell."""
+
+    name: str
+    pos: Pos
+    input: str = ""
+    output: str = ""
+    await_mode: str = "none"
+    exprs: list[ComputeExpr] = field(default_factory=list)
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class BudgetBlock:
     pos: Pos
     max_parallel_branches: int = 0
@@ -267,6 +293,8 @@ class Condition:
     field: str  # "" = missing (E002 was reported; the edge is unconditional)
     negated: bool
     pos: Pos
+    expression: str | None = None  # `when "lift > 0.02"`: the expression (``field`` is then "")
+    is_else: bool = False  # `when else`: taken when no other edge of the source matches
 
 
 @dataclass(slots=True)
@@ -274,6 +302,7 @@ class LoopClause:
     name: str
     max_iterations: int
     pos: Pos
+    bound_source: str | None = None  # `as NAME("{{vars.n}}")` / `as NAME("vars.n - 1")`: a bound from data
 
 
 @dataclass(slots=True)
@@ -304,7 +333,22 @@ class WorkflowDecl:
     ignored: list[IgnoredBlock] = field(default_factory=list)
 
 
-NodeDecl = AgentDecl | RouterDecl | JoinDecl | HumanDecl | ToolDecl | WaitDecl
+@dataclass(slots=True)
+class SubbotDecl:
+    """`subbot NAME:`: another workflow file run as a step (a Temporal child workflow).
+
+    ``bot`` is the file as written, relative to this file; ``budget`` (optional) replaces the child
+    file's own."""
+
+    name: str
+    pos: Pos
+    bot: str = ""
+    budget: BudgetBlock | None = None
+    await_mode: str = "none"
+    props: dict[str, Pos] = field(default_factory=dict)
+
+
+NodeDecl = AgentDecl | RouterDecl | JoinDecl | HumanDecl | ToolDecl | WaitDecl | ComputeDecl | SubbotDecl
 
 Declaration = (VarsBlock | PresetsBlock | IgnoredBlock | MCPServerDecl | PromptDecl | SchemaDecl | NodeDecl
                | WorkflowDecl)

@@ -17,6 +17,8 @@ from . import ast as A
 from . import ir
 from .diagnostics import Diagnostic, Severity, make
 from .durations import parse_duration
+from .expressions import ExpressionError, references
+from .expressions import parse as parse_expression
 from .shell_quoting import SAFE_PLACES, program_taking_code, template_places
 from .source_map import SourceMap
 from .templates import TemplateError, extract_refs, ref_offsets
@@ -100,6 +102,11 @@ class _Compiler:
         self.diags: list[Diagnostic] = []
         self.src = SourceMap()
         self.default_backend = ""
+        self.src_else: dict[int, A.Pos] = {}  # edge index → position of its `else`
+        #: (tree, where, position of the opening quote) of every expression, for the reference check
+        self.expression_uses: list[tuple[object, str, A.Pos]] = []
+        #: (tree, source, target, position) of every `when "…"`: bare names are checked against the source's schema
+        self.condition_sources: list[tuple[object, str, str, A.Pos]] = []
 
     def diag(self, code: str, message: str, pos: A.Pos, *, length: int = 1, severity: Severity | None = None,
              hint: str | None = None) -> None:
@@ -151,6 +158,8 @@ class _Compiler:
             + [d for d in decls if isinstance(d, A.ToolDecl)]
             + [d for d in decls if isinstance(d, A.JoinDecl)]
             + [d for d in decls if isinstance(d, A.WaitDecl)]
+            + [d for d in decls if isinstance(d, A.ComputeDecl)]
+            + [d for d in decls if isinstance(d, A.SubbotDecl)]
         )
         workflow_mcp = wf_decl.mcp
         for decl in ordered:
@@ -168,6 +177,10 @@ class _Compiler:
                 node = self.compile_tool(decl, schemas)
             elif isinstance(decl, A.JoinDecl):
                 node = self.compile_join(decl, schemas)
+            elif isinstance(decl, A.ComputeDecl):
+                node = self.compile_compute(decl, schemas)
+            elif isinstance(decl, A.SubbotDecl):
+                node = self.compile_subbot(decl)
             else:
                 node = self.compile_wait(decl)
             nodes[decl.name] = node
@@ -186,6 +199,7 @@ class _Compiler:
         variables = self.compile_vars(wf_decl)
         presets = self.compile_presets(variables)
         edges, loops = self.compile_edges(wf_decl, nodes)
+        self.check_expression_refs(nodes, loops, schemas, variables)
         budget = self.compile_budget(wf_decl.budget)
 
         workflow = ir.Workflow(
@@ -218,7 +232,7 @@ class _Compiler:
         seen: dict[str, A.NodeDecl] = {}
         for decl in self.file.nodes:
             if decl.name in ("done", "fail"):
-                if isinstance(decl, (A.AgentDecl, A.JoinDecl, A.WaitDecl)):
+                if isinstance(decl, (A.AgentDecl, A.JoinDecl, A.WaitDecl, A.ComputeDecl, A.SubbotDecl)):
                     continue  # already E011
                 self.diag("C108", f"node '{decl.name}' is replaced by the built-in terminal node '{decl.name}'",
                           decl.pos, hint="Rename the node; 'done' and 'fail' are built in.")
@@ -397,6 +411,7 @@ class _Compiler:
             self.diag("C029", f"{decl.kind} '{decl.name}' has interaction '{interaction}' but no 'backend'; "
                       "interaction requests only work with a delegation backend",
                       decl.props.get("interaction", decl.pos))
+        self.check_tool_approval(decl, backend)
         return ir.AgentNode(
             id=decl.name, kind=decl.kind, model=model, backend=decl.backend, system_prompt=decl.system,
             user_prompt=decl.user, reasoning_effort=self.effort(decl), readonly=decl.readonly,
@@ -406,7 +421,25 @@ class _Compiler:
             mcp=_mcp_config(decl.mcp), publish=decl.publish, session=decl.session,  # type: ignore[arg-type]
             tools=list(decl.tools), tool_policy=list(decl.tool_policy) if decl.tool_policy is not None else None,
             tool_max_steps=decl.tool_max_steps, await_mode=decl.await_mode,  # type: ignore[arg-type]
+            tool_approval=list(decl.tool_approval),
         )
+
+    def check_tool_approval(self, decl: A.AgentDecl, backend: str) -> None:
+        """C130: `tool_approval` that would gate no call. A typo there is worse than elsewhere: the
+        calls it meant would run without asking anyone, so every pattern must match a `tools:` entry
+        (or, for `mcp.S.*` entries, a tool of that server); a delegated node's CLI runs its own tools."""
+        if not decl.tool_approval:
+            return
+        pos = decl.props.get("tool_approval", decl.pos)
+        if backend in ir.DELEGATION_BACKENDS:
+            self.diag("C130", f"{decl.kind} '{decl.name}' delegates to '{backend}', whose CLI runs its own tools: "
+                      "its 'tool_approval' asks about no call", pos, length=len(", ".join(decl.tool_approval)) + 2)
+            return
+        for pattern in decl.tool_approval:
+            if not any(_approval_matches(pattern, entry) for entry in decl.tools):
+                self.diag("C130", f"{decl.kind} '{decl.name}' tool_approval entry '{pattern}' matches none of its "
+                          f"tools ({', '.join(decl.tools) or 'none'}); those calls would run without asking",
+                          pos, length=len(", ".join(decl.tool_approval)) + 2)
 
     def effort(self, decl: A.AgentDecl) -> str:
         """The effort a node runs with: upstream's `xhigh` and `max` become `extra_high` (the level
@@ -432,6 +465,7 @@ class _Compiler:
 
     def compile_router(self, decl: A.RouterDecl, prompts: dict[str, ir.Prompt]) -> ir.RouterNode:
         node = ir.RouterNode(id=decl.name, router_mode=decl.mode)  # type: ignore[arg-type]
+        self.compile_each(decl, node)
         if decl.mode != "llm":
             backend_prop = "delegate" if "delegate" in decl.props else "backend"
             for prop, value in (("model", decl.model), (backend_prop, decl.backend), ("system", decl.system),
@@ -456,6 +490,37 @@ class _Compiler:
             node.user_prompt = decl.user
         node.router_multi = decl.multi
         return node
+
+    def compile_subbot(self, decl: A.SubbotDecl) -> ir.SubbotNode:
+        """A sub-workflow node: its file is read and compiled when a run starts (C132), not here (C131)."""
+        if not decl.bot.strip():
+            self.diag("C131", f"subbot '{decl.name}' has no 'bot:'; expected the workflow file to run, relative to "
+                      "this file, e.g. bot: \"review.iter\"", decl.props.get("bot", decl.pos), length=len(decl.name))
+        return ir.SubbotNode(id=decl.name, bot=decl.bot.strip(), budget=self.compile_budget(decl.budget),
+                             await_mode=decl.await_mode)  # type: ignore[arg-type]
+
+    def compile_each(self, decl: A.RouterDecl, node: ir.RouterNode) -> None:
+        """`fan_out_each`'s list (`over:`, exactly one `{{…}}` reference: C123) and parallelism."""
+        if decl.mode != "fan_out_each":
+            for prop in ("over", "parallelism"):
+                if prop in decl.props:
+                    self.diag("C125", f"router '{decl.name}' sets '{prop}', which only applies to mode fan_out_each "
+                              f"(its mode is {decl.mode})", decl.props[prop])
+            return
+        pos = decl.props.get("over", decl.pos)
+        if not decl.over:
+            self.diag("C123", f"fan_out_each router '{decl.name}' has no 'over:'; expected the list to map over, e.g. "
+                      "over: \"{{outputs.planner.items}}\"", pos, length=len(decl.name))
+            return
+        refs, _ = self.refs_of(decl.over, f"'over' of router '{decl.name}'", pos)
+        if refs is None:
+            return
+        if len(refs) != 1 or decl.over.strip() != refs[0].raw:
+            self.diag("C123", f"'over' of fan_out_each router '{decl.name}' is {decl.over!r}; expected exactly one "
+                      "reference and nothing else, e.g. \"{{outputs.planner.items}}\"", pos, length=len(decl.over) + 2)
+            return
+        node.over = decl.over.strip()
+        node.parallelism = decl.parallelism
 
     def compile_human(self, decl: A.HumanDecl, schemas: dict[str, ir.Schema], prompts: dict[str, ir.Prompt],
                       wf_interaction: str) -> ir.HumanNode:
@@ -576,6 +641,91 @@ class _Compiler:
             node.duration_seconds = seconds
         return node
 
+    # -- expressions (compute nodes, `when "…"` edges) ----------------------------------------
+    def expression(self, source: str, where: str, quote: A.Pos, *, bare_fields: bool = False) -> ir.Expression | None:
+        """Parse an expression written in a string starting at ``quote``; C126/C127 point into it."""
+        try:
+            tree = parse_expression(source, bare_fields=bare_fields)
+        except ExpressionError as exc:
+            code = "C127" if exc.kind == "function" else "C126"
+            self.diag(code, f"in {where}: {exc.message}", A.Pos(quote.line, quote.column + 1 + exc.offset))
+            return None
+        self.expression_uses.append((tree, where, quote))
+        return ir.Expression(source=source, tree=tree)
+
+    def compile_compute(self, decl: A.ComputeDecl, schemas: dict[str, ir.Schema]) -> ir.ComputeNode:
+        self.check_schema(decl, "output", decl.output, schemas)
+        self.check_schema(decl, "input", decl.input, schemas)
+        node = ir.ComputeNode(id=decl.name, input_schema=decl.input, output_schema=decl.output,
+                              await_mode=decl.await_mode)  # type: ignore[arg-type]
+        if "expr" not in decl.props:  # an `expr:` block without good lines has its parse errors already
+            self.diag("C128", f"compute '{decl.name}' has no 'expr:' block with expressions", decl.pos, length=7)
+        seen: set[str] = set()
+        for item in decl.exprs:
+            if item.key in seen:
+                self.diag("C126", f"compute '{decl.name}' computes '{item.key}' twice", item.pos, length=len(item.key))
+            seen.add(item.key)
+            parsed = self.expression(item.source, f"'{item.key}' of compute '{decl.name}'", item.value_pos)
+            if parsed is not None:
+                node.fields.append(ir.ComputeField(key=item.key, expression=parsed))
+        return node
+
+    def check_expression_refs(self, nodes: dict[str, ir.Node], loops: dict[str, ir.Loop],
+                              schemas: dict[str, ir.Schema], variables: dict[str, ir.Var]) -> None:
+        """C126: `outputs.NODE…` must name a node, `loop.NAME…` a loop and `vars.X` a variable of the
+        workflow; a bare name in `when "…"` a field of the source's output schema (when it has one)."""
+        for tree, source, target, pos in self.condition_sources:
+            schema = schemas.get(getattr(nodes.get(source), "output_schema", "") or "")
+            for namespace, path in references(tree):
+                if namespace == "field" and schema is not None and not path[0].startswith("_") \
+                        and schema.field(path[0]) is None:
+                    self.diag("C126", f"in the condition of edge '{source} -> {target}': '{path[0]}' is not a field "
+                              f"of '{source}' output schema '{schema.name}'", pos,
+                              hint=_did_you_mean(path[0], [f.name for f in schema.fields], "field")
+                              or "Name a field of the source's output schema.")
+        for tree, where, quote in self.expression_uses:
+            for namespace, path in references(tree):
+                if namespace == "outputs" and path[0] not in nodes:
+                    self.diag("C126", f"in {where}: 'outputs.{path[0]}' names no node of the workflow", quote,
+                              hint=_did_you_mean(path[0], nodes, "node") or "Reference a declared node.")
+                elif namespace == "vars" and path[0] not in variables:
+                    self.diag("C126", f"in {where}: variable '{path[0]}' is not declared", quote,
+                              hint=_did_you_mean(path[0], variables, "variable") or "Declare it in 'vars:'.")
+                elif namespace == "loop" and path[0] not in loops:
+                    self.diag("C126", f"in {where}: 'loop.{path[0]}' names no loop of the workflow", quote,
+                              hint=_did_you_mean(path[0], loops, "loop")
+                              or "Name a loop declared on an edge with 'as NAME(N)'.")
+
+    def loop_bound(self, clause: A.LoopClause) -> ir.Expression | None:
+        """`as NAME("{{vars.n}}")` (one reference) or `as NAME("vars.n - 1")` (an expression)."""
+        source = clause.bound_source or ""
+        expression = _bound_expression(source)
+        if expression is None:
+            self.diag("C126", f"the bound of loop '{clause.name}' mixes a {{{{…}}}} reference with other text: "
+                      "write one reference (\"{{vars.n}}\") or an expression (\"vars.n - 1\")", clause.pos,
+                      length=len(clause.name))
+            return None
+        # the string starts after '(' : the position of its opening quote is past the name and '('
+        quote = A.Pos(clause.pos.line, clause.pos.column + len(clause.name) + 1)
+        offset = source.index(expression) if expression in source else 0
+        return self.expression(expression, f"the bound of loop '{clause.name}'",
+                               A.Pos(quote.line, quote.column + offset))
+
+    def check_else_edges(self, edges: list[ir.Edge]) -> None:
+        """C129: `when else` is the fallback of a node's conditional edges: one per node, never
+        beside an unconditional edge (which is already the fallback), never alone."""
+        for i, pos in sorted(self.src_else.items()):
+            source = edges[i].source
+            mine = [e for e in edges if e.source == source]
+            if sum(1 for e in mine if e.is_else) > 1 and any(j < i for j in self.src_else if edges[j].source == source):
+                self.diag("C129", f"'{source}' has more than one 'when else' edge", pos, length=4)
+            elif any(not e.conditional for e in mine):
+                self.diag("C129", f"'{source}' has both an unconditional edge and a 'when else' edge; the "
+                          "unconditional edge is already the fallback", pos, length=4)
+            elif not any(e.conditional and not e.is_else for e in mine):
+                self.diag("C129", f"'{source}' has a 'when else' edge but no conditional edge for it to be the "
+                          "alternative of", pos, length=4)
+
     # -- workflow parts ------------------------------------------------------------------------
     def compile_vars(self, wf_decl: A.WorkflowDecl) -> dict[str, ir.Var]:
         blocks = self.file.of_type(A.VarsBlock)
@@ -641,12 +791,27 @@ class _Compiler:
             if e.when is not None and e.when.field:
                 edge.condition = e.when.field
                 edge.negated = e.when.negated
+            elif e.when is not None and e.when.expression is not None:
+                edge.expression = self.expression(e.when.expression, f"the condition of edge '{e.source} -> {e.target}'",
+                                                  e.when.pos, bare_fields=True)
+                if edge.expression is not None:
+                    self.condition_sources.append((edge.expression.tree, e.source, e.target, e.when.pos))
+            elif e.when is not None and e.when.is_else:
+                edge.is_else = True
+                self.src_else[len(edges)] = e.when.pos
             if e.loop is not None:
                 edge.loop_name = e.loop.name
                 existing = loops.get(e.loop.name)
                 if existing is None:
                     loops[e.loop.name] = ir.Loop(name=e.loop.name, max_iterations=e.loop.max_iterations)
                     self.src.loops[e.loop.name] = e.loop.pos
+                    if e.loop.bound_source is not None:
+                        loops[e.loop.name].max_iterations = ir.DATA_LOOP_CEILING
+                        loops[e.loop.name].bound = self.loop_bound(e.loop)
+                elif (existing.bound is None) != (e.loop.bound_source is None) or (
+                        existing.bound is not None and existing.bound.source != _bound_expression(e.loop.bound_source)):
+                    self.diag("C005", f"loop '{e.loop.name}' is declared with another bound before; the first bound "
+                              "is kept", e.loop.pos, length=len(e.loop.name))
                 elif existing.max_iterations != e.loop.max_iterations:
                     self.diag("C005", f"loop '{e.loop.name}' is declared with bound {e.loop.max_iterations} here but "
                               f"{existing.max_iterations} before; the first bound is kept", e.loop.pos,
@@ -657,6 +822,7 @@ class _Compiler:
                 edge.with_.append(ir.DataMapping(key=w.key, raw=w.value, refs=refs))
                 self.src.with_refs[(len(edges), j)] = positions
             edges.append(edge)
+        self.check_else_edges(edges)
         return edges, loops
 
     def compile_budget(self, block: A.BudgetBlock | None) -> ir.Budget | None:
@@ -676,10 +842,33 @@ class _Compiler:
         return budget
 
 
+def _bound_expression(source: str | None) -> str | None:
+    """A data loop bound as an expression: `{{vars.n}}` reads as `vars.n`; text around a
+    reference, or several references, is None (refused, C126)."""
+    if source is None:
+        return None
+    text = source.strip()
+    if "{{" not in text:
+        return source
+    if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1 and text.count("}}") == 1:
+        return text[2:-2].strip()
+    return None
+
+
 def _is_mcp_tool(name: str) -> bool:
     """`mcp.SERVER.TOOL`: a tool of an MCP server (the run checks that the server exists)."""
     parts = name.split(".", 2)
     return len(parts) == 3 and parts[0] == "mcp" and all(parts)
+
+
+def _approval_matches(pattern: str, entry: str) -> bool:
+    """Whether a `tool_approval` pattern can match a call of `tools:` entry ``entry`` (itself a name
+    or `mcp.SERVER.*`): `*`, the same text, a namespace holding it, or a tool of that server."""
+    if pattern in ("*", entry):
+        return True
+    if pattern.endswith(".*") and entry.startswith(pattern[:-1]):
+        return True
+    return entry.endswith(".*") and pattern.startswith(entry[:-1])
 
 
 def _mcp_config(block: A.MCPBlock | None) -> ir.MCPConfig | None:

@@ -182,6 +182,31 @@ CODES: dict[str, CodeInfo] = {
         _c("C122", "error", C, "MCP server the run cannot resolve",
            "Declare the server in the file (`mcp_server NAME:`), list it in .mcp.json beside the file, or fix "
            "the name; a node's tools may only name servers among its `mcp: servers:`."),
+        _c("C123", "error", C, "fan_out_each without a list to map over",
+           "Give the router 'over: \"{{outputs.NODE.FIELD}}\"' (or '{{vars.NAME}}'): exactly one reference, "
+           "and nothing else, whose value is a list; each item starts one branch."),
+        _c("C124", "error", C, "fan_out_each needs exactly one unconditional outgoing edge",
+           "Draw one edge 'ROUTER -> BODY' without 'when'; every item runs the body from there, reading the item "
+           "as {{input.item}} in that edge's 'with' mapping."),
+        _c("C125", "warning", C, "property only applies to fan_out_each routers",
+           "Set 'mode: fan_out_each', or delete 'over'/'parallelism': other router modes ignore them."),
+        _c("C126", "error", C, "invalid expression",
+           "Fix the expression (docs/language.md, section on expressions): references start with vars., input., "
+           "outputs., loop.NAME. or run.; strings take single quotes inside the file's double quotes."),
+        _c("C127", "error", C, "unknown function or wrong number of arguments in an expression",
+           "Use one of the expression functions listed in docs/language.md with the documented arguments."),
+        _c("C128", "error", C, "compute node without expressions",
+           "Give the compute node an 'expr:' block with one 'key: \"expression\"' line per output field."),
+        _c("C129", "error", C, "misplaced else edge",
+           "Give a node at most one 'when else' edge, beside at least one conditional edge, and no unconditional edge."),
+        _c("C130", "warning", C, "tool_approval that asks about no call",
+           "Name tools the node's 'tools:' list offers (the tool_policy pattern syntax), or drop 'tool_approval' "
+           "from a delegated node: its coding agent runs its own tools, and no call would wait for a person."),
+        _c("C131", "error", C, "subbot without a workflow file",
+           "Give the node 'bot: \"FILE.iter\"', the workflow file it runs, relative to this file."),
+        _c("C132", "error", C, "subbot file that cannot be run",
+           "Fix the path (it is relative to the file that declares the subbot) or the errors of that file, "
+           "and keep sub-workflows from running each other in a circle."),
         _c("C117", "warning", C, "template is the program of an interpreter",
            "Keep the program in the command and pass the value as an argument: sh -c 'echo $1' sh {{vars.x}}; "
            "write it this way only for values you control."),

@@ -20,18 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunction
 IR_FORMAT_VERSION = 1
 
 SessionMode = Literal["fresh", "inherit", "artifacts_only", "fork"]
-RouterMode = Literal["fan_out_all", "condition", "round_robin", "llm"]
+RouterMode = Literal["fan_out_all", "condition", "round_robin", "llm", "fan_out_each"]
 AwaitMode = Literal["none", "wait_all", "best_effort"]
 InteractionMode = Literal["none", "human", "llm", "llm_or_human"]
 FieldType = Literal["string", "bool", "int", "float", "json", "string[]"]
 Transport = Literal["unknown", "stdio", "http", "sse"]
-RefKind = Literal["vars", "input", "outputs", "artifacts"]
+RefKind = Literal["vars", "input", "outputs", "artifacts", "loop", "run"]
 ReasoningEffort = Literal["low", "medium", "high", "extra_high"]
 REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
 #: Current Iterion's spellings of the highest effort, and the level each one runs as here: OpenAI's
 #: `xhigh` and Anthropic's `max` are what `extra_high` sends (activities/llm/reasoning.py).
 REASONING_EFFORT_ALIASES: dict[str, str] = {"xhigh": "extra_high", "max": "extra_high"}
-NodeKind = Literal["agent", "judge", "router", "join", "human", "tool", "wait", "done", "fail"]
+NodeKind = Literal["agent", "judge", "router", "join", "human", "tool", "wait", "compute", "done", "fail"]
 
 
 class _Model(BaseModel):
@@ -153,9 +153,25 @@ class Var(_Model):
     default: JsonValue = None
 
 
+#: The ceiling of a loop whose bound comes from data (`as NAME("{{vars.n}}")`): the bound is
+#: evaluated when the loop is entered and may not exceed this.
+DATA_LOOP_CEILING = 1000
+
+
 class Loop(_Model):
+    """``bound``, when set, is evaluated when the loop is entered (``max_iterations`` is then the
+    ceiling, DATA_LOOP_CEILING); it is left out of the JSON when unset."""
+
     name: str
     max_iterations: int
+    bound: Expression | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_bound(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("bound", 0) is None:
+            del data["bound"]
+        return data
 
 
 class Budget(_Model):
@@ -220,13 +236,25 @@ class AgentNode(_NodeBase):
     tool_policy: list[str] | None = None
     tool_max_steps: int = 0
     max_tokens: int | None = None
+    # Tool patterns (as `tool_policy`) whose every call waits for a person's approval; left out of
+    # the JSON when empty, so files without it keep their IR and content hash.
+    tool_approval: list[str] = []
 
     @model_serializer(mode="wrap")
     def _drop_unset_max_tokens(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("max_tokens", 0) is None:
             del data["max_tokens"]
+        if not data.get("tool_approval", True):
+            del data["tool_approval"]
         return data
+
+
+#: What a `fan_out_each` router's output holds inside one item's branch (`{{outputs.ROUTER.item}}`,
+#: or `{{input.item}}` on its edge); after the join it holds only `count`.
+EACH_FIELDS: tuple[str, ...] = ("item", "index", "count", "first", "last")
+#: The output field a join behind a `fan_out_each` router collects the items' results in.
+EACH_RESULTS_FIELD = "results"
 
 
 class RouterNode(_NodeBase):
@@ -238,6 +266,19 @@ class RouterNode(_NodeBase):
     system_prompt: str = ""
     user_prompt: str = ""
     reasoning_effort: str = ""
+    #: `fan_out_each`: the one `{{…}}` reference whose list is mapped over, one branch per item.
+    over: str = ""
+    #: `fan_out_each`: items in flight at once (0: the budget's max_parallel_branches, else all).
+    parallelism: int = 0
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_each(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Routers of other modes keep the IR (and content hash) they had before fan_out_each.
+        data: dict[str, Any] = handler(self)
+        for key in ("over", "parallelism"):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
 
 
 class JoinNode(_NodeBase):
@@ -284,12 +325,48 @@ class WaitNode(_NodeBase):
     duration_seconds: float = 0.0
 
 
+class Expression(_Model):
+    """An expression parsed at compile time (dsl/expressions.py): ``tree`` is what runs, ``source``
+    what the user wrote (for messages)."""
+
+    source: str
+    tree: JsonValue
+
+
+class ComputeField(_Model):
+    key: str
+    expression: Expression
+
+
+class ComputeNode(_NodeBase):
+    """Output fields computed by pure expressions inside the workflow: no model, no shell."""
+
+    kind: Literal["compute"] = "compute"
+    input_schema: str = ""
+    output_schema: str = ""
+    fields: list[ComputeField] = []
+
+
 class TerminalNode(_NodeBase):
     kind: Literal["done", "fail"]
 
 
+class SubbotNode(_NodeBase):
+    """Another workflow file run as one step, as a Temporal child workflow of the same type.
+
+    ``bot`` is the file as written (relative to the parent file); ``workflow`` is its IR, compiled
+    when the run starts (`runtime/run_start.py`) and carried in the run input, so workflow code
+    never reads a file. ``budget``, when set, replaces the child file's own budget.
+    """
+
+    kind: Literal["subbot"] = "subbot"
+    bot: str = ""
+    budget: Budget | None = None
+    workflow: Workflow | None = None
+
+
 Node = Annotated[
-    Union[AgentNode, RouterNode, JoinNode, HumanNode, ToolNode, WaitNode, TerminalNode],
+    Union[AgentNode, RouterNode, JoinNode, HumanNode, ToolNode, WaitNode, ComputeNode, SubbotNode, TerminalNode],
     Field(discriminator="kind"),
 ]
 
@@ -301,8 +378,26 @@ class Edge(_Model):
     negated: bool = False
     loop_name: str = ""
     with_: list[DataMapping] = Field(default_factory=list, alias="with")
+    #: `when "expr"`: the parsed condition (``condition`` is then ""); `when else`: ``is_else``.
+    #: Both are left out of the JSON when unset, so older files keep their IR and content hash.
+    expression: Expression | None = None
+    is_else: bool = False
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether a `when` guards this edge (a bool field, an expression, or `else`)."""
+        return bool(self.condition) or self.expression is not None or self.is_else
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_expression(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("expression", 0) is None:
+            del data["expression"]
+        if data.get("is_else") is False:
+            del data["is_else"]
+        return data
 
 
 class Workflow(_Model):

@@ -13,12 +13,25 @@ import json
 import math
 from collections.abc import Callable
 
-from .ir import AgentNode, Edge, HumanNode, JoinNode, Node, RouterNode, TerminalNode, ToolNode, WaitNode, Workflow
+from .ir import (
+    AgentNode,
+    ComputeNode,
+    Edge,
+    HumanNode,
+    JoinNode,
+    Node,
+    RouterNode,
+    SubbotNode,
+    TerminalNode,
+    ToolNode,
+    WaitNode,
+    Workflow,
+)
 
 VIEWS = ("compact", "detailed", "full")
 
 #: Node kinds in the order their classDef / class lines are written.
-KIND_ORDER = ("agent", "judge", "router", "join", "human", "tool", "wait", "done", "fail")
+KIND_ORDER = ("agent", "judge", "router", "join", "human", "tool", "wait", "compute", "subbot", "done", "fail")
 
 ICONS = {
     "agent": "🤖",
@@ -28,6 +41,8 @@ ICONS = {
     "human": "👤",
     "tool": "🔧",
     "wait": "⏳",
+    "compute": "🧮",
+    "subbot": "📦",
     "done": "✅",
     "fail": "❌",
 }
@@ -40,6 +55,8 @@ CLASS_DEFS = {
     "human": "fill:#FF6B6B,stroke:#CC4444,color:#fff",
     "tool": "fill:#A0522D,stroke:#6E3720,color:#fff",
     "wait": "fill:#95A5A6,stroke:#6C7A7B,color:#fff",
+    "compute": "fill:#34495E,stroke:#1F2D3A,color:#fff",
+    "subbot": "fill:#8E44AD,stroke:#5E2D73,color:#fff",
     "done": "fill:#2ECC71,stroke:#1A8B4C,color:#fff",
     "fail": "fill:#E74C3C,stroke:#A93226,color:#fff",
 }
@@ -132,6 +149,8 @@ def _agent_lines(workflow: Workflow, node: AgentNode, view: str) -> list[str]:
         lines.append(f"out: {_schema(workflow, node.output_schema, full)}")
     if node.publish:
         lines.append(f"publish: {node.publish}")
+    if node.tool_approval:  # a person is asked mid-node: worth seeing in every view
+        lines.append(f"tool_approval: {', '.join(node.tool_approval)}")
     if full:
         lines.append(f"session: {node.session}")
         if node.system_prompt:
@@ -155,6 +174,9 @@ def _agent_lines(workflow: Workflow, node: AgentNode, view: str) -> list[str]:
 
 
 def _router_lines(workflow: Workflow, node: RouterNode, view: str) -> list[str]:
+    if node.router_mode == "fan_out_each":
+        return [f"mode: {node.router_mode}", f"over: {node.over}"] + (
+            [f"parallelism: {node.parallelism}"] if node.parallelism else [])
     return [f"mode: {node.router_mode}"]
 
 
@@ -202,6 +224,17 @@ def _wait_lines(workflow: Workflow, node: WaitNode, view: str) -> list[str]:
     return [f"duration: {node.duration}"] if node.duration else []
 
 
+def _compute_lines(workflow: Workflow, node: ComputeNode, view: str) -> list[str]:
+    """Detailed: the computed fields; full: each with its expression."""
+    if view == "full":
+        lines = [f"{f.key} = {f.expression.source}" for f in node.fields]
+    else:
+        lines = ["computes: " + ", ".join(f.key for f in node.fields)] if node.fields else []
+    if view == "full" and node.output_schema:
+        lines.append(f"out: {_schema(workflow, node.output_schema, True)}")
+    return lines
+
+
 _DETAIL: dict[type, Callable[[Workflow, Node, str], list[str]]] = {
     AgentNode: _agent_lines,  # type: ignore[dict-item]
     RouterNode: _router_lines,  # type: ignore[dict-item]
@@ -209,6 +242,8 @@ _DETAIL: dict[type, Callable[[Workflow, Node, str], list[str]]] = {
     HumanNode: _human_lines,  # type: ignore[dict-item]
     ToolNode: _tool_lines,  # type: ignore[dict-item]
     WaitNode: _wait_lines,  # type: ignore[dict-item]
+    ComputeNode: _compute_lines,  # type: ignore[dict-item]
+    SubbotNode: lambda workflow, node, view: [f"runs: {node.bot}"],  # type: ignore[attr-defined]
 }
 
 
@@ -234,6 +269,10 @@ def _node_line(workflow: Workflow, node: Node, view: str) -> str:
         return f'{nid}{{{{"{label}"}}}}'
     if isinstance(node, WaitNode):
         return f'{nid}[/"{label}"/]'
+    if isinstance(node, ComputeNode):
+        return f'{nid}[\\"{label}"/]'
+    if isinstance(node, SubbotNode):
+        return f'{nid}[["{label}"]]'  # a subroutine: a whole workflow behind one step
     if node.await_mode != "none":
         return f'{nid}[["{label}"]]'
     return f'{nid}["{label}"]'
@@ -244,10 +283,17 @@ def _edge_line(workflow: Workflow, edge: Edge, view: str) -> str:
     parts: list[str] = []
     if edge.condition:
         parts.append(f"NOT {edge.condition}" if edge.negated else edge.condition)
+    if edge.expression is not None:
+        parts.append(edge.expression.source.replace("|", "#124;"))  # a bare | would end the label
+    if edge.is_else:
+        parts.append("else")
     if edge.loop_name:
         loop = workflow.loops.get(edge.loop_name)
-        count = f"({loop.max_iterations})" if loop is not None else ""
+        count = "" if loop is None else f"({loop.bound.source})" if loop.bound is not None else f"({loop.max_iterations})"
         parts.append(f"loop:{edge.loop_name}{count}")
+    source = workflow.nodes.get(edge.source)
+    if isinstance(source, RouterNode) and source.router_mode == "fan_out_each":
+        parts.append(f"each of {source.over}")  # the edge every item takes, shown in every view
     if view != "compact" and edge.with_:
         parts.append("with: " + ", ".join(f"{m.key}={m.raw}" for m in edge.with_))
     src, dst = _mermaid_id(edge.source), _mermaid_id(edge.target)
@@ -308,7 +354,8 @@ def _metadata(workflow: Workflow) -> list[str]:
     if workflow.loops:
         lines = ["<b>Loops</b>"]
         for name in sorted(workflow.loops, key=_byte_key):
-            lines.append(f"{name}: max {workflow.loops[name].max_iterations}")
+            loop = workflow.loops[name]
+            lines.append(f"{name}: max {loop.bound.source if loop.bound is not None else loop.max_iterations}")
         entries.append(f'meta_loops["{_escape("<br/>".join(lines))}"]')
 
     if not entries:

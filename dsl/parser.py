@@ -30,7 +30,7 @@ INT64_MIN = -(2**63)
 FIELD_CLAUSES = ("enum", "pattern", "min_length", "max_length", "min", "max")
 
 DECL_KEYWORDS = frozenset(
-    "vars presets cursor mcp_server prompt schema agent judge router join human tool wait workflow".split()
+    "vars presets cursor mcp_server prompt schema agent judge router join human tool wait compute workflow subbot".split()
 )
 
 #: Properties and declarations of current Iterion that iterloop accepts and ignores (C118), with
@@ -51,7 +51,7 @@ _UPSTREAM_UNSUPPORTED = {
     "language": "Iterion's `language:` goes with `script:`, which iterloop does not run; write a shell `command:`.",
 }
 SESSION_MODES = ("fresh", "inherit", "artifacts_only", "fork")
-ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm")
+ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm", "fan_out_each")
 AWAIT_MODES = ("wait_all", "best_effort")
 INTERACTIONS = ("none", "human", "llm", "llm_or_human")
 HUMAN_MODES = {"pause_until_answers": "human", "auto_answer": "llm", "auto_or_pause": "llm_or_human"}
@@ -478,7 +478,7 @@ class _Parser:
         self.advance()
         name = name_tok.value
         pos = kw.pos
-        if name in RESERVED_NAMES and kind in ("prompt", "schema", "agent", "judge", "join", "wait"):
+        if name in RESERVED_NAMES and kind in ("prompt", "schema", "agent", "judge", "join", "wait", "compute", "subbot"):
             article = "an" if kind[0] in "aeiou" else "a"
             self.error("E011", f"'{name}' is reserved and cannot name {article} {kind}", kw)
         header = f"'{kind} {name}'"
@@ -499,6 +499,8 @@ class _Parser:
             "human": self.human,
             "tool": self.tool,
             "wait": self.wait,
+            "compute": self.compute,
+            "subbot": self.subbot,
         }
         return builders[kind](kind, name, pos, header)
 
@@ -952,6 +954,9 @@ class _Parser:
         def tool_max_steps() -> None:
             decl.tool_max_steps = self.read_int("'tool_max_steps'")
 
+        def tool_approval() -> None:
+            decl.tool_approval = self.read_list("tool_approval", self.tool_ref)
+
         def max_tokens() -> None:
             decl.max_tokens = self.read_int("'max_tokens'")
 
@@ -972,6 +977,7 @@ class _Parser:
             decl.mcp = self.mcp_block(header)
 
         handlers.update(session=session, tools=tools, tool_policy=tool_policy, tool_max_steps=tool_max_steps,
+                        tool_approval=tool_approval,
                         max_tokens=max_tokens, reasoning_effort=reasoning_effort, readonly=readonly, mcp=mcp)
         self.block_body(header, self.props(header, decl, handlers, UPSTREAM_IGNORED[kind]))
         return decl
@@ -986,7 +992,13 @@ class _Parser:
         def multi() -> None:
             decl.multi = bool(self.read_bool("'multi'"))
 
-        handlers.update(mode=mode, multi=multi)
+        def over() -> None:
+            decl.over = self.read_string("'over' (the list to map over, e.g. \"{{outputs.planner.items}}\")")
+
+        def parallelism() -> None:
+            decl.parallelism = self.read_int("'parallelism'")
+
+        handlers.update(mode=mode, multi=multi, over=over, parallelism=parallelism)
         self.block_body(header, self.props(header, decl, handlers, UPSTREAM_IGNORED["router"]))
         return decl
 
@@ -1058,6 +1070,51 @@ class _Parser:
             decl.timeout = self.read_string(f"'timeout' of {header}")
 
         handlers.update(duration=duration, event=event, timeout=timeout)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    def subbot(self, kind: str, name: str, pos: A.Pos, header: str) -> A.SubbotDecl:
+        decl = A.SubbotDecl(name, pos)
+        handlers = self._pick(self._common(decl, header), "await")
+
+        def bot() -> None:
+            decl.bot = self.read_string(f"'bot' of {header} (the workflow file to run, e.g. \"review.iter\")")
+
+        def budget() -> None:
+            self.i -= 1  # `budget` reads its own ':' and block
+            decl.budget = self.budget(self.toks[self.i - 1])
+
+        handlers.update(bot=bot, budget=budget)
+        self.block_body(header, self.props(header, decl, handlers))
+        return decl
+
+    def compute(self, kind: str, name: str, pos: A.Pos, header: str) -> A.ComputeDecl:
+        decl = A.ComputeDecl(name, pos)
+        handlers = self._pick(self._common(decl, header), "input output await")
+
+        def expr() -> None:  # a nested block of `key: "expression"` lines
+            self.end_of_line("'expr:'")
+            self.skip_newlines()
+            if self.peek().kind != INDENT:
+                self.error("E002", f"expected an indented block of 'key: \"expression\"' lines under 'expr:' of {header}",
+                           self.peek(), hint='Write e.g.  expr:\n    total: "sum(input.values)"')
+                return
+            self.advance()
+
+            def on_key(key: Token) -> None:
+                val = self.peek()
+                if val.kind != STRING:
+                    self.error("E002", f"the expression of '{key.value}' in {header} must be a quoted string, "
+                               f"got {val.describe()}", val, hint='Quote it: total: "sum(input.values)".')
+                    self.skip_line()
+                    return
+                self.advance()
+                decl.exprs.append(A.ComputeExpr(key.value, val.value, key.pos, val.pos))
+                self.end_of_line(f"the expression of '{key.value}'")
+
+            self.block_body(f"'expr' of {header}", on_key)
+
+        handlers.update(expr=expr)
         self.block_body(header, self.props(header, decl, handlers))
         return decl
 
@@ -1183,6 +1240,14 @@ class _Parser:
             self.advance()
             if tok.value == "when":
                 negated = False
+                if self.peek().kind == STRING:  # `when "lift > 0.02 && !srm"`
+                    cond_tok = self.advance()
+                    edge.when = A.Condition("", False, cond_tok.pos, expression=cond_tok.value)
+                    continue
+                if self.peek().kind == IDENT and self.peek().value == "else":  # `when else`
+                    cond_tok = self.advance()
+                    edge.when = A.Condition("", False, cond_tok.pos, is_else=True)
+                    continue
                 if self.peek().kind == IDENT and self.peek().value == "not" and self.is_name(self.peek(1)):
                     self.advance()
                     negated = True
@@ -1200,13 +1265,16 @@ class _Parser:
                 name_tok = self.peek()
                 loop_name = self.read_name("a loop name after 'as'")
                 count = 1  # after a syntax error, a neutral bound avoids a follow-on C026
+                bound_source: str | None = None
                 if self.expect_punct("(", f"after loop name '{loop_name}'"):
-                    if self.peek().kind == INT:
+                    if self.peek().kind == STRING:  # a bound from data, evaluated when the loop is entered
+                        bound_source = self.advance().value
+                    elif self.peek().kind == INT:
                         count = self.read_int(f"the bound of loop '{loop_name}'", allow_negative=True)
                     else:
                         self.read_int(f"the bound of loop '{loop_name}'")
                     self.expect_punct(")", f"after the bound of loop '{loop_name}'")
-                edge.loop = A.LoopClause(loop_name, count, name_tok.pos)
+                edge.loop = A.LoopClause(loop_name, count, name_tok.pos, bound_source)
             else:
                 edge.with_ = self.with_block()
         self.end_of_line(f"the edge '{src.value} -> {tgt.value}'")
@@ -1252,7 +1320,7 @@ class _Parser:
             self.advance()
 
 
-_BLOCK_PROPS = frozenset({"mcp"})
+_BLOCK_PROPS = frozenset({"mcp", "expr", "budget"})
 _WORKFLOW_PROPS = frozenset("vars entry budget mcp default_backend tool_policy interaction".split())
 
 

@@ -57,6 +57,9 @@ _AGENT = (
     Property("tool_policy", "list of tool patterns (`name`, `ns.*`, `*`)",
              "Allowlist for this node, replacing the workflow's."),
     Property("tool_max_steps", "integer ≥ 0", "Most model ↔ tool round trips in one execution (0: runtime default)."),
+    Property("tool_approval", "list of tool patterns (`name`, `ns.*`, `*`)",
+             "Each call of a matching tool waits for a person: approve, edit its arguments, or reject "
+             "with a message the model reads (docs/tools.md, Approving tool calls)."),
     Property("max_tokens", "integer ≥ 0",
              "Most tokens in one model reply (Iterion's; recorded in the IR, not yet applied: the worker's "
              "setting applies)."),
@@ -78,7 +81,11 @@ BLOCK_PROPERTIES: dict[str, tuple[Property, ...]] = {
     "router": (
         Property("mode", _choice(ROUTER_MODES),
                  "`fan_out_all` runs every target in parallel, `condition` follows `when`, `round_robin` "
-                 "alternates, `llm` lets a model pick."),
+                 "alternates, `llm` lets a model pick, `fan_out_each` runs its one target once per item of a list."),
+        Property("over", 'string holding one reference, e.g. `"{{outputs.planner.items}}"`',
+                 "`fan_out_each` only: the list mapped over; each item starts a branch (C123)."),
+        Property("parallelism", "integer ≥ 0",
+                 "`fan_out_each` only: items in flight at once (0: the budget's `max_parallel_branches`)."),
         Property("multi", "`true` | `false`", "`llm` mode only: the model may pick several targets (run in parallel)."),
         Property("model", "string", "`llm` mode only: the routing model."),
         Property("backend", "string", "`llm` mode only: route through a delegation backend."),
@@ -126,6 +133,22 @@ BLOCK_PROPERTIES: dict[str, tuple[Property, ...]] = {
         _AWAIT,
         Property("event", "event name", "Iterion's event wait; refused (C119): an iterloop wait is a timer."),
         Property("timeout", "duration string", "Goes with Iterion's `event:`; refused (C119)."),
+    ),
+    "compute": (
+        Property("input", "schema name", "Shape of what the incoming edge maps in (read as `input.X`)."),
+        Property("output", "schema name", "Shape of the computed fields; checked when the node runs."),
+        _AWAIT,
+        Property("expr", 'nested block of `FIELD: "expression"`',
+                 "One output field per line, each a pure expression (docs/language.md, Expressions; C126, C127, "
+                 "C128)."),
+    ),
+    "subbot": (
+        Property("bot", 'string, e.g. `"review.iter"`',
+                 "The workflow file this node runs as a child run, relative to this file (C131; C132 when it "
+                 "cannot be read or compiled)."),
+        Property("budget", "nested block (the `budget` properties)",
+                 "The child run's budget, replacing the child file's own."),
+        _AWAIT,
     ),
     "mcp_server": (
         Property("transport", _choice(list(TRANSPORTS)),

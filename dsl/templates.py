@@ -12,7 +12,10 @@ from typing import Any
 
 from .ir import Ref
 
-NAMESPACES = ("vars", "input", "outputs", "artifacts")
+NAMESPACES = ("vars", "input", "outputs", "artifacts", "loop", "run")
+#: What `{{loop.NAME.FIELD}}` and `{{run.FIELD}}` may read (the workflow fills them in as it runs).
+LOOP_FIELDS = ("iteration", "max", "previous_output")
+RUN_FIELDS = ("id", "elapsed_seconds", "cost_usd", "tokens")
 
 
 class TemplateError(ValueError):
@@ -49,6 +52,12 @@ def _scan(text: str) -> list[tuple[int, int, Ref]]:
                 f"unknown template namespace {parts[0]!r} in {raw!r}; expected {', '.join(NAMESPACES)}",
                 start,
             )
+        if parts[0] == "loop" and (len(parts) < 3 or parts[2] not in LOOP_FIELDS):
+            raise TemplateError(f"{raw!r} reads a loop as loop.NAME.FIELD with FIELD one of {', '.join(LOOP_FIELDS)}",
+                                start)
+        if parts[0] == "run" and (len(parts) != 2 or parts[1] not in RUN_FIELDS):
+            raise TemplateError(f"{raw!r}: a run reference is run.FIELD with FIELD one of {', '.join(RUN_FIELDS)}",
+                                start)
         found.append((start, end + 2, Ref(kind=parts[0], path=parts[1:], raw=raw)))  # type: ignore[arg-type]
         pos = end + 2
 

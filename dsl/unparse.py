@@ -56,6 +56,8 @@ _GROUPS: tuple[Callable[[A.Declaration], bool], ...] = (
     lambda d: isinstance(d, A.HumanDecl),
     lambda d: isinstance(d, A.ToolDecl),
     lambda d: isinstance(d, A.WaitDecl),
+    lambda d: isinstance(d, A.ComputeDecl),
+    lambda d: isinstance(d, A.SubbotDecl),
     lambda d: isinstance(d, A.WorkflowDecl),
 )
 
@@ -332,6 +334,10 @@ class _Builder:
             return self.tool(d)
         if isinstance(d, A.WaitDecl):
             return self.wait(d)
+        if isinstance(d, A.ComputeDecl):
+            return self.compute(d)
+        if isinstance(d, A.SubbotDecl):
+            return self.subbot(d)
         if isinstance(d, A.WorkflowDecl):
             return self.workflow(d)
         raise TypeError(f"not a declaration: {d!r}")
@@ -439,6 +445,7 @@ class _Builder:
             (("tools",), lambda _: _list(d.tools, _tool_ref)),
             (("tool_policy",), lambda _: _list(d.tool_policy or [], _tool_ref)),
             (("tool_max_steps",), lambda _: str(d.tool_max_steps)),
+            (("tool_approval",), lambda _: _list(d.tool_approval, _tool_ref)),
             (("max_tokens",), lambda _: str(d.max_tokens)),
             (("reasoning_effort",), lambda _: _Str(d.reasoning_effort) if "$" in d.reasoning_effort
              else d.reasoning_effort),
@@ -463,6 +470,8 @@ class _Builder:
             (("system",), lambda _: d.system),
             (("user",), lambda _: d.user),
             (("multi",), lambda _: _bool(d.multi)),
+            (("over",), lambda _: _Str(d.over)),
+            (("parallelism",), lambda _: str(d.parallelism)),
         ])
         self.ignored(node, d.ignored)
         _settle_columns(node)
@@ -526,6 +535,32 @@ class _Builder:
         _settle_columns(node)
         return node
 
+    def subbot(self, d: A.SubbotDecl) -> _Node:
+        node = self.header(f"subbot {d.name}:", d.pos)
+        self.props(node, d.props, [
+            (("bot",), lambda _: _Str(d.bot)),
+            (("await",), lambda _: d.await_mode),
+        ])
+        if d.budget is not None:
+            node.add(self.budget(d.budget))
+        _settle_columns(node)
+        return node
+
+    def compute(self, d: A.ComputeDecl) -> _Node:
+        node = self.header(f"compute {d.name}:", d.pos)
+        self.props(node, d.props, [
+            (("input",), lambda _: d.input),
+            (("output",), lambda _: d.output),
+            (("await",), lambda _: d.await_mode),
+        ])
+        if "expr" in d.props:
+            block = self.header("expr:", d.props["expr"])
+            for item in d.exprs:
+                block.add(_item(f"{item.key}: {self.inline_string(item.source, item.value_pos)}", item.pos))
+            node.add(block)
+        _settle_columns(node)
+        return node
+
     # -- workflow ------------------------------------------------------------------------------
     def workflow(self, wf: A.WorkflowDecl) -> _Node:
         node = self.header(f"workflow {wf.name}:", wf.pos)
@@ -574,12 +609,18 @@ class _Builder:
         when = ""
         if e.when is not None and e.when.field:
             when = f" when {'not ' if e.when.negated else ''}{e.when.field}"
+        elif e.when is not None and e.when.expression is not None:
+            when = f" when {self.inline_string(e.when.expression, e.when.pos)}"
+        elif e.when is not None and e.when.is_else:
+            when = " when else"
         # `when not` followed by another clause would read as a negated condition on that
         # clause's keyword; a field literally named `not` therefore goes last on the edge.
         when_last = bool(when) and e.when is not None and not e.when.negated and e.when.field == "not"
         if not when_last:
             text += when
-        if e.loop is not None:
+        if e.loop is not None and e.loop.bound_source is not None:
+            text += f" as {e.loop.name}({_one_line(e.loop.bound_source)})"
+        elif e.loop is not None:
             text += f" as {e.loop.name}({e.loop.max_iterations})"
         node = _item(text, e.pos)
         if e.with_ is not None:

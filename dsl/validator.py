@@ -8,6 +8,7 @@ one gets the workflow's position.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from . import ir
@@ -15,8 +16,10 @@ from .ast import Pos
 from .diagnostics import Diagnostic, Severity, make
 from .graph import Upstream, is_convergence_point, loop_endpoints, reachable
 from .source_map import SourceMap
+from .templates import extract_refs
 
-_MULTI_TARGET_ROUTERS = ("fan_out_all", "round_robin", "llm")
+#: Routers whose edges C010/C012 leave alone (fan_out_each's one edge is C124's).
+_MULTI_TARGET_ROUTERS = ("fan_out_all", "round_robin", "llm", "fan_out_each")
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ class _Validator:
         self.check_edge_rules()
         self.check_round_robin()
         self.check_llm_routers()
+        self.check_each_routers()
         self.check_condition_fields()
         self.check_with_key_collisions()
         self.check_reachability()
@@ -85,13 +89,21 @@ class _Validator:
                 continue
             if isinstance(node, ir.RouterNode) and node.router_mode in _MULTI_TARGET_ROUTERS:
                 continue
-            unconditional = [(i, e) for i, e in edges if not e.condition]
-            conditional = [(i, e) for i, e in edges if e.condition]
-            if len(unconditional) > 1:
-                targets = ", ".join(e.target for _, e in unconditional)
-                self.diag("C010", f"'{source}' has {len(unconditional)} unconditional edges (to {targets}); only one "
-                          "can be taken", self.edge_pos(unconditional[1][0]), length=len(source))
-            if conditional and not unconditional:
+            unconditional = [(i, e) for i, e in edges if not e.conditional]
+            conditional = [(i, e) for i, e in edges if e.conditional]
+            # A loop's back edge beside one plain edge is Iterion's loop-exhaustion exit: the back
+            # edge is taken while the loop has rounds left, then the plain edge (workflows/edges.py).
+            for group in ([(i, e) for i, e in unconditional if not e.loop_name],
+                          [(i, e) for i, e in unconditional if e.loop_name]):
+                if len(group) > 1:
+                    targets = ", ".join(e.target for _, e in group)
+                    self.diag("C010", f"'{source}' has {len(group)} unconditional {'loop ' if group[0][1].loop_name else ''}"
+                              f"edges (to {targets}); only one can be taken", self.edge_pos(group[1][0]),
+                              length=len(source))
+            # With an expression condition coverage cannot be decided statically: a run where nothing
+            # matches fails at that node with a message naming it (and `when else` covers the rest).
+            decidable = all(e.condition for _, e in conditional)
+            if conditional and not unconditional and decidable:
                 polarity: dict[str, set[bool]] = {}
                 for _, e in conditional:
                     polarity.setdefault(e.condition, set()).add(e.negated)
@@ -101,6 +113,8 @@ class _Validator:
                               length=len(source))
             seen: set[tuple[str, bool]] = set()
             for i, e in conditional:
+                if not e.condition:
+                    continue
                 key = (e.condition, e.negated)
                 if key in seen:
                     cond = ("not " if e.negated else "") + e.condition
@@ -112,10 +126,23 @@ class _Validator:
     def check_round_robin(self) -> None:
         for node in self.wf.nodes.values():
             if isinstance(node, ir.RouterNode) and node.router_mode == "round_robin":
-                n = sum(1 for _, e in self.edges_by_source.get(node.id, []) if not e.condition)
+                n = sum(1 for _, e in self.edges_by_source.get(node.id, []) if not e.conditional)
                 if n < 2:
                     self.diag("C020", f"round_robin router '{node.id}' has {n} unconditional edge(s); it needs at "
                               "least 2 targets to alternate between", self.src.node(node.id), length=6)
+
+    def check_each_routers(self) -> None:
+        """C124: a fan_out_each router's items all run the body behind its one unconditional edge."""
+        for node in self.wf.nodes.values():
+            if not (isinstance(node, ir.RouterNode) and node.router_mode == "fan_out_each"):
+                continue
+            edges = self.edges_by_source.get(node.id, [])
+            if len(edges) != 1 or edges[0][1].conditional:
+                where = self.edge_pos(edges[1 if len(edges) > 1 else 0][0]) if edges else self.src.node(node.id)
+                found = ", ".join(f"{e.source} -> {e.target}" + (f" when {e.condition}" if e.condition else "")
+                                  for _, e in edges) or "none"
+                self.diag("C124", f"fan_out_each router '{node.id}' needs exactly one unconditional outgoing edge "
+                          f"(to the body each item runs); found: {found}", where, length=len(node.id))
 
     def check_llm_routers(self) -> None:
         for node in self.wf.nodes.values():
@@ -126,7 +153,7 @@ class _Validator:
                 self.diag("C021", f"llm router '{node.id}' has {len(edges)} outgoing edge(s); it needs at least 2 "
                           "to choose from", self.src.node(node.id), length=6)
             for i, e in edges:
-                if e.condition:
+                if e.conditional:
                     self.diag("C022", f"edge '{e.source} -> {e.target}' from llm router '{node.id}' has a 'when' "
                               "condition; the LLM chooses the target itself", self.cond_pos(i))
 
@@ -293,6 +320,10 @@ class _Validator:
                 for k, ref in enumerate(node.command_refs or []):
                     pos = positions[k] if k < len(positions) else self.src.prop(node.id, "command")
                     uses.append(_RefUse(node.id, ref, pos, f"the command of tool '{node.id}'", False))
+            if isinstance(node, ir.RouterNode) and node.over:
+                for ref in extract_refs(node.over):  # the compiler kept only a well-formed, single reference
+                    uses.append(_RefUse(node.id, ref, self.src.prop(node.id, "over"),
+                                        f"'over' of router '{node.id}'", False))
         return uses
 
     def check_refs(self) -> None:
@@ -331,6 +362,19 @@ class _Validator:
                 fld = ref.path[1]
                 if fld == "history" or fld.startswith("_"):
                     continue
+                if isinstance(self.wf.nodes.get(head), ir.SubbotNode):
+                    continue  # the child's outputs (node → output): its file is compiled at start, not here
+                head_node = self.wf.nodes.get(head)
+                if isinstance(head_node, ir.JoinNode) and fld == ir.EACH_RESULTS_FIELD and any(
+                        isinstance(n, ir.RouterNode) and n.router_mode == "fan_out_each" for n in self.wf.nodes.values()):
+                    continue  # what the join collects from a fan_out_each router's items (no schema says it)
+                if isinstance(head_node, ir.RouterNode) and head_node.router_mode == "fan_out_each":
+                    if fld not in ir.EACH_FIELDS:
+                        self.diag("C031", f"{ref.raw} in {use.where}: '{fld}' is not a field of fan_out_each router "
+                                  f"'{head}' (it has {', '.join(ir.EACH_FIELDS)})", pos, length=n,
+                                  hint="Read the current item as item (its fields as item.FIELD), or index, count, "
+                                  "first, last.")
+                    continue
                 schema_name = self.wf.output_schema_of(head)
                 if not schema_name:
                     self.diag("C032", f"{ref.raw} in {use.where}: '{head}' has no output schema, so field '{fld}' "
@@ -340,6 +384,12 @@ class _Validator:
                 if schema is not None and schema.field(fld) is None:
                     self.diag("C031", f"{ref.raw} in {use.where}: '{fld}' is not a field of '{head}' output schema "
                               f"'{schema_name}'", pos, length=n)
+            elif ref.kind == "loop":
+                if head not in self.wf.loops:
+                    close = difflib.get_close_matches(head, sorted(self.wf.loops), n=1)
+                    self.diag("C004", f"{ref.raw} in {use.where}: the workflow has no loop named '{head}'", pos,
+                              length=n, hint=f"Did you mean loop '{close[0]}'?" if close else
+                              "Name a loop declared on an edge with 'as NAME(N)'.")
             elif ref.kind == "artifacts":
                 pubs = publishers.get(head)
                 if not pubs:

@@ -277,8 +277,12 @@ def _duration(started_at: str | None, closed_at: str | None) -> float | None:
 
 
 def plan_for(applied: AppliedRecipe, prepared: PreparedStart) -> BenchPlan:
-    """A recipe's plan: its prepared start, recording the recipe as `iterloop run --recipe` does."""
-    return BenchPlan(applied=applied, prepared=with_recipe_noted(prepared, applied))
+    """A recipe's plan: its prepared start, recording the recipe as `iterloop run --recipe` does. A
+    bench measures what each recipe's budget lets a run do, so a budget stop ends its runs
+    (`on_budget: end`) instead of parking them for a raise nobody gives."""
+    noted = with_recipe_noted(prepared, applied)
+    ended = noted.model_copy(update={"run_options": {**noted.run_options, "on_budget": "end"}})
+    return BenchPlan(applied=applied, prepared=ended)
 
 
 # -- output ------------------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ Exit codes (`docs/runtime.md` lists them for users):
     1    the run failed, the file has compile errors, or an answer was rejected
     2    usage error: bad option or value, unknown run id, Temporal unreachable; bad input (a file
          that is not a regular file or is too large, JSON too deep or with NaN, text not UTF-8)
-    3    the run waits for a human answer (and there is no terminal to ask on)
+    3    the run waits for a human answer (and there is no terminal to ask on), or is paused
     4    the run is parked as failed_resumable (fix the cause, then `iterloop retry`)
-    5    the run stopped because a budget was exceeded
+    5    the run stopped because a budget was exceeded, or waits for a raise (`iterloop budget`)
     130  the run was cancelled (or Ctrl-C stopped following it; the run itself goes on)
 """
 
@@ -24,7 +24,8 @@ EXIT_CANCELLED = 130
 
 #: The exit code of a command that followed a run to this status.
 STATUS_EXIT_CODES = {"running": EXIT_OK, "finished": EXIT_OK, "failed": EXIT_FAILED, "waiting_human": EXIT_WAITING,
-                     "failed_resumable": EXIT_PARKED, "budget_exceeded": EXIT_BUDGET, "cancelled": EXIT_CANCELLED}
+                     "failed_resumable": EXIT_PARKED, "budget_exceeded": EXIT_BUDGET, "cancelled": EXIT_CANCELLED,
+                     "waiting_budget": EXIT_BUDGET, "paused": EXIT_WAITING}
 
 
 class CommandError(Exception):
@@ -78,6 +79,11 @@ class RunEnded(CommandError):
 
 class NothingToRetry(CommandError):
     """The run has no parked node."""
+
+
+class ControlRejected(CommandError):
+    """The run refused a live-control request (a limit not above the one in force, an unknown loop,
+    a pause of a paused run); nothing was changed."""
 
 
 class AnswerRejected(CommandError):

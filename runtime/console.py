@@ -154,6 +154,10 @@ def print_inspection(detail: RunDetail, *, as_json: bool = False) -> None:
         for failure in detail.failures:
             print(f"  {failure.node}" + (f" [{failure.branch}]" if failure.branch else "") + f": {failure.error}")
             print(f"    retry: {failure.retry_command}")
+    if detail.budget_wait:  # live control: parked on a spent budget (`iterloop budget`)
+        print(f"\nwaiting for a budget raise\n  {detail.budget_wait}")
+    if detail.paused_by:
+        print(f"\npaused by {detail.paused_by}: `iterloop resume {detail.run_id}` lets it go on")
     print("\nbudget")
     for row in detail.budget:
         used, limit = row.used, row.limit

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.ir import Workflow
-from runtime.command_errors import EXIT_OK, EXIT_PARKED, EXIT_WAITING, STATUS_EXIT_CODES
+from runtime.command_errors import EXIT_BUDGET, EXIT_OK, EXIT_PARKED, EXIT_WAITING, STATUS_EXIT_CODES
 from runtime.console import (
     Terminal,
     event_text,
@@ -121,6 +121,12 @@ async def follow_run(handle: WorkflowHandle[Any, Any], settings: Settings, run_i
             else:
                 print_failure(term, run_id, view)
             return EXIT_PARKED
+        if status == "waiting_budget":  # parked on a spent budget: `iterloop budget` lets it go on
+            if as_json:
+                _print_summary(run_id, status, view, seen)
+            else:
+                term.line(f"run {run_id} waits: {view.budget_wait}")
+            return EXIT_BUDGET
         if status == "waiting_human":
             if not interactive:
                 if as_json:

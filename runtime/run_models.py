@@ -109,6 +109,11 @@ class RunDetail(_Result):
     cost_complete: bool = True
     #: The preset's `summary:` lines rendered against the run (`--config`; empty without one).
     summary: list[str] = Field(default_factory=list)
+    #: Live control: who paused the run (empty: not paused), why it waits for a budget raise and
+    #: how to give one (status waiting_budget), extra rounds granted per loop.
+    paused_by: str = ""
+    budget_wait: str = ""
+    loop_grants: dict[str, int] = Field(default_factory=dict)
 
 
 class RunReport(_Result):
@@ -200,6 +205,18 @@ class AnswerSignalled(_Result):
 class RetryRequested(_Result):
     run_id: str
     retried: list[str]
+
+
+class ControlApplied(_Result):
+    """`iterloop budget|pause|resume` (`POST /api/runs/{id}/budget|pause|resume`): what the run now has."""
+
+    run_id: str
+    action: str = Field(description="budget, pause or resume.")
+    limits: dict[str, float] = Field(description=(
+        "The limits in force after the change, by dimension (cost_usd, tokens, iterations, duration_s; 0 = none)."))
+    loop_grants: dict[str, int] = Field(description="Extra rounds granted to each loop so far.")
+    paused: bool = Field(description="True while a pause is asked for (the run holds at its next node boundary).")
+    status: str = Field(description="The run's status as the change was applied.")
 
 
 class CancelRequested(_Result):

@@ -38,6 +38,7 @@ from runtime.background_workers import (
 )
 from runtime.command_errors import (
     AnswerRejected,
+    ControlRejected,
     GateOpeningClosed,
     InvalidFilter,
     NodeNotParked,
@@ -52,6 +53,7 @@ from runtime.run_models import (
     AnswerSignalled,
     BudgetRow,
     CancelRequested,
+    ControlApplied,
     EventBatch,
     EventList,
     FailureDetail,
@@ -95,7 +97,18 @@ if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 
     from runtime.run_rewind import ResumeSource
-    from workflows.contract.state import Answer, AnswerRecord, Event, RunInput, RunState, RunView
+    from workflows.contract.state import (
+        Answer,
+        AnswerRecord,
+        BudgetRaise,
+        Event,
+        LiveControl,
+        LoopGrant,
+        PauseRequest,
+        RunInput,
+        RunState,
+        RunView,
+    )
 
 #: How long `cancel` waits for the run to end before answering (it ends anyway, later); the CLI,
 #: which a person watches, waits longer.
@@ -417,6 +430,53 @@ class RunService:
         return CancelRequested(run_id=run_id, cancel_requested=True, ended=closed(desc),
                                execution_status=execution_status(desc))
 
+    # -- live control: GraphRun's validated raise_budget, grant_iterations, pause, resume updates ---
+
+    async def raise_budget(self, run_id: str, raised: BudgetRaise | None, grants: list[LoopGrant]) -> ControlApplied:
+        """Grant loop iterations, then raise limits, on a run that has not ended (a run parked on its
+        budget goes on once the raise covers it, without running its finished nodes again). Each
+        change is a validated update: a refused one (`ControlRejected`) records nothing, and says
+        what was applied before it."""
+        from runtime.command_errors import UsageError
+
+        if (raised is None or not raised.limits()) and not grants:
+            raise UsageError("nothing to change: give --max-cost-usd, --max-tokens, --max-iterations, "
+                             "--max-duration and/or --grant LOOP=N")
+        found = await self._live_run(run_id, "raise the budget of")
+        changes: list[tuple[str, Any]] = [("grant_iterations", g) for g in grants]
+        if raised is not None and raised.limits():
+            changes.append(("raise_budget", raised))
+        control, done = None, []
+        for update, request in changes:
+            try:
+                control = await send_control_update(found.handle, found.settings, update, request)
+            except ControlRejected as exc:
+                applied = f" (applied before it: {', '.join(done)})" if done else ""
+                raise ControlRejected(f"{exc}{applied}") from None
+            done.append(f"--grant {request.loop}={request.iterations}" if update == "grant_iterations" else "the raise")
+        assert control is not None
+        return ControlApplied(run_id=run_id, action="budget", **control.model_dump())
+
+    async def pause(self, run_id: str, request: PauseRequest) -> ControlApplied:
+        """Ask the run to hold at its next node boundary (a node running now finishes first)."""
+        found = await self._live_run(run_id, "pause")
+        control = await send_control_update(found.handle, found.settings, "pause", request)
+        return ControlApplied(run_id=run_id, action="pause", **control.model_dump())
+
+    async def resume(self, run_id: str, request: PauseRequest) -> ControlApplied:
+        """Let a paused run go on from the node boundary it holds at."""
+        found = await self._live_run(run_id, "resume")
+        control = await send_control_update(found.handle, found.settings, "resume", request)
+        return ControlApplied(run_id=run_id, action="resume", **control.model_dump())
+
+    async def _live_run(self, run_id: str, action: str) -> FoundRun:
+        """A run that has not ended, with a worker that suits it (`RunEnded` otherwise)."""
+        found = await self.find(run_id)
+        if closed(found.desc):
+            raise RunEnded(f"run '{run_id}' has ended ({ended_as(found.desc)}); there is nothing to {action}")
+        await self._served(found, acting=True)
+        return found
+
     # -- rewind and fork (runtime/run_rewind.py) -------------------------------------------------
 
     async def _resume_source(self, run_id: str, node: str, var_assignments: list[str] | None,
@@ -527,7 +587,8 @@ def run_detail(run_id: str, settings: Settings, desc: WorkflowExecutionDescripti
         answers=view.answers, usage=view.usage, budget=budget_rows(view, wf, _elapsed(desc)),
         loop_counters=view.loop_counters, outputs=view.outputs, artifacts=view.artifacts, vars=view.vars,
         executions=view.executions, ui_url=web_ui_link(settings, run_id), rewind_points=view.rewind_points,
-        cost_complete=not view.usage.unpriced_calls, summary=summary_lines(view, run_input))
+        cost_complete=not view.usage.unpriced_calls, summary=summary_lines(view, run_input),
+        paused_by=view.paused_by, budget_wait=view.budget_wait, loop_grants=view.loop_grants)
 
 
 def summary_lines(view: RunView, run_input: RunInput | None) -> list[str]:
@@ -543,6 +604,11 @@ def summary_lines(view: RunView, run_input: RunInput | None) -> list[str]:
 def budget_rows(view: RunView, wf: Workflow | None, elapsed_seconds: float | None) -> list[BudgetRow]:
     """Each budget dimension: used, and the limit when the workflow sets one."""
     b = wf.budget if wf is not None else None
+    if b is not None and view.budget_limits:  # raised while the run ran (`iterloop budget`)
+        fields = {"cost_usd": "max_cost_usd", "tokens": "max_tokens", "iterations": "max_iterations",
+                  "duration_s": "max_duration_seconds"}
+        b = b.model_copy(update={fields[d]: (int(v) if d in ("tokens", "iterations") else v)
+                                 for d, v in view.budget_limits.items() if d in fields})
     used = view.budget_used
     rows = [
         BudgetRow(dimension="tokens", used=int(used.get("tokens", view.usage.total_tokens)),
@@ -645,7 +711,7 @@ async def list_summaries(client: Client, settings: Settings, query: str, limit: 
 
 #: The statuses a run cannot leave by itself: it ended, or it waits for a person (an answer, or a
 #: fix and `iterloop retry`). `iterloop events --follow` stops at these.
-SETTLED_STATUSES = (*TERMINAL_STATUSES, "failed_resumable", "waiting_human")
+SETTLED_STATUSES = (*TERMINAL_STATUSES, "failed_resumable", "waiting_human", "waiting_budget", "paused")
 
 
 async def watch_events(found: FoundRun, after_seq: int, *, poll_seconds: float, status_seconds: float,
@@ -726,6 +792,21 @@ async def send_answer_update(handle: WorkflowHandle[Any, Any], settings: Setting
         closed_opening = any(getattr(c, "type", None) == ERR_GATE_OPENING_CLOSED for c in _causes(exc))
         error = GateOpeningClosed if closed_opening else AnswerRejected
         raise error(f"answer rejected: {update_failure_message(exc)}") from None
+
+
+async def send_control_update(handle: WorkflowHandle[Any, Any], settings: Settings, update: str,
+                              request: BudgetRaise | LoopGrant | PauseRequest) -> LiveControl:
+    """One live-control update; `ControlRejected` (nothing changed) when the run refuses it."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from workflows.contract.state import LiveControl
+
+    try:
+        async with temporal_errors(settings, handle.id):
+            return await handle.execute_update(update, request, result_type=LiveControl, rpc_timeout=RPC_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        raise ControlRejected(f"{update.replace('_', ' ')} refused: {update_failure_message(exc)}; "
+                              "nothing was changed") from None
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -141,6 +141,7 @@ def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
     preset = prepare_run(request.config, request.compiled.workflow, skip_gates=request.skip_gates,
                          stop_after=request.stop_after, preset_root=request.preset_root)
     wf = preset.workflow
+    check_sub_workflows(wf, request.compiled.source)
     # Run inputs that name a var set it, so they are typed like vars (`check_run_inputs`).
     inputs = {**preset.inputs, **check_run_inputs(request.inputs, wf, label="inputs"),
               **check_run_inputs(parse_input_json(request.input_json), wf, label="--input"),
@@ -171,6 +172,20 @@ def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
                          summary=preset.summary, notify_preset=preset.notify)
 
 
+def check_sub_workflows(wf: Workflow, source: str) -> None:
+    """Every `subbot` node carries its child's IR, compiled with the file (`dsl.subbots`): the run
+    input holds every workflow the run may start, and workflow code never reads a file. A workflow
+    sent as text has no directory to find the files in."""
+    from dsl.ir import SubbotNode
+
+    missing = [n for n in wf.nodes.values() if isinstance(n, SubbotNode) and n.workflow is None]
+    if missing:
+        names = ", ".join(f"'{n.id}' (bot {n.bot!r})" for n in missing)
+        raise UsageError(f"workflow '{wf.name}' from {source}: subbot node(s) {names} name files relative to the "
+                         "workflow's file, and this workflow was not read from a file; start it from its .iter file "
+                         "(iterloop run FILE, or a file the API may read)")
+
+
 def new_run_id(wf: Workflow) -> str:
     """`<workflow>-<8 hex digits>`: the id of a run started without one."""
     return f"{wf.name}-{uuid.uuid4().hex[:8]}"
@@ -198,7 +213,9 @@ def graph_run_start(prepared: PreparedStart, notify: dict[str, Any] | None, *, o
 
     request, wf, script = prepared.request, prepared.workflow, prepared.script
     compiled = request.compiled
-    options = {**prepared.run_options, **({"notify": notify} if notify else {}),
+    # A run started here parks on a spent budget until `iterloop budget` raises it (`on_budget`),
+    # unless its caller chose otherwise (`iterloop bench` ends its runs there).
+    options = {"on_budget": "park", **prepared.run_options, **({"notify": notify} if notify else {}),
                **({"summary": prepared.summary} if prepared.summary else {})}
     run_input = RunInput(workflow=wf, run_inputs=prepared.inputs, source=compiled.source,
                          options=RunOptions(script=script, **options))

@@ -99,6 +99,8 @@ _BLOCK_TITLES = {
     "human": "`human NAME:` (a gate answered by a person or a model)",
     "tool": "`tool NAME:` (a shell command or a builtin tool; no LLM)",
     "wait": "`wait NAME:` (a durable timer)",
+    "compute": "`compute NAME:` (output fields from expressions; no LLM, no shell)",
+    "subbot": "`subbot NAME:` (another workflow file run as one step: a child run)",
     "mcp_server": "`mcp_server NAME:` (a Model Context Protocol server)",
     "mcp": "`mcp:` (nested in an agent, a judge or the workflow)",
     "workflow": "`workflow NAME:` (one per file: entry, edges, settings)",

@@ -352,8 +352,8 @@ async def _contains(rows: Any, run_id: str) -> list[str] | None:
 
 
 async def test_list_rejects_an_unknown_status(cli: Cli) -> None:
-    result = await cli("list", "--status", "paused")
-    assert result.code == 2 and "unknown status 'paused'" in result.err
+    result = await cli("list", "--status", "sleeping")
+    assert result.code == 2 and "unknown status 'sleeping'" in result.err
 
 
 async def test_events_json_is_one_event_per_line(cli: Cli) -> None:

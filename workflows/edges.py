@@ -1,38 +1,57 @@
 """Which edge a run follows, and how loops bound it: plain functions over the compiled graph.
 
 Behaviour follows Iterion's runtime (docs/runtime.md lists where iterloop deliberately differs):
-conditions read boolean fields of the source's output, a matching conditional edge beats the
-unconditional fallback, and an exhausted loop edge becomes invisible. Nothing here does I/O,
-reads the clock or iterates a set, so replays always choose the same edge.
+conditions read boolean fields of the source's output or are pure expressions
+(dsl/expressions.py), a matching conditional edge beats the unconditional fallback, and an
+exhausted loop edge becomes invisible. Nothing here does I/O, reads the clock or iterates a set,
+so replays always choose the same edge.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from dsl import ir
+from dsl.expressions import Scope, evaluate, truthy
 
 
-def select_edge(wf: ir.Workflow, node_id: str, output: dict[str, Any], loop_counters: dict[str, int]) -> ir.Edge | None:
+def select_edge(wf: ir.Workflow, node_id: str, output: dict[str, Any], loop_counters: dict[str, int],
+                scope: Scope | None = None) -> ir.Edge | None:
     """The edge to follow after ``node_id`` produced ``output``; None when nothing matches.
 
     A matching conditional edge wins over the first unconditional one regardless of order; a
     condition field that is missing or not a real boolean matches neither `when x` nor `when not x`.
+    Expression conditions (`when "…"`) are evaluated in declaration order against ``scope`` (its
+    bare names read ``output``) and match when truthy; an expression that cannot be evaluated
+    raises ExpressionError (the node fails with that message). `when else` is taken when no other
+    edge matched. Among unconditional edges a loop's back edge with rounds left comes before a
+    plain one: the plain edge is the loop's exhaustion exit.
     """
     fallback: ir.Edge | None = None
+    otherwise: ir.Edge | None = None
     for e in wf.edges:
         if e.source != node_id:
             continue
         if e.loop_name and loop_exhausted(wf, e.loop_name, loop_counters):
             continue
+        if e.is_else:
+            otherwise = otherwise or e
+            continue
+        if e.expression is not None:
+            here = Scope(fields=output) if scope is None else replace(scope, fields=output)
+            if truthy(evaluate(e.expression.tree, here, e.expression.source)):
+                return e
+            continue
         if not e.condition:
-            fallback = fallback or e
+            if fallback is None or (e.loop_name and not fallback.loop_name):
+                fallback = e
             continue
         value = output.get(e.condition)
         if isinstance(value, bool) and value != e.negated:
             return e
-    return fallback
+    return fallback or otherwise
 
 
 def loop_exhausted(wf: ir.Workflow, loop_name: str, loop_counters: dict[str, int]) -> bool:
@@ -40,8 +59,32 @@ def loop_exhausted(wf: ir.Workflow, loop_name: str, loop_counters: dict[str, int
     return loop is not None and loop_counters.get(loop_name, 0) >= loop.max_iterations
 
 
+def loop_bound_value(wf: ir.Workflow, loop_name: str, value: Any) -> int:
+    """A data loop bound's value checked: an integer from 0 to the loop's ceiling (0: the loop is
+    not taken at all). Raises ValueError with a message naming the loop and the value."""
+    loop = wf.loops[loop_name]
+    source = loop.bound.source if loop.bound is not None else ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal() and len(value.strip()) <= 18:
+        value = int(value.strip())  # `{{vars.n}}` of a string var, as Iterion accepts it
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= loop.max_iterations:
+        raise ValueError(f"the bound of loop '{loop_name}' ({source!r}) is {value!r}; expected an integer from 0 to "
+                         f"{loop.max_iterations}")
+    return value
+
+
+def bounded_counters(wf: ir.Workflow, counters: dict[str, int], bounds: dict[str, int]) -> dict[str, int]:
+    """The counters edge selection compares with each loop's ``max_iterations``: a loop whose bound
+    came from data is that much closer to its ceiling (the run's own counters are left as they are)."""
+    if not bounds:
+        return counters
+    return {**counters, **{name: counters.get(name, 0) + wf.loops[name].max_iterations - bound
+                           for name, bound in bounds.items() if name in wf.loops}}
+
+
 def unconditional_targets(wf: ir.Workflow, node_id: str) -> list[ir.Edge]:
-    return [e for e in wf.edges if e.source == node_id and not e.condition]
+    return [e for e in wf.edges if e.source == node_id and not e.conditional]
 
 
 def loop_regions(wf: ir.Workflow) -> dict[str, frozenset[str]]:

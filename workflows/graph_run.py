@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -30,9 +30,23 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from dsl import ir
+    from dsl.expressions import ExpressionError, Scope, evaluate
     from workflows import metrics
     from workflows.activity_retries import error_retry_delay
-    from workflows.budget import BudgetCheck, budget_exceeded, new_budget_warnings, used_so_far
+    from workflows.budget import (
+        LIMIT_FLAGS,
+        BudgetCheck,
+        budget_exceeded,
+        current_limits,
+        effective_budget,
+        grant_problem,
+        granted_counters,
+        new_budget_warnings,
+        raise_problem,
+        round_spend,
+        round_unaffordable,
+        used_so_far,
+    )
     from workflows.contract import messages as M
     from workflows.contract import vocabulary
     from workflows.contract.activities import ActivitySpec, Req, Res
@@ -45,10 +59,14 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         Answer,
         AnswerRecord,
+        BudgetRaise,
         Event,
         Failure,
         Gate,
+        LiveControl,
+        LoopGrant,
         NodeState,
+        PauseRequest,
         RunInput,
         RunOptions,
         RunResult,
@@ -58,14 +76,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contract.vocabulary import EventType
     from workflows.convergence import is_mutating
-    from workflows.edges import inner_loops, select_edge
-    from workflows.inputs import DataContext, build_input, initial_vars, missing_required_vars
+    from workflows.edges import bounded_counters, inner_loops, loop_bound_value, loop_regions, select_edge
+    from workflows.inputs import (
+        DataContext,
+        build_input,
+        expression_scope,
+        initial_vars,
+        loop_view,
+        missing_required_vars,
+    )
     from workflows.notifications import Notifications
     # The node kinds are workflow code too, but stateless (functions and constant tables): passed
     # through, they are imported once per worker instead of once per run's sandbox.
     from workflows.nodes import gates, visit_for
     from workflows.nodes.base import NodeFailed, StopRun, WalkEnd
-    from workflows.nodes.fan_out import visit_all
+    from workflows.nodes.fan_out import keep_in_branch, outputs_in_scope, visit_all, visit_each
     from workflows.nodes.mcp_tools import check_mcp_servers
 
 _KEY_WORKFLOW = SearchAttributeKey.for_keyword(SA_WORKFLOW)
@@ -79,6 +104,20 @@ _ANSWERS_CARRIED = 50  # answers handed to the next execution on continue-as-new
 _ENDS_THE_ATTEMPTS = list(vocabulary.ERROR_TYPES)
 _END_EVENTS: dict[str, EventType] = {"finished": "run_finished", "failed": "run_failed",
                                      "budget_exceeded": "run_budget_exceeded"}
+#: Runs recorded when a budget stop ended the run replay that; newer ones park until it is raised.
+_BUDGET_PARKS = "budget-parks"
+#: Runs recorded before the loop budget guard took a loop's back edge whatever the budget left.
+_LOOP_BUDGET_GUARD = "loop-budget-guard"
+
+
+class BudgetStop(StopRun):
+    """A budget limit reached inside a node (before its work, or between its model turns): the
+    run parks on it (`on_budget: park`) or ends with status budget_exceeded."""
+
+    def __init__(self, check: BudgetCheck, reason: str, node: str, *, before_step: bool) -> None:
+        super().__init__("budget_exceeded", reason, node)
+        self.check = check
+        self.before_step = before_step
 
 
 @workflow.defn(name=WORKFLOW_TYPE, sandboxed=True)
@@ -107,6 +146,10 @@ class GraphRun:
         self.notifications = Notifications(inp.options.notify, self.emit)
         self._last_status = ""
         self._inner_loops: dict[str, list[str]] | None = None  # computed when a loop edge is first taken
+        self._loop_regions: dict[str, frozenset[str]] | None = None  # computed when the loop guard first prices a round
+        # live control: walks parked on a spent budget (their key → why and how to go on), walks held by a pause
+        self.budget_waits: dict[str, str] = {}
+        self.held: list[str] = []
 
     @property
     def options(self) -> RunOptions:
@@ -115,8 +158,21 @@ class GraphRun:
     @property
     def data(self) -> DataContext:
         s = self.state
-        return DataContext(vars=s.vars, run_inputs=self.inp.run_inputs, outputs=s.outputs, history=s.history,
-                           artifacts=s.artifacts)
+        return DataContext(vars=s.vars, run_inputs=self.inp.run_inputs, outputs=outputs_in_scope(s.outputs),
+                           history=s.history, artifacts=s.artifacts, loops=self.loop_data(), run=self.run_data())
+
+    def loop_data(self) -> dict[str, dict[str, Any]]:
+        """`{{loop.NAME.…}}` and `loop.NAME.…` in expressions: read from the run's state."""
+        s = self.state
+        return loop_view(self.wf, s.loop_counters, s.loop_grants, s.loop_previous, s.loop_bounds) if self.wf.loops else {}
+
+    def run_data(self) -> dict[str, Any]:
+        """`{{run.…}}`: the run's id, seconds since it started (workflow time, so replays agree), its
+        cost and tokens so far."""
+        usage = self.state.total_usage()
+        started = datetime.fromisoformat(self.state.started_at) if self.state.started_at else workflow.now()
+        return {"id": workflow.info().workflow_id, "elapsed_seconds": round((workflow.now() - started).total_seconds(), 3),
+                "cost_usd": round(usage.cost_usd, 6), "tokens": usage.total_tokens}
 
     # -- entry point ---------------------------------------------------------------------------
     @workflow.run
@@ -194,6 +250,7 @@ class GraphRun:
         while True:
             if stop_at is not None and node_id == stop_at:
                 return WalkEnd("converged", node_id)
+            await self.at_boundary(node_id, branch)
             if not branch:
                 await self.maybe_continue_as_new(node_id)
             node = self.wf.nodes.get(node_id)
@@ -213,6 +270,8 @@ class GraphRun:
                     raise StopRun("failed", "workflow reached the fail node", node_id)
                 if isinstance(node, ir.RouterNode) and node.router_mode == "fan_out_all":
                     nxt = await visit_all(self, node, branch)
+                elif isinstance(node, ir.RouterNode) and node.router_mode == "fan_out_each":
+                    nxt = await visit_each(self, node, branch)
                 else:
                     nxt = await self.step(node, branch, tolerate)
             except NodeFailed as failure:  # only reached when tolerating failures
@@ -230,6 +289,12 @@ class GraphRun:
         while True:
             try:
                 return await self.visit(node, branch)
+            except BudgetStop as stop:
+                if not self.parks_on_budget():
+                    raise
+                # Nothing of the node was kept (its work had not started, or its model turns are
+                # given up): once the limit is raised, it runs again from its start.
+                await self.park_for_budget(stop.check, node.id, branch, "in", before_step=stop.before_step)
             except NodeFailed as failure:
                 if tolerate:
                     self.state.nodes[node.id].status = "failed"
@@ -248,19 +313,35 @@ class GraphRun:
 
     def route(self, node_id: str, branch: str, output: dict[str, Any]) -> str | None:
         loop_counters = self.state.loop_counters
-        edge = select_edge(self.wf, node_id, output, loop_counters)
+        try:
+            counters = bounded_counters(self.wf, granted_counters(loop_counters, self.state.loop_grants),
+                                        self.loop_bounds(node_id))
+            edge = select_edge(self.wf, node_id, output, counters, self.edge_scope(node_id))
+        except (ExpressionError, ValueError) as exc:
+            raise NodeFailed(f"edge after '{node_id}': {getattr(exc, 'message', exc)}", "ExpressionError") from None
+        if edge is not None and edge.loop_name:
+            edge = self.loop_budget_guard(node_id, branch, output, edge)
         if edge is None:
             if not any(e.source == node_id for e in self.wf.edges):
                 return None  # a dead end ends this path (the validator warns about nothing here)
             raise NodeFailed(f"no outgoing edge of '{node_id}' matches its output "
-                             f"(conditions: {', '.join(sorted({e.condition for e in self.wf.edges if e.source == node_id and e.condition}))}"
-                             "); add an unconditional fallback edge", "NoOutgoingEdge")
+                             f"(conditions: {', '.join(sorted({e.condition or (e.expression.source if e.expression else '') for e in self.wf.edges if e.source == node_id and (e.condition or e.expression)}))}"
+                             "); add an unconditional fallback edge or a `when else` edge", "NoOutgoingEdge")
         data: dict[str, Any] = {"from": edge.source, "to": edge.target}
         if edge.condition:
             data.update(condition=edge.condition, negated=edge.negated)
+        if edge.expression is not None:
+            data["expression"] = edge.expression.source
+        if edge.is_else:
+            data["else"] = True
         if edge.loop_name:
+            if self.wf.loops:  # what `loop.NAME.previous_output` reads in the next round
+                self.state.loop_previous[edge.loop_name] = output
             loop_counters[edge.loop_name] = loop_counters.get(edge.loop_name, 0) + 1
+            self.mark_round(edge.loop_name)
             data.update(loop=edge.loop_name, iteration=loop_counters[edge.loop_name])
+            if edge.loop_name in self.state.loop_bounds:
+                data["bound"] = self.state.loop_bounds[edge.loop_name]
             if self._inner_loops is None:
                 self._inner_loops = inner_loops(self.wf) if len(self.wf.loops) > 1 else {}
             fresh = [n for n in self._inner_loops.get(edge.loop_name, []) if loop_counters.get(n)]
@@ -269,9 +350,29 @@ class GraphRun:
             if fresh and workflow.patched("reset-inner-loops"):
                 for name in fresh:
                     del loop_counters[name]
+                    self.state.loop_marks.pop(name, None)
+                    self.state.loop_previous.pop(name, None)
+                    self.state.loop_bounds.pop(name, None)
                 data["reset_loops"] = fresh
         self.emit("edge_selected", node_id, branch, data)
         return edge.target
+
+    def edge_scope(self, node_id: str) -> Scope | None:
+        """What `when "…"` conditions after ``node_id`` read (None when it has none: nothing to build)."""
+        if any(e.expression is not None for e in self.wf.edges if e.source == node_id):
+            return expression_scope(self.data)
+        return None
+
+    def loop_bounds(self, node_id: str) -> dict[str, int]:
+        """The data bounds of the loops on ``node_id``'s edges, each evaluated the first time its loop
+        is entered and kept (ValueError / ExpressionError when it is not a usable number)."""
+        bounds = self.state.loop_bounds
+        for e in self.wf.edges:
+            loop = self.wf.loops.get(e.loop_name) if e.source == node_id and e.loop_name else None
+            if loop is not None and loop.bound is not None and loop.name not in bounds:
+                value = evaluate(loop.bound.tree, expression_scope(self.data), loop.bound.source)
+                bounds[loop.name] = loop_bound_value(self.wf, loop.name, value)
+        return {name: bound for name, bound in bounds.items() if name in self.wf.loops}
 
     def workspace(self, node: ir.Node) -> AbstractAsyncContextManager[Any]:
         """One mutating node at a time across branches (workspace safety)."""
@@ -334,6 +435,8 @@ class GraphRun:
             budget_used=s.budget_used, usage=self.state.total_usage(), open_gates=list(self.open_gates.values()),
             failures=list(self.failures.values()), answers=s.answers, last_seq=s.seq, reason=self.reason,
             executions=s.executions, rewind_points=rewind_points(s),
+            budget_limits=s.budget_limits, loop_grants=s.loop_grants, paused_by=s.pause.by if s.pause else "",
+            budget_wait=next(iter(self.budget_waits.values()), ""),
         )
 
     @workflow.query(name="run_state")
@@ -351,6 +454,10 @@ class GraphRun:
             return self.final_status
         if self.failures:
             return "failed_resumable"
+        if self.budget_waits:
+            return "waiting_budget"
+        if self.held:
+            return "paused"
         if self.open_gates:
             return "waiting_human"
         return "running"
@@ -390,7 +497,8 @@ class GraphRun:
 
     def store_output(self, node: ir.Node, branch: str, output: dict[str, Any]) -> None:
         s = self.state
-        s.outputs[node.id] = output
+        if not keep_in_branch(node.id, output):  # a fan_out_each branch keeps its outputs to itself
+            s.outputs[node.id] = output
         history = s.history.setdefault(node.id, [])
         history.append(output)
         if len(history) > _HISTORY_KEPT:
@@ -412,11 +520,15 @@ class GraphRun:
         self.emit("node_finished", node_id, branch, {"output": output} if output else {})
 
     # -- budget --------------------------------------------------------------------------------
+    def budget(self) -> ir.Budget | None:
+        """The workflow's budget with the limits raised while the run ran (`iterloop budget`)."""
+        return effective_budget(self.wf.budget, self.state.budget_limits)
+
     def check_budget(self, node_id: str, *, before_step: bool) -> None:
         used = used_so_far(self.state.budget_used, self.state.started_at, workflow.now())
-        exceeded = budget_exceeded(self.wf.budget, used, before_step=before_step)
+        exceeded = budget_exceeded(self.budget(), used, before_step=before_step)
         if exceeded is not None:
-            raise self.over_budget(exceeded, node_id, "before")
+            raise self.over_budget(exceeded, node_id, "before", before_step=before_step)
 
     def record_usage(self, node_id: str, usage: M.Usage, *, count_iteration: bool, enforce: bool = True) -> None:
         """Add ``usage`` to the node and the budget; over a limit, stop the run (unless ``enforce`` is
@@ -429,21 +541,225 @@ class GraphRun:
         budget_used["tokens"] = budget_used.get("tokens", 0.0) + usage.total_tokens
         budget_used["cost_usd"] = budget_used.get("cost_usd", 0.0) + usage.cost_usd
         used = used_so_far(budget_used, self.state.started_at, workflow.now())
-        for warning in new_budget_warnings(self.wf.budget, used, self.state.budget_warned):
+        for warning in new_budget_warnings(self.budget(), used, self.state.budget_warned):
             self.state.budget_warned.append(warning.dimension)
             self.emit("budget_warning", node_id, data={"dimension": warning.dimension, "used": warning.used,
                                                         "limit": warning.limit})
         if usage.cost_usd:
             self.publish_status()
-        exceeded = budget_exceeded(self.wf.budget, used, before_step=False) if enforce else None
+        exceeded = budget_exceeded(self.budget(), used, before_step=False) if enforce else None
         if exceeded is not None and exceeded.dimension != "iterations":
+            # A node that has finished keeps its output: the run parks at the next node boundary
+            # (`at_boundary`) instead, so a raise goes on from there without running it again.
+            if state.status == "succeeded" and self.parks_on_budget():
+                return
             raise self.over_budget(exceeded, node_id, "after")
 
-    def over_budget(self, exceeded: BudgetCheck, node_id: str, when: str) -> StopRun:
+    def over_budget(self, exceeded: BudgetCheck, node_id: str, when: str, *, before_step: bool = False) -> BudgetStop:
         self.emit("budget_exceeded", node_id, data={"dimension": exceeded.dimension, "used": exceeded.used,
                                                      "limit": exceeded.limit})
-        return StopRun("budget_exceeded", f"budget exceeded: {exceeded.dimension} "
-                       f"({exceeded.used:g} of {exceeded.limit:g}) {when} '{node_id}'", node_id)
+        return BudgetStop(exceeded, f"budget exceeded: {exceeded.dimension} "
+                          f"({exceeded.used:g} of {exceeded.limit:g}) {when} '{node_id}'", node_id,
+                          before_step=before_step)
+
+    def spent(self, *, before_step: bool) -> BudgetCheck | None:
+        """The limit in force the run has reached now (None: it may go on)."""
+        used = used_so_far(self.state.budget_used, self.state.started_at, workflow.now())
+        return budget_exceeded(self.budget(), used, before_step=before_step)
+
+    def parks_on_budget(self) -> bool:
+        """Whether a budget stop parks the run (asked only when one happens: `patched` answers once
+        per run, and runs recorded before parking existed end as they did)."""
+        return self.options.on_budget == "park" and workflow.patched(_BUDGET_PARKS)
+
+    # -- live control: pause, budget parking, the loop budget guard -----------------------------
+    async def at_boundary(self, node_id: str, branch: str) -> None:
+        """Between two nodes of a walk: hold while a pause is asked for, and park while a budget
+        limit is reached (until `iterloop budget` raises it). A walk about to reach `done` or `fail`
+        goes there: ending costs nothing, and parking one step from the end helps nobody."""
+        if self.state.pause is not None:
+            await self.hold_for_pause(node_id, branch)
+        node = self.wf.nodes.get(node_id)
+        if node is None or node.kind in ("done", "fail") or self.final_status is not None:
+            return
+        exceeded = self.spent(before_step=False)
+        if exceeded is None or exceeded.dimension == "iterations":
+            return  # iterations are checked before each counted step (`check_budget`), which parks in `step`
+        if not self.parks_on_budget():
+            return  # a run recorded before parking ended at the check after the node (`record_usage`)
+        await self.park_for_budget(exceeded, node_id, branch, "before", before_step=False)
+
+    async def park_for_budget(self, exceeded: BudgetCheck, node_id: str, branch: str, where: str, *,
+                              before_step: bool) -> None:
+        """Wait, status waiting_budget, until the limits in force let the walk go on (a raise), then
+        go on where it stopped; the work done so far is kept. Cancelling the run ends the wait."""
+        run_id = workflow.info().workflow_id
+        flag = LIMIT_FLAGS[exceeded.dimension]
+        suggested = f"{exceeded.limit * 2:g}" if exceeded.dimension != "duration_s" else f"{exceeded.limit * 2:g}s"
+        message = (f"budget exceeded: {exceeded.dimension} ({exceeded.used:g} of {exceeded.limit:g}) {where} "
+                   f"'{node_id}'; the run waits with its work kept: raise the limit with `iterloop budget {run_id} "
+                   f"{flag} {suggested}` and it goes on from '{node_id}' (or end it: `iterloop cancel {run_id}`)")
+        key = f"{branch}/{node_id}"
+        self.budget_waits[key] = message
+        self.emit("budget_exceeded", node_id, branch, {"dimension": exceeded.dimension, "used": exceeded.used,
+                                                        "limit": exceeded.limit, "parked": True, "message": message})
+        self.set_details(message)
+        self.publish_status()
+        self.notify("run_failed", status="waiting_budget", reason=message)
+        try:
+            await workflow.wait_condition(lambda: self.spent(before_step=before_step) is None)
+        finally:
+            self.budget_waits.pop(key, None)
+        self.set_details(f"running **{node_id}**" + (f" (branch {branch})" if branch else ""))
+        self.publish_status()
+
+    async def hold_for_pause(self, node_id: str, branch: str) -> None:
+        """Hold this walk before ``node_id`` until `resume` (status paused while every walk is held)."""
+        pause = self.state.pause
+        assert pause is not None
+        self.held.append(node_id)
+        self.emit("run_paused", node_id, branch, {"by": pause.by, **({"reason": pause.reason} if pause.reason else {})})
+        self.set_details(f"paused by {pause.by} before **{node_id}**; `iterloop resume {workflow.info().workflow_id}` "
+                         "goes on from there")
+        self.publish_status()
+        try:
+            await workflow.wait_condition(lambda: self.state.pause is None)
+        finally:
+            self.held.remove(node_id)
+        self.publish_status()
+
+    def loop_budget_guard(self, node_id: str, branch: str, output: dict[str, Any], edge: ir.Edge) -> ir.Edge:
+        """The loop budget guard: when the budget left (cost or tokens) cannot pay for another round
+        like the previous one of ``edge``'s loop, leave the loop by the edge an exhausted loop takes,
+        with the work done so far, instead of starting a round the budget would stop half-way. A loop
+        with no such exit edge, or whose exit is a `fail` node, keeps going (and parks when the budget
+        is spent)."""
+        name = edge.loop_name
+        budget = self.budget()
+        if budget is None or not (budget.max_cost_usd or budget.max_tokens):
+            return edge
+        used = used_so_far(self.state.budget_used, self.state.started_at, workflow.now())
+        estimate = round_spend(used, self.state.loop_marks.get(name), self.region_usage(name))
+        short = round_unaffordable(budget, used, estimate)
+        if short is None:
+            return edge
+        counters = granted_counters(self.state.loop_counters, self.state.loop_grants)
+        exhausted = {**counters, name: self.wf.loops[name].max_iterations}
+        try:
+            exit_edge = select_edge(self.wf, node_id, output, exhausted, self.edge_scope(node_id))
+        except ExpressionError:  # no exit can be chosen: keep going round, the node's route reports it
+            return edge
+        leaves = exit_edge is not None and exit_edge.loop_name != name and exit_edge.target in self.wf.nodes
+        # Leaving for a `fail` node would throw the work away as surely as the cap: keep going then.
+        if not leaves or self.wf.nodes[exit_edge.target].kind == "fail" or not workflow.patched(_LOOP_BUDGET_GUARD):
+            return edge
+        self.emit("loop_budget_guard", node_id, branch, {
+            "loop": name, "dimension": short.dimension, "round_estimate": round(short.used, 6),
+            "remaining": round(short.limit, 6), "to": exit_edge.target,
+            "message": f"loop '{name}' left for '{exit_edge.target}': another round would spend about "
+                       f"{short.used:g} {short.dimension}, {short.limit:g} is left"})
+        return exit_edge
+
+    def mark_round(self, loop: str) -> None:
+        """Note the budget used as ``loop``'s back edge is taken: the next round is priced from it."""
+        used = self.state.budget_used
+        self.state.loop_marks[loop] = {"cost_usd": used.get("cost_usd", 0.0), "tokens": used.get("tokens", 0.0)}
+
+    def region_usage(self, loop: str) -> dict[str, float]:
+        """What the nodes of ``loop``'s region have spent (a first round's price)."""
+        if self._loop_regions is None:
+            self._loop_regions = loop_regions(self.wf)
+        cost = tokens = 0.0
+        for node_id in self._loop_regions.get(loop, frozenset()):
+            usage = self.state.nodes[node_id].usage
+            cost += usage.cost_usd
+            tokens += usage.total_tokens
+        return {"cost_usd": cost, "tokens": tokens}
+
+    def live_control(self) -> LiveControl:
+        """What a live-control update answers: the run as the change leaves it (a walk it frees goes
+        on at the run's next workflow task, so its status is the one it is about to have)."""
+        status = self.status()
+        if (status == "waiting_budget" and self.spent(before_step=False) is None) or (
+                status == "paused" and self.state.pause is None):
+            status = "waiting_human" if self.open_gates else "running"
+        return LiveControl(limits=current_limits(self.budget()), loop_grants=dict(self.state.loop_grants),
+                           paused=self.state.pause is not None, status=status)
+
+    def control_refusal(self, action: str) -> str | None:
+        """Why a live-control update cannot apply to this run at all (None: it can)."""
+        if self.final_status is not None:
+            return f"the run is ending ({self.final_status}); there is nothing to {action}"
+        return None
+
+    def raise_refusal(self, request: BudgetRaise) -> str | None:
+        return self.control_refusal("raise") or raise_problem(self.budget(), request.limits())
+
+    @workflow.update(name="raise_budget")
+    async def raise_budget(self, request: BudgetRaise) -> LiveControl:
+        """Raise the run's limits (only upwards); a walk parked on a budget goes on once it fits."""
+        _refuse(self.raise_refusal(request))  # judged again: two raises can pass their validators first
+        limits = request.limits()
+        self.state.budget_limits.update(limits)
+        self.state.budget_warned = [d for d in self.state.budget_warned if d not in limits]
+        self.emit("budget_raised", data={"limits": limits, "by": request.by,
+                                         **({"reason": request.reason} if request.reason else {})})
+        self.publish_status()
+        return self.live_control()
+
+    @raise_budget.validator
+    def validate_raise_budget(self, request: BudgetRaise) -> None:
+        _refuse(self.raise_refusal(request))
+
+    def grant_refusal(self, grant: LoopGrant) -> str | None:
+        return self.control_refusal("grant") or grant_problem(self.wf, grant.loop, grant.iterations)
+
+    @workflow.update(name="grant_iterations")
+    async def grant_iterations(self, grant: LoopGrant) -> LiveControl:
+        """Let a loop go round ``iterations`` more times than its bound."""
+        _refuse(self.grant_refusal(grant))
+        self.state.loop_grants[grant.loop] = self.state.loop_grants.get(grant.loop, 0) + grant.iterations
+        self.emit("loop_iterations_granted", data={"loop": grant.loop, "iterations": grant.iterations,
+                                                   "granted": self.state.loop_grants[grant.loop], "by": grant.by,
+                                                   **({"reason": grant.reason} if grant.reason else {})})
+        return self.live_control()
+
+    @grant_iterations.validator
+    def validate_grant_iterations(self, grant: LoopGrant) -> None:
+        _refuse(self.grant_refusal(grant))
+
+    def pause_refusal(self, pausing: bool) -> str | None:
+        refusal = self.control_refusal("pause" if pausing else "resume")
+        if refusal is not None:
+            return refusal
+        if pausing and self.state.pause is not None:
+            return f"the run is paused already (by {self.state.pause.by}); `iterloop resume` lets it go on"
+        if not pausing and self.state.pause is None:
+            return "the run is not paused; there is nothing to resume"
+        return None
+
+    @workflow.update(name="pause")
+    async def pause(self, request: PauseRequest) -> LiveControl:
+        """Hold the run at its next node boundary (a node running now finishes first)."""
+        _refuse(self.pause_refusal(True))
+        self.state.pause = request
+        return self.live_control()
+
+    @pause.validator
+    def validate_pause(self, request: PauseRequest) -> None:
+        _refuse(self.pause_refusal(True))
+
+    @workflow.update(name="resume")
+    async def resume(self, request: PauseRequest) -> LiveControl:
+        """Let a paused run go on from the node boundary it is held at."""
+        _refuse(self.pause_refusal(False))
+        self.state.pause = None
+        self.emit("run_resumed", data={"by": request.by, **({"reason": request.reason} if request.reason else {})})
+        return self.live_control()
+
+    @resume.validator
+    def validate_resume(self, request: PauseRequest) -> None:
+        _refuse(self.pause_refusal(False))
 
     # -- activities ----------------------------------------------------------------------------
     async def activity(self, spec: ActivitySpec[Req, Res], req: Req, node_id: str, summary: str,
@@ -511,3 +827,10 @@ class GraphRun:
         self.emit("continue_as_new", next_node, data={"history_length": info.get_current_history_length()})
         workflow.continue_as_new(RunInput(workflow=self.wf, run_inputs=self.inp.run_inputs, source=self.inp.source,
                                           options=self.options, carried=carried))
+
+
+def _refuse(problem: str | None) -> None:
+    """Refuse a live-control update (a validator records nothing; a handler changes nothing)."""
+    if problem is not None:
+        # An update handler that raises anything but an ApplicationError fails the workflow task.
+        raise ApplicationError(problem, type=M.ERR_BAD_REQUEST, non_retryable=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsl import ir
+from dsl.expressions import Scope
 from dsl.shell_quoting import template_places
 from dsl.templates import MISSING, Lookup, TemplateError, evaluate_mapping, extract_refs, render
 from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, TOKEN_OPENING, artifact_token
@@ -31,6 +32,10 @@ class DataContext:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `{{loop.NAME.iteration|max|previous_output}}` per loop, and `{{run.id|elapsed_seconds|cost_usd|
+    #: tokens}}`: filled by the workflow from its state and workflow.now(), so replays see the same.
+    loops: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
 
     def lookup(self, node_input: dict[str, Any] | None = None) -> Lookup:
         """A resolver for `{{…}}` references; ``node_input`` backs the `input` namespace."""
@@ -43,6 +48,12 @@ class DataContext:
                 value = (node_input or {}).get(head, MISSING)
             elif ref.kind == "artifacts":
                 value = self.artifacts.get(head, MISSING)
+            elif ref.kind == "run":
+                return self.run.get(head, MISSING)
+            elif ref.kind == "loop":
+                value = self.loops.get(head, MISSING)
+                if value is not MISSING and rest[:1] == ["previous_output"] and value.get("previous_output") is None:
+                    return None  # the first round has no previous output: it reads as null, not as the raw text
             else:
                 if rest and rest[-1] == "history":
                     return list(self.history.get(head, []))
@@ -57,6 +68,30 @@ class DataContext:
             return value
 
         return resolve
+
+
+def expression_scope(ctx: DataContext, node_input: dict[str, Any] | None = None,
+                     fields: dict[str, Any] | None = None) -> Scope:
+    """What an expression reads: the same data templates see (``fields``: the edge source's
+    output, read by bare names in `when "…"` conditions)."""
+    return Scope(vars=ctx.vars, input=node_input or {}, outputs=ctx.outputs, loop=ctx.loops, run=ctx.run,
+                 fields=fields or {})
+
+
+def loop_view(wf: ir.Workflow, counters: dict[str, int], grants: dict[str, int],
+              previous: dict[str, dict[str, Any]], bounds: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Each loop as `{{loop.NAME.…}}` reads it: rounds taken so far, its bound (from data once the
+    loop was entered, with rounds granted live), and the loop edge source's output when the loop was
+    last taken (null before)."""
+    bounds = bounds or {}
+
+    def bound(name: str, loop: ir.Loop) -> int | None:  # a data bound is null until the loop is entered
+        value = bounds.get(name, None if loop.bound is not None else loop.max_iterations)
+        return None if value is None else value + grants.get(name, 0)
+
+    return {name: {"iteration": counters.get(name, 0), "max": bound(name, loop),
+                   "previous_output": previous.get(name)}
+            for name, loop in wf.loops.items()}
 
 
 def initial_vars(wf: ir.Workflow, run_inputs: dict[str, Any]) -> dict[str, Any]:

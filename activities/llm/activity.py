@@ -147,7 +147,8 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
     # Priced with the resolved model; recorded as the node wrote it, so a `${MODEL}` value stays on
     # the worker (docs/language.md §6): usage goes to history, events and reports.
     usage = usage_of(name, model, reply, settings).model_copy(update={"model": req.model.strip() or name})
-    return result.model_copy(update={"usage": usage, "conversation_ref": ref, "tools": tool_infos(offered)})
+    return result.model_copy(update={"usage": usage, "conversation_ref": ref,
+                                     "tools": tool_infos(offered, req.tool_approval)})
 
 
 def judge(req: LLMTurnRequest, reply: ModelReply) -> LLMTurnResult:

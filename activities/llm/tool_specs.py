@@ -92,9 +92,12 @@ def permitted_tools(specs: list[ToolSpec], req: LLMTurnRequest) -> list[ToolSpec
     return [s for s in specs if tool_allowed(s.name, req.tool_policy) and not (req.readonly and s.mutating)]
 
 
-def tool_infos(specs: list[ToolSpec]) -> list[ToolInfo]:
-    """What the workflow needs about the offered tools: policy, readonly, and the run vars to fill."""
-    return [ToolInfo(name=s.name, mutating=s.mutating, bound=list(s.bound)) for s in specs]
+def tool_infos(specs: list[ToolSpec], approval: list[str] | None = None) -> list[ToolInfo]:
+    """What the workflow needs about the offered tools: policy, readonly, the run vars to fill, and
+    for the tools whose calls a person approves (``approval`` patterns) the schema edits must fit."""
+    return [ToolInfo(name=s.name, mutating=s.mutating, bound=list(s.bound),
+                     input_schema=s.parameters if approval and tool_allowed(s.name, approval) else None)
+            for s in specs]
 
 
 def model_parameters(t: Tool) -> dict[str, Any]:

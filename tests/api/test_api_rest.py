@@ -303,7 +303,7 @@ async def test_list_filters_by_status_workflow_and_open_gate(api: ApiHarness) ->
     row = next(r for r in (await api.http.get("/api/runs", params={"gate": "approval"})).json()["runs"]
                if r["run_id"] == run_id)
     assert row["open_gates"] == ["approval"] and row["status"] == "waiting_human"
-    assert error_of(await api.http.get("/api/runs", params={"status": "paused"}), 422)["code"] == "invalid_request"
+    assert error_of(await api.http.get("/api/runs", params={"status": "sleeping"}), 422)["code"] == "invalid_request"
 
 
 async def test_unknown_run_is_404_everywhere(api: ApiHarness) -> None:

@@ -109,6 +109,19 @@ CASES: list[tuple[str, str, int, int, str]] = [
      + "workflow w:\n  entry: a\n  a -> done\n"),
     ("C121", "warning", 5, 5, 'vars:\n  x: int = 1\npresets:\n  p:\n    x: "b"\n' + AGENT
      + "workflow w:\n  entry: a\n  a -> done\n"),
+    ("C123", "error", 3, 9, 'router r:\n  mode: fan_out_each\n  over: "items: {{vars.x}}"\nvars:\n  x: json = []\n'
+     + AGENT + "workflow w:\n  entry: r\n  r -> a\n  a -> done\n"),
+    ("C124", "error", 13, 3, 'vars:\n  x: json = []\nrouter r:\n  mode: fan_out_each\n  over: "{{vars.x}}"\n' + AGENT
+     + 'agent b:\n  model: "m"\nworkflow w:\n  entry: r\n  r -> a\n  r -> b\n  a -> done\n  b -> done\n'),
+    ("C131", "error", 1, 1, 'subbot s:\n  budget:\n    max_iterations: 3\nworkflow w:\n  entry: s\n  s -> done\n'),
+    ("C125", "warning", 7, 16, AGENT + 'agent b:\n  model: "m"\nrouter r:\n  mode: fan_out_all\n  parallelism: 2\n'
+     + "workflow w:\n  entry: r\n  r -> a\n  r -> b\n  a -> done\n  b -> done\n"),
+    ("C126", "error", 3, 13, 'compute c:\n  expr:\n    v: "1 + xyz.a"\nworkflow w:\n  entry: c\n  c -> done\n'),
+    ("C127", "error", 3, 9, 'compute c:\n  expr:\n    v: "lenght(vars.x)"\nworkflow w:\n  entry: c\n  c -> done\n'),
+    ("C128", "error", 3, 1, "schema s:\n  ok: bool\ncompute c:\n  input: s\nworkflow w:\n  entry: c\n  c -> done\n"),
+    ("C129", "error", 5, 18, AGENT + "workflow w:\n  entry: a\n  a -> done when else\n"),
+    ("C130", "warning", 4, 18, 'agent a:\n  model: "m"\n  tools: [sum_values]\n  tool_approval: [sum_valeus]\n'
+     "workflow w:\n  entry: a\n  a -> done\n"),
 ]
 
 
@@ -125,7 +138,8 @@ def test_code_fires_with_severity_and_position(code: str, severity: str, line: i
 
 def test_every_emittable_code_has_a_case() -> None:
     # C122 needs the project's .mcp.json: tests/test_cli.py checks it through `iterloop validate`.
-    tested = {c[0] for c in CASES} | {"C024", "C105", "C018", "E100", "C122"}
+    # C132 needs files beside the file (a subbot's): tests/dsl/test_subbots.py checks it.
+    tested = {c[0] for c in CASES} | {"C024", "C105", "C018", "E100", "C122", "C132"}
     assert set(CODES) <= tested, sorted(set(CODES) - tested)
 
 

@@ -22,7 +22,7 @@ WORDS = st.sampled_from(
     "with model input output session await mode strategy require duration call command done fail true false "
     "json string[] {{outputs.a}} {{vars.x}} ${ENV} -3 1.5 [] {} [enum: \"a\"] [pattern: \"^[a-\" "
     "[min_length: [max_length: 3] [min: [max: -0.5] presets cursor sandbox memory max_tokens event timeout "
-    "xhigh ${X:-max}".split()
+    "xhigh ${X:-max} compute expr else \"a>1\" \"{{vars.x}}\" {{loop.l.iteration}} {{run.id}}".split()
 )
 
 FUZZ = settings(max_examples=int(os.environ.get("ITERLOOP_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -79,6 +79,8 @@ CLASS_DEFS = """\
     classDef human fill:#FF6B6B,stroke:#CC4444,color:#fff
     classDef tool fill:#A0522D,stroke:#6E3720,color:#fff
     classDef wait fill:#95A5A6,stroke:#6C7A7B,color:#fff
+    classDef compute fill:#34495E,stroke:#1F2D3A,color:#fff
+    classDef subbot fill:#8E44AD,stroke:#5E2D73,color:#fff
     classDef done fill:#2ECC71,stroke:#1A8B4C,color:#fff
     classDef fail fill:#E74C3C,stroke:#A93226,color:#fff
 """

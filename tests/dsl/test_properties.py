@@ -34,6 +34,14 @@ tool t:
   command: "true"
 wait w1:
   duration: "1h"
+compute c:
+  input: s
+  output: s
+  await: wait_all
+  expr:
+    x: "1"
+subbot sb:
+  bot: "child.iter"
 workflow w:
   entry: a
   mcp:

@@ -225,6 +225,35 @@ def check_dual_model_plan_implement_review(run: Run) -> None:
     assert run.events("delegate_step", "implementer")  # the scripted answer says no CLI ran
 
 
+def check_segment_conversion_each(run: Run) -> None:
+    # Five segments, four at a time; tablet has no visits, so only its branch fails (best_effort).
+    results = run.out("collect")["results"]
+    assert [r["item"]["name"] for r in results] == ["mobile", "desktop", "app", "email"]
+    assert [r["output"]["rate"] for r in results] == [0.025, 0.05, 0.045, 0.016]
+    assert [f["item"]["name"] for f in run.out("collect")["_failed_branches"]] == ["tablet"]
+    assert run.out("report") == {"below_target": ["mobile", "email"], "unreadable": ["tablet"]}
+    assert [e["max_parallel"] for e in run.events("fan_out", "each_segment")] == [4]
+
+
+def check_segment_review_subbot(run: Run) -> None:
+    # The subbot ran segment_conversion_each.iter as a child run of its own, with the parent's vars.
+    child = run.out("conversion")
+    assert child["_run"].endswith("-conversion-1")
+    assert [r["item"]["name"] for r in child["collect"]["results"]] == ["mobile", "desktop", "app"]
+    assert child["report"] == {"below_target": ["mobile"], "unreadable": []}
+    assert run.out("follow_up") == {"count": 1, "segments": ["mobile"]}
+
+
+def check_ship_decision(run: Run) -> None:
+    # Look 1 has 400 users per arm: the analyst looks again; look 2 clears the bar with a 9% lift.
+    assert run.out("verdict") == {"lift": 0.09, "enough_data": True, "look": 2,
+                                  "summary": "look 2: 1500 users per arm"}
+    assert run.out("ship") == {"action": "ship", "lift": 0.09, "summary": "Ship: +9.0% (look 2: 1500 users per arm)"}
+    assert run.view.nodes["analyst"].visits == 2 and run.view.loop_counters == {"looks": 1}
+    chosen = [(e["to"], e.get("expression"), e.get("bound")) for e in run.events("edge_selected", "verdict")]
+    assert chosen == [("analyst", "!enough_data", 3), ("ship", "enough_data && lift > vars.min_lift", None)]
+
+
 CASES = [
     Case("iterion/minimal_linear.iter", "finished", "done", check_minimal_linear,
          inputs=lambda tmp: {"code": "def add(a, b): return a + b"}),
@@ -255,6 +284,10 @@ CASES = [
     # The mock experiment is healthy: the judge ends the run, the pause branch does not run.
     Case("experiment_health_check.iter", "finished", "done", check_experiment_health_check,
          inputs=lambda tmp: {"experiment_id": "exp_mobile_trust_badges", "flag_key": "mobile-trust-badges"}),
+    Case("segment_conversion_each.iter", "finished", "done", check_segment_conversion_each,
+         needs=("awk", "python3")),
+    Case("ship_decision.iter", "finished", "done", check_ship_decision),
+    Case("segment_review_subbot.iter", "finished", "done", check_segment_review_subbot, needs=("awk", "python3")),
     Case("guardrail_incident.iter", "finished", "done", check_guardrail_incident,
          inputs=lambda tmp: {"experiment_id": "exp_mobile_trust_badges", "flag_key": "mobile-trust-badges",
                              "flag_cli": "echo"},

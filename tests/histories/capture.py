@@ -25,7 +25,7 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from runs import all_runs_history, finish, running_worker, start, start_local_env, wait_for  # noqa: E402
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory  # noqa: E402
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory, WorkflowUpdateFailedError  # noqa: E402
 
 from workflows.contract.state import Answer  # noqa: E402
 
@@ -177,6 +177,52 @@ async def fan_out_best_effort(client: Client, tq: str, wid: str, tmp: Path) -> N
     assert result.status == "finished" and result.outputs["merge"]["_failed_branches"], result
 
 
+EACH = """
+vars:
+  numbers: json = [1, 2, 3, 4, 5, 6]
+schema squared:
+  sq: int
+router each_number:
+  mode: fan_out_each
+  over: "{{vars.numbers}}"
+  parallelism: 2
+tool square:
+  command: `n={{input.n}}; [ $n -ne 4 ] || exit 3; printf '{"sq": %d}' $((n*n))`
+  output: squared
+join collect:
+  strategy: best_effort
+workflow squares:
+  entry: each_number
+  each_number -> square with { n: "{{input.item}}" }
+  square -> collect
+  collect -> done
+"""
+
+
+async def fan_out_each_best_effort(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """Six items, two at a time, one failing (a `fan_out_each` router, best_effort join)."""
+    handle = await start(client, tq, EACH, workflow_id=wid, max_attempts=1)
+    result = await finish(handle)
+    assert result.status == "finished" and len(result.outputs["collect"]["results"]) == 5, result
+
+
+async def subbot_child_run(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A `subbot` node running another file as a child workflow (`execute_child_workflow`)."""
+    import dsl
+
+    (tmp / "child.iter").write_text(
+        'vars:\n  n: int = 1\nschema squared:\n  sq: int\ntool square:\n'
+        "  command: `n={{vars.n}}; printf '{\"sq\": %d}' $((n*n))`\n  output: squared\n"
+        "workflow child:\n  entry: square\n  square -> done\n")
+    (tmp / "parent.iter").write_text(
+        'subbot squarer:\n  bot: "child.iter"\nworkflow parent:\n  entry: squarer\n  squarer -> done\n')
+    wf = dsl.check_file(tmp / "parent.iter").workflow
+    assert wf is not None
+    handle = await start(client, tq, wf, workflow_id=wid, inputs={"n": 3})
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["squarer"]["square"] == {"sq": 9}, result
+
+
 async def parallel_shell_branches(client: Client, tq: str, wid: str, tmp: Path) -> None:
     """Two shell branches of a fan-out run at the same time (the `parallel-shell-branches` marker)."""
     src = FAN.replace('agent b:\n  model: "scripted"\n  output: r\n', 'tool b:\n  command: "sleep 0.3; echo 2"\n')
@@ -233,6 +279,70 @@ async def budget_stop(client: Client, tq: str, wid: str, tmp: Path) -> None:
     src = REVIEW.replace("  entry: writer", "  entry: writer\n  budget:\n    max_iterations: 3")
     handle = await start(client, tq, src, workflow_id=wid, script={"reviewer": {"approved": False, "summary": "no"}})
     assert (await finish(handle)).status == "budget_exceeded"
+
+
+async def budget_parked_then_raised(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """A budget stop parks the run (waiting_budget); a refused raise, then a raise, and it finishes
+    without running its finished nodes again."""
+    from workflows.contract.state import BudgetRaise
+
+    src = REVIEW.replace("revise(2)", "revise(3)").replace("  entry: writer", "  entry: writer\n  budget:\n"
+                                                           "    max_cost_usd: 0.025")
+    script = {"cost_per_call_usd": 0.01, "reviewer": [{"approved": False, "summary": "no"},
+                                                      {"approved": True, "summary": "yes"}]}
+    handle = await start(client, tq, src, workflow_id=wid, script=script, on_budget="park")
+    await wait_for(handle, lambda v: v.status == "waiting_budget")
+    try:
+        await handle.execute_update("raise_budget", BudgetRaise(max_cost_usd=0.01))
+        raise AssertionError("a lower limit should be refused")
+    except WorkflowUpdateFailedError:
+        pass
+    await handle.execute_update("raise_budget", BudgetRaise(max_cost_usd=0.1, by="ada"))
+    assert (await finish(handle)).status == "finished"
+
+
+async def paused_granted_guarded(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """Pause while a gate waits, a loop grant, the hold at the next node, resume; then the loop
+    budget guard leaves the loop for its exit when another round would not fit the budget."""
+    from workflows.contract.state import LoopGrant, PauseRequest
+
+    src = GATE_THEN_LOOP
+    handle = await start(client, tq, src, workflow_id=wid, on_budget="park",
+                         script={"cost_per_call_usd": 0.01, "reviewer": {"approved": False, "summary": "no"}})
+    await wait_for(handle, lambda v: v.status == "waiting_human")
+    await handle.execute_update("pause", PauseRequest(by="ada"))
+    await handle.execute_update("grant_iterations", LoopGrant(loop="revise", iterations=2, by="ada"))
+    await handle.execute_update("answer", Answer(gate="go", answers={"approved": True}))
+    await wait_for(handle, lambda v: v.status == "paused")
+    await handle.execute_update("resume", PauseRequest(by="ada"))
+    assert (await finish(handle)).status == "finished"
+    assert "loop_budget_guard" in [e["type"] for e in await handle.query("events", 0)]
+
+
+GATE_THEN_LOOP = """
+schema verdict:
+  approved: bool
+  summary: string
+schema decision:
+  approved: bool
+human go:
+  output: decision
+agent writer:
+  model: "scripted"
+  output: verdict
+judge reviewer:
+  model: "scripted"
+  output: verdict
+workflow gated_loop:
+  entry: go
+  budget:
+    max_cost_usd: 0.055
+  go -> writer
+  writer -> reviewer with { draft: "{{outputs.writer.summary}}" }
+  reviewer -> done when approved
+  reviewer -> writer when not approved as revise(1)
+  reviewer -> done
+"""
 
 
 async def cancelled_at_gate(client: Client, tq: str, wid: str, tmp: Path) -> None:
@@ -471,13 +581,85 @@ workflow w:
     assert result.status == "finished" and result.outputs["implementer"]["summary"] == "renamed", result
 
 
+TOOL_APPROVAL = """
+schema finding:
+  summary: string
+agent analyst:
+  model: "scripted"
+  output: finding
+  tools: [sum_values]
+  tool_approval: [sum_values]
+workflow approving:
+  entry: analyst
+  analyst -> done
+"""
+
+
+async def tool_calls_approved_edited_rejected(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """`tool_approval:`: three tool calls wait at the node's gate (the `tool-call-approval` marker);
+    one is approved, one edited, one rejected with a message for the model."""
+    turns = [{"tool_calls": [{"name": "sum_values", "arguments": {"values": [1, 2]}},
+                             {"name": "sum_values", "arguments": {"values": [3]}}]},
+             {"tool_calls": [{"name": "sum_values", "arguments": {"values": [4]}}]},
+             {"summary": "reviewed"}]
+    handle = await start(client, tq, TOOL_APPROVAL, workflow_id=wid, script={"analyst": {"turns": turns}})
+    answered: set[str] = set()
+    for answers in ({"decision": "approve"}, {"decision": "edit", "arguments": {"values": [30]}},
+                    {"decision": "reject", "message": "enough sums"}):
+        view = await wait_for(handle, lambda v: any(g.interaction_id not in answered for g in v.open_gates))
+        gate = next(g for g in view.open_gates if g.interaction_id not in answered)
+        answered.add(gate.interaction_id)
+        await handle.execute_update("answer", Answer(gate="analyst", answers=answers, answered_by="ada",
+                                                     interaction_id=gate.interaction_id))
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["analyst"]["summary"] == "reviewed", result
+    events = [e["data"]["decision"] for e in await handle.query("events", 0) if e["type"] == "tool_call_reviewed"]
+    assert events == ["approved", "edited", "rejected"], events
+
+
+COMPUTE = """
+vars:
+  looks: int = 3
+schema readout:
+  rate: float
+  users: int
+agent analyst:
+  model: "scripted"
+  output: readout
+compute verdict:
+  expr:
+    enough: "outputs.analyst.users >= 1000"
+    lift: "round(outputs.analyst.rate / 0.04 - 1, 3)"
+    look: "loop.looks.iteration"
+compute ship:
+  expr:
+    note: "concat('ship at ', join([outputs.verdict.lift], ''), ' after ', join([loop.looks.iteration], ''))"
+workflow w:
+  entry: analyst
+  analyst -> verdict
+  verdict -> ship when "enough && lift > 0.02"
+  verdict -> analyst when "!enough" as looks("{{vars.looks}}")
+  verdict -> fail when else
+  ship -> done
+"""
+
+
+async def compute_and_expression_edges(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    handle = await start(client, tq, COMPUTE, workflow_id=wid, script={
+        "analyst": [{"rate": 0.041, "users": 300}, {"rate": 0.0436, "users": 1500}]})
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["ship"] == {"note": "ship at 0.09 after 1"}, result
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
     gate_answered_by_early_signal, gate_answers_refused_then_in_advance, llm_router_multi_round_robin, budget_stop, cancelled_at_gate, continue_as_new,
     tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity,
     rewound_to_before_a_gate, parallel_shell_branches, mcp_tool_node, delegated_node,
-    delegated_node_asks_a_person)}
+    delegated_node_asks_a_person, tool_calls_approved_edited_rejected, fan_out_each_best_effort,
+    subbot_child_run,
+    budget_parked_then_raised, paused_granted_guarded, compute_and_expression_edges)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:

@@ -125,7 +125,7 @@ async def test_the_run_view_has_what_the_cli_and_the_api_tests_assert() -> None:
     assert list(doc) == ["run_id", "workflow", "source", "status", "reason", "execution_status", "task_queue",
                          "started_at", "closed_at", "current_nodes", "nodes", "open_gates", "failures", "answers",
                          "usage", "budget", "loop_counters", "outputs", "artifacts", "vars", "rewind_points",
-                         "executions", "ui_url", "cost_complete", "summary"]
+                         "executions", "ui_url", "cost_complete", "summary", "paused_by", "budget_wait", "loop_grants"]
     assert doc["nodes"]["planner"] == {"kind": "agent", "visits": 1, "status": "succeeded", "attempts": 0,
                                        "tokens": 15, "cached_tokens": 0, "model_calls": 1, "cost_usd": 0.0,
                                        "model": "scripted", "error": "", "unpriced_calls": 0}

@@ -6,7 +6,8 @@ import pytest
 
 import dsl
 from dsl import ir
-from workflows.edges import inner_loops, loop_regions, select_edge
+from dsl.expressions import ExpressionError, Scope
+from workflows.edges import bounded_counters, inner_loops, loop_bound_value, loop_regions, select_edge
 
 
 def compile_ok(src: str) -> ir.Workflow:
@@ -108,3 +109,82 @@ workflow w:
   y -> done
 """)
     assert inner_loops(wf) == {"first": [], "second": []}
+
+
+EXPRESSIONS = compile_ok("""
+vars:
+  target: float = 0.02
+schema readout:
+  lift: float
+  srm: bool
+agent analyst:
+  model: "m"
+  output: readout
+agent ship:
+  model: "m"
+agent hold:
+  model: "m"
+workflow w:
+  entry: analyst
+  analyst -> ship when "lift > vars.target && !srm"
+  analyst -> fail when "srm"
+  analyst -> hold when else
+  ship -> done
+  hold -> done
+""")
+
+
+@pytest.mark.parametrize(("output", "target"), [
+    ({"lift": 0.05, "srm": False}, "ship"),
+    ({"lift": 0.05, "srm": True}, "fail"),
+    ({"lift": 0.01, "srm": False}, "hold"),
+    ({"lift": 0.01}, "hold"),  # an absent field is null, and null is false
+])
+def test_expression_conditions_are_tried_in_order_and_else_takes_the_rest(output: dict[str, object],
+                                                                          target: str) -> None:
+    edge = select_edge(EXPRESSIONS, "analyst", output, {}, Scope(vars={"target": 0.02}))
+    assert edge is not None and edge.target == target
+
+
+def test_an_expression_that_cannot_be_evaluated_raises_the_languages_error() -> None:
+    with pytest.raises(ExpressionError, match="cannot compare string 'high' > float 0.02"):
+        select_edge(EXPRESSIONS, "analyst", {"lift": "high", "srm": False}, {}, Scope(vars={"target": 0.02}))
+
+
+EXHAUSTION_EXIT = compile_ok("""
+agent fix:
+  model: "m"
+workflow w:
+  entry: fix
+  fix -> done
+  fix -> fix as again(2)
+""")
+
+
+def test_a_loop_back_edge_beside_a_plain_edge_is_taken_until_the_loop_is_exhausted() -> None:
+    taken = [select_edge(EXHAUSTION_EXIT, "fix", {}, {"again": n}) for n in range(3)]
+    assert [e.target if e else None for e in taken] == ["fix", "fix", "done"]
+
+
+DATA_BOUND = compile_ok("""
+vars:
+  n: int = 2
+agent a:
+  model: "m"
+workflow w:
+  entry: a
+  a -> a as again("vars.n")
+  a -> done
+""")
+
+
+def test_a_data_bound_is_checked_and_brings_the_loop_that_much_closer_to_its_ceiling() -> None:
+    assert loop_bound_value(DATA_BOUND, "again", 2.0) == 2
+    assert loop_bound_value(DATA_BOUND, "again", "3") == 3
+    for bad in (-1, 1001, "many", True, None):
+        with pytest.raises(ValueError, match="the bound of loop 'again'"):
+            loop_bound_value(DATA_BOUND, "again", bad)
+    counters = bounded_counters(DATA_BOUND, {"again": 1}, {"again": 2})
+    assert select_edge(DATA_BOUND, "a", {}, counters).target == "a"  # type: ignore[union-attr]
+    counters = bounded_counters(DATA_BOUND, {"again": 2}, {"again": 2})
+    assert select_edge(DATA_BOUND, "a", {}, counters).target == "done"  # type: ignore[union-attr]

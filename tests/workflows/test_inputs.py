@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import dsl
 from dsl import ir
-from workflows.inputs import DataContext, build_input, initial_vars, placed_input_tokens, render_command, render_text
+from workflows.inputs import (
+    DataContext,
+    build_input,
+    initial_vars,
+    loop_view,
+    placed_input_tokens,
+    render_command,
+    render_text,
+)
 
 
 def compile_ok(src: str) -> ir.Workflow:
@@ -104,3 +112,20 @@ workflow w:
     assert placed_input_tokens(wf, "b", ctx, node_input) == ["⟦artifact:artifact://r/a/1.json#body⟧"]
     plain = DataContext(vars={"note": "plain"}, outputs={"a": {"body": "short"}})
     assert placed_input_tokens(wf, "b", plain, build_input(wf, "b", plain)) == []
+
+
+def test_loop_and_run_references_render_from_the_run_state() -> None:
+    wf = dsl.check_source("""
+agent a:
+  model: "m"
+workflow w:
+  entry: a
+  a -> a as again(3) with { round: "{{loop.again.iteration}}", of: "{{loop.again.max}}", run: "{{run.id}} {{run.tokens}}" }
+  a -> done
+""").workflow
+    assert wf is not None
+    loops = loop_view(wf, {"again": 1}, {"again": 2}, {"again": {"x": 1}})
+    assert loops == {"again": {"iteration": 1, "max": 5, "previous_output": {"x": 1}}}
+    ctx = DataContext(outputs={"a": {}}, loops=loops,
+                      run={"id": "r-1", "tokens": 42, "elapsed_seconds": 1.5, "cost_usd": 0.0})
+    assert build_input(wf, "a", ctx, entry_gets_run_inputs=False) == {"round": 1, "of": 5, "run": "r-1 42"}

@@ -12,6 +12,12 @@ from typing import Any
 
 from dsl import ir
 from workflows.contract.json_values import load_json
+from workflows.contract.tool_approval import (
+    TOOL_APPROVAL_SCHEMA,
+    ApprovalError,
+    approval_patterns,
+    coerce_tool_approval,
+)
 
 
 class AnswerError(ValueError):
@@ -28,6 +34,11 @@ def coerce_answers(schema: ir.Schema | None, answers: dict[str, Any], *, gate: s
     """
     if schema is None:
         return dict(answers)
+    if schema == TOOL_APPROVAL_SCHEMA:  # a tool call's approval: fields that go with the decision
+        try:
+            return coerce_tool_approval(answers, gate=gate)
+        except ApprovalError as exc:
+            raise AnswerError(str(exc)) from None
     known = {f.name: f for f in schema.fields}
     unknown = sorted(k for k in answers if k not in known)
     if unknown:
@@ -119,12 +130,15 @@ def is_gate(node: ir.Node | None) -> bool:
     (the coding agent may stop and ask; its answers are free-form)."""
     if isinstance(node, ir.HumanNode):
         return True
-    return isinstance(node, ir.AgentNode) and node.interaction != "none"
+    # An agent or judge whose tool calls wait for approval (`tool_approval:`) opens its gate per call.
+    return isinstance(node, ir.AgentNode) and (node.interaction != "none" or bool(node.tool_approval))
 
 
 def answer_schema(wf: ir.Workflow, node: ir.Node) -> ir.Schema | None:
     """The schema a gate's answers must match: a human node's output schema; none for an agent's
     questions (a person answers them in their own words)."""
+    if approval_patterns(wf, node):  # the node's gate opens for its tool calls (`tool_approval:`)
+        return TOOL_APPROVAL_SCHEMA
     if not isinstance(node, ir.HumanNode):
         return None
     return wf.schemas.get(node.output_schema) if node.output_schema else None

@@ -109,6 +109,9 @@ class ToolInfo(_Msg):
     # workflow fills them from the run's vars of the same name, so a prompt-injected model
     # cannot point a tool at another host, and a tool never silently falls back to a default.
     bound: list[str] = Field(default_factory=list)
+    # The arguments' JSON Schema as the model sees it, sent only for tools whose calls wait for a
+    # person (`tool_approval:`): edited arguments are checked against it before the call runs.
+    input_schema: dict[str, Any] | None = None
 
 
 class ChatMessage(_Msg):
@@ -173,6 +176,7 @@ class LLMTurnRequest(_Msg):
     new_messages: list[ChatMessage] = Field(default_factory=list)
     tool_policy: list[str] | None = None  # effective allowlist (node's, else workflow's); None = open
     readonly: bool = False  # offer no mutating tool
+    tool_approval: list[str] = Field(default_factory=list)  # tools whose calls a person approves: their schemas come back
     allow_tools: bool = True  # False: the tool step budget is spent, the model must answer now
     heartbeat_seconds: float = 0.0  # > 0: heartbeat this often while the provider works
     # False: nothing will continue this conversation (no tool loop, no session reads it), so a

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from dsl.ir import Schema, SchemaField
 from workflows.contract.json_values import load_json
 from workflows.contract.messages import NotifyRequest
+from workflows.contract.tool_approval import TOOL_APPROVAL_SCHEMA
 
 Decision = Literal["approve", "reject", "answer"]
 
@@ -117,6 +118,11 @@ class AnswerPlan:
 def answer_plan(schema: Schema | None) -> AnswerPlan:
     if schema is None:
         return AnswerPlan(decision_field="approved")
+    if schema == TOOL_APPROVAL_SCHEMA:
+        # A tool call (`tool_approval:`): Approve or Reject with an optional message; editing the
+        # call's arguments (JSON) takes `iterloop answer` or the API.
+        return AnswerPlan(decision_field="decision", approve_value="approve", reject_value="reject",
+                          details=[f for f in schema.fields if f.name == "message"])
     bools = [f for f in schema.fields if f.type == "bool"]
     by_name = {f.name: f for f in bools}
     decision = next((by_name[n] for n in DECISION_NAMES if n in by_name), bools[0] if bools else None)

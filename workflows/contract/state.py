@@ -79,6 +79,11 @@ class RunOptions(_Model):
     # starts: names and the file's path only, never the entries (their headers and env may hold
     # tokens; the worker reads them). Node server sets are computed from these and the IR.
     mcp_project_servers: list[McpServerSpec] = Field(default_factory=list)
+    # What a budget stop does: "park" waits for `iterloop budget RUN --max-… X` to raise the limit and
+    # goes on where it stopped (what `iterloop run`, the API and schedules ask for); "end" ends the
+    # run with status budget_exceeded (`iterloop bench`, which compares what each recipe's budget lets
+    # a run do; the default, so a run input that does not say, as every recorded one, keeps that).
+    on_budget: Literal["park", "end"] = "end"
 
 
 class Event(_Model):
@@ -158,6 +163,50 @@ class Checkpoint(_Model):
     branch_sessions: dict[str, str] = Field(default_factory=dict)
 
 
+class BudgetRaise(_Model):
+    """A live change of a running run's limits (the `raise_budget` update, `iterloop budget`): limits
+    only go up, each given one above the limit in force; None leaves a limit as it is."""
+
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_iterations: int | None = None
+    max_duration_seconds: float | None = None
+    by: str = "cli"
+    reason: str = ""
+
+    def limits(self) -> dict[str, float]:
+        """The limits given, by budget dimension (the names `workflows.budget` counts in)."""
+        given = {"cost_usd": self.max_cost_usd, "tokens": self.max_tokens, "iterations": self.max_iterations,
+                 "duration_s": self.max_duration_seconds}
+        return {dim: float(v) for dim, v in given.items() if v is not None}
+
+
+class LoopGrant(_Model):
+    """More rounds for one loop of a running run (the `grant_iterations` update, `--grant LOOP=N`)."""
+
+    loop: str
+    iterations: int
+    by: str = "cli"
+    reason: str = ""
+
+
+class PauseRequest(_Model):
+    """`pause` / `resume` (`iterloop pause|resume`): who asks and why, recorded in the run's events."""
+
+    by: str = "cli"
+    reason: str = ""
+
+
+class LiveControl(_Model):
+    """What an update changed, as the run now has it: the limits in force (by dimension, 0 = none),
+    the iterations granted to each loop, and whether a pause is asked for."""
+
+    limits: dict[str, float] = Field(default_factory=dict)
+    loop_grants: dict[str, int] = Field(default_factory=dict)
+    paused: bool = False
+    status: str = ""
+
+
 class Resume(_Model):
     """Why an execution starts from a carried state that is not a continue-as-new: a rewind of the
     same run or a fork into a new one (`iterloop rewind`, `iterloop fork`)."""
@@ -202,6 +251,17 @@ class RunState(_Model):
     # front of each node's history (kept to `_HISTORY_KEPT`), so counts stay absolute
     checkpoints: dict[str, Checkpoint] = Field(default_factory=dict)
     history_trimmed: dict[str, int] = Field(default_factory=dict)
+    # live control: limits raised while the run ran (dimension → limit, over the workflow's budget),
+    # extra rounds granted per loop, the pause asked for (its request, until resumed), and the budget
+    # used when each loop's back edge was last taken (what the loop budget guard prices a round at)
+    budget_limits: dict[str, float] = Field(default_factory=dict)
+    loop_grants: dict[str, int] = Field(default_factory=dict)
+    pause: PauseRequest | None = None
+    loop_marks: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # each loop's edge source output when the loop was last taken (`loop.NAME.previous_output`)
+    loop_previous: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # loops whose bound comes from data (`as NAME("{{vars.n}}")`): the bound evaluated on entering
+    loop_bounds: dict[str, int] = Field(default_factory=dict)
 
     @classmethod
     def begin(cls, wf: Workflow, vars: dict[str, Any]) -> RunState:
@@ -253,6 +313,12 @@ class RunView(_Model):
     reason: str = ""
     executions: int = 1
     rewind_points: list[str] = Field(default_factory=list)  # nodes `rewind --to` / `fork --at` can name
+    # live control: the limits raised while the run ran, loop grants, and why it waits (paused by
+    # whom; which budget it is parked on and how to raise it)
+    budget_limits: dict[str, float] = Field(default_factory=dict)
+    loop_grants: dict[str, int] = Field(default_factory=dict)
+    paused_by: str = ""
+    budget_wait: str = ""
 
 
 class RunResult(_Model):

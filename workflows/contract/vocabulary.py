@@ -28,7 +28,9 @@ DELEGATE: Final = "iterloop.delegate"
 
 # -- run and node status -----------------------------------------------------------------------
 RunStatus = Literal[
-    "running", "waiting_human", "failed_resumable", "finished", "failed", "cancelled", "budget_exceeded"
+    "running", "waiting_human", "failed_resumable", "finished", "failed", "cancelled", "budget_exceeded",
+    # live control: held at a node boundary by `iterloop pause`; parked by a budget until it is raised
+    "paused", "waiting_budget",
 ]
 RUN_STATUSES: Final[tuple[RunStatus, ...]] = get_args(RunStatus)
 #: Statuses after which a run does nothing more.
@@ -58,8 +60,12 @@ EventType = Literal[
     "fan_out", "branch_started", "branch_finished", "branch_failed", "join_ready",
     # budget
     "budget_warning", "budget_exceeded",
+    # live control (`iterloop budget|pause|resume`) and the loop budget guard
+    "budget_raised", "loop_iterations_granted", "run_paused", "run_resumed", "loop_budget_guard",
     # model turns and tools
     "llm_step_finished", "llm_repair_requested", "session_not_found", "tool_called", "tool_denied", "tool_error",
+    # a person's decision on a tool call that waits for approval (`tool_approval:`)
+    "tool_call_reviewed",
     # delegated nodes (a coding agent's CLI): one event per step it streamed
     "delegate_step",
     # MCP servers: one the run could not reach before its first node

@@ -8,7 +8,7 @@ router's by its mode); `fan_out_all` routers are the exception: they split the w
 from __future__ import annotations
 
 from dsl import ir
-from workflows.nodes import human, join, llm, router, tool, wait
+from workflows.nodes import compute, human, join, llm, router, subflow, tool, wait
 from workflows.nodes.base import NodeFailed, NodeVisit
 
 VISITS: dict[str, NodeVisit] = {
@@ -17,6 +17,8 @@ VISITS: dict[str, NodeVisit] = {
     "tool": tool.visit,
     "human": human.visit,
     "wait": wait.visit,
+    "compute": compute.visit,
+    "subbot": subflow.visit,
     "join": join.visit,
     "router:condition": router.visit_condition,
     "router:round_robin": router.visit_round_robin,

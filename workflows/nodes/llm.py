@@ -20,12 +20,14 @@ from workflows.contract import messages as M
 from workflows.contract import vocabulary
 from workflows.contract.mcp import McpServerSpec, split_tool_name
 from workflows.contract.scripts import script_for_node
+from workflows.contract.tool_approval import approval_patterns, needs_approval
 from workflows.contract.tool_policy import DEFAULT_TOOL_MAX_STEPS, effective_tool_policy, policy_denial, tool_allowed
 from workflows.inputs import as_text, placed_input_tokens, prompt_body, render_text
 from workflows.nodes.base import NodeFailed, Produced, RunContext, heartbeat_interval, produce
 from workflows.nodes.delegate import cli_session, delegation_backend
 from workflows.nodes.delegate import visit as delegate_visit
 from workflows.nodes.mcp_tools import call_mcp_tool, node_mcp_servers
+from workflows.nodes.tool_approval import review_tool_call
 
 _EFFORTS = vocabulary.REASONING_EFFORTS  # accepted from an input's `_reasoning_effort`
 
@@ -93,6 +95,7 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
         heartbeat_seconds=heartbeat_interval(options.llm_heartbeat_timeout_seconds),
         keep_conversation=agent is not None and sessions_continued(wf),
         mcp_servers=node_mcp_servers(run, node), cwd=options.shell_cwd,
+        tool_approval=approval_patterns(wf, node),
     )
     # A delegated node's session is its CLI's, not a conversation a model call can continue.
     conversation = "" if cli_session(plan.conversation_ref) else plan.conversation_ref
@@ -136,8 +139,9 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
         steps += 1
         offered = {t.name: t for t in result.tools}
         new_messages = [await model_tool_call(run, node, branch, call, offered, policy, base.readonly,
-                                              mcp_servers=base.mcp_servers)
-                        for call in result.tool_calls]
+                                              mcp_servers=base.mcp_servers, approval=base.tool_approval,
+                                              opening=f".tool{turn}.{index}")
+                        for index, call in enumerate(result.tool_calls, start=1)]
     output = dict(result.output)
     if agent is not None:
         Sessions.remember(state.sessions, state.branch_sessions, session_id=plan.session_id,
@@ -153,9 +157,12 @@ def sessions_continued(wf: ir.Workflow) -> bool:
 
 async def model_tool_call(run: RunContext, node: ir.Node, branch: str, call: M.ToolCall,
                           offered: dict[str, M.ToolInfo], policy: list[str] | None, readonly: bool, *,
-                          mcp_servers: list[McpServerSpec] | None = None) -> M.ChatMessage:
+                          mcp_servers: list[McpServerSpec] | None = None, approval: list[str] | None = None,
+                          opening: str = "") -> M.ChatMessage:
     """Run one tool the model asked for; a denial or a failure goes back to the model as the result.
-    An MCP tool (`mcp.SERVER.TOOL`) runs on one of ``mcp_servers``, a builtin tool in the tool activity."""
+    An MCP tool (`mcp.SERVER.TOOL`) runs on one of ``mcp_servers``, a builtin tool in the tool activity.
+    A tool that ``approval`` patterns match waits for a person first (`tool_approval.py`; ``opening``
+    names this call's gate opening): rejected, the person's message is the result."""
     info = offered.get(call.name)
     denial = ""
     if not tool_allowed(call.name, policy):
@@ -170,6 +177,11 @@ async def model_tool_call(run: RunContext, node: ir.Node, branch: str, call: M.T
         return M.ChatMessage(role="tool", tool_call_id=call.id, tool_name=call.name, text=f"error: {denial}",
                              is_error=True)
     assert info is not None
+    if approval and needs_approval(call.name, approval):
+        reviewed = await review_tool_call(run, node, branch, call, info, opening=opening)
+        if isinstance(reviewed, M.ChatMessage):
+            return reviewed
+        call = reviewed
     if split_tool_name(call.name) is not None:
         return await _mcp_tool_call(run, node, branch, call, mcp_servers or [])
     # Bound arguments come from the run's vars, never from the model; an absent var is sent as
