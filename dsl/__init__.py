@@ -6,16 +6,17 @@ so `iterloop validate` starts fast and the interpreter can depend on it freely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .ast import File
-from .compiler import CompileOptions, SourceMap, compile_ast
-from .diagnostics import CODES, Diagnostic, has_errors
+from .check_result import CheckResult
+from .compiler import CompileOptions, compile_ast
+from .diagnostics import CODES, Diagnostic
 from .ir import IR_FORMAT_VERSION, Workflow
 from .lexer import decode_source
 from .parser import parse
 from .source_files import read_limited
+from .subbots import embed_subbots
 
 __all__ = [
     "CODES",
@@ -32,29 +33,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class CheckResult:
-    """Everything known about one source: its AST, its IR (if a workflow was found) and findings."""
-
-    source: str
-    file: str | None
-    ast: File
-    workflow: Workflow | None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    source_map: SourceMap | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is an error (warnings are fine) and a workflow was compiled."""
-        return self.workflow is not None and not has_errors(self.diagnostics)
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.is_error]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if not d.is_error]
 
 
 def check_source(source: str, *, file: str | None = None, options: CompileOptions | None = None) -> CheckResult:
@@ -83,7 +61,5 @@ def check_file(path: str | Path, *, options: CompileOptions | None = None,
     refused before it is read (a FIFO would hang, `/dev/zero` would fill the memory).
 
     The files its `subbot` nodes name are checked too and compiled into them (`dsl.subbots`)."""
-    from .subbots import embed_subbots
-
     result = check_bytes(read_limited(Path(path)), file=str(path), options=options)
-    return embed_subbots(result, Path(path), options, _chain)
+    return embed_subbots(result, Path(path), options, _chain, check_file=check_file)

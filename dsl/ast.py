@@ -227,6 +227,8 @@ class ToolDecl:
     await_mode: str = "none"
     props: dict[str, Pos] = field(default_factory=dict)
     ignored: list[IgnoredBlock] = field(default_factory=list)
+    script: str = ""  # Iterion's inline script (dsl/scripts.py), run by `language`'s interpreter
+    language: str = ""
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from .diagnostics import Diagnostic, Severity, make
 from .durations import parse_duration
 from .expressions import ExpressionError, references
 from .expressions import parse as parse_expression
+from .scripts import interpreter
 from .shell_quoting import SAFE_PLACES, program_taking_code, template_places
 from .source_map import SourceMap
 from .templates import TemplateError, extract_refs, ref_offsets
@@ -33,6 +34,8 @@ _IGNORED_WHY: dict[str, str] = {
     "memory": "gives coding agents a memory tree that persists across runs",
     "cursors": "sets prompt calibration dials; write that guidance into the prompt",
     "cursor": "declares a prompt calibration dial; write that guidance into the prompt",
+    "attachments": ("declares files (images) uploaded with a run and sent to a vision model; iterloop "
+                    "sends none, and {{attachments.…}} in a prompt stays as written"),
     "capabilities": "grants access to Iterion's own kanban board",
     "compaction": "summarises long conversations; iterloop keeps them whole",
     "provider": "pins the model's provider; iterloop takes it from the model's `provider/` prefix",
@@ -91,8 +94,12 @@ _QUOTING_FIXES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Iterion's `{{attachments.NAME…}}` (not a reference in iterloop: see check_attachment_refs).
+_ATTACHMENT_REF = re.compile(r"\{\{\s*attachments\.[^}]*\}\}")
+
 #: `${VAR}` or `${VAR:-default}`, alone: the forms a reasoning_effort may take to be read on the worker.
-_ENV_DEFAULT = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+#: A default may itself be one of these forms (`${A:-${B:-high}}`, current Iterion's nested defaults).
+_ENV_DEFAULT = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}$]*|\$\{.*\}))?\}")
 
 
 class _Compiler:
@@ -121,7 +128,19 @@ class _Compiler:
             self.diag("C004", f"malformed template in {where}: {exc.message}", pos, length=2)
             return None, []
         positions = [_offset_pos(base, text, off, indent_col=indent_col) for off in ref_offsets(text)]
+        self.check_attachment_refs(text, where, base, indent_col)
         return refs, positions
+
+    def check_attachment_refs(self, text: str, where: str, base: A.Pos, indent_col: int | None) -> None:
+        """C004: `{{attachments.…}}` stays as written (templates.UNSUPPORTED_NAMESPACES) only in a file
+        that declares Iterion's `attachments:` (ignored, C118); anywhere else it is a mistake."""
+        if any(b.name == "attachments" for b in self.file.of_type(A.IgnoredBlock)):
+            return
+        for m in _ATTACHMENT_REF.finditer(text):
+            self.diag("C004", f"malformed template in {where}: {m.group(0)!r} reads Iterion's vision attachments, "
+                      "which this file does not declare and iterloop does not send",
+                      _offset_pos(base, text, m.start(), indent_col=indent_col), length=2,
+                      hint="Remove the reference (an `attachments:` block is accepted but ignored: C118).")
 
     # -- main ----------------------------------------------------------------------------------
     def compile(self) -> ir.Workflow | None:
@@ -450,6 +469,8 @@ class _Compiler:
         if "$" not in written:
             return ir.REASONING_EFFORT_ALIASES.get(written, written)
         m = _ENV_DEFAULT.fullmatch(written.strip())
+        while m is not None and "$" in (m.group("default") or ""):  # "${A:-${B:-level}}": defaults nest
+            m = _ENV_DEFAULT.fullmatch(m.group("default"))
         if m is None:
             self.diag("C024", f"{decl.kind} '{decl.name}' reasoning_effort {written!r} is neither a level nor a "
                       "single ${VAR} or ${VAR:-level} reference", decl.props.get("reasoning_effort", decl.pos),
@@ -500,27 +521,32 @@ class _Compiler:
                              await_mode=decl.await_mode)  # type: ignore[arg-type]
 
     def compile_each(self, decl: A.RouterDecl, node: ir.RouterNode) -> None:
-        """`fan_out_each`'s list (`over:`, exactly one `{{…}}` reference: C123) and parallelism."""
-        if decl.mode != "fan_out_each":
+        """`fan_out_each`'s and `foreach`'s list (`over:`, exactly one `{{…}}` reference: C123) and parallelism
+        (`foreach` runs one item at a time, so it has none: C133)."""
+        if decl.mode == "foreach" and "parallelism" in decl.props:
+            self.diag("C133", f"foreach router '{decl.name}' sets 'parallelism'; foreach runs its items one at a "
+                      "time, in list order (use mode fan_out_each to run them in parallel)", decl.props["parallelism"])
+        if decl.mode not in ir.EACH_MODES:
             for prop in ("over", "parallelism"):
                 if prop in decl.props:
-                    self.diag("C125", f"router '{decl.name}' sets '{prop}', which only applies to mode fan_out_each "
+                    self.diag("C125", f"router '{decl.name}' sets '{prop}', which only applies to modes fan_out_each "
+                              "and foreach "
                               f"(its mode is {decl.mode})", decl.props[prop])
             return
         pos = decl.props.get("over", decl.pos)
         if not decl.over:
-            self.diag("C123", f"fan_out_each router '{decl.name}' has no 'over:'; expected the list to map over, e.g. "
+            self.diag("C123", f"{decl.mode} router '{decl.name}' has no 'over:'; expected the list to map over, e.g. "
                       "over: \"{{outputs.planner.items}}\"", pos, length=len(decl.name))
             return
         refs, _ = self.refs_of(decl.over, f"'over' of router '{decl.name}'", pos)
         if refs is None:
             return
         if len(refs) != 1 or decl.over.strip() != refs[0].raw:
-            self.diag("C123", f"'over' of fan_out_each router '{decl.name}' is {decl.over!r}; expected exactly one "
+            self.diag("C123", f"'over' of {decl.mode} router '{decl.name}' is {decl.over!r}; expected exactly one "
                       "reference and nothing else, e.g. \"{{outputs.planner.items}}\"", pos, length=len(decl.over) + 2)
             return
         node.over = decl.over.strip()
-        node.parallelism = decl.parallelism
+        node.parallelism = decl.parallelism if decl.mode == "fan_out_each" else 0
 
     def compile_human(self, decl: A.HumanDecl, schemas: dict[str, ir.Schema], prompts: dict[str, ir.Prompt],
                       wf_interaction: str) -> ir.HumanNode:
@@ -577,10 +603,15 @@ class _Compiler:
             node.command_refs = refs
             self.src.command_refs[decl.name] = positions
             self.check_command_quoting(decl.name, decl.command, start, indent_col)
+        if decl.script:
+            self.compile_script(decl, node)
         if decl.command and decl.call:
             self.diag("C104", f"tool '{decl.name}' sets both 'command' and 'call'", decl.props.get("call", decl.pos))
-        elif not decl.command and not decl.call:
-            self.diag("C103", f"tool '{decl.name}' has neither 'command' nor 'call'", decl.pos, length=4)
+        elif decl.script and (decl.command or decl.call):
+            other = "command" if decl.command else "call"
+            self.diag("C104", f"tool '{decl.name}' sets both '{other}' and 'script'", decl.props.get("script", decl.pos))
+        elif not (decl.command or decl.call or decl.script):
+            self.diag("C103", f"tool '{decl.name}' has none of 'command', 'call' and 'script'", decl.pos, length=4)
         elif (decl.call and self.opts.known_tools is not None and decl.call not in self.opts.known_tools
               and not _is_mcp_tool(decl.call)):  # MCP tools are known when the run starts
             self.diag("C105", f"tool '{decl.name}' calls '{decl.call}', which is not a builtin tool",
@@ -588,6 +619,22 @@ class _Compiler:
                       hint=_did_you_mean(decl.call, self.opts.known_tools, "builtin tool")
                       or f"Builtin tools: {', '.join(sorted(self.opts.known_tools))}; or use a shell 'command:'.")
         return node
+
+    def compile_script(self, decl: A.ToolDecl, node: ir.ToolNode) -> None:
+        """An inline script (`script:` + `language:`, dsl/scripts.py): its templates are checked as
+        a command's are; in a `sh`/`bash` script the quoting check (C116) applies too, in js and py
+        each template becomes code reading its value from the environment."""
+        node.script, node.language = decl.script, decl.language or "sh"
+        base = decl.props.get("script", decl.pos)
+        start, indent_col = A.Pos(base.line, base.column + 1), None
+        body = self.file.block_bodies.get((base.line, base.column))
+        if body is not None:
+            start, indent_col = A.Pos(*body), body[1]
+        refs, positions = self.refs_of(decl.script, f"the script of tool '{decl.name}'", start, indent_col=indent_col)
+        node.command_refs = refs
+        self.src.command_refs[decl.name] = positions
+        if interpreter(node.language) in ("sh", "bash"):
+            self.check_command_quoting(decl.name, decl.script, start, indent_col)
 
     def check_command_quoting(self, tool: str, command: str, base: A.Pos, indent_col: int | None = None) -> None:
         """C116: a template inside quotes, after a backslash or in a here-document of a command;

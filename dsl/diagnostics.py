@@ -139,9 +139,9 @@ CODES: dict[str, CodeInfo] = {
         _c("C102", "error", C, "wait without duration",
            "Add 'duration: \"1h\"' to the wait node."),
         _c("C103", "error", C, "tool without command or call",
-           "Give the tool node 'command: \"…\"' (shell) or 'call: TOOL_NAME' (builtin)."),
+           "Give the tool node 'command: \"…\"' (shell), 'call: TOOL_NAME' (builtin) or 'script:' (inline)."),
         _c("C104", "error", C, "tool with both command and call",
-           "Keep either 'command:' (shell) or 'call:' (builtin tool), not both."),
+           "Keep one of 'command:' (shell), 'call:' (builtin tool) and 'script:' (inline script)."),
         _c("C105", "error", C, "unknown builtin tool",
            "Use a builtin tool name (docs/language.md, section 3.10), or a shell 'command:'."),
         _c("C106", "error", V, "join requires a node that does not lead into it",
@@ -188,8 +188,9 @@ CODES: dict[str, CodeInfo] = {
         _c("C124", "error", C, "fan_out_each needs exactly one unconditional outgoing edge",
            "Draw one edge 'ROUTER -> BODY' without 'when'; every item runs the body from there, reading the item "
            "as {{input.item}} in that edge's 'with' mapping."),
-        _c("C125", "warning", C, "property only applies to fan_out_each routers",
-           "Set 'mode: fan_out_each', or delete 'over'/'parallelism': other router modes ignore them."),
+        _c("C125", "warning", C, "property only applies to fan_out_each (or foreach) routers",
+           "Set 'mode: fan_out_each' (or 'mode: foreach'), or delete 'over'/'parallelism': other router modes "
+           "ignore them."),
         _c("C126", "error", C, "invalid expression",
            "Fix the expression (docs/language.md, section on expressions): references start with vars., input., "
            "outputs., loop.NAME. or run.; strings take single quotes inside the file's double quotes."),
@@ -207,6 +208,9 @@ CODES: dict[str, CodeInfo] = {
         _c("C132", "error", C, "subbot file that cannot be run",
            "Fix the path (it is relative to the file that declares the subbot) or the errors of that file, "
            "and keep sub-workflows from running each other in a circle."),
+        _c("C133", "warning", C, "parallelism on a foreach router",
+           "Delete 'parallelism': a foreach router runs its items one at a time, in list order; use "
+           "'mode: fan_out_each' to run them in parallel."),
         _c("C117", "warning", C, "template is the program of an interpreter",
            "Keep the program in the command and pass the value as an argument: sh -c 'echo $1' sh {{vars.x}}; "
            "write it this way only for values you control."),

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunction
 IR_FORMAT_VERSION = 1
 
 SessionMode = Literal["fresh", "inherit", "artifacts_only", "fork"]
-RouterMode = Literal["fan_out_all", "condition", "round_robin", "llm", "fan_out_each"]
+RouterMode = Literal["fan_out_all", "condition", "round_robin", "llm", "fan_out_each", "foreach"]
 AwaitMode = Literal["none", "wait_all", "best_effort"]
 InteractionMode = Literal["none", "human", "llm", "llm_or_human"]
 FieldType = Literal["string", "bool", "int", "float", "json", "string[]"]
@@ -255,6 +255,10 @@ class AgentNode(_NodeBase):
 EACH_FIELDS: tuple[str, ...] = ("item", "index", "count", "first", "last")
 #: The output field a join behind a `fan_out_each` router collects the items' results in.
 EACH_RESULTS_FIELD = "results"
+#: The router modes that map over a list (`over:`): in parallel, or one item after another.
+EACH_MODES: tuple[str, ...] = ("fan_out_each", "foreach")
+#: A `foreach` item also sees the items before it (`{{outputs.ROUTER.results}}`, as the join lists them).
+FOREACH_FIELDS: tuple[str, ...] = EACH_FIELDS + (EACH_RESULTS_FIELD,)
 
 
 class RouterNode(_NodeBase):
@@ -306,7 +310,8 @@ class HumanNode(_NodeBase):
 
 
 class ToolNode(_NodeBase):
-    """Either a shell ``command`` or a builtin tool ``call`` (arguments from incoming `with`)."""
+    """A shell ``command``, a builtin tool ``call`` (arguments from incoming `with`) or an inline
+    ``script`` run by ``language``'s interpreter (dsl/scripts.py)."""
 
     kind: Literal["tool"] = "tool"
     command: str = ""
@@ -315,6 +320,18 @@ class ToolNode(_NodeBase):
     input_schema: str = ""
     output_schema: str = ""
     publish: str = ""
+    # An inline script (`script:` + `language:`, dsl/scripts.py); left out of the JSON when unset,
+    # so files without one keep their IR and content hash.
+    script: str = ""
+    language: str = ""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_script(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("script", ""):
+            data.pop("script", None)
+            data.pop("language", None)
+        return data
 
 
 class WaitNode(_NodeBase):

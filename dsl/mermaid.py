@@ -174,7 +174,7 @@ def _agent_lines(workflow: Workflow, node: AgentNode, view: str) -> list[str]:
 
 
 def _router_lines(workflow: Workflow, node: RouterNode, view: str) -> list[str]:
-    if node.router_mode == "fan_out_each":
+    if node.router_mode in ("fan_out_each", "foreach"):
         return [f"mode: {node.router_mode}", f"over: {node.over}"] + (
             [f"parallelism: {node.parallelism}"] if node.parallelism else [])
     return [f"mode: {node.router_mode}"]
@@ -213,6 +213,8 @@ def _tool_lines(workflow: Workflow, node: ToolNode, view: str) -> list[str]:
         lines.append(f"cmd: {node.command}")
     elif node.call:
         lines.append(f"call: {node.call}")
+    elif node.script:
+        lines.append(f"{node.language} script")
     if view == "full" and node.output_schema:
         lines.append(f"out: {_schema(workflow, node.output_schema, True)}")
     if node.publish:
@@ -293,7 +295,9 @@ def _edge_line(workflow: Workflow, edge: Edge, view: str) -> str:
         parts.append(f"loop:{edge.loop_name}{count}")
     source = workflow.nodes.get(edge.source)
     if isinstance(source, RouterNode) and source.router_mode == "fan_out_each":
-        parts.append(f"each of {source.over}")  # the edge every item takes, shown in every view
+        parts.append(f"each of {source.over}")
+    elif isinstance(source, RouterNode) and source.router_mode == "foreach":
+        parts.append(f"each of {source.over}, in order")  # one item at a time  # the edge every item takes, shown in every view
     if view != "compact" and edge.with_:
         parts.append("with: " + ", ".join(f"{m.key}={m.raw}" for m in edge.with_))
     src, dst = _mermaid_id(edge.source), _mermaid_id(edge.target)

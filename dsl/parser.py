@@ -23,6 +23,7 @@ from . import ast as A
 from .diagnostics import Diagnostic, make
 from .ir import REASONING_EFFORT_ALIASES, REASONING_EFFORTS
 from .lexer import DEDENT, EOF, FLOAT, IDENT, INDENT, INT, NEWLINE, NOT_NAMES, PROMPTLINE, PUNCT, STRING, Token, lex
+from .scripts import INTERPRETERS
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -30,7 +31,7 @@ INT64_MIN = -(2**63)
 FIELD_CLAUSES = ("enum", "pattern", "min_length", "max_length", "min", "max")
 
 DECL_KEYWORDS = frozenset(
-    "vars presets cursor mcp_server prompt schema agent judge router join human tool wait compute workflow subbot".split()
+    "vars presets cursor attachments mcp_server prompt schema agent judge router join human tool wait compute workflow subbot".split()
 )
 
 #: Properties and declarations of current Iterion that iterloop accepts and ignores (C118), with
@@ -41,17 +42,13 @@ UPSTREAM_IGNORED: dict[str, tuple[str, ...]] = {
     "router": ("provider",),
     "tool": ("sandbox",),
     "workflow": ("compaction", "worktree", "sandbox", "capabilities"),
-    "file": ("cursor",),
+    "file": ("cursor", "attachments"),
 }
 #: Upstream properties iterloop cannot ignore (the node would do nothing) and does not run: the
 #: unknown-property error (E012) says what to write instead.
-_UPSTREAM_UNSUPPORTED = {
-    "script": "Iterion's inline `script:` is not run by iterloop; put the script in `command:` (a `|` block "
-              "keeps it readable), e.g. `command: |` then `python3 - <<'EOF'` …",
-    "language": "Iterion's `language:` goes with `script:`, which iterloop does not run; write a shell `command:`.",
-}
+_UPSTREAM_UNSUPPORTED: dict[str, str] = {}
 SESSION_MODES = ("fresh", "inherit", "artifacts_only", "fork")
-ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm", "fan_out_each")
+ROUTER_MODES = ("fan_out_all", "condition", "round_robin", "llm", "fan_out_each", "foreach")
 AWAIT_MODES = ("wait_all", "best_effort")
 INTERACTIONS = ("none", "human", "llm", "llm_or_human")
 HUMAN_MODES = {"pause_until_answers": "human", "auto_answer": "llm", "auto_or_pause": "llm_or_human"}
@@ -1050,7 +1047,13 @@ class _Parser:
         def call() -> None:
             decl.call = self.tool_ref() or ""
 
-        handlers.update(command=command, call=call)
+        def script() -> None:
+            decl.script = self.read_string(f"'script' of {header}")
+
+        def language() -> None:  # an interpreter iterloop does not run is E020, at the value
+            decl.language = self.read_choice(f"'language' of {header}", tuple(INTERPRETERS)) or ""
+
+        handlers.update(command=command, call=call, script=script, language=language)
         self.block_body(header, self.props(header, decl, handlers, UPSTREAM_IGNORED["tool"]))
         return decl
 

@@ -81,11 +81,13 @@ BLOCK_PROPERTIES: dict[str, tuple[Property, ...]] = {
     "router": (
         Property("mode", _choice(ROUTER_MODES),
                  "`fan_out_all` runs every target in parallel, `condition` follows `when`, `round_robin` "
-                 "alternates, `llm` lets a model pick, `fan_out_each` runs its one target once per item of a list."),
+                 "alternates, `llm` lets a model pick, `fan_out_each` runs its one target once per item of a list, "
+                 "`foreach` does so one item after another, in list order."),
         Property("over", 'string holding one reference, e.g. `"{{outputs.planner.items}}"`',
-                 "`fan_out_each` only: the list mapped over; each item starts a branch (C123)."),
+                 "`fan_out_each` and `foreach` only: the list mapped over; each item starts a branch (C123)."),
         Property("parallelism", "integer ≥ 0",
-                 "`fan_out_each` only: items in flight at once (0: the budget's `max_parallel_branches`)."),
+                 "`fan_out_each` only: items in flight at once (0: the budget's `max_parallel_branches`; "
+                 "`foreach` runs one: C133)."),
         Property("multi", "`true` | `false`", "`llm` mode only: the model may pick several targets (run in parallel)."),
         Property("model", "string", "`llm` mode only: the routing model."),
         Property("backend", "string", "`llm` mode only: route through a delegation backend."),
@@ -122,6 +124,11 @@ BLOCK_PROPERTIES: dict[str, tuple[Property, ...]] = {
                  "quotes (C116)."),
         Property("call", "builtin tool name",
                  "A builtin tool; its arguments are the `with` mapping of the incoming edge."),
+        Property("script", "string (a `|` block)",
+                 "Inline script (Iterion's), run by `language:`'s interpreter in the run's directory instead of "
+                 "a `command:`; each `{{…}}` becomes code reading its value from the environment."),
+        Property("language", "sh (default), bash, js/node, py/python/python3",
+                 "The interpreter of `script:` (an unknown one is E020)."),
         _INPUT,
         Property("output", "schema name", "Shape of the result (declare the fields later nodes read)."),
         Property("publish", "artifact name", "Publish the result (or the command's JSON output) as an artifact."),

@@ -18,8 +18,12 @@ from .ir import SubbotNode, Workflow
 from .source_map import SourceMap
 
 if TYPE_CHECKING:
-    from . import CheckResult
+    from collections.abc import Callable
+
+    from .check_result import CheckResult
     from .compiler import CompileOptions
+
+    FileChecker = Callable[..., CheckResult]
 
 #: How deep sub-workflows may nest: deeper is almost surely a mistake, and each level is a child run.
 MAX_DEPTH = 8
@@ -30,11 +34,11 @@ def has_subbots(wf: Workflow) -> bool:
 
 
 def embed_subbots(result: CheckResult, path: Path, options: CompileOptions | None,
-                  chain: tuple[Path, ...] = ()) -> CheckResult:
+                  chain: tuple[Path, ...] = (), *, check_file: FileChecker) -> CheckResult:
     """``result`` (the check of ``path``) with each subbot's file compiled into its node; problems
-    with those files are C132 diagnostics added to ``result``."""
-    from . import check_file  # the package's entry point, which calls this module
-
+    with those files are C132 diagnostics added to ``result``. ``check_file`` is the package's
+    `dsl.check_file` (which calls this function), given rather than imported so the package and
+    this module do not import each other."""
     wf = result.workflow
     if wf is None or not has_subbots(wf):
         return result

@@ -16,6 +16,9 @@ NAMESPACES = ("vars", "input", "outputs", "artifacts", "loop", "run")
 #: What `{{loop.NAME.FIELD}}` and `{{run.FIELD}}` may read (the workflow fills them in as it runs).
 LOOP_FIELDS = ("iteration", "max", "previous_output")
 RUN_FIELDS = ("id", "elapsed_seconds", "cost_usd", "tokens")
+#: Upstream Iterion namespaces iterloop has no values for: `{{attachments.NAME}}` (vision uploads,
+#: an ignored `attachments:` block, C118) is not a reference here, so it stays as written.
+UNSUPPORTED_NAMESPACES = ("attachments",)
 
 
 class TemplateError(ValueError):
@@ -40,6 +43,10 @@ def _scan(text: str) -> list[tuple[int, int, Ref]]:
             raise TemplateError("unterminated template expression: '{{' without '}}'", start)
         raw = text[start : end + 2]
         expr = text[start + 2 : end].strip()
+        # Iterion's raw form `{{!ref}}` (unescaped splice) is the same reference here: a value is
+        # never spliced into code in iterloop (commands and scripts read it from the environment),
+        # so there is nothing to escape or not (docs/language.md, "Iterion compatibility").
+        expr = expr[1:].lstrip() if expr.startswith("!") else expr
         parts = expr.split(".")
         if len(parts) < 2:
             raise TemplateError(
@@ -47,6 +54,9 @@ def _scan(text: str) -> list[tuple[int, int, Ref]]:
                 f"(expected one of {', '.join(n + '.…' for n in NAMESPACES)})",
                 start,
             )
+        if parts[0] in UNSUPPORTED_NAMESPACES and len(parts) >= 2:
+            pos = end + 2
+            continue
         if parts[0] not in NAMESPACES:
             raise TemplateError(
                 f"unknown template namespace {parts[0]!r} in {raw!r}; expected {', '.join(NAMESPACES)}",

@@ -515,6 +515,8 @@ class _Builder:
         self.props(node, d.props, [
             (("command",), lambda _: _Str(d.command)),
             (("call",), lambda _: _tool_ref(d.call)),
+            (("language",), lambda _: d.language),
+            (("script",), lambda _: _Str(d.script)),
             (("input",), lambda _: d.input),
             (("output",), lambda _: d.output),
             (("publish",), lambda _: d.publish),

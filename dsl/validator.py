@@ -19,7 +19,7 @@ from .source_map import SourceMap
 from .templates import extract_refs
 
 #: Routers whose edges C010/C012 leave alone (fan_out_each's one edge is C124's).
-_MULTI_TARGET_ROUTERS = ("fan_out_all", "round_robin", "llm", "fan_out_each")
+_MULTI_TARGET_ROUTERS = ("fan_out_all", "round_robin", "llm", "fan_out_each", "foreach")
 
 
 @dataclass(slots=True)
@@ -134,14 +134,14 @@ class _Validator:
     def check_each_routers(self) -> None:
         """C124: a fan_out_each router's items all run the body behind its one unconditional edge."""
         for node in self.wf.nodes.values():
-            if not (isinstance(node, ir.RouterNode) and node.router_mode == "fan_out_each"):
+            if not (isinstance(node, ir.RouterNode) and node.router_mode in ir.EACH_MODES):
                 continue
             edges = self.edges_by_source.get(node.id, [])
             if len(edges) != 1 or edges[0][1].conditional:
                 where = self.edge_pos(edges[1 if len(edges) > 1 else 0][0]) if edges else self.src.node(node.id)
                 found = ", ".join(f"{e.source} -> {e.target}" + (f" when {e.condition}" if e.condition else "")
                                   for _, e in edges) or "none"
-                self.diag("C124", f"fan_out_each router '{node.id}' needs exactly one unconditional outgoing edge "
+                self.diag("C124", f"{node.router_mode} router '{node.id}' needs exactly one unconditional outgoing edge "
                           f"(to the body each item runs); found: {found}", where, length=len(node.id))
 
     def check_llm_routers(self) -> None:
@@ -366,12 +366,13 @@ class _Validator:
                     continue  # the child's outputs (node → output): its file is compiled at start, not here
                 head_node = self.wf.nodes.get(head)
                 if isinstance(head_node, ir.JoinNode) and fld == ir.EACH_RESULTS_FIELD and any(
-                        isinstance(n, ir.RouterNode) and n.router_mode == "fan_out_each" for n in self.wf.nodes.values()):
+                        isinstance(n, ir.RouterNode) and n.router_mode in ir.EACH_MODES for n in self.wf.nodes.values()):
                     continue  # what the join collects from a fan_out_each router's items (no schema says it)
-                if isinstance(head_node, ir.RouterNode) and head_node.router_mode == "fan_out_each":
-                    if fld not in ir.EACH_FIELDS:
-                        self.diag("C031", f"{ref.raw} in {use.where}: '{fld}' is not a field of fan_out_each router "
-                                  f"'{head}' (it has {', '.join(ir.EACH_FIELDS)})", pos, length=n,
+                if isinstance(head_node, ir.RouterNode) and head_node.router_mode in ir.EACH_MODES:
+                    fields = ir.FOREACH_FIELDS if head_node.router_mode == "foreach" else ir.EACH_FIELDS
+                    if fld not in fields:
+                        self.diag("C031", f"{ref.raw} in {use.where}: '{fld}' is not a field of "
+                                  f"{head_node.router_mode} router '{head}' (it has {', '.join(fields)})", pos, length=n,
                                   hint="Read the current item as item (its fields as item.FIELD), or index, count, "
                                   "first, last.")
                     continue

@@ -90,7 +90,7 @@ with workflow.unsafe.imports_passed_through():
     # through, they are imported once per worker instead of once per run's sandbox.
     from workflows.nodes import gates, visit_for
     from workflows.nodes.base import NodeFailed, StopRun, WalkEnd
-    from workflows.nodes.fan_out import keep_in_branch, outputs_in_scope, visit_all, visit_each
+    from workflows.nodes.fan_out import keep_in_branch, outputs_in_scope, visit_all, visit_each, visit_foreach
     from workflows.nodes.mcp_tools import check_mcp_servers
 
 _KEY_WORKFLOW = SearchAttributeKey.for_keyword(SA_WORKFLOW)
@@ -272,6 +272,8 @@ class GraphRun:
                     nxt = await visit_all(self, node, branch)
                 elif isinstance(node, ir.RouterNode) and node.router_mode == "fan_out_each":
                     nxt = await visit_each(self, node, branch)
+                elif isinstance(node, ir.RouterNode) and node.router_mode == "foreach":
+                    nxt = await visit_foreach(self, node, branch)
                 else:
                     nxt = await self.step(node, branch, tolerate)
             except NodeFailed as failure:  # only reached when tolerating failures

@@ -235,6 +235,17 @@ def check_segment_conversion_each(run: Run) -> None:
     assert [e["max_parallel"] for e in run.events("fan_out", "each_segment")] == [4]
 
 
+def check_cumulative_conversion_foreach(run: Run) -> None:
+    # The weeks run one at a time, in order; each adds its numbers to the totals of the week before.
+    results = run.out("collect")["results"]
+    assert [r["output"] for r in results] == [
+        {"week": "W1", "visits": 1000, "orders": 20, "rate": 0.02},
+        {"week": "W2", "visits": 2500, "orders": 65, "rate": 0.026},
+        {"week": "W3", "visits": 3000, "orders": 90, "rate": 0.03}]
+    assert run.out("report") == {"rates": {"W1": 0.02, "W2": 0.026, "W3": 0.03}, "final_rate": 0.03}
+    assert [e["max_parallel"] for e in run.events("fan_out", "each_week")] == [1]
+
+
 def check_segment_review_subbot(run: Run) -> None:
     # The subbot ran segment_conversion_each.iter as a child run of its own, with the parent's vars.
     child = run.out("conversion")
@@ -287,6 +298,8 @@ CASES = [
     Case("segment_conversion_each.iter", "finished", "done", check_segment_conversion_each,
          needs=("awk", "python3")),
     Case("ship_decision.iter", "finished", "done", check_ship_decision),
+    Case("cumulative_conversion_foreach.iter", "finished", "done", check_cumulative_conversion_foreach,
+         needs=("python3",)),
     Case("segment_review_subbot.iter", "finished", "done", check_segment_review_subbot, needs=("awk", "python3")),
     Case("guardrail_incident.iter", "finished", "done", check_guardrail_incident,
          inputs=lambda tmp: {"experiment_id": "exp_mobile_trust_badges", "flag_key": "mobile-trust-badges",

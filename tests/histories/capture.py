@@ -206,6 +206,36 @@ async def fan_out_each_best_effort(client: Client, tq: str, wid: str, tmp: Path)
     assert result.status == "finished" and len(result.outputs["collect"]["results"]) == 5, result
 
 
+FOREACH = """
+vars:
+  numbers: json = [1, 2, 3]
+  marker: string
+router each_number:
+  mode: foreach
+  over: "{{vars.numbers}}"
+tool add:
+  command: `n={{input.n}}; [ $n -ne 2 ] || [ -e {{vars.marker}} ] || exit 3; printf '{"n": %d, "before": %s}' $n {{input.before}}`
+join collect:
+  strategy: wait_all
+workflow totals:
+  entry: each_number
+  each_number -> add with { n: "{{input.item}}", before: "{{input.results}}" }
+  add -> collect
+  collect -> done
+"""
+
+
+async def foreach_parked_then_retried(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """Three items one after another (a `foreach` router); the second parks until retried."""
+    marker = tmp / "marker"
+    handle = await start(client, tq, FOREACH, workflow_id=wid, max_attempts=1, inputs={"marker": str(marker)})
+    await wait_for(handle, lambda v: v.status == "failed_resumable")
+    marker.write_text("fixed")
+    await handle.signal("retry", "add")
+    result = await finish(handle)
+    assert result.status == "finished" and [r["item"] for r in result.outputs["collect"]["results"]] == [1, 2, 3], result
+
+
 async def subbot_child_run(client: Client, tq: str, wid: str, tmp: Path) -> None:
     """A `subbot` node running another file as a child workflow (`execute_child_workflow`)."""
     import dsl
@@ -658,7 +688,7 @@ SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     tool_loop_and_sessions, preset_gate_stop_after_notify, nested_loops_reset, cancelled_during_activity,
     rewound_to_before_a_gate, parallel_shell_branches, mcp_tool_node, delegated_node,
     delegated_node_asks_a_person, tool_calls_approved_edited_rejected, fan_out_each_best_effort,
-    subbot_child_run,
+    subbot_child_run, foreach_parked_then_retried,
     budget_parked_then_raised, paused_granted_guarded, compute_and_expression_edges)}
 
 

@@ -41,7 +41,9 @@ def expand_env(text: str, env: Mapping[str, str] | None = None) -> str:
     - an undefined variable becomes the empty string (so do other shell forms: `${VAR:=x}` looks
       up the name `VAR:=x`);
     - one addition, from current Iterion: `${VAR:-default}` is VAR's value, or ``default`` when
-      VAR is unset or empty (as in `sh`); the default is plain text, never expanded itself;
+      VAR is unset or empty (as in `sh`); the default is plain text, except that a default holding
+      a `${…}` reference is expanded in turn, so defaults nest (`${A:-${B:-high}}` is A, else B,
+      else `high`: upstream Iterion's brace-counting rule);
     - a single special character is a name too: `$1`, `$$`, `$?` look up `1`, `$`, `?`;
     - a `$` followed by anything else (`$ `, `$(`, a trailing `$`) is kept as written;
     - malformed `${}` and an unclosed `${` are dropped;
@@ -133,8 +135,10 @@ def referenced_names(text: str) -> list[str]:
         if text[j] == "$":
             name, width = _reference_name(text, j + 1)
             if name:
-                var, sep, _default = name.partition(":-")
+                var, sep, default = name.partition(":-")
                 names.append(var if sep and var else name)
+                if sep and var and "${" in default:  # a nested default refers to its own variables
+                    names.extend(referenced_names(default))
             j += 1 + width
             continue
         j += 1
@@ -146,7 +150,9 @@ def _lookup(name: str, env: Mapping[str, str]) -> str:
     empty; any other name is looked up as written (Go's rule)."""
     var, sep, default = name.partition(":-")
     if sep and var and all(c in _NAME_CHARS for c in var) and not var[0].isdigit():
-        return env.get(var) or default
+        if env.get(var):
+            return env[var]
+        return expand_env(default, env) if "${" in default else default
     return env.get(name, "")
 
 
@@ -165,7 +171,7 @@ def _reference_name(text: str, start: int) -> tuple[str, int]:
     if text[start] == "{":
         if len(text) - start > 2 and text[start + 1] in _SPECIAL and text[start + 2] == "}":
             return text[start + 1], 3
-        close = text.find("}", start + 1)
+        close = _closing_brace(text, start)
         if close == start + 1:
             return "", 2  # `${}`
         if close < 0:
@@ -177,3 +183,27 @@ def _reference_name(text: str, start: int) -> tuple[str, int]:
     while end < len(text) and text[end] in _NAME_CHARS:
         end += 1
     return text[start:end], end - start
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Where the `${…}` opened at ``start`` (its `{`) closes, or -1 when it does not.
+
+    Go's rule is the first `}`. The one exception is a `:-` default holding `${…}` references of
+    its own (`${A:-${B:-x}}`, current Iterion): there braces are counted, so the default nests.
+    """
+    close = text.find("}", start + 1)
+    default_at = text.find(":-", start + 1, close if close >= 0 else len(text))
+    nested_at = text.find("${", start + 1, close if close >= 0 else len(text))
+    if close < 0 or default_at < 0 or nested_at < default_at:
+        return close
+    depth, j = 1, default_at + 2
+    while j < len(text):
+        if text.startswith("${", j):
+            depth, j = depth + 1, j + 2
+            continue
+        if text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    return -1

@@ -11,6 +11,11 @@ A `fan_out_each` branch runs the same nodes as its siblings, so what its nodes p
 seen by the others: each branch task holds an `EachScope` (a context variable, which asyncio copies
 into every task a branch starts) where its nodes' outputs are kept, over the run's outputs. The
 join receives the branches' last outputs in item order (`EACH_RESULTS_KEY`).
+
+A `foreach` router is the sequential counterpart: the same item branches and scopes, run one after
+another in list order, each item's router output adding `results` (the items finished before it),
+so an item can build on the ones before. Under `wait_all` an item that reaches `fail` stops the
+items after it; a failing node parks its item, and `iterloop retry` goes on from there.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ async def visit_all(run: RunContext, router: ir.RouterNode, branch: str) -> str 
     return await fan_out(run, router, targets, branch)
 
 
-async def visit_each(run: RunContext, router: ir.RouterNode, branch: str) -> str | None:
-    """A `fan_out_each` router: one branch per item of the list `over` names, all at its one edge's target."""
+async def visit_each(run: RunContext, router: ir.RouterNode, branch: str, *,
+                     sequential: bool = False) -> str | None:
+    """A `fan_out_each` router: one branch per item of the list `over` names, all at its one edge's target
+    (``sequential``: a `foreach` router's, one item after another)."""
     run.state.nodes[router.id].visits += 1
     node_input = build_input(run.wf, router.id, run.data)
     try:
@@ -84,15 +91,20 @@ async def visit_each(run: RunContext, router: ir.RouterNode, branch: str) -> str
     if not isinstance(items, list):
         found = "nothing (the reference has no value yet)" if items is MISSING or items == router.over else \
             f"a {type(items).__name__}: {str(items)[:200]!r}"
-        raise StopRun("failed", f"fan_out_each router '{router.id}': 'over: {router.over}' must be a list; found "
-                      f"{found}. Make the node or var it names produce a JSON list.", router.id)
+        raise StopRun("failed", f"{router.router_mode} router '{router.id}': 'over: {router.over}' must be a list; "
+                      f"found {found}. Make the node or var it names produce a JSON list.", router.id)
     run.store_output(router, branch, {"count": len(items)})
     targets = [e.target for e in run.wf.edges if e.source == router.id]
-    return await fan_out(run, router, targets[:1], branch, items=items)
+    return await fan_out(run, router, targets[:1], branch, items=items, sequential=sequential)
+
+
+async def visit_foreach(run: RunContext, router: ir.RouterNode, branch: str) -> str | None:
+    """A `foreach` router: `visit_each`, one item at a time in list order (see the module docstring)."""
+    return await visit_each(run, router, branch, sequential=True)
 
 
 async def fan_out(run: RunContext, router: ir.RouterNode, targets: list[str], branch: str, *,
-                  items: list[Any] | None = None) -> str | None:
+                  items: list[Any] | None = None, sequential: bool = False) -> str | None:
     """Run a branch from each of ``targets`` (or, given ``items``, one per item from ``targets[0]``);
     return the convergence node (None: nowhere to meet)."""
     if not targets:
@@ -102,7 +114,7 @@ async def fan_out(run: RunContext, router: ir.RouterNode, targets: list[str], br
     starts = targets if items is None else [targets[0]] * len(items)
     budget = run.wf.budget
     cap = router.parallelism or (budget.max_parallel_branches if budget else 0)
-    limit = cap if 0 < cap < len(starts) else len(starts)
+    limit = 1 if sequential else cap if 0 < cap < len(starts) else len(starts)
     semaphore = asyncio.Semaphore(max(1, limit))
     detail: dict[str, Any] = {"targets": targets, "convergence": convergence or "", "strategy": strategy,
                               "max_parallel": limit}
@@ -110,6 +122,7 @@ async def fan_out(run: RunContext, router: ir.RouterNode, targets: list[str], br
         detail["items"] = len(items)
     run.emit("fan_out", router.id, branch, detail)
     scopes: list[EachScope | None] = [None] * len(starts)
+    ends: list[WalkEnd] = []
 
     async def run_branch(i: int, target: str) -> WalkEnd:
         async with semaphore:
@@ -120,6 +133,8 @@ async def fan_out(run: RunContext, router: ir.RouterNode, targets: list[str], br
                 scope = EachScope(outputs=dict(parent.outputs) if parent else {})
                 scope.outputs[router.id] = {"item": items[i], "index": i, "count": len(items),
                                             "first": i == 0, "last": i == len(items) - 1}
+                if sequential:  # `foreach`: the items before this one, as the join will list them
+                    scope.outputs[router.id]["results"] = _results(items, scopes[:i], ends)
                 EACH_SCOPE.set(scope)  # this task's own context: its siblings never see it
                 scopes[i] = scope
             run.emit("branch_started", target, name)
@@ -128,13 +143,19 @@ async def fan_out(run: RunContext, router: ir.RouterNode, targets: list[str], br
                      {"error": end.error} if end.error else {})
             return end
 
-    tasks = [asyncio.create_task(run_branch(i, t)) for i, t in enumerate(starts)]
-    try:
-        ends = await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        raise
+    if sequential:
+        for i, t in enumerate(starts):  # a task per item still gives each its own EACH_SCOPE
+            ends.append(await asyncio.create_task(run_branch(i, t)))
+            if ends[-1].kind == "failed" and strategy == "wait_all":
+                break  # the items after a failed one never start
+    else:
+        tasks = [asyncio.create_task(run_branch(i, t)) for i, t in enumerate(starts)]
+        try:
+            ends = list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
     failed = [{"branch": t, "node": e.node, "error": e.error} for t, e in zip(starts, ends) if e.kind == "failed"]
     if items is not None:
         for entry, i in zip(failed, [i for i, e in enumerate(ends) if e.kind == "failed"]):
@@ -149,8 +170,12 @@ async def fan_out(run: RunContext, router: ir.RouterNode, targets: list[str], br
     if failed:
         run.state.outputs.setdefault(convergence, {})[FAILED_BRANCHES_KEY] = failed
     if items is not None:
-        run.state.outputs.setdefault(convergence, {})[EACH_RESULTS_KEY] = [
-            {"index": i, "item": items[i], "output": scope.last if scope and scope.last is not None else {}}
-            for i, (scope, end) in enumerate(zip(scopes, ends)) if end.kind != "failed"]
+        run.state.outputs.setdefault(convergence, {})[EACH_RESULTS_KEY] = _results(items, scopes, ends)
     run.emit("join_ready", convergence, branch, {"strategy": strategy, "failed_branches": failed})
     return convergence
+
+
+def _results(items: list[Any], scopes: list[EachScope | None], ends: list[WalkEnd]) -> list[dict[str, Any]]:
+    """The finished items' results in item order: what the join collects (and a `foreach` item reads)."""
+    return [{"index": i, "item": items[i], "output": scope.last if scope and scope.last is not None else {}}
+            for i, (scope, end) in enumerate(zip(scopes, ends)) if end.kind != "failed"]

@@ -1,4 +1,5 @@
-"""A tool node: a builtin tool (`call:`) or a shell command (`command:`), each one activity."""
+"""A tool node: a builtin tool (`call:`), a shell command (`command:`) or an inline script
+(`script:`, run as a shell command that starts its interpreter), each one activity."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from typing import Any
 
 from temporalio import workflow
 
-from dsl import ir
+from dsl import ir, scripts
 from workflows.contract import activities as A
 from workflows.contract import messages as M
 from workflows.contract.mcp import split_tool_name
-from workflows.inputs import placed_input_tokens, render_command
+from workflows.inputs import RenderedCommand, placed_input_tokens, render_command
 from workflows.nodes.base import NodeFailed, Produced, RunContext, heartbeat_interval, produce
 from workflows.nodes.mcp_tools import call_mcp_tool, node_mcp_servers
 
@@ -51,7 +52,10 @@ async def run_tool(run: RunContext, node: ir.ToolNode, node_input: dict[str, Any
         res = await run.activity(A.TOOL_CALL, req, node.id, f"{node.id} · call {node.call}",
                                  options.shell_timeout_seconds)
         return res.output, M.Usage()
-    rendered = render_command(node.command, run.data, node_input)
+    if node.script:
+        rendered = render_script(run, node, node_input)
+    else:
+        rendered = render_command(node.command, run.data, node_input)
     beat = heartbeat_interval(options.shell_heartbeat_timeout_seconds)
     sreq = M.ShellRequest(run_id=run_id, node_id=node.id, command=rendered.command, values=rendered.values,
                           cwd=options.shell_cwd,
@@ -60,3 +64,19 @@ async def run_tool(run: RunContext, node: ir.ToolNode, node_input: dict[str, Any
     sres = await run.activity(A.SHELL_EXEC, sreq, node.id, f"{node.id} · shell", options.shell_timeout_seconds + 30,
                               heartbeat_timeout=options.shell_heartbeat_timeout_seconds)
     return sres.output, M.Usage()
+
+
+def render_script(run: RunContext, node: ir.ToolNode, node_input: dict[str, Any]) -> RenderedCommand:
+    """An inline script (`script:` + `language:`): the script text travels as a value too
+    (`ITERLOOP_VALUE_0`) and the command only starts its interpreter on it, so neither the script
+    nor any value is read by the outer shell. A `sh`/`bash` script's templates are rendered as a
+    command's; a js/py script's become code reading the environment (dsl/scripts.py)."""
+    if scripts.interpreter(node.language) in ("sh", "bash"):
+        inner = render_command(node.script, run.data, node_input)
+        text, values = inner.command, list(inner.values)
+    else:
+        rendered = scripts.render_script(node.script, node.language, run.data.lookup(node_input))
+        text = rendered.text
+        values = [M.ShellValue(env=env, ref=ref, value=value) for env, ref, value in rendered.values]
+    script = M.ShellValue(env=scripts.SCRIPT_ENV, ref=f"the script of tool '{node.id}'", value=text)
+    return RenderedCommand(scripts.command_for(node.language), [script, *values])
