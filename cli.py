@@ -40,7 +40,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 
@@ -885,26 +885,26 @@ def budget_command(
 def pause_command(run_id: RunArg, reason: ReasonOpt = "", by: ByOpt = None, as_json: JsonOpt = False,
                   address: AddressOpt = None, namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
     """Hold a run at its next node boundary (status paused) until `iterloop resume`; nothing is lost."""
-    from runtime.live_control import print_control
-    from runtime.run_inputs import default_answerer
-    from workflows.contract.state import PauseRequest
-
-    service = _run_service(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.pause(run_id, PauseRequest(by=by or default_answerer(), reason=reason)),
-           lambda done: print_control(done, as_json=as_json), as_json=as_json)
+    _pause_or_resume("pause", run_id, reason, by, as_json, address, namespace, task_queue)
 
 
 @app.command("resume")
 def resume_command(run_id: RunArg, reason: ReasonOpt = "", by: ByOpt = None, as_json: JsonOpt = False,
                    address: AddressOpt = None, namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
     """Let a paused run go on from the node boundary it holds at."""
+    _pause_or_resume("resume", run_id, reason, by, as_json, address, namespace, task_queue)
+
+
+def _pause_or_resume(action: Literal["pause", "resume"], run_id: str, reason: str, by: str | None, as_json: bool,
+                     address: str | None, namespace: str | None, task_queue: str | None) -> None:
     from runtime.live_control import print_control
     from runtime.run_inputs import default_answerer
     from workflows.contract.state import PauseRequest
 
     service = _run_service(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.resume(run_id, PauseRequest(by=by or default_answerer(), reason=reason)),
-           lambda done: print_control(done, as_json=as_json), as_json=as_json)
+    request = PauseRequest(by=by or default_answerer(), reason=reason)
+    control = service.pause if action == "pause" else service.resume
+    _serve(lambda: control(run_id, request), lambda done: print_control(done, as_json=as_json), as_json=as_json)
 
 
 # -- schedule: recurring runs as Temporal Schedules (runtime/schedules.py) --------------------------

@@ -264,3 +264,29 @@ def live_members(pgid: int) -> list[int]:
         if fields[2] == str(pgid) and fields[0] != "Z":
             alive.append(int(entry.name))
     return alive
+
+
+#: A writer/reviewer loop with a $0.025 budget: at $0.01 a scripted call, writer, reviewer and writer
+#: spend 0.03 and the run parks on its budget before the second review (the live-control tests).
+BUDGET_REVIEW = """\
+schema verdict:
+  approved: bool
+  summary: string
+
+agent writer:
+  model: "scripted"
+  output: verdict
+
+judge reviewer:
+  model: "scripted"
+  output: verdict
+
+workflow review:
+  entry: writer
+  budget:
+    max_cost_usd: 0.025
+  writer -> reviewer with { draft: "{{outputs.writer.summary}}" }
+  reviewer -> done when approved
+  reviewer -> writer when not approved as revise(3)
+  reviewer -> fail
+"""

@@ -9,31 +9,11 @@ import time
 from typing import Any
 
 from cli_harness import Cli
+from runs import BUDGET_REVIEW
 
 from runtime.command_errors import EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING
 
-REVIEW = """\
-schema verdict:
-  approved: bool
-  summary: string
-
-agent writer:
-  model: "scripted"
-  output: verdict
-
-judge reviewer:
-  model: "scripted"
-  output: verdict
-
-workflow review:
-  entry: writer
-  budget:
-    max_cost_usd: 0.025
-  writer -> reviewer with { draft: "{{outputs.writer.summary}}" }
-  reviewer -> done when approved
-  reviewer -> writer when not approved as revise(3)
-  reviewer -> fail
-"""
+REVIEW = BUDGET_REVIEW
 SCRIPT = """\
 cost_per_call_usd: 0.01
 reviewer:

@@ -8,29 +8,9 @@ from typing import Any
 
 import httpx
 from api_harness import READ_TOKEN, ApiHarness, api  # noqa: F401
+from runs import BUDGET_REVIEW
 
-REVIEW = """\
-schema verdict:
-  approved: bool
-  summary: string
-
-agent writer:
-  model: "scripted"
-  output: verdict
-
-judge reviewer:
-  model: "scripted"
-  output: verdict
-
-workflow review:
-  entry: writer
-  budget:
-    max_cost_usd: 0.025
-  writer -> reviewer with { draft: "{{outputs.writer.summary}}" }
-  reviewer -> done when approved
-  reviewer -> writer when not approved as revise(3)
-  reviewer -> fail
-"""
+REVIEW = BUDGET_REVIEW
 SCRIPT = {"cost_per_call_usd": 0.01,
           "reviewer": [{"approved": False, "summary": "no"}, {"approved": True, "summary": "yes"}]}
 
