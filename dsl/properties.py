@@ -61,8 +61,8 @@ _AGENT = (
              "Each call of a matching tool waits for a person: approve, edit its arguments, or reject "
              "with a message the model reads (docs/tools.md, Approving tool calls)."),
     Property("max_tokens", "integer ≥ 0",
-             "Most tokens in one model reply (Iterion's; recorded in the IR, not yet applied: the worker's "
-             "setting applies)."),
+             "Most tokens in one model reply (Iterion's): the limit of the node's model calls; unset, the "
+             "worker's ITERLOOP_LLM_MAX_OUTPUT_TOKENS."),
     Property("reasoning_effort",
              _choice(REASONING_EFFORTS) + ' (Iterion\'s `xhigh` and `max` run as `extra_high`), or `"${VAR:-high}"`',
              "Extended thinking budget; the quoted form is read from the worker's environment."),

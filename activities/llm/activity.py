@@ -134,7 +134,7 @@ async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None
         request=req, model=model, system=system,
         messages=conversation.paired(conversation.resolved(messages)),
         tools=offered, defined_tools=defined, answer=answer_spec(schema) if schema else None,
-        reasoning_effort=effort_of(req), max_output_tokens=settings.max_output_tokens,
+        reasoning_effort=effort_of(req), max_output_tokens=req.max_output_tokens or settings.max_output_tokens,
         prompt_caching=settings.prompt_caching, cache_key=_cache_key(system, defined),
     )
     reply = await _beating(provider.call(call), req.heartbeat_seconds, heartbeat,

@@ -447,3 +447,13 @@ def test_every_tool_use_gets_exactly_one_result_whoever_answers_it() -> None:
     assert after_answer[2]["text"] == "fix it"
     assert [b.get("tool_use_id") for b in after_loop if b["type"] == "tool_result"] == ["toolu_run"]
     assert after_loop[0]["content"] == MISSING_RESULT_TEXT and after_loop[-1]["text"] == "answer now"
+
+
+async def test_a_nodes_max_tokens_bounds_the_answer_below_the_workers_setting(fake: FakeAnthropic,
+                                                                              store: LocalArtifactStore) -> None:
+    """`max_tokens: 300` on an agent (Iterion's property) is the request's limit; without it the
+    worker's ITERLOOP_LLM_MAX_OUTPUT_TOKENS is."""
+    for limit, sent in ((300, 300), (None, 8192)):
+        fake.queue(Reply(text="done"))
+        await turn(fake, store, output_schema=None, max_output_tokens=limit, cfg=settings(fake, max_output_tokens=8192))
+        assert fake.last.body["max_tokens"] == sent

@@ -160,6 +160,7 @@ class LLMTurnRequest(_Msg):
     artifact_tokens: list[str] = Field(default_factory=list)
     output_schema: Schema | None = None
     reasoning_effort: str = ""
+    max_output_tokens: int | None = None  # the node's `max_tokens`; None: the worker's setting
     tools: list[str] = Field(default_factory=list)
     tool_max_steps: int = 0
     route_candidates: list[str] = Field(default_factory=list)

@@ -146,7 +146,7 @@ async def ask_person(run: RunContext, node: ir.AgentNode, branch: str, backend: 
     node's output: the agent reads them and finishes its work."""
     if asked > MAX_INTERACTIONS:
         raise NodeFailed(f"'{node.id}' ({backend}) asked a person {asked} times in one visit; the limit is "
-                         f"{MAX_INTERACTIONS}: give it what it needs in its prompt", M.ERR_SCHEMA)
+                         f"{MAX_INTERACTIONS}: give it what it needs in its prompt")
     answers = await wait_for_answer(run, node, branch, result.questions, None,
                                     instructions=f"{node.id} ({backend}) asks:", opening="" if asked == 1 else f".{asked}",
                                     source={"source": "delegate", "backend": backend})

@@ -96,6 +96,7 @@ async def converse(run: RunContext, node: ir.AgentNode | ir.HumanNode | ir.Route
         keep_conversation=agent is not None and sessions_continued(wf),
         mcp_servers=node_mcp_servers(run, node), cwd=options.shell_cwd,
         tool_approval=approval_patterns(wf, node),
+        max_output_tokens=getattr(node, "max_tokens", None) or None,
     )
     # A delegated node's session is its CLI's, not a conversation a model call can continue.
     conversation = "" if cli_session(plan.conversation_ref) else plan.conversation_ref
