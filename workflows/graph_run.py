@@ -672,7 +672,7 @@ class GraphRun:
         if self._loop_regions is None:
             self._loop_regions = loop_regions(self.wf)
         cost = tokens = 0.0
-        for node_id in self._loop_regions.get(loop, frozenset()):
+        for node_id in sorted(self._loop_regions.get(loop, frozenset())):  # one summation order on every replay
             usage = self.state.nodes[node_id].usage
             cost += usage.cost_usd
             tokens += usage.total_tokens
