@@ -150,6 +150,7 @@ async def ask_person(run: RunContext, node: ir.AgentNode, branch: str, backend: 
     answers = await wait_for_answer(run, node, branch, result.questions, None,
                                     instructions=f"{node.id} ({backend}) asks:", opening="" if asked == 1 else f".{asked}",
                                     source={"source": "delegate", "backend": backend})
+    run.state.nodes[node.id].status = "running"  # the gate marked it waiting; the agent works again
     reply = ("A person answered your questions:\n" + json.dumps(answers, ensure_ascii=False, indent=1)
              + "\n\nContinue the task with these answers.")
     return req.model_copy(update={"user": reply, "input": {}, "system": "", "resume_session": result.session_id,
