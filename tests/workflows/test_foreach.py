@@ -122,3 +122,38 @@ async def test_under_best_effort_a_failed_item_is_left_out_and_the_next_item_run
     collected = result.outputs["collect"]
     assert [(r["item"], r["output"]["seen"]) for r in collected["results"]] == [(1, []), (2, [1])]
     assert [(f["index"], f["item"]) for f in collected["_failed_branches"]] == [(1, 13)]
+
+
+#: Each item is checked; 13 is refused (its branch reaches `fail`).
+REFUSING = """
+vars:
+  numbers: json = []
+schema verdict:
+  refused: bool
+router each_number:
+  mode: foreach
+  over: "{{vars.numbers}}"
+tool check:
+  command: `python3 -c 'import json, sys; print(json.dumps({"refused": sys.argv[1] == "13"}))' {{input.n}}`
+  output: verdict
+join collect:
+  strategy: wait_all
+workflow checked:
+  entry: each_number
+  each_number -> check with { n: "{{input.item}}" }
+  check -> fail when refused
+  check -> collect
+  collect -> done
+"""
+
+
+async def test_under_wait_all_an_item_that_reaches_fail_stops_the_items_after_it(
+        temporal_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with runs.running_worker(temporal_env.client, task_queue):
+        handle = await runs.start(temporal_env.client, task_queue, REFUSING, inputs={"numbers": [5, 13, 8, 1]})
+        result = await finish(handle, timeout=120)
+        events = await events_of(handle)
+    started = [e.branch for e in events if e.type == "branch_started"]
+    assert started == ["each_number>check[0]", "each_number>check[1]"], started  # 8 and 1 never start
+    assert (result.status, result.last_node) == ("failed", "fail")
+    assert "reached the fail node" in result.reason and "each_number" in result.reason
