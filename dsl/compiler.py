@@ -610,6 +610,9 @@ class _Compiler:
         elif decl.script and (decl.command or decl.call):
             other = "command" if decl.command else "call"
             self.diag("C104", f"tool '{decl.name}' sets both '{other}' and 'script'", decl.props.get("script", decl.pos))
+        elif decl.language and not decl.script:
+            self.diag("C134", f"tool '{decl.name}' sets 'language' without 'script': a language says how to run "
+                      "an inline script", decl.props.get("language", decl.pos), length=len(decl.language))
         elif not (decl.command or decl.call or decl.script):
             self.diag("C103", f"tool '{decl.name}' has none of 'command', 'call' and 'script'", decl.pos, length=4)
         elif (decl.call and self.opts.known_tools is not None and decl.call not in self.opts.known_tools

@@ -211,6 +211,9 @@ CODES: dict[str, CodeInfo] = {
         _c("C133", "warning", C, "parallelism on a foreach router",
            "Delete 'parallelism': a foreach router runs its items one at a time, in list order; use "
            "'mode: fan_out_each' to run them in parallel."),
+        _c("C134", "error", C, "language without a script",
+           "Give the tool its inline 'script:' (the code 'language:' runs), or delete 'language:' and keep "
+           "'command:' or 'call:'."),
         _c("C117", "warning", C, "template is the program of an interpreter",
            "Keep the program in the command and pass the value as an argument: sh -c 'echo $1' sh {{vars.x}}; "
            "write it this way only for values you control."),

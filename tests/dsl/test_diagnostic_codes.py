@@ -116,6 +116,7 @@ CASES: list[tuple[str, str, int, int, str]] = [
     ("C131", "error", 1, 1, 'subbot s:\n  budget:\n    max_iterations: 3\nworkflow w:\n  entry: s\n  s -> done\n'),
     ("C125", "warning", 7, 16, AGENT + 'agent b:\n  model: "m"\nrouter r:\n  mode: fan_out_all\n  parallelism: 2\n'
      + "workflow w:\n  entry: r\n  r -> a\n  r -> b\n  a -> done\n  b -> done\n"),
+    ("C134", "error", 3, 13, 'tool t:\n  command: "echo hi"\n  language: py\nworkflow w:\n  entry: t\n  t -> done\n'),
     ("C133", "warning", 5, 16, 'vars:\n  x: json = []\nrouter r:\n  mode: foreach\n  parallelism: 2\n'
      + '  over: "{{vars.x}}"\n' + AGENT + "workflow w:\n  entry: r\n  r -> a\n  a -> done\n"),
     ("C126", "error", 3, 13, 'compute c:\n  expr:\n    v: "1 + xyz.a"\nworkflow w:\n  entry: c\n  c -> done\n'),
