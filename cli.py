@@ -1064,11 +1064,7 @@ def schedule_describe(schedule_id: ScheduleArg, as_json: JsonOpt = False, addres
 def schedule_pause(schedule_id: ScheduleArg, note: NoteOpt = None, as_json: JsonOpt = False,
                    address: AddressOpt = None, namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
     """Stop a schedule's firings (a run already going goes on)."""
-    from runtime.schedule_console import print_schedule_changed
-
-    service = _schedules(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.pause(schedule_id, note), lambda done: print_schedule_changed(done, as_json=as_json),
-           as_json=as_json)
+    _change_schedule(lambda service: service.pause(schedule_id, note), as_json, address, namespace, task_queue)
 
 
 @schedule_app.command("unpause")
@@ -1076,11 +1072,7 @@ def schedule_unpause(schedule_id: ScheduleArg, note: NoteOpt = None, as_json: Js
                      address: AddressOpt = None, namespace: NamespaceOpt = None,
                      task_queue: TaskQueueOpt = None) -> None:
     """Let a paused schedule fire again from its next time on."""
-    from runtime.schedule_console import print_schedule_changed
-
-    service = _schedules(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.unpause(schedule_id, note), lambda done: print_schedule_changed(done, as_json=as_json),
-           as_json=as_json)
+    _change_schedule(lambda service: service.unpause(schedule_id, note), as_json, address, namespace, task_queue)
 
 
 @schedule_app.command("trigger")
@@ -1092,22 +1084,24 @@ def schedule_trigger(
     task_queue: TaskQueueOpt = None,
 ) -> None:
     """Fire a schedule once now (even while paused)."""
-    from runtime.schedule_console import print_schedule_changed
-
-    service = _schedules(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.trigger(schedule_id, overlap),  # type: ignore[arg-type]
-           lambda done: print_schedule_changed(done, as_json=as_json), as_json=as_json)
+    _change_schedule(lambda service: service.trigger(schedule_id, overlap),  # type: ignore[arg-type]
+                     as_json, address, namespace, task_queue)
 
 
 @schedule_app.command("delete")
 def schedule_delete(schedule_id: ScheduleArg, as_json: JsonOpt = False, address: AddressOpt = None,
                     namespace: NamespaceOpt = None, task_queue: TaskQueueOpt = None) -> None:
     """Delete a schedule (the runs it started are left alone)."""
+    _change_schedule(lambda service: service.delete(schedule_id), as_json, address, namespace, task_queue)
+
+
+def _change_schedule(change: Any, as_json: bool, address: str | None, namespace: str | None,
+                     task_queue: str | None) -> None:
+    """One schedule command that changes a schedule: ``change(service)`` and its printed result."""
     from runtime.schedule_console import print_schedule_changed
 
     service = _schedules(address, namespace, task_queue, as_json=as_json)
-    _serve(lambda: service.delete(schedule_id), lambda done: print_schedule_changed(done, as_json=as_json),
-           as_json=as_json)
+    _serve(lambda: change(service), lambda done: print_schedule_changed(done, as_json=as_json), as_json=as_json)
 
 
 worker_app = typer.Typer(

@@ -293,11 +293,12 @@ async def test_autoload_off_leaves_the_project_servers_out(tmp_path: Path) -> No
 
 # -- tool nodes -----------------------------------------------------------------------------------
 
-async def test_a_tool_node_calls_an_mcp_tool_with_its_input(
-        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = time_server_block() + """
+def now_workflow(tmp_path: Path, timezone: str) -> Path:
+    """A tool node calling the time server's `get_current_time` with the `timezone` var."""
+    path = tmp_path / "now.iter"
+    path.write_text(time_server_block() + f"""
 vars:
-  timezone: string = "Europe/Berlin"
+  timezone: string = "{timezone}"
 
 tool now:
   call: mcp.time.get_current_time
@@ -305,9 +306,13 @@ tool now:
 workflow w:
   entry: now
   now -> done
-"""
-    path = tmp_path / "now.iter"
-    path.write_text(text)
+""")
+    return path
+
+
+async def test_a_tool_node_calls_an_mcp_tool_with_its_input(
+        temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = now_workflow(tmp_path, "Europe/Berlin")
     with FakeAnthropic() as fake:
         async with mcp_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
             handle = await start_file(temporal_env.client, task_queue, path)
@@ -319,19 +324,7 @@ workflow w:
 
 async def test_a_tool_nodes_mcp_error_parks_the_node_with_the_tools_message(
         temporal_env: Any, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = time_server_block() + """
-vars:
-  timezone: string = "Nowhere/Atlantis"
-
-tool now:
-  call: mcp.time.get_current_time
-
-workflow w:
-  entry: now
-  now -> done
-"""
-    path = tmp_path / "now.iter"
-    path.write_text(text)
+    path = now_workflow(tmp_path, "Nowhere/Atlantis")
     with FakeAnthropic() as fake:
         async with mcp_worker(temporal_env.client, task_queue, fake, tmp_path, monkeypatch):
             handle = await start_file(temporal_env.client, task_queue, path)
