@@ -18,6 +18,7 @@
 #   make codex   install the Codex CLI $(CODEX_VERSION) into $(CODEX_DIR) with npm (again only when the pin changes)
 #   make mcp-servers  install the pinned MCP reference servers (filesystem, everything) into .tools/node/
 #                with npm, for tests/activities/test_mcp.py (again only when a pin changes)
+#   make web     build the browser front end (web/: editor and run console) into api/static/web with npm
 #   make server  start the local Temporal dev server in the background (Web UI: http://localhost:8233)
 #   make stop    stop it (its data stays in .iterloop/temporal.db)
 #   make clean   remove the virtualenv, .tools/ (Claude Code, Codex, MCP servers) and caches
@@ -64,9 +65,9 @@ DEMO_WORKFLOW := examples/growth_loop.iter
 DEMO_CONFIG := examples/growth_loop.demo.yaml
 DEMO_SCRIPT := examples/growth_loop.script.yaml
 
-.PHONY: setup test demo bench bench-stats temporal chromium claude-code codex mcp-servers server stop clean
+.PHONY: setup test demo bench bench-stats temporal chromium claude-code codex mcp-servers web server stop clean
 
-setup: $(STAMP) temporal chromium claude-code codex mcp-servers
+setup: $(STAMP) temporal chromium claude-code codex mcp-servers web
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -82,6 +83,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: setup
 	$(BIN)/lint-imports --no-cache
+	cd web && npx vitest run
 	$(BIN)/pytest -q
 
 DEMO_FILES = $(wildcard examples/*.iter examples/iterion/*.iter)
@@ -205,6 +207,23 @@ $(MCP_SERVERS_STAMP): | claude-code
 		rm -f $(MCP_SERVERS_DIR)/.mcp-servers-*; touch $@; \
 	fi
 
+# The browser front end (web/: the editor and the run console), built with the machine's Node/npm into
+# api/static/web, which the Python package serves. Rebuilt only when web/'s sources or pins change.
+WEB_OUT := api/static/web/.vite/manifest.json
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/package.json web/package-lock.json \
+	web/vite.config.ts web/tsconfig.json web/editor.html web/console.html
+
+web: $(WEB_OUT)
+
+web/node_modules/.stamp: web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make web: npm is missing; the editor and run console need" \
+		"Node.js 20+ with npm (https://nodejs.org, or: sudo apt-get install nodejs npm)" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_OUT): web/node_modules/.stamp $(WEB_SOURCES)
+	cd web && npx vite build --logLevel warn
+
 server: setup
 	$(BIN)/iterloop server start
 
@@ -212,5 +231,5 @@ stop: | $(STAMP)
 	$(BIN)/iterloop server stop
 
 clean:
-	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .hypothesis .grimp_cache .import_linter_cache
+	rm -rf $(VENV) .tools web/node_modules api/static/web build dist *.egg-info .pytest_cache .hypothesis .grimp_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
