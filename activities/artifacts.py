@@ -12,76 +12,42 @@ value, the workflow passes a reference (`{"$artifact_ref": uri, "path": [...]}`,
 here, on the worker, just before use. Tokens are expanded only where the request lists them as
 placed by the workflow (shell commands get none: their values travel as references).
 
-The default store is a local directory (`.iterloop/artifacts`); objects are content-addressed,
-so retries and replays that store the same output again write nothing new.
+The default store is a local directory (`.iterloop/artifacts`); an S3-compatible bucket can take
+its place (`activities/artifact_stores.py`, chosen by the worker's settings). Either way objects are
+content-addressed, so retries and replays that store the same output again write nothing new,
+and references look the same (`artifact://<run>/<node>/<sha256>.json`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
-import os
 import re
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from activities.artifact_stores import URI_PREFIX, ArtifactStore, LocalArtifactStore
 from activities.errors import BadRequestError
 from workflows.contract.artifact_refs import ARTIFACT_KEY, ARTIFACT_REF_KEY, ARTIFACT_TOKEN_RE
 
+__all__ = ["URI_PREFIX", "ArtifactStore", "LocalArtifactStore", "configure", "expand_tokens", "offload",
+           "offload_async", "resolve", "resolve_async", "store"]
+
 #: Fields at most this large (as JSON) stay inline in a stub.
 INLINE_FIELD_BYTES = 1024
-URI_PREFIX = "artifact://"
+
+_store: ArtifactStore = LocalArtifactStore(Path(".iterloop/artifacts"))
 
 
-class LocalArtifactStore:
-    """Content-addressed JSON objects under ``root/<run>/<node>/<sha256>.json``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def put(self, run_id: str, node_id: str, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        rel = Path(_safe(run_id)) / _safe(node_id) / f"{digest}.json"
-        path = self.root / rel
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        return URI_PREFIX + rel.as_posix()
-
-    def get(self, uri: str) -> bytes:
-        if not uri.startswith(URI_PREFIX):
-            raise BadRequestError(f"not an artifact reference: {uri!r}")
-        rel = Path(uri[len(URI_PREFIX):])
-        if rel.is_absolute() or ".." in rel.parts:
-            raise BadRequestError(f"artifact reference escapes the store: {uri!r}")
-        path = self.root / rel
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise BadRequestError(
-                f"artifact {uri} is missing from the store at {self.root}; the run's outputs must stay available "
-                "for as long as the run (and its history) exists") from None
-
-
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", part)[:200] or "_"
-
-
-_store = LocalArtifactStore(Path(".iterloop/artifacts"))
-
-
-def configure(root: Path) -> None:
-    """Set by the worker before it starts polling."""
+def configure(store_or_root: ArtifactStore | Path) -> None:
+    """Set by the worker before it starts polling (a directory means the local store there); the
+    worker builds its store once with `artifact_stores.open_store` from its settings."""
     global _store
-    _store = LocalArtifactStore(root)
+    _store = LocalArtifactStore(store_or_root) if isinstance(store_or_root, Path) else store_or_root
 
 
-def store() -> LocalArtifactStore:
+def store() -> ArtifactStore:
     return _store
 
 
@@ -160,6 +126,21 @@ def resolve(value: Any, cache: dict[str, Any] | None = None, *, tokens: Collecti
     if isinstance(value, str) and tokens:
         return expand_tokens(value, tokens, cache=cache)
     return value
+
+
+async def offload_async(output: dict[str, Any], *, run_id: str, node_id: str, threshold: int) -> dict[str, Any]:
+    """`offload` for activities: a remote store's network calls (bounded, but seconds at worst) run in
+    a thread, so the worker's event loop keeps serving heartbeats and other activities meanwhile."""
+    if isinstance(_store, LocalArtifactStore):
+        return offload(output, run_id=run_id, node_id=node_id, threshold=threshold)
+    return await asyncio.to_thread(offload, output, run_id=run_id, node_id=node_id, threshold=threshold)
+
+
+async def resolve_async(value: Any, cache: dict[str, Any] | None = None, *, tokens: Collection[str] = ()) -> Any:
+    """`resolve` for activities, off the event loop when the store is remote (see `offload_async`)."""
+    if isinstance(_store, LocalArtifactStore):
+        return resolve(value, cache, tokens=tokens)
+    return await asyncio.to_thread(resolve, value, cache, tokens=tokens)
 
 
 def expand_tokens(text: str, tokens: Collection[str], *, cache: dict[str, Any] | None = None) -> str:

@@ -41,9 +41,11 @@ client reading ``details[0]`` finds one). Which class an HTTP answer becomes is 
     ├── NotifyError                        notifications
     │   ├── NotifyRejectedError            NotifyRejected
     │   └── NotifyUnavailableError         NotifyUnavailable (retried)
-    └── McpError                           MCP servers (a tool's own error is a result, never raised)
-        ├── McpServerError                 McpServerFailed: cannot start, refused, answers nonsense
-        └── McpServerUnavailableError      McpServerUnavailable (retried): the connection was lost mid-call
+    ├── McpError                           MCP servers (a tool's own error is a result, never raised)
+    │   ├── McpServerError                 McpServerFailed: cannot start, refused, answers nonsense
+    │   └── McpServerUnavailableError      McpServerUnavailable (retried): the connection was lost mid-call
+    └── ArtifactStoreUnavailableError      ArtifactStoreUnavailable (retried): the S3 store timed out or failed
+                                           (a missing bucket or refused credentials are BadRequest)
 
 Every message and detail is redacted on construction (`activities.redaction`): no secret of the
 worker's environment, URL password or secret parameter reaches history through a failure.
@@ -62,6 +64,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.redaction import redact, redact_data
 from workflows.contract.vocabulary import (
+    ERR_ARTIFACT_STORE_UNAVAILABLE,
     ERR_BAD_REQUEST,
     ERR_COMMAND_FAILED,
     ERR_CONNECTOR_AUTH,
@@ -333,3 +336,14 @@ class McpServerUnavailableError(McpError):
     retried; the next attempt starts it again."""
 
     error_type = ERR_MCP_SERVER_UNAVAILABLE
+
+
+# -- the artifact store ----------------------------------------------------------------------------
+
+
+class ArtifactStoreUnavailableError(ActivityError):
+    """The artifact store (an S3-compatible bucket) did not answer in time, or answered with a
+    server error: retried. A store that cannot work as configured (no such bucket, credentials
+    refused) is a `BadRequestError` instead, naming the setting to fix."""
+
+    error_type = ERR_ARTIFACT_STORE_UNAVAILABLE

@@ -82,7 +82,7 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
         raise BadRequestError(
             f"shell node '{req.node_id}': timeout_seconds and heartbeat_seconds must be positive, "
             f"got {req.timeout_seconds} and {req.heartbeat_seconds}")
-    env = value_environment(req)
+    env = await value_environment(req)
     # The command text holds no values, so `${ENV}` expansion can never reach into one.
     command = expand_env_in_command(req.command)
     started = time.monotonic()
@@ -110,7 +110,7 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
                 else f"exited with code {exit_code}")
         raise _failure(req, what, exit_code, stdout, stderr, timed_out=False)
     out = stdout.text()
-    output = artifacts.offload(node_output(out), run_id=req.run_id, node_id=req.node_id,
+    output = await artifacts.offload_async(node_output(out), run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)
     err = stderr.text()
     if ARTIFACT_KEY in output:  # the full stdout is in the store; keep history small
@@ -119,7 +119,7 @@ async def shell_exec(req: ShellRequest) -> ShellResult:
     return ShellResult(exit_code=0, stdout=out, stderr=err, duration_ms=duration_ms, output=output)
 
 
-def value_environment(req: ShellRequest) -> dict[str, str]:
+async def value_environment(req: ShellRequest) -> dict[str, str]:
     """The worker's environment plus one variable per template value, as the command reads them.
 
     Values are resolved by structure (a recorded artifact reference is read from the store; text
@@ -134,7 +134,7 @@ def value_environment(req: ShellRequest) -> dict[str, str]:
         if not item.env.startswith(VALUE_ENV_PREFIX) or not item.env[len(VALUE_ENV_PREFIX):].isdigit():
             raise BadRequestError(f"shell node '{req.node_id}': value variable {item.env!r} for {item.ref} is not "
                                   f"named {VALUE_ENV_PREFIX}N")
-        text = to_text(artifacts.resolve(item.value, cache))
+        text = to_text(await artifacts.resolve_async(item.value, cache))
         if "\0" in text:
             raise BadRequestError(
                 f"shell node '{req.node_id}': the value of {item.ref} contains a NUL character, which no process "

@@ -116,12 +116,12 @@ async def run_delegate(req: DelegateRequest, *, heartbeat: Any = None) -> Delega
                               f"{req.backend} CLI: {_problems.get(req.backend, 'not configured')}")
     cache: dict[str, object] = {}
     tokens = req.artifact_tokens
-    system = artifacts.resolve(req.system, cache, tokens=tokens)
+    system = await artifacts.resolve_async(req.system, cache, tokens=tokens)
     if req.interaction:
         system = f"{system}\n\n{INTERACTION_PROTOCOL}" if system else INTERACTION_PROTOCOL
     resolved = req.model_copy(update={"system": system,
-                                      "user": artifacts.resolve(req.user, cache, tokens=tokens),
-                                      "input": artifacts.resolve(req.input, cache, tokens=tokens)})
+                                      "user": await artifacts.resolve_async(req.user, cache, tokens=tokens),
+                                      "input": await artifacts.resolve_async(req.input, cache, tokens=tokens)})
     latest: dict[str, Any] = {"steps": 0}
 
     def on_step(step: DelegateStep) -> None:
@@ -141,7 +141,7 @@ async def run_delegate(req: DelegateRequest, *, heartbeat: Any = None) -> Delega
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
     result = checked(req, result)
-    output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
+    output = await artifacts.offload_async(result.output, run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)
     return result if output is result.output else result.model_copy(update={"output": output})
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from activities import artifacts
-from activities.artifacts import LocalArtifactStore
+from activities.artifacts import ArtifactStore
 from activities.errors import BadRequestError
 from activities.llm import anthropic_provider, conversation, openai_provider
 from activities.llm.anthropic_provider import AnthropicProvider
@@ -96,7 +96,7 @@ async def close_clients() -> None:
 
 
 async def complete_turn(req: LLMTurnRequest, settings: LLMSettings | None = None, *,
-                        env: Mapping[str, str] | None = None, store: LocalArtifactStore | None = None,
+                        env: Mapping[str, str] | None = None, store: ArtifactStore | None = None,
                         heartbeat: Callable[[str], None] | None = None,
                         list_mcp_tools: ToolLister | None = None) -> LLMTurnResult:
     """One model turn for ``req``: resolve the model (`${ENV}` expanded here, on the worker),
@@ -259,12 +259,12 @@ async def llm_turn(req: LLMTurnRequest) -> LLMTurnResult:
     # tokens the workflow placed are expanded, never token-shaped text inside a value.
     cache: dict[str, object] = {}
     tokens = req.artifact_tokens
-    resolved = req.model_copy(update={"system": artifacts.resolve(req.system, cache, tokens=tokens),
-                                      "user": artifacts.resolve(req.user, cache, tokens=tokens),
-                                      "input": artifacts.resolve(req.input, cache, tokens=tokens)})
+    resolved = req.model_copy(update={"system": await artifacts.resolve_async(req.system, cache, tokens=tokens),
+                                      "user": await artifacts.resolve_async(req.user, cache, tokens=tokens),
+                                      "input": await artifacts.resolve_async(req.input, cache, tokens=tokens)})
     settings = within_activity_timeout(_settings, activity.info().start_to_close_timeout)
     result = await complete_turn(resolved, settings, heartbeat=activity.heartbeat)
     record_llm_usage(result.usage, node_id=req.node_id, provider=result.usage.provider, model=result.usage.model)
-    output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
+    output = await artifacts.offload_async(result.output, run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)
     return result if output is result.output else result.model_copy(update={"output": output})

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from activities import artifacts
-from activities.artifacts import LocalArtifactStore
+from activities.artifacts import ArtifactStore
 from activities.errors import BadRequestError
 from workflows.contract.messages import ChatMessage, LLMTurnRequest
 
@@ -44,11 +44,11 @@ _loaded: OrderedDict[tuple[str, str], tuple[ChatMessage, ...]] = OrderedDict()
 _loaded_lock = threading.Lock()
 
 
-def load(ref: str, store: LocalArtifactStore) -> list[ChatMessage]:
+def load(ref: str, store: ArtifactStore) -> list[ChatMessage]:
     """The whole conversation stored at ``ref`` ("" = a new conversation), oldest message first."""
     if not ref:
         return []
-    root = str(store.root)
+    root = store.location
     chain: list[tuple[str, list[ChatMessage]]] = []  # the objects read, newest first
     prefix: tuple[ChatMessage, ...] = ()
     current, seen = ref, set()
@@ -69,13 +69,13 @@ def load(ref: str, store: LocalArtifactStore) -> list[ChatMessage]:
     return list(whole)
 
 
-def save(parent: str, messages: list[ChatMessage], *, run_id: str, node_id: str, store: LocalArtifactStore) -> str:
+def save(parent: str, messages: list[ChatMessage], *, run_id: str, node_id: str, store: ArtifactStore) -> str:
     """Store ``messages`` as the continuation of the conversation at ``parent`` ("" = from the
     start); returns the new conversation's reference (the same for the same content)."""
     data = {"parent": parent, "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in messages]}
     body = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
     ref = store.put(run_id, node_id, body)
-    root = str(store.root)
+    root = store.location
     with _loaded_lock:
         before = _loaded.get((root, parent)) if parent else ()
     if before is not None:  # the turn just loaded its parent: the next turn need not read anything
@@ -83,7 +83,7 @@ def save(parent: str, messages: list[ChatMessage], *, run_id: str, node_id: str,
     return ref
 
 
-def _read(ref: str, store: LocalArtifactStore) -> tuple[str, list[ChatMessage]]:
+def _read(ref: str, store: ArtifactStore) -> tuple[str, list[ChatMessage]]:
     """One stored object: its parent ("" for the first, or an old whole-conversation list) and messages."""
     problem = "expected {parent, messages} or a list of chat messages"
     try:

@@ -61,7 +61,7 @@ async def mcp_call(req: McpCallRequest) -> McpCallResult:
                 "and was cancelled")
         return McpCallResult(output={"error": text}, is_error=True, text=text)
     result = call_result(call.result())
-    output = artifacts.offload(result.output, run_id=req.run_id, node_id=req.node_id,
+    output = await artifacts.offload_async(result.output, run_id=req.run_id, node_id=req.node_id,
                                threshold=req.offload_threshold_bytes)
     return result.model_copy(update={"output": output})
 

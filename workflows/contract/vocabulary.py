@@ -107,6 +107,8 @@ ErrorType = Literal[
     "NotifyRejected", "NotifyUnavailable",
     # MCP servers: one that cannot start or answer as configured; one lost mid-call (retried)
     "McpServerFailed", "McpServerUnavailable",
+    # the artifact store (activities/artifact_stores.py): unreachable or failing for now (retried)
+    "ArtifactStoreUnavailable",
     # the interpreter's own (a node parks with these; never raised by an activity)
     "NoOutgoingEdge", "GateTimeout",
     # an answer for a gate opening that is answered already or not open (refused, nothing recorded)
@@ -117,7 +119,7 @@ ERROR_TYPES: Final[tuple[ErrorType, ...]] = get_args(ErrorType)
 #: Retrying helps only for these: rate limits, outages, network trouble.
 RETRYABLE: Final[frozenset[ErrorType]] = frozenset({
     "ModelRateLimited", "ModelUnavailable", "RateLimited", "ConnectorUnavailable", "FlagProviderUnavailable",
-    "NotifyUnavailable", "McpServerUnavailable",
+    "NotifyUnavailable", "McpServerUnavailable", "ArtifactStoreUnavailable",
 })
 #: What the run never retries (derived; order is the declaration's).
 NON_RETRYABLE: Final[tuple[ErrorType, ...]] = tuple(t for t in ERROR_TYPES if t not in RETRYABLE)
@@ -148,6 +150,7 @@ ERR_NOTIFY_REJECTED: Final[ErrorType] = "NotifyRejected"
 ERR_NOTIFY_UNAVAILABLE: Final[ErrorType] = "NotifyUnavailable"
 ERR_MCP_SERVER_FAILED: Final[ErrorType] = "McpServerFailed"  # cannot start, refused, exits at once
 ERR_MCP_SERVER_UNAVAILABLE: Final[ErrorType] = "McpServerUnavailable"  # the connection was lost mid-call
+ERR_ARTIFACT_STORE_UNAVAILABLE: Final[ErrorType] = "ArtifactStoreUnavailable"  # 5xx, timeouts, no connection
 ERR_NO_OUTGOING_EDGE: Final[ErrorType] = "NoOutgoingEdge"
 ERR_GATE_TIMEOUT: Final[ErrorType] = "GateTimeout"
 ERR_GATE_OPENING_CLOSED: Final[ErrorType] = "GateOpeningClosed"
