@@ -11,7 +11,8 @@ Observability is switched on here, from settings (docs/observability.md): Promet
 (`ITERLOOP_LOG_FORMAT=json`).
 
 A configuration the worker cannot use (an unknown `ITERLOOP_TRACING`, a bad log level, model
-settings or a price file that do not parse) stops it before it connects, with one line
+settings or a price file that do not parse, an artifact bucket it cannot reach) stops it before it
+connects, with one line
 `iterloop: <what is wrong>` and exit code 2 (`run_worker` raises `UsageError`, `main` prints it).
 """
 
@@ -48,17 +49,21 @@ from runtime.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
+    from activities.artifact_stores import ArtifactStore
     from activities.notify import NotifyConfig
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
-#: Pure data and semantics modules shared by workflow code and activities, and the stateless node
-#: kinds. Passing them through the sandbox keeps one class identity for the pydantic models on both
-#: sides (and saves re-importing them for every workflow run); they do no I/O and hold no mutable
-#: module-level state, so this is safe. Only graph_run.py is imported afresh into each run's sandbox.
-PASSTHROUGH_MODULES = ("dsl", "workflows.contract", "workflows.edges", "workflows.inputs", "workflows.convergence",
-                       "workflows.budget", "workflows.sessions", "workflows.metrics", "workflows.nodes",
-                       "workflows.notifications")
+#: Everything workflow code imports is passed through the sandbox: the pure data and semantics modules
+#: shared with activities (one class identity for the pydantic models on both sides), the stateless
+#: node kinds, and the interpreter itself (`workflows.graph_run`). The sandbox would otherwise import
+#: graph_run.py afresh for every run it holds: its code objects and class, ~150 KB per parked run (about
+#: half a parked run's memory, benchmarks/bench_scale.py) and a fresh compile per run start. Safe because
+#: none of these modules does I/O or holds mutable module-level state, and what the sandbox's call
+#: restrictions would catch in them (clocks, randomness, the environment, files) is refused by
+#: tests/test_workflow_determinism.py instead; replaying recorded histories (tests/workflows/test_replay.py)
+#: checks the rest.
+PASSTHROUGH_MODULES = ("dsl", "workflows")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -77,7 +82,8 @@ def notify_config(settings: Settings) -> NotifyConfig:
 def build_worker(client: Client, task_queue: str, *, offline: bool = False,
                  extra_workflows: Sequence[type] = (), artifact_dir: Path | None = None,
                  notify: NotifyConfig | None = None, interceptors: Sequence[Interceptor] = (),
-                 identity: str | None = None, mcp_cache_ttl_seconds: float | None = None) -> Worker:
+                 identity: str | None = None, mcp_cache_ttl_seconds: float | None = None,
+                 artifact_store: ArtifactStore | None = None, eager_activities: bool = True) -> Worker:
     """A worker with the interpreter workflow and all activities registered.
 
     ``extra_workflows`` lets benchmarks and tests host their own workflows next to GraphRun on
@@ -85,7 +91,9 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
     environment's settings; ``interceptors`` add e.g. tracing (`tracing_interceptor`); ``identity``
     is how the server lists it among the task queue's pollers (default `PID@HOST`);
     ``mcp_cache_ttl_seconds`` how long MCP tool lists are kept (default: the environment's). Every activity's
-    results, failures and heartbeats are redacted (`activities.redacting_interceptor`).
+    results, failures and heartbeats are redacted (`activities.redacting_interceptor`). Large outputs go
+    to ``artifact_store``, else the local directory ``artifact_dir``, else the store the environment's
+    settings choose (`open_artifact_store`; a bucket is checked here, before the worker polls).
     """
     from activities import artifacts, mcp
     from activities.delegate.activity import delegate
@@ -97,7 +105,12 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
     from workflows.graph_run import GraphRun
 
     configure(offline=offline)
-    artifacts.configure(artifact_dir or Settings.from_env().artifact_dir)
+    if artifact_store is None and artifact_dir is not None:
+        artifact_store = artifacts.LocalArtifactStore(artifact_dir)
+    if artifact_store is None:
+        env_settings = Settings.from_env()
+        artifact_store = open_artifact_store(env_settings, check=bool(env_settings.artifacts_url))
+    artifacts.configure(artifact_store)
     mcp.configure(cache_ttl_seconds=Settings.from_env().mcp_cache_ttl_seconds if mcp_cache_ttl_seconds is None
                   else mcp_cache_ttl_seconds)
     configure_delegation(Settings.from_env(), offline=offline)
@@ -109,10 +122,34 @@ def build_worker(client: Client, task_queue: str, *, offline: bool = False,
         activities=[llm_turn, shell_exec, tool_call, notifier.notify, mcp.mcp_call, mcp.mcp_check, delegate],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        # Eager activity execution: an activity a workflow task schedules comes back to this worker in
+        # the server's answer to that task, skipping matching, when the server allows it (dynamic config
+        # `system.enableActivityEagerExecution`, docs/runtime.md); `eager_activities=False` never asks.
+        # At most 3 per workflow task (the SDK's default): reserving a whole fan-out's slots measured no
+        # faster here, and would keep its branches on one worker of several.
+        disable_eager_activity_execution=not eager_activities,
         # Redaction last, i.e. innermost: every other interceptor sees results and failures without secrets.
         interceptors=[*interceptors, RedactingInterceptor()],
         **({"identity": identity} if identity else {}),
     )
+
+
+def open_artifact_store(settings: Settings, *, check: bool = True) -> ArtifactStore:
+    """The one place a worker's artifact store is built from settings (the directory, or an S3 bucket);
+    ``check``: fail now (`UsageError`, naming the setting) when it cannot be used, not at a run's
+    first large output."""
+    from activities.artifact_stores import ArtifactStoreSettings, open_store
+    from activities.errors import ActivityError
+
+    try:
+        store = open_store(ArtifactStoreSettings(
+            local_dir=settings.artifact_dir, url=settings.artifacts_url, endpoint=settings.artifacts_s3_endpoint,
+            region=settings.artifacts_s3_region, addressing=settings.artifacts_s3_addressing))
+        if check:
+            store.check()
+    except ActivityError as exc:
+        raise UsageError(f"artifact store: {exc.message}") from None
+    return store
 
 
 def configure_delegation(settings: Settings, *, offline: bool = False) -> None:
@@ -244,8 +281,10 @@ def configure_logging(settings: Settings) -> None:
 CONFIGURATION_ERRORS = (SettingsError, LLMSettingsError, PriceFileError)
 
 
-def check_configuration(settings: Settings) -> None:
-    """Logging and the model layer, set up before anything connects: `UsageError` with the reason."""
+def check_configuration(settings: Settings) -> ArtifactStore:
+    """Logging, the model layer and the artifact store, set up before anything connects: `UsageError`
+    with the reason. Returns the artifact store, checked (a missing bucket or refused credentials stop
+    the worker here, not at a run's first large output)."""
     from activities.llm.activity import configure
 
     try:
@@ -253,15 +292,16 @@ def check_configuration(settings: Settings) -> None:
         configure(offline=settings.offline)
     except CONFIGURATION_ERRORS as exc:
         raise UsageError(str(exc)) from None
+    return open_artifact_store(settings)
 
 
 async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM; a configuration it cannot use is a `UsageError` before it connects."""
-    check_configuration(settings)
+    store = check_configuration(settings)
     install_telemetry_runtime(settings)
     provider = tracer_provider(settings)
     client = await connect(settings)
-    worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_dir=settings.artifact_dir,
+    worker = build_worker(client, settings.task_queue, offline=settings.offline, artifact_store=store,
                           notify=notify_config(settings),
                           interceptors=[tracing_interceptor(provider)] if provider else [],
                           identity=identity_for(settings), mcp_cache_ttl_seconds=settings.mcp_cache_ttl_seconds)

@@ -386,11 +386,16 @@ def _short_type(indexed: str) -> str:
 #: Dev-server defaults tuned for a laptop running one workflow at a time. Stock settings read a
 #: history shard's transfer queue at most 20 times a second (~100 ms per sequential node) and
 #: spread each task queue over 4 partitions (occasional 2 s pickup stalls with a single worker).
-#: benchmarks/bench_runtime.py measures both; tests and `iterloop server` use these values.
+#: Eager activity execution (off in stock servers) lets the server hand an activity scheduled by a
+#: workflow task straight back to the worker that completed it, without a trip through matching;
+#: the worker asks for it unless told not to (`worker.build_worker(eager_activities=False)`).
+#: benchmarks/bench_runtime.py measures all three; tests and `iterloop server` use these values;
+#: docs/runtime.md ("What costs a server round trip") gives them for a cluster's dynamic config.
 FAST_DISPATCH_ARGS = (
     "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
     "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
 )
 
 

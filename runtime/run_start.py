@@ -167,6 +167,8 @@ def prepare_start(request: StartRequest, settings: Settings) -> PreparedStart:
     check_mcp_servers(wf, project, file=request.compiled.source)
     if project:
         run_options["mcp_project_servers"] = project
+    if not settings.local_tools:  # ITERLOOP_LOCAL_TOOLS=0: every tool call an ordinary activity
+        run_options["local_tools"] = False
     return PreparedStart(request=request, workflow=wf, inputs={**env_values, **inputs}, script=script,
                          run_options=run_options, warnings=warnings, notes=preset.notes,
                          summary=preset.summary, notify_preset=preset.notify)

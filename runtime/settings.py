@@ -54,6 +54,15 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], *, defa
     return raw
 
 
+def _artifacts_url(env: Mapping[str, str], name: str) -> str:
+    """Empty (the local directory) or `s3://BUCKET[/PREFIX]`; the worker checks the bucket itself."""
+    raw = (env.get(name) or "").strip()
+    if raw and (not raw.startswith("s3://") or not raw[len("s3://"):].split("/", 1)[0]):
+        raise SettingsError(f"{name}={raw!r} is not an S3 location; expected s3://BUCKET or s3://BUCKET/PREFIX "
+                            "(leave it empty to keep artifacts in ITERLOOP_ARTIFACT_DIR)")
+    return raw
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 
 
@@ -100,6 +109,11 @@ class Settings:
     offline: bool = False
     ui_port: int = 8233
     artifact_dir_override: Path | None = None
+    # -- an S3-compatible artifact store instead of the directory (worker side; docs/deploy.md) ------
+    artifacts_url: str = ""  # ITERLOOP_ARTIFACTS_URL: s3://bucket/prefix; empty = the directory above
+    artifacts_s3_endpoint: str = ""  # ITERLOOP_ARTIFACTS_S3_ENDPOINT: an S3-compatible server; empty = AWS
+    artifacts_s3_region: str = ""  # ITERLOOP_ARTIFACTS_S3_REGION: empty = AWS_REGION, else us-east-1
+    artifacts_s3_addressing: str = "auto"  # ITERLOOP_ARTIFACTS_S3_ADDRESSING: auto | path | virtual
     mcp_cache_ttl_seconds: float = 3600.0  # ITERLOOP_MCP_CACHE_TTL_SECONDS: how long MCP tool lists are kept; 0: never
     # -- notifications (worker side; see docs/notifications.md) ------------------------------
     slack_bot_token: str = field(default="", repr=False)  # xoxb-…; none: Slack deliveries fail, saying so
@@ -121,6 +135,9 @@ class Settings:
     ui_url: str = ""  # ITERLOOP_TEMPORAL_UI_URL: the Web UI's address for links in notifications
     # ITERLOOP_MCP_AUTOLOAD=0/false: runs ignore the project's `.mcp.json` (client side; docs/language.md §3.6)
     mcp_autoload: bool = True
+    # ITERLOOP_LOCAL_TOOLS=0/false: runs started here run every builtin tool call as an ordinary
+    # activity, none as a local one (client side; docs/runtime.md, "What costs a server round trip")
+    local_tools: bool = True
 
     @property
     def artifact_dir(self) -> Path:
@@ -149,6 +166,11 @@ class Settings:
             offline=truthy(e.get("ITERLOOP_OFFLINE")),
             ui_port=_port(e, "ITERLOOP_UI_PORT") or 8233,
             artifact_dir_override=Path(e["ITERLOOP_ARTIFACT_DIR"]) if e.get("ITERLOOP_ARTIFACT_DIR") else None,
+            artifacts_url=_artifacts_url(e, "ITERLOOP_ARTIFACTS_URL"),
+            artifacts_s3_endpoint=(e.get("ITERLOOP_ARTIFACTS_S3_ENDPOINT") or "").strip(),
+            artifacts_s3_region=(e.get("ITERLOOP_ARTIFACTS_S3_REGION") or "").strip(),
+            artifacts_s3_addressing=_choice(e, "ITERLOOP_ARTIFACTS_S3_ADDRESSING", ("auto", "path", "virtual"),
+                                            default="auto"),
             mcp_cache_ttl_seconds=_seconds(e, "ITERLOOP_MCP_CACHE_TTL_SECONDS", default=3600.0),
             # The API reads Slack's usual names; the worker takes those too, or its own.
             slack_bot_token=e.get("ITERLOOP_SLACK_BOT_TOKEN") or e.get("SLACK_BOT_TOKEN", ""),
@@ -168,6 +190,7 @@ class Settings:
             notify_events=_events(e, "ITERLOOP_NOTIFY_EVENTS"),
             ui_url=(e.get("ITERLOOP_TEMPORAL_UI_URL") or "").strip().rstrip("/"),
             mcp_autoload=(e.get("ITERLOOP_MCP_AUTOLOAD") or "").strip().lower() not in ("0", "false"),
+            local_tools=(e.get("ITERLOOP_LOCAL_TOOLS") or "").strip().lower() not in ("0", "false"),
         )
 
     def with_overrides(self, *, address: str | None = None, namespace: str | None = None,

@@ -26,7 +26,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from dsl import ir
@@ -108,6 +109,9 @@ _END_EVENTS: dict[str, EventType] = {"finished": "run_finished", "failed": "run_
 _BUDGET_PARKS = "budget-parks"
 #: Runs recorded before the loop budget guard took a loop's back edge whatever the budget left.
 _LOOP_BUDGET_GUARD = "loop-budget-guard"
+#: How long a local activity (a fast builtin tool, `nodes.tool`) may take, retries included, before
+#: the node runs it as an ordinary activity instead: a workflow task waits for its local activities.
+_LOCAL_BUDGET = timedelta(seconds=5)
 
 
 class BudgetStop(StopRun):
@@ -169,10 +173,14 @@ class GraphRun:
     def run_data(self) -> dict[str, Any]:
         """`{{run.…}}`: the run's id, seconds since it started (workflow time, so replays agree), its
         cost and tokens so far."""
-        usage = self.state.total_usage()
+        # Plain sums, in `total_usage`'s order (so the same floats): every node visit builds this, and a
+        # `Usage` model per node per visit made a wide fan-out's visits cost quadratic time.
+        usages = [n.usage for n in self.state.nodes.values()]
+        cost = sum(u.cost_usd for u in usages)
+        tokens = sum(u.total_tokens for u in usages)
         started = datetime.fromisoformat(self.state.started_at) if self.state.started_at else workflow.now()
         return {"id": workflow.info().workflow_id, "elapsed_seconds": round((workflow.now() - started).total_seconds(), 3),
-                "cost_usd": round(usage.cost_usd, 6), "tokens": usage.total_tokens}
+                "cost_usd": round(cost, 6), "tokens": tokens}
 
     # -- entry point ---------------------------------------------------------------------------
     @workflow.run
@@ -766,20 +774,36 @@ class GraphRun:
     # -- activities ----------------------------------------------------------------------------
     async def activity(self, spec: ActivitySpec[Req, Res], req: Req, node_id: str, summary: str,
                        timeout_seconds: float, *, heartbeat_timeout: float | None = None,
-                       counts_as_attempt: bool = True) -> Res:
+                       counts_as_attempt: bool = True, local: bool = False) -> Res:
         """Run one activity for a node; its failure after retries is `NodeFailed`, and a run being
-        cancelled stays a cancellation (never a failure the node would park on or hand to a model)."""
+        cancelled stays a cancellation (never a failure the node would park on or hand to a model).
+
+        ``local``: run it as a local activity first (the caller has decided it may: a fast tool free
+        of side effects, `nodes.tool`). Errors take the same path as an ordinary activity's (counted,
+        retried after a durable timer, parked); an attempt that outlasts `_LOCAL_BUDGET` is not
+        something to hold the workflow task for, so the node goes on as an ordinary activity."""
         state = self.state.nodes[node_id]
         failed = 0  # attempts that ended with an error (lost workers are Temporal's to retry)
         while True:
             try:
+                if local:
+                    try:
+                        return await workflow.execute_local_activity(
+                            spec.name, req, result_type=spec.result, schedule_to_close_timeout=_LOCAL_BUDGET,
+                            retry_policy=self.retry_policy(), summary=summary)
+                    except FailureError as err:
+                        if not isinstance(_failure_cause(err), ActivityTimeoutError):
+                            raise
+                        local = False  # too slow for a local activity: the ordinary one, from the start
                 return await workflow.execute_activity(
                     spec.name, req, result_type=spec.result,
                     start_to_close_timeout=timedelta(seconds=timeout_seconds),
                     heartbeat_timeout=timedelta(seconds=heartbeat_timeout) if heartbeat_timeout else None,
                     retry_policy=self.retry_policy(), summary=summary)
-            except ActivityError as err:
-                cause = err.cause
+            except FailureError as err:
+                if not (local or isinstance(err, ActivityError)):
+                    raise  # not an activity's failure: what it always did
+                cause = _failure_cause(err)
                 # Runs that parked on a cancelled activity before this patch keep doing so on replay.
                 if isinstance(cause, CancelledError) and workflow.patched("cancel-is-not-a-failure"):
                     raise cause from None
@@ -829,6 +853,12 @@ class GraphRun:
         self.emit("continue_as_new", next_node, data={"history_length": info.get_current_history_length()})
         workflow.continue_as_new(RunInput(workflow=self.wf, run_inputs=self.inp.run_inputs, source=self.inp.source,
                                           options=self.options, carried=carried))
+
+
+def _failure_cause(err: FailureError) -> BaseException | None:
+    """What made an activity fail: an ordinary activity's failure is an `ActivityError` around it,
+    a local activity's arrives as the cause itself (an `ApplicationError`, a timeout, a cancel)."""
+    return err.cause if isinstance(err, ActivityError) else err
 
 
 def _refuse(problem: str | None) -> None:

@@ -120,6 +120,6 @@ def _with_bound_values(t: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
 @activity.defn(name=TOOL_CALL)
 async def tool_call(req: ToolCallRequest) -> ToolCallResult:
     """Run a builtin tool for a node; arguments are validated against the tool's input model."""
-    output = await call_tool(req.tool, artifacts.resolve(req.arguments, tokens=req.artifact_tokens))
-    return ToolCallResult(output=artifacts.offload(output, run_id=req.run_id, node_id=req.node_id,
+    output = await call_tool(req.tool, await artifacts.resolve_async(req.arguments, tokens=req.artifact_tokens))
+    return ToolCallResult(output=await artifacts.offload_async(output, run_id=req.run_id, node_id=req.node_id,
                                                    threshold=req.offload_threshold_bytes))

@@ -98,7 +98,7 @@ class SampleSizePlan(BaseModel):
     analysis: dict[str, Any]
 
 
-@TOOLS.tool("calculate_sample_size")
+@TOOLS.tool("calculate_sample_size", local=True)
 @refuses_bad_input("calculate_sample_size")
 async def calculate_sample_size(args: SampleSizeQuery) -> SampleSizePlan:
     """Users per arm to detect the MDE at the given alpha and power, planned for the test that will read it
@@ -341,7 +341,7 @@ def _readout(verdict: stats.Verdict, results: ExperimentResults, days_running: f
         arms=[_arm_readout(a) for a in verdict.arms], headline=headline)
 
 
-@TOOLS.tool("calculate_significance")
+@TOOLS.tool("calculate_significance", local=True)
 @refuses_bad_input("calculate_significance")
 async def calculate_significance(args: SignificanceQuery) -> SignificanceReadout:
     """The verdict: SRM gate, sample guards, guardrails, then every treatment against the named control
@@ -385,7 +385,7 @@ class SrmQuery(_Query):
         return self
 
 
-@TOOLS.tool("check_srm")
+@TOOLS.tool("check_srm", local=True)
 @refuses_bad_input("check_srm")
 async def check_srm(args: SrmQuery) -> stats.SrmResult:
     """Sample-ratio mismatch gate: a broken split invalidates every other number."""
@@ -430,7 +430,7 @@ class GuardrailReport(BaseModel):
     messages: list[str] = Field(default_factory=list, description="one sentence per guardrail, for people and prompts")
 
 
-@TOOLS.tool("check_guardrails")
+@TOOLS.tool("check_guardrails", local=True)
 @refuses_bad_input("check_guardrails")
 async def check_guardrails(args: GuardrailQuery) -> GuardrailReport:
     """Non-inferiority of each guardrail metric within the margin, for every treatment against the control."""

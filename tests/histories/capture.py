@@ -681,6 +681,102 @@ async def compute_and_expression_edges(client: Client, tq: str, wid: str, tmp: P
     assert result.status == "finished" and result.outputs["ship"] == {"note": "ship at 0.09 after 1"}, result
 
 
+BUILTIN_TOOLS = """
+vars:
+  values: json = [1, 2.5]
+schema totals:
+  total: float
+  count: int
+tool first:
+  call: echo
+tool add:
+  call: sum_values
+  output: totals
+router split:
+  mode: fan_out_all
+tool left:
+  call: echo
+tool right:
+  call: echo
+join merge:
+  strategy: wait_all
+tool shout:
+  command: "echo hi"
+workflow builtins:
+  entry: first
+  first -> add with { values: "{{vars.values}}" }
+  add -> split
+  split -> left with { total: "{{outputs.add.total}}" }
+  split -> right with { count: "{{outputs.add.count}}" }
+  left -> merge with { l: "{{outputs.left.total}}" }
+  right -> merge with { r: "{{outputs.right.count}}" }
+  merge -> shout
+  shout -> done
+"""
+
+
+async def _builtin_tool_nodes(client: Client, tq: str, wid: str, **options: object) -> None:
+    handle = await start(client, tq, BUILTIN_TOOLS, workflow_id=wid, **options)
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["merge"] == {"l": 3.5, "r": 2}, result
+
+
+async def builtin_tool_nodes_regular(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """`call:` nodes of builtin tools, each an `iterloop.tool_call` activity: the file was recorded
+    before the `local-builtin-tools` patch (no marker); re-recorded, the run asks for that path."""
+    await _builtin_tool_nodes(client, tq, wid, local_tools=False)
+
+
+async def builtin_tool_nodes_local(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """The same run with its echo/sum_values nodes as local activities (markers, the
+    `local-builtin-tools` patch marker), a fan-out of two of them, then a shell node (an activity)."""
+    await _builtin_tool_nodes(client, tq, wid)
+
+
+INLINE_TOOL_NODES = """
+vars:
+  values: json = [1, 2.5]
+schema totals:
+  total: float
+  count: int
+tool first:
+  call: echo
+tool add:
+  call: sum_values
+  output: totals
+router split:
+  mode: fan_out_all
+tool left:
+  call: echo
+tool right:
+  call: echo
+join merge:
+  strategy: wait_all
+tool link:
+  call: echo
+workflow inline:
+  entry: first
+  first -> add with { values: "{{vars.values}}" }
+  add -> split
+  split -> left with { total: "{{outputs.add.total}}" }
+  split -> right with { count: "{{outputs.add.count}}" }
+  left -> merge with { l: "{{outputs.left.total}}" }
+  right -> merge with { r: "{{outputs.right.count}}" }
+  merge -> link with { url: "https://h/x?token={{outputs.merge.r}}" }
+  link -> done
+"""
+
+
+async def builtin_tool_nodes_inline(client: Client, tq: str, wid: str, tmp: Path) -> None:
+    """echo/sum_values nodes evaluated in the workflow (the `inline-pure-tools` patch marker, no
+    activity): a chain, a fan-out of two, a join; then an echo of secret-shaped text, which the
+    workflow leaves to the tool's local activity (the `local-builtin-tools` marker) to redact."""
+    handle = await start(client, tq, INLINE_TOOL_NODES, workflow_id=wid)
+    result = await finish(handle)
+    assert result.status == "finished" and result.outputs["merge"] == {"l": 3.5, "r": 2}, result
+    assert result.outputs["link"] == {"url": "https://h/x?token=[redacted]"}, result
+
+
 Scenario = Callable[[Client, str, str, Path], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     linear_loop_judge, fan_out_best_effort, wait_all_parked_then_retried, gate_answered_by_update,
@@ -689,7 +785,8 @@ SCENARIOS: dict[str, Scenario] = {f.__name__: f for f in (
     rewound_to_before_a_gate, parallel_shell_branches, mcp_tool_node, delegated_node,
     delegated_node_asks_a_person, tool_calls_approved_edited_rejected, fan_out_each_best_effort,
     subbot_child_run, foreach_parked_then_retried,
-    budget_parked_then_raised, paused_granted_guarded, compute_and_expression_edges)}
+    budget_parked_then_raised, paused_granted_guarded, compute_and_expression_edges,
+    builtin_tool_nodes_regular, builtin_tool_nodes_local, builtin_tool_nodes_inline)}
 
 
 def write_histories(name: str, chain: list[WorkflowHistory]) -> list[Path]:

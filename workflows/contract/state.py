@@ -84,6 +84,10 @@ class RunOptions(_Model):
     # run with status budget_exceeded (`iterloop bench`, which compares what each recipe's budget lets
     # a run do; the default, so a run input that does not say, as every recorded one, keeps that).
     on_budget: Literal["park", "end"] = "end"
+    # Whether `call:` nodes of the catalog's local tools (echo, sum_values, the statistics) run as
+    # local activities, without a server round trip (docs/runtime.md, "What costs a server round
+    # trip"); False keeps every tool call an ordinary activity (`ITERLOOP_LOCAL_TOOLS=0`).
+    local_tools: bool = True
 
 
 class Event(_Model):

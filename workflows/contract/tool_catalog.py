@@ -42,6 +42,35 @@ BOUND_ARGUMENTS: dict[str, dict[str, str]] = {
     "create_feature_flag": {"provider": "flag_provider"},
 }
 
+#: Builtin tools fast and free of side effects enough that a `call:` node runs them as a Temporal
+#: *local activity* (in the worker running the workflow task, the result recorded in a marker: no
+#: round trip through the server), each with the `workflow.patched` id it was added under: a run
+#: recorded before a tool was listed here replays it as an ordinary activity, so adding a tool
+#: needs a new id, and removing one breaks the runs in flight that ran it locally. Only tools that
+#: neither read nor write anything outside their arguments belong here (not the connectors, flags,
+#: notifications, MCP, shell); the tool's own declaration agrees (`ToolSet.tool(name, local=True)`,
+#: checked by the registry). The rule for a node: docs/runtime.md, "What costs a server round trip".
+LOCAL_TOOLS: dict[str, str] = {
+    "echo": "local-builtin-tools",
+    "sum_values": "local-builtin-tools",
+    "calculate_sample_size": "local-builtin-tools",
+    "calculate_significance": "local-builtin-tools",
+    "check_srm": "local-builtin-tools",
+    "check_guardrails": "local-builtin-tools",
+}
+
+#: Local tools that are also pure, deterministic and cheap Python, evaluated inside the workflow
+#: itself with no activity at all (`workflows/contract/inline_tools.py` holds their functions,
+#: which the registered tools call too), each with its `workflow.patched` id: a run recorded
+#: before a tool was listed here replays its local activities, so adding a tool needs a new id,
+#: and removing one breaks the runs in flight that evaluated it inline. Never a tool that imports
+#: numpy/scipy (the statistics stay activities: heavy imports and float results that may differ
+#: between library versions would make a replay compute something else).
+INLINE_TOOLS: dict[str, str] = {
+    "echo": "inline-pure-tools",
+    "sum_values": "inline-pure-tools",
+}
+
 
 def builtin_tool_names() -> frozenset[str]:
     """Every builtin tool a tool node may `call:` (what the compiler checks C105 against)."""

@@ -82,8 +82,9 @@ class RunContext(Protocol):
 
     async def activity(self, spec: ActivitySpec[Req, Res], req: Req, node_id: str, summary: str,
                        timeout_seconds: float, *, heartbeat_timeout: float | None = None,
-                       counts_as_attempt: bool = True) -> Res:
-        """Run one activity for a node; its failure after retries is `NodeFailed`."""
+                       counts_as_attempt: bool = True, local: bool = False) -> Res:
+        """Run one activity for a node; its failure after retries is `NodeFailed`. ``local``: as a
+        local activity (no server round trip), for work that is fast and free of side effects."""
         ...
 
     def check_budget(self, node_id: str, *, before_step: bool) -> None: ...
