@@ -11,8 +11,16 @@
 #                approval gate on a terminal, --skip-gates otherwise; the dev server is stopped afterwards)
 #   make bench   DSL throughput and cold `iterloop validate` time
 #   make bench-stats  the growth loop's verdict: A/A false ship/kill rates, power, CUPED
+#   make bench-scale / bench-history  many parked runs on one worker; history per growth-loop cycle
+#   make bench-cluster / bench-peer  chain, fan-out and N workers on a local cluster; beside LangGraph
 #   make temporal  fetch the Temporal CLI (dev server) into $(TEMPORAL_BIN): built with Go, or
 #                downloaded through the Temporal SDK when Go is absent (skipped if ITERLOOP_TEMPORAL_BIN is set)
+#   make test-cluster  the cluster tier (tests/cluster/): PostgreSQL and Temporal Server $(TEMPORAL_SERVER_VERSION)
+#                on loopback ports, set up with `iterloop server setup`, workers killed and the server restarted
+#   make temporal-server  build Temporal Server and its schema tool with Go into $(TEMPORAL_SERVER_DIR)
+#                (only `make test-cluster` and the cluster benchmarks need them; minutes the first time)
+#   make versitygw  build versitygw $(VERSITYGW_VERSION) (an S3 gateway over a directory) with Go into
+#                $(VERSITYGW_BIN), for the S3 artifact store's tests (tests/s3_harness.py)
 #   make claude-code  install the Claude Code CLI $(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR) with npm
 #                (again only when the pin changes)
 #   make codex   install the Codex CLI $(CODEX_VERSION) into $(CODEX_DIR) with npm (again only when the pin changes)
@@ -40,6 +48,16 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 TEMPORAL_VERSION ?= v1.5.1
 TEMPORAL_BIN ?= $(HOME)/.cache/iterloop/bin/temporal
 
+# Temporal Server and its SQL schema tool, for the cluster tier (`make test-cluster`) and the cluster
+# benchmarks. runtime/local_cluster.py looks for `server` and `sql` in ITERLOOP_TEMPORAL_SERVER_DIR, then here.
+TEMPORAL_SERVER_VERSION ?= 1.29.1
+TEMPORAL_SERVER_DIR ?= $(HOME)/.cache/iterloop/bin/temporal-server-$(TEMPORAL_SERVER_VERSION)
+
+# versitygw, an S3-compatible server over a directory: tests/s3_harness.py runs it on loopback for the S3
+# artifact store's tests. The harness looks for it in ITERLOOP_VERSITYGW_BIN, then here, then on PATH.
+VERSITYGW_VERSION ?= v1.8.0
+VERSITYGW_BIN ?= $(HOME)/.cache/iterloop/bin/versitygw
+
 # The Claude Code CLI (npm @anthropic-ai/claude-code), installed into the checkout, never globally:
 # tests/e2e/test_skill_claude_code.py runs it against a local fake of the Messages API.
 # runtime/claude_code.py looks for it in ITERLOOP_CLAUDE_BIN, then here, then on PATH.
@@ -65,9 +83,11 @@ DEMO_WORKFLOW := examples/growth_loop.iter
 DEMO_CONFIG := examples/growth_loop.demo.yaml
 DEMO_SCRIPT := examples/growth_loop.script.yaml
 
+.PHONY: test-cluster temporal-server
+.PHONY: versitygw
 .PHONY: setup test demo bench bench-stats temporal chromium claude-code codex mcp-servers web server stop clean
 
-setup: $(STAMP) temporal chromium claude-code codex mcp-servers web
+setup: $(STAMP) temporal chromium claude-code codex mcp-servers web versitygw
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -112,6 +132,28 @@ bench: setup
 bench-stats: setup
 	$(BIN)/python benchmarks/bench_stats.py $(BENCH_STATS_ARGS)
 
+# Scale benchmarks (benchmarks/README.md; minutes each, so not part of `make bench`). The cluster ones
+# start PostgreSQL and Temporal Server themselves (`make temporal-server`); bench-peer also installs
+# the `bench` extra (LangGraph and its PostgreSQL checkpointer), which nothing else needs.
+.PHONY: bench-scale bench-history bench-cluster bench-peer
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+bench-scale: setup
+	$(BIN)/python benchmarks/bench_scale.py $(BENCH_SCALE_ARGS)
+
+bench-history: setup
+	$(BIN)/python benchmarks/bench_history.py $(BENCH_HISTORY_ARGS)
+
+bench-cluster: setup temporal-server
+	$(BIN)/python benchmarks/bench_cluster.py $(BENCH_CLUSTER_ARGS)
+
+bench-peer: setup temporal-server $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_peer.py $(BENCH_PEER_ARGS)
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
 # Idempotent: nothing happens once the binary exists (or ITERLOOP_TEMPORAL_BIN names one).
 ifeq ($(strip $(ITERLOOP_TEMPORAL_BIN)),)
 temporal: $(TEMPORAL_BIN)
@@ -133,6 +175,53 @@ $(TEMPORAL_BIN): | $(STAMP)
 	fi
 	@test -x $(TEMPORAL_BIN) || { echo "make temporal: could not obtain $(TEMPORAL_BIN);" \
 		"install Go and retry, or set ITERLOOP_TEMPORAL_BIN to an existing temporal binary" >&2; exit 1; }
+
+# The cluster tier: PostgreSQL and Temporal Server on loopback ports, started once per session by
+# tests/cluster/conftest.py (not part of `make test`: the default pytest run ignores tests/cluster).
+test-cluster: setup temporal-server
+	$(BIN)/pytest -q -p no:cacheprovider tests/cluster
+
+# Idempotent: nothing happens once both binaries exist (or ITERLOOP_TEMPORAL_SERVER_DIR names a directory
+# holding them). Needs Go: built from source, about 7 minutes the first time.
+temporal-server:
+	@dir="$${ITERLOOP_TEMPORAL_SERVER_DIR:-$(TEMPORAL_SERVER_DIR)}"; \
+	if [ -x "$$dir/server" ] && [ -x "$$dir/sql" ]; then :; \
+	elif [ -n "$$ITERLOOP_TEMPORAL_SERVER_DIR" ]; then \
+		echo "make temporal-server: ITERLOOP_TEMPORAL_SERVER_DIR=$$dir holds no executable \`server\` and \`sql\`" >&2; exit 1; \
+	elif ! command -v go >/dev/null 2>&1; then \
+		echo "make temporal-server: Go is needed to build Temporal Server $(TEMPORAL_SERVER_VERSION)" \
+			"(https://go.dev/dl/), or set ITERLOOP_TEMPORAL_SERVER_DIR to a directory holding its \`server\` and \`sql\`" >&2; \
+		exit 1; \
+	else \
+		echo "make temporal-server: building Temporal Server $(TEMPORAL_SERVER_VERSION) and its schema tool with Go" \
+			"into $$dir (about 7 minutes the first time)"; \
+		mkdir -p "$$dir" && GOBIN="$$(cd "$$dir" && pwd)" go install \
+			go.temporal.io/server/cmd/server@v$(TEMPORAL_SERVER_VERSION) \
+			go.temporal.io/server/cmd/tools/sql@v$(TEMPORAL_SERVER_VERSION) \
+		&& test -x "$$dir/server" && test -x "$$dir/sql" \
+		|| { echo "make temporal-server: could not build Temporal Server into $$dir (go's output is above)" >&2; exit 1; }; \
+	fi
+
+# Idempotent: nothing happens once the binary exists (or ITERLOOP_VERSITYGW_BIN names one). Needs Go (about a minute the first time); without
+# it, say how to get it and go on (the S3 tests then fail, saying so).
+ifeq ($(strip $(ITERLOOP_VERSITYGW_BIN)),)
+versitygw: $(VERSITYGW_BIN)
+else
+versitygw:
+	@test -x "$(ITERLOOP_VERSITYGW_BIN)" || { \
+		echo "make versitygw: ITERLOOP_VERSITYGW_BIN=$(ITERLOOP_VERSITYGW_BIN) is not an executable file." >&2; exit 1; }
+endif
+
+$(VERSITYGW_BIN):
+	@mkdir -p $(dir $(VERSITYGW_BIN))
+	@if command -v go >/dev/null 2>&1; then \
+		echo "make versitygw: building versitygw $(VERSITYGW_VERSION) with Go (for the S3 artifact store's tests)"; \
+		GOBIN=$(abspath $(dir $(VERSITYGW_BIN))) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) \
+		|| { echo "make versitygw: could not build versitygw $(VERSITYGW_VERSION) (Go's output is above)" >&2; exit 1; }; \
+	else \
+		echo "make setup: Go is missing (https://go.dev/dl/); the S3 artifact store's tests need versitygw" \
+			"(or set ITERLOOP_VERSITYGW_BIN to one)" >&2; \
+	fi
 
 # The dashboard's browser test drives Debian's chromium through Playwright (no browser download).
 # Installed with apt-get when missing and we are root; otherwise say how, and go on.
