@@ -1,14 +1,17 @@
 """The dashboard: server-rendered pages over the same run service as the REST API and the CLI.
 
     /              runs: status, cost, open gates (filter by status, workflow, gate)
-    /runs/RUN      one run: graph coloured by node state, nodes, gates, outputs, artifacts,
-                   budget, timeline (live while the run goes on), Web UI link, cancel/retry,
-                   rewind to / fork at a node
+    /              runs: … plus a form that starts a registered workflow (POST /runs/start)
+    /runs/RUN      one run: the run console (React, built into api/static/web: the graph laid
+                   out with ELK, live node states, the path taken, node details, a history
+                   scrubber, the gate form), over the server-rendered details it enhances: nodes
+                   (and a node/edge table for readers without JavaScript), gates, outputs,
+                   artifacts, budget, timeline, Web UI link, cancel/retry, rewind to / fork at a node
     /approvals     every open gate, each with a form generated from its output schema
     /login         exchange an API token for a session cookie (see api.auth)
 
-Jinja2 templates in `api/templates/`, CSS and a small script in `api/static/`: no build step,
-nothing fetched from elsewhere. Forms post back here with a CSRF token and answer gates through
+Jinja2 templates in `api/templates/`, CSS and small scripts in `api/static/`, the console's bundle
+in `api/static/web/` (`make web`; found through Vite's manifest): nothing fetched from elsewhere. Forms post back here with a CSRF token and answer gates through
 the run's validated update; a refused answer is shown next to the form that sent it.
 """
 
@@ -39,8 +42,10 @@ from api.auth import (
 from api.deps import api_settings, run_service
 from api.errors import ApiError, Forbidden, Unauthorized, api_error_from_command
 from api.gate_forms import FormField, answers_from_form, form_fields
-from api.graph_svg import NodeLook, render_graph
+from api.graph_model import edge_condition
+from api.models import StartRun
 from api.settings import ApiSettings
+from api.workflow_sources import describe_registered, start_request
 from runtime.command_errors import CommandError
 from runtime.report import cost_text, describe_event, format_duration, preview
 from runtime.run_models import RunSummary
@@ -51,6 +56,8 @@ from workflows.contract.state import Gate
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
+#: Vite's manifest of the built front end (`make web`): maps `console.html` to its hashed files.
+WEB_MANIFEST = STATIC_DIR / "web" / ".vite" / "manifest.json"
 #: The run page shows this many of the latest events.
 TIMELINE_EVENTS = 500
 #: A live run page reloads at most this often (rendering it asks Temporal for the whole run).
@@ -176,15 +183,74 @@ def _require_write(user: Principal) -> None:
 
 
 @router.get("/")
-async def runs_page(request: Request, runs: Runs, user: User, status: str = "", workflow: str = "",
-                    gate: str = "") -> Response:
+async def runs_page(request: Request, runs: Runs, user: User, settings: Config, status: str = "",
+                    workflow: str = "", gate: str = "") -> Response:
     if status and status not in RUN_STATUSES:
         raise ApiError(f"unknown status '{status}'; choose one of {', '.join(RUN_STATUSES)}", status=422,
                        code="invalid_request")
-    listing = await runs.list_runs(status=status or None, workflow=workflow.strip() or None,
-                                   gate=gate.strip() or None, limit=200)
+    return await _runs_page(request, runs, user, settings, {"status": status, "workflow": workflow, "gate": gate})
+
+
+async def _runs_page(request: Request, runs: RunService, user: Principal, settings: ApiSettings,
+                     filters: dict[str, str], *, start: StartForm | None = None, status: int = 200) -> HTMLResponse:
+    listing = await runs.list_runs(status=filters["status"] or None, workflow=filters["workflow"].strip() or None,
+                                   gate=filters["gate"].strip() or None, limit=200)
+    registered = [w for w in describe_registered(settings) if w.ok] if user.can_write else []
     return _page(request, "runs.html", {"runs": listing.runs, "query": listing.query, "nav": "runs",
-                                        "filters": {"status": status, "workflow": workflow, "gate": gate}})
+                                        "filters": filters, "registered": registered,
+                                        "start": start or StartForm()}, status=status)
+
+
+@dataclass
+class StartForm:
+    """The start-run form's values (kept when the run is refused, with the reason)."""
+
+    workflow: str = ""
+    vars: str = ""
+    preset: str = ""
+    offline: bool = False
+    error: str = ""
+
+
+def parse_vars(text: str) -> dict[str, str]:
+    """`name=value` lines (as `iterloop run --var`); the run checks each value against its declared type."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise ApiError(f"vars, line {number}: expected name=value (as `iterloop run --var`), found {line.strip()!r}",
+                           status=422, code="invalid_request")
+        values[name.strip()] = value.strip()
+    return values
+
+
+@router.post("/runs/start")
+async def start_from_dashboard(request: Request, runs: Runs, settings: Config, user: User) -> Response:
+    """Start a registered workflow from the runs page's form, through the API's own start logic."""
+    from pydantic import ValidationError
+
+    form = await request.form()
+    check_csrf(request, settings, str(form.get("csrf") or ""))
+    _require_write(user)
+    start = StartForm(workflow=str(form.get("workflow") or "").strip(), vars=str(form.get("vars") or ""),
+                      preset=str(form.get("preset") or "").strip(), offline=form.get("offline") == "on")
+    try:
+        body = StartRun(workflow=start.workflow, vars=parse_vars(start.vars), config=start.preset or None,
+                        offline=start.offline)
+        prepared = runs.prepare(start_request(settings, body, started_by=user.name))
+        started = await runs.start(prepared)
+    except ValidationError as exc:
+        start.error = "; ".join(str(e.get("msg", "")) for e in exc.errors())
+    except ApiError as exc:
+        start.error = exc.message
+    except CommandError as exc:
+        start.error = api_error_from_command(exc).message
+    else:
+        return RedirectResponse(f"/runs/{quote(started.run_id, safe='')}", status_code=303)
+    return await _runs_page(request, runs, user, settings, {"status": "", "workflow": "", "gate": ""},
+                            start=start, status=422)
 
 
 @dataclass
@@ -221,10 +287,12 @@ async def _run_page(request: Request, runs: RunService, user: Principal, run_id:
     snapshot = await runs.inspect(run_id)
     events = await query_events(snapshot.found.handle, snapshot.found.settings, 0)
     detail, view = snapshot.detail, snapshot.view
-    graph = ""
-    if snapshot.workflow is not None:
-        looks = {name: NodeLook(state.status, state.visits) for name, state in view.nodes.items()}
-        graph = render_graph(snapshot.workflow, looks, detail.current_nodes)
+    graph_edges: list[dict[str, str]] = []
+    if snapshot.workflow is not None:  # the no-JS graph: the edges as a table beside the nodes table
+        wf = snapshot.workflow
+        graph_edges = [{"from": e.source, "to": e.target, "when": edge_condition(e) or "",
+                        "loop": (f"{e.loop_name}({wf.loops[e.loop_name].max_iterations})"
+                                 if e.loop_name in wf.loops else e.loop_name)} for e in wf.edges]
     cards = []
     for gate in view.open_gates:
         if failed_card is not None and failed_card.gate.interaction_id == gate.interaction_id:
@@ -235,13 +303,38 @@ async def _run_page(request: Request, runs: RunService, user: Principal, run_id:
     notice = (f"Recorded the answer for gate '{answered}'." if answered
               else NOTICES.get(request.query_params.get("notice", ""), ""))
     return _page(request, "run.html", {
-        "run": detail, "graph": graph, "cards": cards, "nav": "runs", "notice": notice,
+        "run": detail, "graph_edges": graph_edges, "has_graph": snapshot.workflow is not None,
+        "console": console_assets(), "cards": cards, "nav": "runs", "notice": notice,
         "events": [(e, describe_event(e)) for e in events[-TIMELINE_EVENTS:]],
         "events_elided": max(0, len(events) - TIMELINE_EVENTS),
         "live": detail.status not in TERMINAL_STATUSES, "last_seq": view.last_seq,
         "stream_url": f"/api/runs/{quote(run_id, safe='')}/events/stream",
         "min_reload_ms": int(RUN_PAGE_RELOAD_SECONDS * 1000),
     }, status=status)
+
+
+@dataclass(frozen=True)
+class ConsoleAssets:
+    """The built console's files under /static/web/ (hashed names, from Vite's manifest)."""
+
+    script: str
+    styles: tuple[str, ...] = ()
+
+
+def console_assets(manifest: Path = WEB_MANIFEST) -> ConsoleAssets | None:
+    """The console bundle's script and styles, or None when the front end was not built (`make web`):
+    the run page then stays the server-rendered one, reloaded by run_live.js while the run goes on."""
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    entry = entries.get("console.html") if isinstance(entries, dict) else None
+    if not isinstance(entry, dict) or not entry.get("file"):
+        return None
+    styles = list(entry.get("css") or [])
+    for imported in entry.get("imports") or []:  # shared chunks (the graph component) carry their CSS
+        styles += (entries.get(imported) or {}).get("css") or []
+    return ConsoleAssets(f"/static/web/{entry['file']}", tuple(f"/static/web/{c}" for c in dict.fromkeys(styles)))
 
 
 @router.get("/runs/{run_id}")

@@ -24,7 +24,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 async def test_answer_a_gate_in_the_browser_and_see_the_run_finish(api: ApiHarness, live_server: LiveServer) -> None:
     from playwright.async_api import async_playwright, expect
 
+    from api.dashboard import WEB_MANIFEST
+
     assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: `make setup` installs Debian's chromium package"
+    assert WEB_MANIFEST.is_file(), f"{WEB_MANIFEST} is missing: build the run console first with `make web`"
     run_id = await api.start("gated")
     await api.wait_status(run_id, "waiting_human")
     problems: list[str] = []
@@ -64,8 +67,12 @@ async def test_answer_a_gate_in_the_browser_and_see_the_run_finish(api: ApiHarne
             await form.locator('button:has-text("Send answer")').click()
             await expect(page).to_have_url(re.compile(rf"/runs/{run_id}\?answered=approval$"))
             await expect(page.locator("#run-status")).to_have_text("finished", timeout=30_000)
-            await expect(page.locator('g[data-node="approval"]')).to_have_attribute("data-status", "succeeded")
-            await expect(page.locator('g[data-node="done"]')).to_have_attribute("data-status", "succeeded")
+            # The run console follows the run live; a reload renders the server's details current.
+            await expect(page.get_by_test_id("node-approval")).to_have_attribute("data-state", "done")
+            await expect(page.get_by_test_id("node-done")).to_have_attribute("data-state", "done")
+            await page.reload()
+            await expect(page.locator('tr[data-node="approval"]')).to_have_attribute("data-status", "succeeded")
+            await expect(page.locator('tr[data-node="done"]')).to_have_attribute("data-status", "succeeded")
             await expect(page.locator("#timeline")).to_contain_text("answered by ada")
             await expect(page.locator("#temporal-link")).to_have_attribute(
                 "href", f"http://temporal-ui.test:8233/namespaces/default/workflows/{run_id}")

@@ -1,4 +1,4 @@
-"""The API's pure parts (settings, tokens and sessions, gate forms, the graph drawing, var checks)
+"""The API's pure parts (settings, tokens and sessions, gate forms, var checks)
 and the `iterloop api` command."""
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import pytest
 from api_harness import GATED
 from runs import compile_ok, free_port, poll
 
-import dsl
 from api.auth import session_cookie_value, session_principal
 from api.gate_forms import answers_from_form, form_fields
-from api.graph_svg import NodeLook, layers, render_graph
 from api.settings import ApiConfigError, ApiSettings, ApiToken, parse_tokens
 from dsl.ir import Schema, SchemaField
 from runtime.command_errors import UsageError
@@ -198,59 +196,6 @@ def test_a_rejected_form_keeps_what_was_typed() -> None:
                      SchemaField(name="ch", type="string[]", enum_values=["email", "push"]))
     fields = {f.name: f for f in form_fields(gate, {"field.note": ["draft"], "field.ch": ["email"]})}
     assert fields["note"].value == "draft" and fields["ch"].selected == ["email"]
-
-
-# -- the graph -----------------------------------------------------------------------------------
-
-
-LOOP = """\
-schema verdict:
-  approved: bool
-
-agent writer:
-  model: "scripted"
-  output: verdict
-
-judge reviewer:
-  model: "scripted"
-  output: verdict
-
-workflow review:
-  entry: writer
-  writer -> reviewer
-  reviewer -> done when approved
-  reviewer -> writer when not approved as revise(3)
-  reviewer -> fail
-"""
-
-
-def test_nodes_are_layered_by_distance_from_the_entry() -> None:
-    assert layers(compile_ok(LOOP)) == {"writer": 0, "reviewer": 1, "done": 2, "fail": 2}
-
-
-def test_graph_colours_nodes_by_state_and_draws_loops_as_arcs() -> None:
-    wf = compile_ok(LOOP)
-    svg = render_graph(wf, {"writer": NodeLook("succeeded", 2), "reviewer": NodeLook("running", 1)}, ["reviewer"])
-    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
-    assert 'class="node kind-agent status-succeeded" data-node="writer"' in svg and "×2" in svg
-    assert 'class="node kind-judge status-running current" data-node="reviewer"' in svg
-    assert 'class="node kind-done status-pending" data-node="done"' in svg
-    assert 'class="edge loop" data-from="reviewer" data-to="writer"' in svg
-    assert "not approved · ↺ revise(3)" in svg
-
-
-def test_graph_escapes_names_and_labels() -> None:
-    wf = compile_ok(GATED)
-    svg = render_graph(wf.model_copy(update={"name": "<b>&"}), {})
-    assert "<b>&" not in svg and "&lt;b&gt;&amp;" in svg
-
-
-def test_every_example_workflow_draws() -> None:
-    for path in sorted((ROOT / "examples").rglob("*.iter")):
-        result = dsl.check_file(path)
-        if result.workflow is not None:
-            svg = render_graph(result.workflow, {})
-            assert svg.count('class="node ') == len(result.workflow.nodes), path
 
 
 # -- vars from JSON --------------------------------------------------------------------------------
