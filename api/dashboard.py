@@ -321,9 +321,10 @@ class ConsoleAssets:
     styles: tuple[str, ...] = ()
 
 
-def console_assets(manifest: Path = WEB_MANIFEST) -> ConsoleAssets | None:
+def console_assets(manifest: Path | None = None) -> ConsoleAssets | None:
     """The console bundle's script and styles, or None when the front end was not built (`make web`):
     the run page then stays the server-rendered one, reloaded by run_live.js while the run goes on."""
+    manifest = WEB_MANIFEST if manifest is None else manifest
     try:
         entries = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):

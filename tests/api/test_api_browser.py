@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,11 +94,17 @@ TICKER = "".join(f'tool t{i}:\n  command: "sleep 0.5"\n\n' for i in range(10)) +
     "workflow ticker:\n  entry: t0\n" + "".join(f"  t{i} -> t{i + 1}\n" for i in range(9)) + "  t9 -> done\n")
 
 
-async def test_a_busy_run_page_reloads_at_most_every_few_seconds(api: ApiHarness, live_server: LiveServer) -> None:
-    """Rendering the run page asks Temporal for the whole run: not once per event."""
+async def test_a_busy_run_page_reloads_at_most_every_few_seconds(api: ApiHarness, live_server: LiveServer,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """Without the built console (`make web` not run), the server-rendered run page follows a run by
+    reloading itself (run_live.js); rendering it asks Temporal for the whole run: not once per event."""
     from playwright.async_api import async_playwright, expect
 
+    from api import dashboard
     from api.dashboard import RUN_PAGE_RELOAD_SECONDS
+
+    monkeypatch.setattr(dashboard, "WEB_MANIFEST", tmp_path / "no-bundle" / "manifest.json")
 
     (api.settings.workflows_dir / "ticker.iter").write_text(TICKER)  # type: ignore[operator]
     async with async_playwright() as playwright:
@@ -120,6 +127,7 @@ async def test_a_busy_run_page_reloads_at_most_every_few_seconds(api: ApiHarness
 
     # ten nodes' worth of events over ~5 s; at most one reload per RUN_PAGE_RELOAD_SECONDS after the first load
     assert took < 40
+    assert len(loads) >= 2, "the page never reloaded while the run went on"
     assert len(loads) - 1 <= took / RUN_PAGE_RELOAD_SECONDS + 1, (loads, took)
     gaps = [b - a for a, b in zip(loads, loads[1:])]
     assert all(gap >= RUN_PAGE_RELOAD_SECONDS - 0.5 for gap in gaps), gaps
