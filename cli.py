@@ -78,7 +78,8 @@ app = typer.Typer(
     context_settings=HELP_OPTIONS,
 )
 server_app = typer.Typer(
-    help="Run the local Temporal dev server (data in .iterloop/temporal.db, Web UI on port 8233).",
+    help="Run the local Temporal dev server (data in .iterloop/temporal.db, Web UI on port 8233), or set up "
+         "your own Temporal cluster for iterloop (`iterloop server setup --address HOST:PORT`).",
     no_args_is_help=True,
     context_settings=HELP_OPTIONS,
 )
@@ -349,6 +350,33 @@ def server_status(as_json: JsonDoc = False) -> None:
     _finish(lambda: status(settings, as_json=as_json), as_json=as_json)
 
 
+@server_app.command("setup")
+def server_setup(
+    address: Annotated[str | None, typer.Option(
+        "--address", help="Temporal host:port of the cluster (env TEMPORAL_ADDRESS; default: the local dev server).",
+        show_default=False)] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", help="Namespace to create or check (env TEMPORAL_NAMESPACE; default: default).",
+        show_default=False)] = None,
+    retention: Annotated[str | None, typer.Option(
+        "--retention", help="How long closed runs are kept, e.g. 30d or 720h: a new namespace's (default 30d), "
+                            "or changed on an existing one.", show_default=False)] = None,
+    as_json: JsonDoc = False,
+) -> None:
+    """Make a Temporal cluster ready for iterloop: create the namespace when missing and register
+    iterloop's search attributes (idempotent; says what it created and what already existed)."""
+    from runtime.cluster_setup import parse_retention, print_setup, set_up_cluster
+    from runtime.server_address import settings_for_existing_runs
+
+    settings = settings_for_existing_runs(_runtime_settings(address, namespace, as_json=as_json))
+
+    async def body() -> int:
+        report = await set_up_cluster(settings, retention=parse_retention(retention) if retention else None)
+        return print_setup(report, as_json=as_json)
+
+    _execute(body(), as_json=as_json)
+
+
 # -- version and api -------------------------------------------------------------------------------
 
 
@@ -418,6 +446,30 @@ def api_command(
           f"task queue {settings.runtime.task_queue}"
           + (", NO AUTHENTICATION" if settings.auth_disabled else "") + ")", file=sys.stderr)
     serve(settings)
+
+
+@app.command("editor")
+def editor_command(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 4891,
+    directory: Annotated[Path, typer.Option("--dir", help="The directory of .iter/.bot files to edit.")] = Path("."),
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the browser.")] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")]
+    = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a non-loopback --host: whoever reaches it can run commands here.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the URL as one JSON line.")] = False,
+) -> None:
+    """Edit workflows in the browser (canvas, inspector, source, diagnostics) and run them; docs/editor.md."""
+    from api.editor_server import EditorStartError, editor_settings, serve_editor
+    from api.settings import ApiConfigError
+    from runtime.settings import SettingsError
+
+    try:
+        settings = editor_settings(_environment(), directory=directory, host=host, port=port,
+                                   allow_remote=allow_remote)
+        serve_editor(settings, open_browser=not no_browser, as_json=as_json)
+    except (EditorStartError, ApiConfigError, SettingsError) as exc:
+        raise typer.Exit(_report(CommandError(str(exc), EXIT_USAGE), as_json=as_json)) from None
 
 
 # -- runs: run, answer, inspect, list, events, report, retry, cancel, worker -------------------------

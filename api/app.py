@@ -64,6 +64,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(rest_schedules.router)
     app.include_router(rest_control.router)
+    from api import rest_console  # the run console's graph, node visits and rendered Markdown
+
+    app.include_router(rest_console.router)
     app.include_router(slack.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

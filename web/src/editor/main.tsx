@@ -1,3 +1,5 @@
 import { createRoot } from "react-dom/client";
+import { App } from "./App";
+import "./editor.css";
 
-createRoot(document.getElementById("root")!).render(<p>iterloop editor</p>);
+createRoot(document.getElementById("root")!).render(<App />);
