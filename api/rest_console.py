@@ -3,6 +3,10 @@
     GET /api/runs/RUN/graph           the run's compiled workflow as the browser's graph (api.graph_model)
     GET /api/runs/RUN/nodes/NODE      one node: its declared inputs, and per visit its output, model
                                       turns, tool calls, tokens, cost, gate questions and answerer
+    GET /api/runs/RUN/nodes/NODE/calls[?visit=K]
+                                      per visit, what the node was actually given and said: each
+                                      activity's request (rendered prompts, input values, tool
+                                      arguments, shell command) and result, from the Temporal history
     GET /api/runs/RUN/rendered        the Markdown report and the Markdown of published artifacts, as HTML
 
 Everything a visit shows comes from the run's events and state, which the worker has already
@@ -10,6 +14,9 @@ redacted (activities/redaction.py runs on every activity result before it reache
 this module adds no secret of its own. Markdown is rendered here with markdown-it in CommonMark
 mode with raw HTML off: a `<script>` or `<img onerror>` in a model's output comes out as text,
 and `javascript:` links are not made links, so the browser may insert the HTML as it is.
+
+The calls come from the history's activity payloads (runtime/run_history.py), which are data by
+design: `${ENV}` references are resolved and results redacted on the worker, never in history.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,8 +35,11 @@ from api.graph_model import GraphModel, graph_of, node_props
 from api.json_body import BoundedJsonRoute
 from api.models import ErrorResponse
 from dsl.ir import Workflow
+from runtime.run_history import NodeCalls, node_calls
 from runtime.run_service import RunService
+from runtime.temporal_runs import read_run_input, temporal_errors
 from workflows.contract.state import Event
+from workflows.contract.tool_catalog import INLINE_TOOLS
 
 router = APIRouter(prefix="/api", route_class=BoundedJsonRoute)
 
@@ -255,6 +265,27 @@ async def run_node(run_id: RunId, node: Annotated[str, Path(description="The nod
                       inputs=node_inputs(wf, node), visits=node_visits(events, node),
                       latest_output=snapshot.detail.outputs.get(node),
                       events_trimmed=bool(events) and events[0].seq > 1)
+
+
+@router.get("/runs/{run_id}/nodes/{node}/calls", response_model=NodeCalls, tags=["console"], responses=_RUN_ERRORS)
+async def run_node_calls(run_id: RunId, node: Annotated[str, Path(description="The node id.")], runs: Runs, _: Reader,
+                         visit: Annotated[int | None, Query(ge=1, description="Only this visit (1-based).")] = None,
+                         ) -> NodeCalls:
+    """What each visit of the node was actually given and said, from the run's Temporal history: per
+    visit, each activity's request (rendered system/user prompts, input values, tool arguments, shell
+    command and values) and its result or failure. Texts are cut at 20,000 characters (`truncated`).
+    Needs no worker: the history is read from Temporal."""
+    found = await runs.find(run_id)
+    run_input = await read_run_input(found.client, found.handle)
+    if run_input is not None and node not in run_input.workflow.nodes:
+        raise NotFound(f"run {run_id} has no node '{node}'; its nodes are: {', '.join(run_input.workflow.nodes)}",
+                       code="unknown_node")
+    async with temporal_errors(found.settings, run_id):
+        calls = await node_calls(found.client, found.handle, node, visit=visit)
+    calls.execution = found.desc.run_id or calls.execution  # the execution whose history was read
+    ir_node = run_input.workflow.nodes[node] if run_input is not None else None
+    calls.computed_in_workflow = getattr(ir_node, "call", "") in INLINE_TOOLS
+    return calls
 
 
 @router.get("/runs/{run_id}/rendered", response_model=RenderedRun, tags=["console"], responses=_RUN_ERRORS)

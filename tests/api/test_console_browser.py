@@ -28,8 +28,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Markdown with HTML in it (published as an artifact), a model turn, then a gate.
+#: Markdown with HTML in it (published as an artifact), a model turn whose prompt holds HTML, then a gate.
 CONSOLE_DEMO = """\
+vars:
+  topic: string = "<script>window.pwned=3</script> pricing"
+
+prompt plan_user:
+  Plan the work on {{vars.topic}}.
+
 schema plan:
   text: string
 
@@ -47,6 +53,7 @@ tool notes:
 agent planner:
   model: "scripted"
   output: plan
+  user: plan_user
 
 human approval:
   instructions: ask
@@ -122,6 +129,13 @@ async def test_console_follows_a_run_through_a_gate_answered_in_the_page(
             await expect(panel).to_have_attribute("data-node", "planner")
             await expect(panel.get_by_test_id("visit-1")).to_contain_text("Conversation turns")
             await expect(panel.get_by_test_id("visit-output")).to_contain_text('"text"')
+            # What the visit was given, from the history: the rendered prompt, its HTML as text.
+            given = panel.get_by_test_id("visit-given")
+            await given.locator("summary").click()
+            await expect(given).to_contain_text("Plan the work on <script>window.pwned=3</script> pricing.")
+            conversation = panel.get_by_test_id("visit-conversation")
+            await conversation.locator("summary").click()
+            await expect(conversation).to_contain_text("Turn 1 · final")
             await node("approval").click()
             await expect(panel).to_have_attribute("data-node", "approval")
             await expect(panel.get_by_test_id("node-panel-state")).to_have_text("waiting")

@@ -1,6 +1,7 @@
 // What the console reads from the server: the REST API (session cookie) and the dashboard's own
 // gate form endpoint (CSRF token), never anything from elsewhere.
 import type { GraphEdge, GraphNode } from "../graph/types";
+import type { NodeCalls } from "./calls";
 import type { RunEvent } from "./events";
 
 export interface RunGraph {
@@ -69,6 +70,8 @@ export const fetchEvents = (run: string) =>
   getJson<{ events: RunEvent[]; last_seq: number }>(`${runPath(run)}/events`);
 export const fetchNode = (run: string, node: string) =>
   getJson<NodeVisits>(`${runPath(run)}/nodes/${encodeURIComponent(node)}`);
+export const fetchNodeCalls = (run: string, node: string) =>
+  getJson<NodeCalls>(`${runPath(run)}/nodes/${encodeURIComponent(node)}/calls`);
 export const fetchRendered = (run: string) => getJson<Rendered>(`${runPath(run)}/rendered`);
 
 /** Answer a gate through the dashboard's form endpoint (the same one the server-rendered form posts

@@ -3,14 +3,75 @@
 // as HTML, and only after sanitizeHtml.
 import { useEffect, useState } from "react";
 import type { FormEvent } from "react";
-import { answerGate, fetchNode, fetchRendered } from "./api";
+import { answerGate, fetchNode, fetchNodeCalls, fetchRendered } from "./api";
 import type { NodeVisits, OpenGate, Rendered, SchemaField, Visit } from "./api";
+import { visitStory } from "./calls";
+import type { NodeCalls, VisitCalls } from "./calls";
 import { sanitizeHtml } from "./safeHtml";
 
 const money = (usd: number) => `$${usd.toFixed(4)}`;
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 
-function VisitView({ visit }: { visit: Visit }) {
+/** What the visit was actually given and said, from the run's history: prompts and values as text
+ * (never HTML), each model turn with the tool calls it made. Collapsed: it can be long. */
+function VisitCallsView({ calls, computedInWorkflow }: { calls: VisitCalls | undefined; computedInWorkflow: boolean }) {
+  if (!calls || !calls.calls.length) {
+    return computedInWorkflow
+      ? <p className="muted small" data-testid="visit-inline">Computed in the workflow (no activity): its output is below.</p>
+      : null;
+  }
+  const story = visitStory(calls);
+  return (
+    <>
+      {story.given ? (
+        <details className="rc-given" data-testid="visit-given">
+          <summary>Given</summary>
+          {story.given.prompts.map(([name, body]) => (<div key={name}><h4>{name}</h4><pre>{body}</pre></div>))}
+          {story.given.values !== null && story.given.values !== undefined ? (
+            <><h4>{story.given.valuesLabel}</h4><pre>{json(story.given.values)}</pre></>) : null}
+        </details>
+      ) : null}
+      {story.conversation.length ? (
+        <details className="rc-conversation" data-testid="visit-conversation">
+          <summary>Conversation ({story.conversation.length} {story.conversation.length === 1 ? "turn" : "turns"})</summary>
+          {story.conversation.map((t, i) => (
+            <div key={i} className="rc-turn" data-turn={t.turn}>
+              <h4>Turn {t.turn}{t.status ? ` · ${t.status}` : ""}</h4>
+              {t.sent ? (<><h5>Sent</h5><pre>{t.sent}</pre></>) : null}
+              {t.answered ? (<><h5>Answered</h5><pre>{t.answered}</pre></>) : null}
+              {t.tools.map((tool, k) => (
+                <div key={k} className="rc-tool">
+                  <h5>Tool <code>{tool.name}</code>{tool.local ? " (local)" : ""}</h5>
+                  {tool.arguments !== null ? <pre>{json(tool.arguments)}</pre> : null}
+                  {tool.failure ? <p className="error">{tool.failure}</p> : <pre>{json(tool.result)}</pre>}
+                </div>
+              ))}
+            </div>
+          ))}
+        </details>
+      ) : null}
+      {story.others.length ? (
+        <details className="rc-calls" data-testid="visit-calls">
+          <summary>Calls ({story.others.length})</summary>
+          {story.others.map((c, i) => (
+            <div key={i}>
+              <h4><code>{c.activity}</code>{c.local ? " (local activity: its request is not recorded)" : ""}
+                {c.attempts > 1 ? ` · attempt ${c.attempts}` : ""}</h4>
+              {c.request ? <pre>{json(c.request)}</pre> : null}
+              {c.failure ? <p className="error">{c.failure}</p> : c.result ? <pre>{json(c.result)}</pre> : null}
+            </div>
+          ))}
+        </details>
+      ) : null}
+      {story.truncated ? <p className="muted small">Some texts were cut at 20,000 characters.</p> : null}
+      {calls.calls_dropped ? <p className="muted small">{calls.calls_dropped} more calls are not listed.</p> : null}
+    </>
+  );
+}
+
+function VisitView({ visit, calls, computedInWorkflow }: {
+  visit: Visit; calls: VisitCalls | undefined; computedInWorkflow: boolean;
+}) {
   return (
     <details className="rc-visit" open data-testid={`visit-${visit.visit}`}>
       <summary>
@@ -19,6 +80,7 @@ function VisitView({ visit }: { visit: Visit }) {
       </summary>
       {visit.questions && Object.keys(visit.questions).length ? (<><h4>Questions</h4><pre>{json(visit.questions)}</pre></>) : null}
       {visit.answered_by ? <p>Answered by <strong>{visit.answered_by}</strong></p> : null}
+      <VisitCallsView calls={calls} computedInWorkflow={computedInWorkflow} />
       {visit.turns.length ? (
         <>
           <h4>Conversation turns</h4>
@@ -56,6 +118,15 @@ export function NodePanel({ run, node, state, upToSeq, refreshKey, onClose }: {
       .catch((error: unknown) => { if (!cancelled) setProblem(error instanceof Error ? error.message : String(error)); });
     return () => { cancelled = true; };
   }, [run, node, refreshKey]);
+  // What each visit was given and said comes from the history; without it the panel still shows the events' view.
+  const [calls, setCalls] = useState<NodeCalls | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    fetchNodeCalls(run, node).then((c) => { if (!cancelled) setCalls(c); })
+      .catch(() => { if (!cancelled) setCalls(null); });
+    return () => { cancelled = true; };
+  }, [run, node, refreshKey]);
+  const callsOf = (visit: number) => (calls?.node === node ? calls.visits.find((v) => v.visit === visit) : undefined);
   const visits = (detail?.node === node ? detail.visits : []).filter((v) => upToSeq === null || v.first_seq <= upToSeq);
   const prompts = detail?.node === node ? Object.entries(detail.inputs.prompts) : [];
   return (
@@ -77,7 +148,8 @@ export function NodePanel({ run, node, state, upToSeq, refreshKey, onClose }: {
             </details>
           ) : null}
           <details className="rc-props"><summary>Properties</summary><pre>{json(detail.props)}</pre></details>
-          {visits.length ? visits.map((v) => <VisitView key={`${v.branch}-${v.visit}-${v.first_seq}`} visit={v} />)
+          {visits.length ? visits.map((v) => <VisitView key={`${v.branch}-${v.visit}-${v.first_seq}`} visit={v} calls={callsOf(v.visit)}
+                                                    computedInWorkflow={calls?.node === node && calls.computed_in_workflow} />)
             : <p className="muted">Not visited{upToSeq === null ? "" : " at this point of the run"}.</p>}
           {detail.events_trimmed ? <p className="muted small">The run's oldest events were dropped (2,000 are kept).</p> : null}
         </>
