@@ -154,7 +154,7 @@ class _Env:
 
 
 #: The contenders of the chain and fan-out figures (bench_runtime.py's names): GraphRun as a user runs
-#: it (builtin tools such as echo as local activities), GraphRun with every tool call an ordinary
+#: it (pure builtin tools such as echo evaluated in the workflow), GraphRun with every tool call an ordinary
 #: activity, and the hand-written workflows of the same two kinds.
 CONTENDERS = {
     "fast": "iterloop (default)",
@@ -294,7 +294,7 @@ def report(fig: dict[str, Any]) -> None:
     print("-" * len(header))
     for name, s in servers.items():
         print(f"{name:<28}" + "".join(f"{s['fan_s'][k]:>20.2f} s" for k in CONTENDERS))
-    print("iterloop (default): GraphRun as users run it, builtin tools such as echo as local activities; "
+    print("iterloop (default): GraphRun as users run it, pure builtin tools such as echo evaluated in the workflow; "
           "activities: every tool call an ordinary activity (RunOptions local_tools=False); hand: "
           "bench_runtime.py's hand-written workflows with local activities / ordinary activities")
     print()
