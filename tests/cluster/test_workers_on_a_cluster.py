@@ -17,17 +17,17 @@ from workflows.contract.messages import SHELL_EXEC
 
 RUNS = 6
 
-#: The slow command says which worker runs it ($PPID: the shell's parent is the worker process).
+#: Every command logs which worker runs it ($PPID: the shell's parent is the worker process).
 SLOW = """
 vars:
   log: string
   tag: string
 tool before:
-  command: "echo before-{{vars.tag}} | tee -a {{vars.log}}"
+  command: "echo before-{{vars.tag}}-$PPID >> {{vars.log}} && echo before-{{vars.tag}}"
 tool slow:
   command: "echo slow-{{vars.tag}}-$PPID >> {{vars.log}} && sleep 6 && echo slow-{{vars.tag}} | tee -a {{vars.log}}"
 tool after:
-  command: "echo after-{{vars.tag}} | tee -a {{vars.log}}"
+  command: "echo after-{{vars.tag}}-$PPID >> {{vars.log}} && echo after-{{vars.tag}}"
 workflow slow:
   entry: before
   before -> slow
@@ -71,7 +71,12 @@ async def test_every_run_finishes_when_a_worker_is_killed_holding_a_running_comm
             assert result.outputs[node]["result"] == f"{node}-r{i}", (node, result.outputs[node])
     lines = _lines(log)
     for i in range(RUNS):
-        assert lines.count(f"before-r{i}") == 1 and lines.count(f"after-r{i}") == 1, lines
+        for node in ("before", "after"):
+            # A quick command the killed worker ran but could not report is run again elsewhere:
+            # at most once more, and only when its first run was on the killed worker.
+            ran_on = [int(m.group(1)) for line in lines if (m := re.fullmatch(rf"{node}-r{i}-(\d+)", line))]
+            assert len(ran_on) == 1 or (len(ran_on) == 2 and ran_on[0] == victim_pid != ran_on[1]), (
+                node, i, ran_on, victim_pid)
     assert cut_short, "the killed worker held no slow command"
     for tag in cut_short:
         handle = handles[int(tag[1:])]
