@@ -248,31 +248,6 @@ async def test_bad_arguments_fail_the_node_exactly_as_the_activity_path_does(
     assert fast_view.nodes["add"].status == ordinary_view.nodes["add"].status
 
 
-BIG_OUTPUT = """
-vars:
-  text: string
-tool big:
-  call: echo
-tool after:
-  call: echo
-workflow big:
-  entry: big
-  big -> after with { whole: "{{outputs.big}}" }
-  after -> done
-"""
-
-
-async def test_a_large_output_and_an_input_holding_a_stored_artifact_take_the_activity(
-        temporal_env: WorkflowEnvironment, task_queue: str) -> None:
-    # `big`'s output is over the offload threshold: only an activity may write it to the artifact
-    # store; `after` gets a reference to it, which only an activity may read.
-    async with running_worker(temporal_env.client, task_queue):
-        _, result, history = await run_to_end(temporal_env, task_queue, BIG_OUTPUT, inputs={"text": "x" * 3000},
-                                              offload_threshold_bytes=1024)
-    assert result.status == "finished" and "$artifact" in result.outputs["big"]
-    assert sorted(activity_nodes(history)) == ["after", "big"]
-
-
 ECHO_LINK = """
 vars:
   link: string
